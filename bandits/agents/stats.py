@@ -1,0 +1,49 @@
+"""Per-arm statistics shared by the classic bandit agents.
+
+Counts are integers; reward sums are compensated (Kahan) sums, so a mean stays exact to float
+precision after 10^7 pulls. Only the pulled arm changes in a step, so quantities derived from its
+statistics (mean, 1/sqrt(n)) are cached and updated for that arm alone.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from bandits.envs import Pull
+from experiments.accumulate import KahanSum, kahan_add, kahan_value
+
+
+class ArmStats(NamedTuple):
+    counts: jax.Array  # (K,) int pulls
+    sums: KahanSum  # (K,) reward sums
+    means: jax.Array  # (K,) cached sums / counts (0 for unpulled arms)
+
+
+def arm_stats(num_arms: int) -> ArmStats:
+    z = jnp.zeros((num_arms,), jnp.result_type(float))
+    return ArmStats(jnp.zeros((num_arms,), jnp.result_type(int)), KahanSum(z, z), z)
+
+
+def pulled(action) -> tuple[jax.Array, jax.Array]:
+    """(arm, n) of an action that is an arm index or a `Pull`."""
+    if isinstance(action, Pull):
+        return action.arm, action.n
+    return action, jnp.ones((), jnp.result_type(int))
+
+
+def add_reward(stats: ArmStats, action, reward: jax.Array) -> tuple[ArmStats, jax.Array]:
+    """Statistics after `action` earned `reward` (a sum for a `Pull`); also the one-hot arm mask."""
+    arm, n = pulled(action)
+    hot = jnp.arange(stats.counts.shape[0]) == arm
+    counts = stats.counts + jnp.where(hot, n, 0).astype(stats.counts.dtype)
+    sums = kahan_add(stats.sums, jnp.where(hot, reward, 0).astype(stats.means.dtype))
+    new_mean = kahan_value(sums)[arm] / counts[arm].astype(stats.means.dtype)
+    return ArmStats(counts, sums, jnp.where(hot, new_mean, stats.means)), hot
+
+
+def unpulled_first(index: jax.Array, counts: jax.Array) -> jax.Array:
+    """The index with +inf for arms never pulled, so argmax plays them first (lowest first)."""
+    return jnp.where(counts == 0, jnp.inf, index)

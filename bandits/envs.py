@@ -1,0 +1,187 @@
+"""Stochastic K-armed bandit environments (Bernoulli and Gaussian rewards).
+
+Pure functions of explicit state (gymnax style). An action is an arm index (one round) or a
+`Pull(arm, n)`: n pulls of one arm in one step, whose reward sum is sampled exactly
+(Binomial(n, mu) for Bernoulli arms; n mu + sigma sqrt(n) Z for Gaussian arms), so long horizons
+need not be simulated round by round.
+
+Per-step metrics: ``regret`` (pseudo-regret increment, n (mu* - mu_a)) and ``realized_regret``
+(n mu* - reward). Reference: Lattimore & Szepesvári, "Bandit Algorithms" (2020), §4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments.config import ConfigError, check_choice, check_float, check_int
+from experiments.protocol import KEY, NORMAL, UNIFORM, Draw
+
+
+class Pull(NamedTuple):
+    """Pull `arm` `n` times in one step (n >= 1)."""
+
+    arm: jax.Array
+    n: jax.Array
+
+
+class BanditSpec(NamedTuple):
+    """What a bandit agent may know before it starts."""
+
+    num_arms: int
+    horizon: int
+
+
+class BanditParams(NamedTuple):
+    means: jax.Array  # (K,)
+    gaps: jax.Array  # (K,) mu* - mu_a
+    best: jax.Array  # () mu*
+    sigma: jax.Array  # () reward noise (Gaussian arms; unused for Bernoulli)
+
+
+class BanditState(NamedTuple):
+    t: jax.Array  # rounds completed
+
+
+def make_means(
+    K: int, generator: str = "linspace", low: float = 0.1, high: float = 0.9, gap: float = 0.1,
+    instance_seed: int = 0,
+) -> np.ndarray:
+    """Arm means from a generator.
+
+    ``linspace``: linspace(low, high, K); ``uniform``: K i.i.d. Uniform(low, high) draws
+    (numpy, seeded by `instance_seed`); ``gap``: one best arm at `high`, the others at high - gap.
+    """
+    K = check_int("env.K", K, 2)
+    check_choice("env.generator", generator, ("linspace", "uniform", "gap"))
+    low, high = check_float("env.low", low), check_float("env.high", high)
+    if low > high:
+        raise ConfigError(f"env.low: must be <= env.high (got low={low}, high={high})")
+    if generator == "linspace":
+        return np.linspace(low, high, K)
+    if generator == "uniform":
+        return np.random.default_rng(check_int("env.instance_seed", instance_seed, 0)).uniform(
+            low, high, K
+        )
+    gap = check_float("env.gap", gap, 0.0, low_open=True)
+    return np.concatenate([np.full(K - 1, high - gap), [high]])
+
+
+@dataclass(frozen=True)
+class _KArmed:
+    means: tuple[float, ...]
+    sigma: float = 1.0
+
+    @property
+    def num_arms(self) -> int:
+        return len(self.means)
+
+    def default_params(self) -> BanditParams:
+        m = jnp.asarray(self.means, jnp.result_type(float))
+        return BanditParams(m, m.max() - m, m.max(), jnp.asarray(self.sigma, m.dtype))
+
+    def spec(self, params: BanditParams, horizon: int) -> BanditSpec:
+        return BanditSpec(self.num_arms, int(horizon))
+
+    def init(self, key: jax.Array, params: BanditParams) -> BanditState:
+        return BanditState(jnp.zeros((), jnp.result_type(int)))
+
+    def observe(self, state: BanditState, params: BanditParams) -> jax.Array:
+        return state.t
+
+    def final_metrics(self, state, output, params) -> dict:
+        return {}
+
+    def _outcome(self, state, action, reward, n, params):
+        arm = action.arm if isinstance(action, Pull) else action
+        illegal = (arm < 0) | (arm >= self.num_arms) | (n < 1)
+        metrics = {
+            "regret": params.gaps[arm] * n,
+            "realized_regret": params.best * n - reward,
+            "illegal": illegal,
+        }
+        if isinstance(action, Pull):
+            metrics["rounds"] = n
+        return BanditState(state.t + n), reward, metrics
+
+
+@dataclass(frozen=True)
+class BernoulliBandit(_KArmed):
+    """K arms with Bernoulli(mu_a) rewards. One round uses one uniform: r = 1[u < mu_a]."""
+
+    def __post_init__(self):
+        _check_means(self.means, bernoulli=True)
+
+    def randomness(self, params, action) -> dict[str, Draw]:
+        return {"key": Draw(KEY)} if isinstance(action, Pull) else {"u": Draw(UNIFORM)}
+
+    def step(self, rng, state, action, params):
+        if isinstance(action, Pull):
+            n = action.n
+            mu = params.means[action.arm]
+            reward = jax.random.binomial(rng["key"], n.astype(mu.dtype), mu).astype(mu.dtype)
+        else:
+            n = jnp.ones((), state.t.dtype)
+            reward = (rng["u"] < params.means[action]).astype(params.means.dtype)
+        return self._outcome(state, action, reward, n, params)
+
+
+@dataclass(frozen=True)
+class GaussianBandit(_KArmed):
+    """K arms with N(mu_a, sigma^2) rewards; n pulls sum to n mu + sigma sqrt(n) Z exactly."""
+
+    def __post_init__(self):
+        _check_means(self.means, bernoulli=False)
+        check_float("env.sigma", self.sigma, 0.0, low_open=True)
+
+    def randomness(self, params, action) -> dict[str, Draw]:
+        return {"z": Draw(NORMAL)}
+
+    def step(self, rng, state, action, params):
+        arm = action.arm if isinstance(action, Pull) else action
+        n = action.n if isinstance(action, Pull) else jnp.ones((), state.t.dtype)
+        nf = n.astype(params.means.dtype)
+        reward = nf * params.means[arm] + params.sigma * jnp.sqrt(nf) * rng["z"]
+        return self._outcome(state, action, reward, n, params)
+
+
+def _check_means(means: Sequence[float], bernoulli: bool) -> None:
+    if len(means) < 2:
+        raise ConfigError(f"env.means: need at least 2 arms (got {len(means)})")
+    for m in means:
+        if bernoulli:
+            check_float("env.means", m, 0.0, 1.0)
+        else:
+            check_float("env.means", m)
+
+
+def _resolve_means(K, means, generator, low, high, gap, instance_seed) -> tuple[float, ...]:
+    if means is not None:
+        means = [float(m) if isinstance(m, int | float) and not isinstance(m, bool) else m
+                 for m in means]
+        if K is not None and K != len(means):
+            raise ConfigError(f"env.K: {K} does not match len(env.means) = {len(means)}")
+        return tuple(means)
+    return tuple(float(m) for m in make_means(K, generator, low, high, gap, instance_seed))
+
+
+def bernoulli_bandit(
+    K: int | None = 10, means: Sequence[float] | None = None, generator: str = "linspace",
+    low: float = 0.1, high: float = 0.9, gap: float = 0.1, instance_seed: int = 0,
+) -> BernoulliBandit:
+    """A Bernoulli bandit from explicit `means` or from a generator (see `make_means`)."""
+    return BernoulliBandit(_resolve_means(K, means, generator, low, high, gap, instance_seed))
+
+
+def gaussian_bandit(
+    K: int | None = 10, means: Sequence[float] | None = None, generator: str = "linspace",
+    low: float = 0.1, high: float = 0.9, gap: float = 0.1, instance_seed: int = 0,
+    sigma: float = 1.0,
+) -> GaussianBandit:
+    """A Gaussian bandit (noise `sigma`) from explicit `means` or from a generator."""
+    return GaussianBandit(_resolve_means(K, means, generator, low, high, gap, instance_seed), sigma)

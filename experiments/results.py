@@ -1,0 +1,189 @@
+"""One run directory (DESIGN.md, "Results"): ``metrics.parquet``, ``summary.json``, figures.
+
+* ``metrics.parquet`` is tidy: one row per agent x seed x recorded round, columns ``agent``,
+  ``seed``, ``t`` (rounds completed) and one column per metric (``regret`` is the cumulative
+  pseudo-regret for bandits).
+* ``summary.json`` holds per agent the final metrics (``mean``, ``ci_low``, ``ci_high``, ``std``,
+  ``n``), ``compile_seconds``, ``run_seconds`` and ``steps_per_second`` (seeds x rounds / run
+  seconds), plus the resolved config, package versions and the git revision.
+
+Every file is written to a temporary name in the same directory and renamed into place, so a
+killed run leaves no half-written file. ``summary.json`` is written last: its presence marks a
+finished run, which a resumed sweep skips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from experiments.simulate import SimResult
+from experiments.stats import mean_ci
+
+METRICS_FILE = "metrics.parquet"
+SUMMARY_FILE = "summary.json"
+PACKAGES = ("regretlab", "jax", "jaxlib", "numpy", "hydra-core", "gymnasium", "pandas", "scipy")
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def metrics_frame(sims: dict[str, SimResult]) -> pd.DataFrame:
+    """The tidy table of recorded cumulative metrics of all agents."""
+    frames = []
+    for name, sim in sims.items():
+        n, g = next(iter(sim.curves.values())).shape
+        cols = {
+            "agent": pd.Categorical(np.repeat(name, n * g)),
+            "seed": np.repeat(np.arange(n, dtype=np.int64), g),
+            "t": np.tile(sim.rounds.astype(np.int64), n),
+        }
+        cols.update({k: v.reshape(-1) for k, v in sim.curves.items()})
+        frames.append(pd.DataFrame(cols))
+    df = pd.concat(frames, ignore_index=True)
+    df["agent"] = pd.Categorical(df["agent"], categories=list(sims))
+    return df
+
+
+def summarize(sim: SimResult, level: float = 0.95) -> dict[str, Any]:
+    final = {}
+    for k, v in sim.final.items():
+        mean, lo, hi = mean_ci(v, level)
+        final[k] = {"mean": float(mean), "ci_low": float(lo), "ci_high": float(hi),
+                    "std": float(np.std(v, ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
+    return {
+        "final": final,
+        "compile_seconds": sim.compile_seconds,
+        "run_seconds": sim.run_seconds,
+        "steps_per_second": sim.agent_steps_per_second,
+        "steps": sim.steps,
+        "engine": sim.info,
+    }
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_revision() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                           timeout=5)
+        return r.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_run(out_dir: Path, config: dict, sims: dict[str, SimResult],
+              extra: dict | None = None) -> dict:
+    """Write metrics.parquet then summary.json (atomically); return the summary."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = metrics_frame(sims)
+    atomic_write(out_dir / METRICS_FILE, lambda p: df.to_parquet(p, index=False))
+    summary = {
+        "agents": {name: summarize(sim) for name, sim in sims.items()},
+        "horizon": next(iter(sims.values())).horizon,
+        "seeds": next(iter(sims.values())).seeds,
+        "config": config,
+        "versions": versions(),
+        "git_revision": git_revision(),
+        **(extra or {}),
+    }
+    text = json.dumps(summary, indent=2, default=_json_default)
+    atomic_write(out_dir / SUMMARY_FILE, lambda p: p.write_text(text))
+    return summary
+
+
+def _json_default(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def is_complete(out_dir: Path, config: dict | None = None) -> bool:
+    """True when `out_dir` holds a finished run (of `config`, when given)."""
+    path = Path(out_dir) / SUMMARY_FILE
+    if not path.is_file() or not (Path(out_dir) / METRICS_FILE).is_file():
+        return False
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return config is None or summary.get("config") == json.loads(json.dumps(config))
+
+
+@dataclass
+class Run:
+    """A finished run directory, loaded without recomputation."""
+
+    path: Path
+    summary: dict
+    _metrics: pd.DataFrame | None = None
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        if self._metrics is None:
+            self._metrics = pd.read_parquet(self.path / METRICS_FILE)
+        return self._metrics
+
+    @property
+    def overrides(self) -> list[str]:
+        """The Hydra overrides of this job (from .hydra/overrides.yaml), if recorded."""
+        f = self.path / ".hydra" / "overrides.yaml"
+        if not f.is_file():
+            return []
+        from omegaconf import OmegaConf
+
+        return [str(o) for o in OmegaConf.load(f)]
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[Run]:
+    """Finished runs in `paths`: run directories, or multirun directories searched recursively.
+
+    Raises FileNotFoundError naming the first path that does not exist or holds no finished run.
+    """
+    runs = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such run directory")
+        found = sorted({s.parent for s in p.rglob(SUMMARY_FILE)} if p.is_dir() else set(),
+                       key=_natural_key)
+        found = [d for d in found if is_complete(d)]
+        if not found:
+            raise FileNotFoundError(f"{p}: holds no finished run ({SUMMARY_FILE} + {METRICS_FILE})")
+        runs += [Run(d, json.loads((d / SUMMARY_FILE).read_text())) for d in found]
+    return runs
+
+
+def _natural_key(p: Path):
+    return [int(s) if s.isdigit() else s for s in p.parts]

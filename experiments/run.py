@@ -1,0 +1,208 @@
+"""The Hydra app ``regretlab``: compose and validate a config, simulate every agent, save the run.
+
+    regretlab                                   # the default experiment
+    regretlab env.means=[0.5,0.6] agents=[ucb1,thompson] horizon=100000 seeds=1000
+    regretlab -m env.K=10,100 agents=[ucb1]     # one run directory per job
+    regretlab hydra.run.dir=some/dir            # put the run where you say
+
+Flow: compose -> validate (types by the structured schema, ranges by the domain classes) ->
+instantiate env and agents (``_target_``) -> ``simulate`` each agent -> ``results.write_run`` ->
+summary table and figure. Nothing is compiled before the whole config has been validated; a bad
+value exits with status 2 and one line naming the field, and leaves no run directory behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from experiments.config import ConfigError, check_choice, check_int
+
+MAX_RECORDED_VALUES = 50_000_000  # agents x seeds x grid points kept in memory and on disk
+
+
+def _conf_dir() -> str:
+    here = Path(__file__).resolve().parent
+    packaged = here / "conf"  # where the wheel puts conf/
+    return str(packaged if packaged.is_dir() else here.parent / "conf")
+
+
+# --------------------------------------------------------------------------- schema
+@dataclass
+class RecordConfig:
+    grid: str = "log"  # every | linear | log
+    points: int = 200
+
+
+@dataclass
+class RunConfig:
+    """Top-level settings; `env` and `agents` are `_target_` nodes of their config groups."""
+
+    horizon: int = 10_000
+    seeds: int = 100
+    seed: int = 0
+    record: RecordConfig = field(default_factory=RecordConfig)
+    chunk_size: int | None = None
+    x64: bool = False
+    progress: bool = True
+    plot: bool = True
+    env: Any = MISSING
+    agents: dict[str, Any] = field(default_factory=dict)
+
+
+ConfigStore.instance().store(name="regretlab_schema", node=RunConfig)
+
+
+# --------------------------------------------------------------------------- preparation
+@dataclass
+class Experiment:
+    """A validated, instantiated experiment, ready to simulate."""
+
+    env: Any
+    params: Any
+    agents: dict[str, Any]
+    horizon: int
+    seeds: int
+    seed: int
+    grid: Any
+    chunk_size: int | None
+    progress: bool
+    plot: bool
+    config: dict
+
+
+def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
+    """Validate `cfg` and instantiate its env and agents; raise ConfigError on bad input."""
+    import jax
+
+    horizon = check_int("horizon", cfg.horizon, 1)
+    seeds = check_int("seeds", cfg.seeds, 1)
+    seed = check_int("seed", cfg.seed, 0, 2**32 - 1)
+    grid_kind = check_choice("record.grid", cfg.record.grid, ("every", "linear", "log"))
+    points = check_int("record.points", cfg.record.points, 2)
+    if cfg.chunk_size is not None:
+        from experiments.simulate import RNG_BLOCK
+
+        if check_int("chunk_size", cfg.chunk_size, RNG_BLOCK) % RNG_BLOCK:
+            raise ConfigError(f"chunk_size: must be a multiple of {RNG_BLOCK} (got {cfg.chunk_size})")
+    if horizon > 2**31 - 1 and not cfg.x64:
+        raise ConfigError(f"horizon: {horizon} > 2^31 - 1 needs x64=true (64-bit round counters)")
+    if not cfg.agents:
+        raise ConfigError("agents: select at least one agent, e.g. agents=[ucb1]")
+    jax.config.update("jax_enable_x64", bool(cfg.x64))
+
+    from experiments.simulate import make_grid
+
+    grid = make_grid(horizon, grid_kind, points)
+    recorded = len(cfg.agents) * seeds * grid.size
+    if recorded > MAX_RECORDED_VALUES:
+        raise ConfigError(
+            f"record: {len(cfg.agents)} agents x {seeds} seeds x {grid.size} points = {recorded:.3g}"
+            f" recorded values > {MAX_RECORDED_VALUES:.0e}; use record.grid=log or fewer points"
+        )
+
+    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
+    if _user_set(overrides, "env.means") and not _user_set(overrides, "env.K") and "K" in env_cfg:
+        env_cfg["K"] = None  # explicit means define the number of arms
+    env = _instantiate("env", env_cfg)
+    agents = {
+        name: _instantiate(f"agents.{name}", OmegaConf.to_container(node, resolve=True))
+        for name, node in cfg.agents.items()
+    }
+    return Experiment(env, env.default_params(), agents, horizon, seeds, seed, grid,
+                      cfg.chunk_size, bool(cfg.progress), bool(cfg.plot),
+                      OmegaConf.to_container(cfg, resolve=True))
+
+
+def _user_set(overrides: list[str] | None, key: str) -> bool:
+    return any(o.lstrip("+~").split("=", 1)[0] == key for o in overrides or [])
+
+
+def _instantiate(where: str, node: Any):
+    if not isinstance(node, dict) or "_target_" not in node:
+        raise ConfigError(f"{where}: needs a _target_ naming the class to build")
+    try:
+        return hydra.utils.instantiate(node, _convert_="all")
+    except InstantiationException as e:
+        cause = e.__cause__ or e
+        if isinstance(cause, ConfigError):
+            msg = str(cause)
+            if not msg.startswith(where.split(".")[0] + "."):
+                msg = f"{where}.{msg}"
+            raise ConfigError(msg) from None
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise ConfigError(f"{where}: cannot build {node['_target_']}: {first}") from None
+
+
+# --------------------------------------------------------------------------- execution
+def execute(exp: Experiment, out_dir: Path) -> dict:
+    """Simulate every agent, write the run directory, print the table; return the summary."""
+    import json
+
+    from experiments import results
+    from experiments.simulate import simulate
+    from experiments.tables import Row, format_table
+
+    if results.is_complete(out_dir, exp.config):
+        print(f"{out_dir}: finished run found, not recomputed")
+        return json.loads((out_dir / results.SUMMARY_FILE).read_text())
+    sims = {}
+    for name, agent in exp.agents.items():
+        sims[name] = simulate(exp.env, exp.params, agent, exp.horizon, exp.seeds, exp.seed,
+                              exp.grid, exp.chunk_size, exp.progress, desc=name)
+    summary = results.write_run(out_dir, exp.config, sims)
+    if exp.plot:
+        from experiments.plot import plot_runs
+
+        plot_runs([results.Run(out_dir, summary)], out_dir / "regret.png",
+                  title=f"T = {exp.horizon:,}, {exp.seeds} seeds")
+    rows = [Row(n, {k: v for k, v in a["final"].items() if k == "regret"}, a["steps_per_second"])
+            for n, a in summary["agents"].items()]
+    print(format_table(rows))
+    compile_s = {n: round(a["compile_seconds"], 2) for n, a in summary["agents"].items()}
+    print(f"compile seconds (not in agent-steps/s): {compile_s}")
+    print(f"run directory: {out_dir}")
+    return summary
+
+
+def _discard_run_dir(out_dir: Path) -> None:
+    """Remove what Hydra wrote for a job that failed validation (and empty parents)."""
+    shutil.rmtree(out_dir / ".hydra", ignore_errors=True)
+    for log in out_dir.glob("*.log"):
+        log.unlink(missing_ok=True)
+    cwd = Path.cwd().resolve()
+    d = out_dir.resolve()
+    while d != cwd and d.is_dir() and not any(d.iterdir()) and cwd in d.parents:
+        d.rmdir()
+        d = d.parent
+
+
+@hydra.main(version_base="1.3", config_path=_conf_dir(), config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    for noisy in ("jax", "jax._src.xla_bridge", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
+    try:
+        exp = prepare(cfg, list(hc.overrides.task))
+    except ConfigError as e:
+        _discard_run_dir(out_dir)
+        print(f"regretlab: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    summary = execute(exp, out_dir)
+    first = next(iter(summary["agents"].values()))
+    return first["final"].get("regret", {}).get("mean")
+
+
+if __name__ == "__main__":
+    main()
