@@ -49,7 +49,11 @@ class BanditState(NamedTuple):
 
 
 def make_means(
-    K: int, generator: str = "linspace", low: float = 0.1, high: float = 0.9, gap: float = 0.1,
+    K: int,
+    generator: str = "linspace",
+    low: float = 0.1,
+    high: float = 0.9,
+    gap: float = 0.1,
     instance_seed: int = 0,
 ) -> np.ndarray:
     """Arm means from a generator.
@@ -162,25 +166,36 @@ def _check_means(means: Sequence[float], bernoulli: bool) -> None:
 
 def _resolve_means(K, means, generator, low, high, gap, instance_seed) -> tuple[float, ...]:
     if means is not None:
-        means = [float(m) if isinstance(m, int | float) and not isinstance(m, bool) else m
-                 for m in means]
-        if K is not None and K != len(means):
+        means = [
+            float(m) if isinstance(m, int | float) and not isinstance(m, bool) else m for m in means
+        ]
+        if K is not None and len(means) != K:
             raise ConfigError(f"env.K: {K} does not match len(env.means) = {len(means)}")
         return tuple(means)
     return tuple(float(m) for m in make_means(K, generator, low, high, gap, instance_seed))
 
 
 def bernoulli_bandit(
-    K: int | None = 10, means: Sequence[float] | None = None, generator: str = "linspace",
-    low: float = 0.1, high: float = 0.9, gap: float = 0.1, instance_seed: int = 0,
+    K: int | None = 10,
+    means: Sequence[float] | None = None,
+    generator: str = "linspace",
+    low: float = 0.1,
+    high: float = 0.9,
+    gap: float = 0.1,
+    instance_seed: int = 0,
 ) -> BernoulliBandit:
     """A Bernoulli bandit from explicit `means` or from a generator (see `make_means`)."""
     return BernoulliBandit(_resolve_means(K, means, generator, low, high, gap, instance_seed))
 
 
 def gaussian_bandit(
-    K: int | None = 10, means: Sequence[float] | None = None, generator: str = "linspace",
-    low: float = 0.1, high: float = 0.9, gap: float = 0.1, instance_seed: int = 0,
+    K: int | None = 10,
+    means: Sequence[float] | None = None,
+    generator: str = "linspace",
+    low: float = 0.1,
+    high: float = 0.9,
+    gap: float = 0.1,
+    instance_seed: int = 0,
     sigma: float = 1.0,
 ) -> GaussianBandit:
     """A Gaussian bandit (noise `sigma`) from explicit `means` or from a generator."""

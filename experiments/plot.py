@@ -14,15 +14,22 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
 
-from experiments.results import Run, atomic_write, find_runs  # noqa: E402
-from experiments.stats import mean_ci  # noqa: E402
-from experiments.tables import _distinct_overrides  # noqa: E402
+from experiments.results import Run, atomic_write, find_runs
+from experiments.stats import mean_ci
+from experiments.tables import _distinct_overrides
 
-_KNOWN = ["ucb1", "kl_ucb", "thompson", "epsilon_greedy", "etc", "moss", "gaussian_thompson",
-          "epsilon_greedy_decaying"]
+_KNOWN = [
+    "ucb1",
+    "kl_ucb",
+    "thompson",
+    "epsilon_greedy",
+    "etc",
+    "moss",
+    "gaussian_thompson",
+    "epsilon_greedy_decaying",
+]
 
 
 def agent_color(name: str) -> tuple:
@@ -74,8 +81,9 @@ def plot_runs(runs: list[Run], out: Path, metric: str = "regret", title: str | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="regretlab-plot",
-                                 description="Plot saved runs (no recomputation).")
+    ap = argparse.ArgumentParser(
+        prog="regretlab-plot", description="Plot saved runs (no recomputation)."
+    )
     ap.add_argument("dirs", nargs="+", help="run directories or multirun directories")
     ap.add_argument("-o", "--out", help="output file (default: <first dir>/<metric>.png)")
     ap.add_argument("--metric", default="regret")
@@ -87,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     missing = [str(r.path) for r in runs if args.metric not in r.metrics.columns]
     if missing:
-        print(f"regretlab-plot: error: --metric {args.metric!r} is not recorded in {missing[0]}",
-              file=sys.stderr)
+        print(
+            f"regretlab-plot: error: --metric {args.metric!r} is not recorded in {missing[0]}",
+            file=sys.stderr,
+        )
         return 2
     out = Path(args.out) if args.out else Path(args.dirs[0]) / f"{args.metric}.png"
     print(plot_runs(runs, out, args.metric))

@@ -14,6 +14,7 @@ finished run, which a resumed sweep skips.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -69,8 +70,13 @@ def summarize(sim: SimResult, level: float = 0.95) -> dict[str, Any]:
     final = {}
     for k, v in sim.final.items():
         mean, lo, hi = mean_ci(v, level)
-        final[k] = {"mean": float(mean), "ci_low": float(lo), "ci_high": float(hi),
-                    "std": float(np.std(v, ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
+        final[k] = {
+            "mean": float(mean),
+            "ci_low": float(lo),
+            "ci_high": float(hi),
+            "std": float(np.std(v, ddof=1)) if v.size > 1 else 0.0,
+            "n": int(v.size),
+        }
     return {
         "final": final,
         "compile_seconds": sim.compile_seconds,
@@ -84,25 +90,25 @@ def summarize(sim: SimResult, level: float = 0.95) -> dict[str, Any]:
 def versions() -> dict[str, str]:
     out = {}
     for p in PACKAGES:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
 def git_revision() -> str | None:
     try:
         here = Path(__file__).resolve().parent
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                           timeout=5)
+        r = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
         return r.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
 
 
-def write_run(out_dir: Path, config: dict, sims: dict[str, SimResult],
-              extra: dict | None = None) -> dict:
+def write_run(
+    out_dir: Path, config: dict, sims: dict[str, SimResult], extra: dict | None = None
+) -> dict:
     """Write metrics.parquet then summary.json (atomically); return the summary."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -176,8 +182,9 @@ def find_runs(paths: Iterable[str | Path]) -> list[Run]:
     for p in map(Path, paths):
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such run directory")
-        found = sorted({s.parent for s in p.rglob(SUMMARY_FILE)} if p.is_dir() else set(),
-                       key=_natural_key)
+        found = sorted(
+            {s.parent for s in p.rglob(SUMMARY_FILE)} if p.is_dir() else set(), key=_natural_key
+        )
         found = [d for d in found if is_complete(d)]
         if not found:
             raise FileNotFoundError(f"{p}: holds no finished run ({SUMMARY_FILE} + {METRICS_FILE})")

@@ -94,7 +94,9 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
         from experiments.simulate import RNG_BLOCK
 
         if check_int("chunk_size", cfg.chunk_size, RNG_BLOCK) % RNG_BLOCK:
-            raise ConfigError(f"chunk_size: must be a multiple of {RNG_BLOCK} (got {cfg.chunk_size})")
+            raise ConfigError(
+                f"chunk_size: must be a multiple of {RNG_BLOCK} (got {cfg.chunk_size})"
+            )
     if horizon > 2**31 - 1 and not cfg.x64:
         raise ConfigError(f"horizon: {horizon} > 2^31 - 1 needs x64=true (64-bit round counters)")
     if not cfg.agents:
@@ -107,8 +109,9 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
     recorded = len(cfg.agents) * seeds * grid.size
     if recorded > MAX_RECORDED_VALUES:
         raise ConfigError(
-            f"record: {len(cfg.agents)} agents x {seeds} seeds x {grid.size} points = {recorded:.3g}"
-            f" recorded values > {MAX_RECORDED_VALUES:.0e}; use record.grid=log or fewer points"
+            f"record: {len(cfg.agents)} agents x {seeds} seeds x {grid.size} points"
+            f" = {recorded:.3g} recorded values > {MAX_RECORDED_VALUES:.0e};"
+            " use record.grid=log or fewer record.points"
         )
 
     env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
@@ -119,9 +122,19 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
         name: _instantiate(f"agents.{name}", OmegaConf.to_container(node, resolve=True))
         for name, node in cfg.agents.items()
     }
-    return Experiment(env, env.default_params(), agents, horizon, seeds, seed, grid,
-                      cfg.chunk_size, bool(cfg.progress), bool(cfg.plot),
-                      OmegaConf.to_container(cfg, resolve=True))
+    return Experiment(
+        env,
+        env.default_params(),
+        agents,
+        horizon,
+        seeds,
+        seed,
+        grid,
+        cfg.chunk_size,
+        bool(cfg.progress),
+        bool(cfg.plot),
+        OmegaConf.to_container(cfg, resolve=True),
+    )
 
 
 def _user_set(overrides: list[str] | None, key: str) -> bool:
@@ -158,16 +171,31 @@ def execute(exp: Experiment, out_dir: Path) -> dict:
         return json.loads((out_dir / results.SUMMARY_FILE).read_text())
     sims = {}
     for name, agent in exp.agents.items():
-        sims[name] = simulate(exp.env, exp.params, agent, exp.horizon, exp.seeds, exp.seed,
-                              exp.grid, exp.chunk_size, exp.progress, desc=name)
+        sims[name] = simulate(
+            exp.env,
+            exp.params,
+            agent,
+            exp.horizon,
+            exp.seeds,
+            exp.seed,
+            exp.grid,
+            exp.chunk_size,
+            exp.progress,
+            desc=name,
+        )
     summary = results.write_run(out_dir, exp.config, sims)
     if exp.plot:
         from experiments.plot import plot_runs
 
-        plot_runs([results.Run(out_dir, summary)], out_dir / "regret.png",
-                  title=f"T = {exp.horizon:,}, {exp.seeds} seeds")
-    rows = [Row(n, {k: v for k, v in a["final"].items() if k == "regret"}, a["steps_per_second"])
-            for n, a in summary["agents"].items()]
+        plot_runs(
+            [results.Run(out_dir, summary)],
+            out_dir / "regret.png",
+            title=f"T = {exp.horizon:,}, {exp.seeds} seeds",
+        )
+    rows = [
+        Row(n, {k: v for k, v in a["final"].items() if k == "regret"}, a["steps_per_second"])
+        for n, a in summary["agents"].items()
+    ]
     print(format_table(rows))
     compile_s = {n: round(a["compile_seconds"], 2) for n, a in summary["agents"].items()}
     print(f"compile seconds (not in agent-steps/s): {compile_s}")

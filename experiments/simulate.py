@@ -1,4 +1,4 @@
-"""The simulation engine: ``jit(vmap over seeds(scan over steps))``, chunked (DESIGN.md, "The engine").
+"""The simulation engine: ``jit(vmap over seeds(scan over steps))``, chunked (DESIGN.md).
 
 A Python loop over chunks keeps memory bounded, advances a progress bar and collects the recorded
 points; inside a chunk everything is one compiled XLA program.
@@ -240,7 +240,7 @@ def _build(env: Env, params, agent: Agent, horizon: int, n_seeds: int, chunk: in
         return jax.lax.scan(body, state, rng)
 
     def final_one(state):
-        e_state, a_state, acc, *_ = state
+        e_state, a_state, *_ = state
         return env.final_metrics(e_state, agent.output(a_state), params)
 
     t0 = time.perf_counter()
@@ -264,7 +264,9 @@ def _choose_chunk(horizon: int, n_seeds: int, per_step: int, chunk_size: int | N
     """Steps per chunk: a multiple of RNG_BLOCK, dividing the horizon where possible."""
     if chunk_size is not None:
         if chunk_size < 1 or chunk_size % RNG_BLOCK:
-            raise ValueError(f"chunk_size: must be a positive multiple of {RNG_BLOCK} (got {chunk_size})")
+            raise ValueError(
+                f"chunk_size: must be a positive multiple of {RNG_BLOCK} (got {chunk_size})"
+            )
         return chunk_size
     budget = max(RNG_BLOCK, DEFAULT_CHUNK_ELEMENTS // max(1, n_seeds * per_step))
     budget = min(budget, 10_000, max(RNG_BLOCK, horizon))
@@ -304,7 +306,9 @@ def simulate(
         raise ValueError("grid: must be increasing rounds within [1, horizon]")
 
     spec = env.spec(params, horizon)
-    per_step = 8 + sum(int(np.prod(d.shape, dtype=np.int64)) for d in agent.randomness(spec).values())
+    per_step = 8 + sum(
+        int(np.prod(d.shape, dtype=np.int64)) for d in agent.randomness(spec).values()
+    )
     chunk = _choose_chunk(horizon, seeds, per_step, chunk_size)
     tail = horizon % chunk  # one-round runs: a shorter last chunk; multi-round runs idle instead
     prog = _build(env, params, agent, horizon, seeds, chunk, tail)
@@ -359,11 +363,18 @@ def simulate(
     if grid[-1] == horizon:
         for k in prog.metric_names:
             curves[k][:, -1] = final[k]
-    info = {"chunk_size": chunk, "rng_block": RNG_BLOCK, "multi_round": prog.multi_round,
-            "x64": bool(jax.config.jax_enable_x64), "prng": "threefry2x32",
-            "jax_version": jax.__version__, "backend": jax.default_backend()}
-    return SimResult(grid, curves, final, prog.compile_seconds, run_seconds, steps, seeds, horizon,
-                     info)
+    info = {
+        "chunk_size": chunk,
+        "rng_block": RNG_BLOCK,
+        "multi_round": prog.multi_round,
+        "x64": bool(jax.config.jax_enable_x64),
+        "prng": "threefry2x32",
+        "jax_version": jax.__version__,
+        "backend": jax.default_backend(),
+    }
+    return SimResult(
+        grid, curves, final, prog.compile_seconds, run_seconds, steps, seeds, horizon, info
+    )
 
 
 def _record(grid, curves, rounds, values, prev_rounds, prev_values, multi_round):
@@ -393,7 +404,7 @@ def _check_illegal(state) -> None:
     if np.any(illegal > 0):
         s = int(np.argmax(illegal > 0))
         raise IllegalActionError(
-            f"seed {s}: illegal action in round {int(illegal[s])} (the environment's rules forbid it)"
+            f"seed {s}: illegal action in round {int(illegal[s])} (the environment forbids it)"
         )
 
 

@@ -40,8 +40,13 @@ def _distinct_overrides(runs: list[Run]) -> list[list[str]]:
     return [[o for o in ov if o not in common] for ov in all_ov]
 
 
-def format_table(rows: list[Row], metrics: list[str] | None = None, fmt: str = "markdown",
-                 lower_is_better: bool = True, speed: bool = True) -> str:
+def format_table(
+    rows: list[Row],
+    metrics: list[str] | None = None,
+    fmt: str = "markdown",
+    lower_is_better: bool = True,
+    speed: bool = True,
+) -> str:
     """A table with one row per `Row`; the best mean of each metric column is marked."""
     if not rows:
         return ""
@@ -70,8 +75,12 @@ def format_table(rows: list[Row], metrics: list[str] | None = None, fmt: str = "
             cells.append(f"{r.steps_per_second:.3g}" if r.steps_per_second else "")
         body.append(cells)
     if fmt == "latex":
-        lines = ["\\begin{tabular}{l" + "r" * (len(header) - 1) + "}", "\\toprule",
-                 " & ".join(_escape(h, fmt) for h in header) + " \\\\", "\\midrule"]
+        lines = [
+            "\\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
+            "\\toprule",
+            " & ".join(_escape(h, fmt) for h in header) + " \\\\",
+            "\\midrule",
+        ]
         lines += [" & ".join(c) + " \\\\" for c in body]
         return "\n".join([*lines, "\\bottomrule", "\\end{tabular}"])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -85,15 +94,22 @@ def _num(x: float) -> str:
 def _escape(s: str, fmt: str) -> str:
     if fmt != "latex":
         return s
-    for a, b in (("\\", "\\textbackslash{}"), ("_", "\\_"), ("%", "\\%"), ("&", "\\&"),
-                 ("#", "\\#"), ("$", "\\$")):
+    for a, b in (
+        ("\\", "\\textbackslash{}"),
+        ("_", "\\_"),
+        ("%", "\\%"),
+        ("&", "\\&"),
+        ("#", "\\#"),
+        ("$", "\\$"),
+    ):
         s = s.replace(a, b)
     return s
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="regretlab-table",
-                                 description="Tabulate saved runs (no recomputation).")
+    ap = argparse.ArgumentParser(
+        prog="regretlab-table", description="Tabulate saved runs (no recomputation)."
+    )
     ap.add_argument("dirs", nargs="+", help="run directories or multirun directories")
     ap.add_argument("--format", choices=("markdown", "latex"), default="markdown")
     ap.add_argument("--metric", action="append", help="metric column(s); default: all")
@@ -104,8 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"regretlab-table: error: {e}", file=sys.stderr)
         return 2
-    print(format_table(rows_from_runs(runs), args.metric, args.format,
-                       lower_is_better=not args.higher_is_better))
+    print(
+        format_table(
+            rows_from_runs(runs),
+            args.metric,
+            args.format,
+            lower_is_better=not args.higher_is_better,
+        )
+    )
     return 0
 
 
