@@ -231,7 +231,8 @@ def _build(env: Env, params, agent: Agent, horizon: int, n_seeds: int, chunk: in
         rounds = rounds + used
         # Count an illegal action once, remembering the round at which the first one happened.
         illegal = jnp.where((illegal == 0) & bad, rounds, illegal)
-        record = (rounds, {k: _acc_value(acc[k]) for k in names})
+        # One-round steps: round = step index, so only multi-round runs emit their rounds.
+        record = (rounds if multi_round else (), {k: _acc_value(acc[k]) for k in names})
         return (e_next, a_next, acc, rounds, steps, illegal), record
 
     def chunk_one(state, step_key, first_block, n_steps):
@@ -331,7 +332,10 @@ def simulate(
         state, (rounds, values) = fn(state, step_keys, jnp.asarray(block, jnp.int32))
         block += n // RNG_BLOCK
         steps += n
-        rounds = np.asarray(rounds, np.int64)
+        if prog.multi_round:
+            rounds = np.asarray(rounds, np.int64)
+        else:  # one round per step
+            rounds = np.broadcast_to(done_rounds + 1 + np.arange(n, dtype=np.int64), (seeds, n))
         values = {k: np.asarray(v, np.float64) for k, v in values.items()}
         _record(grid, curves, rounds, values, prev_rounds, prev_values, prog.multi_round)
         prev_rounds = rounds[:, -1]
