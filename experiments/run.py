@@ -122,9 +122,16 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
         name: _instantiate(f"agents.{name}", OmegaConf.to_container(node, resolve=True))
         for name, node in cfg.agents.items()
     }
+    params = env.default_params()
+    spec = env.spec(params, horizon)
+    for name, agent in agents.items():  # trace (not compile) init: checks that need the spec
+        try:
+            jax.eval_shape(agent.init, jax.random.key(0), spec)
+        except ConfigError as e:
+            raise ConfigError(_prefixed(f"agents.{name}", str(e))) from None
     return Experiment(
         env,
-        env.default_params(),
+        params,
         agents,
         horizon,
         seeds,
@@ -141,6 +148,11 @@ def _user_set(overrides: list[str] | None, key: str) -> bool:
     return any(o.lstrip("+~").split("=", 1)[0] == key for o in overrides or [])
 
 
+def _prefixed(where: str, msg: str) -> str:
+    """`msg` with the config path `where` in front, unless it already names its group."""
+    return msg if msg.startswith(where.split(".")[0] + ".") else f"{where}.{msg}"
+
+
 def _instantiate(where: str, node: Any):
     if not isinstance(node, dict) or "_target_" not in node:
         raise ConfigError(f"{where}: needs a _target_ naming the class to build")
@@ -149,10 +161,7 @@ def _instantiate(where: str, node: Any):
     except InstantiationException as e:
         cause = e.__cause__ or e
         if isinstance(cause, ConfigError):
-            msg = str(cause)
-            if not msg.startswith(where.split(".")[0] + "."):
-                msg = f"{where}.{msg}"
-            raise ConfigError(msg) from None
+            raise ConfigError(_prefixed(where, str(cause))) from None
         first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         raise ConfigError(f"{where}: cannot build {node['_target_']}: {first}") from None
 

@@ -229,8 +229,8 @@ def _build(env: Env, params, agent: Agent, horizon: int, n_seeds: int, chunk: in
             steps = steps + 1
         acc = _acc_add(acc, step_metrics)
         rounds = rounds + used
-        # Count an illegal action once, remembering the round at which the first one happened.
-        illegal = jnp.where((illegal == 0) & bad, rounds, illegal)
+        # Remember the first illegal action by its (1-based) step number.
+        illegal = jnp.where((illegal == 0) & bad, steps, illegal)
         # One-round steps: round = step index, so only multi-round runs emit their rounds.
         record = (rounds if multi_round else (), {k: _acc_value(acc[k]) for k in names})
         return (e_next, a_next, acc, rounds, steps, illegal), record
@@ -408,7 +408,7 @@ def _check_illegal(state) -> None:
     if np.any(illegal > 0):
         s = int(np.argmax(illegal > 0))
         raise IllegalActionError(
-            f"seed {s}: illegal action in round {int(illegal[s])} (the environment forbids it)"
+            f"seed {s}: illegal action in step {int(illegal[s])} (the environment forbids it)"
         )
 
 
