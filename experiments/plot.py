@@ -86,22 +86,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("dirs", nargs="+", help="run directories or multirun directories")
     ap.add_argument("-o", "--out", help="output file (default: <first dir>/<metric>.png)")
-    ap.add_argument("--metric", default="regret")
+    ap.add_argument("--metric", help="metric to plot (default: the run's headline metric)")
     args = ap.parse_args(argv)
     try:
         runs = find_runs(args.dirs)
     except FileNotFoundError as e:
         print(f"regretlab-plot: error: {e}", file=sys.stderr)
         return 2
-    missing = [str(r.path) for r in runs if args.metric not in r.metrics.columns]
+    metric = args.metric or runs[0].summary.get("metric", "regret")
+    missing = [str(r.path) for r in runs if metric not in r.metrics.columns]
     if missing:
         print(
-            f"regretlab-plot: error: --metric {args.metric!r} is not recorded in {missing[0]}",
+            f"regretlab-plot: error: --metric {metric!r} is not recorded in {missing[0]}",
             file=sys.stderr,
         )
         return 2
-    out = Path(args.out) if args.out else Path(args.dirs[0]) / f"{args.metric}.png"
-    print(plot_runs(runs, out, args.metric))
+    out = Path(args.out) if args.out else Path(args.dirs[0]) / f"{metric}.png"
+    print(plot_runs(runs, out, metric))
     return 0
 
 

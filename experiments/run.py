@@ -56,6 +56,7 @@ class RunConfig:
     x64: bool = False
     progress: bool = True
     plot: bool = True
+    metric: str | None = None  # headline metric of table and figure; None: the env's choice
     env: Any = MISSING
     agents: dict[str, Any] = field(default_factory=dict)
 
@@ -78,6 +79,7 @@ class Experiment:
     chunk_size: int | None
     progress: bool
     plot: bool
+    metric: str
     config: dict
 
 
@@ -126,7 +128,7 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
     spec = env.spec(params, horizon)
     for name, agent in agents.items():  # trace (not compile) init: checks that need the spec
         try:
-            jax.eval_shape(agent.init, jax.random.key(0), spec)
+            jax.eval_shape(lambda k, a=agent: a.init(k, spec), jax.random.key(0))
         except ConfigError as e:
             raise ConfigError(_prefixed(f"agents.{name}", str(e))) from None
     return Experiment(
@@ -140,6 +142,7 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
         cfg.chunk_size,
         bool(cfg.progress),
         bool(cfg.plot),
+        cfg.metric or getattr(env, "primary_metric", "regret"),
         OmegaConf.to_container(cfg, resolve=True),
     )
 
@@ -192,17 +195,21 @@ def execute(exp: Experiment, out_dir: Path) -> dict:
             exp.progress,
             desc=name,
         )
-    summary = results.write_run(out_dir, exp.config, sims)
+        if exp.metric not in sims[name].final:
+            known = ", ".join(sorted(sims[name].final))
+            raise ConfigError(f"metric: {exp.metric!r} is not a metric of this env ({known})")
+    summary = results.write_run(out_dir, exp.config, sims, {"metric": exp.metric})
     if exp.plot:
         from experiments.plot import plot_runs
 
         plot_runs(
             [results.Run(out_dir, summary)],
-            out_dir / "regret.png",
+            out_dir / f"{exp.metric}.png",
+            exp.metric,
             title=f"T = {exp.horizon:,}, {exp.seeds} seeds",
         )
     rows = [
-        Row(n, {k: v for k, v in a["final"].items() if k == "regret"}, a["steps_per_second"])
+        Row(n, {k: v for k, v in a["final"].items() if k == exp.metric}, a["steps_per_second"])
         for n, a in summary["agents"].items()
     ]
     print(format_table(rows))
@@ -236,9 +243,13 @@ def main(cfg: DictConfig) -> float | None:
         _discard_run_dir(out_dir)
         print(f"regretlab: error: {e}", file=sys.stderr)
         sys.exit(2)
-    summary = execute(exp, out_dir)
+    try:
+        summary = execute(exp, out_dir)
+    except ConfigError as e:
+        print(f"regretlab: error: {e}", file=sys.stderr)
+        sys.exit(2)
     first = next(iter(summary["agents"].values()))
-    return first["final"].get("regret", {}).get("mean")
+    return first["final"].get(exp.metric, {}).get("mean")
 
 
 if __name__ == "__main__":

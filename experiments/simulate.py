@@ -103,6 +103,8 @@ def _draw_block(key: jax.Array, spec: dict[str, Draw]) -> dict[str, jax.Array]:
 
 def _draw_steps(step_key, first_block, n_blocks: int, n_steps: int, env_spec, agent_spec):
     """Draws for `n_steps` steps starting at block `first_block`, shaped (n_steps, ...)."""
+    if not env_spec and not agent_spec:
+        return {}, {}
 
     def one_block(b):
         k = jax.random.fold_in(step_key, b)
@@ -238,7 +240,7 @@ def _build(env: Env, params, agent: Agent, horizon: int, n_seeds: int, chunk: in
     def chunk_one(state, step_key, first_block, n_steps):
         n_blocks = -(-n_steps // RNG_BLOCK)
         rng = _draw_steps(step_key, first_block, n_blocks, n_steps, env_spec, agent_spec)
-        return jax.lax.scan(body, state, rng)
+        return jax.lax.scan(body, state, rng, length=n_steps)
 
     def final_one(state):
         e_state, a_state, *_ = state

@@ -1,0 +1,1 @@
+"""Differential privacy: exact noise samplers, accounting, continual counters (docs/privacy.md)."""

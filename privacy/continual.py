@@ -1,0 +1,91 @@
+"""The continual-release environment (DESIGN.md table; dp.md §2.1, §3.1).
+
+A stream x_1, ..., x_T in [0, bound]^d arrives one element per step; the observation at step t
+is x_t, the action is the released estimate of the prefix sum S_t = x_1 + ... + x_t, and the
+error e_t = release_t - S_t is scored. Per-step metrics (increments, summed by the engine):
+
+* ``sq_error``: ‖e_t‖² (summed over coordinates), so the cumulative value / T is the MSE;
+* ``abs_error``: max_j |e_t[j]|.
+
+Final metric ``max_abs_error`` = max_t max_j |e_t[j]| (the ℓ∞ error of continual counting),
+tracked in the environment state. A non-finite release is illegal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from privacy.streams import BernoulliStream, FixedStream, bernoulli_stream, fixed_stream
+
+
+class ContinualSpec(NamedTuple):
+    """What a continual-release mechanism knows before it starts (static, hashable)."""
+
+    horizon: int
+    d: int
+    bound: float  # declared bound on every stream value: x_t[j] in [0, bound]
+
+
+class ContinualState(NamedTuple):
+    t: jax.Array  # steps completed
+    x: jax.Array  # (d,) the element shown now, x_{t+1}
+    total: jax.Array  # (d,) exact S_t
+    max_abs: jax.Array  # () max error so far
+
+
+@dataclass(frozen=True)
+class ContinualCounting:
+    """Continual counting of a stream (Dwork, Naor, Pitassi & Rothblum, STOC 2010)."""
+
+    stream: BernoulliStream | FixedStream
+    primary_metric: ClassVar[str] = "sq_error"  # headline of tables and figures
+
+    def default_params(self) -> jax.Array:
+        return self.stream.params()
+
+    def spec(self, params, horizon: int) -> ContinualSpec:
+        self.stream.check_horizon(int(horizon))
+        return ContinualSpec(int(horizon), self.stream.d, float(self.stream.bound))
+
+    def randomness(self, params, action) -> dict:
+        return self.stream.randomness()
+
+    def init(self, key: jax.Array, params) -> ContinualState:
+        x = self.stream.first(key, params)
+        zero = jnp.zeros((), x.dtype)
+        return ContinualState(jnp.zeros((), jnp.result_type(int)), x, jnp.zeros_like(x), zero)
+
+    def observe(self, state: ContinualState, params) -> jax.Array:
+        return state.x
+
+    def step(self, rng, state: ContinualState, action, params):
+        total = state.total + state.x
+        err = jnp.asarray(action, total.dtype) - total
+        sq = jnp.sum(err**2)
+        ab = jnp.max(jnp.abs(err))
+        nxt = self.stream.next(rng, state.t, params)
+        new = ContinualState(state.t + 1, nxt, total, jnp.maximum(state.max_abs, ab))
+        metrics = {
+            "sq_error": sq,
+            "abs_error": ab,
+            "illegal": ~jnp.all(jnp.isfinite(err)),
+        }
+        return new, (), metrics
+
+    def final_metrics(self, state: ContinualState, output, params) -> dict:
+        return {"max_abs_error": state.max_abs}
+
+
+def continual_bernoulli(p: float | Sequence[float] = 0.5, d: int = 1) -> ContinualCounting:
+    """Counting an i.i.d. Bernoulli(p) stream of d bits per step."""
+    return ContinualCounting(bernoulli_stream(p, d))
+
+
+def continual_fixed(sequence: Sequence, bound: float = 1.0) -> ContinualCounting:
+    """Counting a stream fixed in advance (values in [0, bound])."""
+    return ContinualCounting(fixed_stream(sequence, bound))
