@@ -219,7 +219,8 @@ def _build(env: Env, params, agent: Agent, horizon: int, n_seeds: int, chunk: in
         if multi_round:
             active = rounds < horizon
             used = jnp.where(active, metrics["rounds"].astype(int_t), 0)
-            bad = bad & active
+            # A step may not run past the horizon: the agent knows t and T, so it caps n itself.
+            bad = (bad | (rounds + used > horizon)) & active
             e_next, a_next = jax.tree.map(
                 lambda new, old: jnp.where(active, new, old), (e_next, a_next), (e_state, a_state)
             )

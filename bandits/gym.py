@@ -1,0 +1,147 @@
+"""Gymnasium wrappers of the K-armed bandit environments, for users who bring their own agents.
+
+    import gymnasium
+    import bandits.gym  # registers the ids below
+
+    env = gymnasium.make("regretlab/BernoulliBandit-v0", means=[0.3, 0.5, 0.7], horizon=1000)
+    env = gymnasium.make("regretlab/GaussianBandit-v0", means=[0.0, 0.5], horizon=100, sigma=1.0)
+    obs, info = env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(2)
+
+One episode is one bandit run of `horizon` rounds (Lattimore & Szepesvári, "Bandit Algorithms",
+2020, §4.1: in round t the learner picks A_t and observes X_t ~ P_{A_t}).
+
+* action: an arm, ``Discrete(K)``.
+* observation: the number of rounds completed, ``Discrete(horizon + 1)`` (0 after reset). It is
+  the functional env's own observation: a stochastic bandit has no state the learner can see.
+* reward: the sampled reward X_t (Bernoulli(mu_a), or N(mu_a, sigma^2)).
+* terminated: always False (no terminal state); truncated: True on the step completing round
+  `horizon`. Stepping again before `reset` raises RuntimeError.
+* info: ``regret`` (pseudo-regret increment mu* - mu_a), ``realized_regret`` (mu* - X_t),
+  ``rounds`` (rounds completed).
+
+Randomness: ``reset(seed=s)`` sets the JAX key ``key(s)`` (without a seed, the first reset draws
+one from ``np_random``; later ones continue the stream). Each step splits the key
+(key, sub = split(key)) and draws the env's declared random inputs from sub. This per-step path is
+for interoperability; experiments use `experiments.simulate`, which draws randomness in bulk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bandits.envs import BanditState, BernoulliBandit, GaussianBandit
+from experiments.config import check_int
+from experiments.protocol import KEY, NORMAL, UNIFORM, Draw, IllegalActionError
+
+BERNOULLI_ID = "regretlab/BernoulliBandit-v0"
+GAUSSIAN_ID = "regretlab/GaussianBandit-v0"
+
+
+def draw(key: jax.Array, spec: Mapping[str, Draw]) -> dict[str, jax.Array]:
+    """One step's random inputs: an independent subkey per declared name (sorted by name)."""
+    out = {}
+    for k, name in zip(jax.random.split(key, len(spec)), sorted(spec), strict=True):
+        d = spec[name]
+        if d.kind == UNIFORM:
+            out[name] = jax.random.uniform(k, d.shape)
+        elif d.kind == NORMAL:
+            out[name] = jax.random.normal(k, d.shape)
+        elif d.kind == KEY:
+            out[name] = jax.random.split(k, d.shape) if d.shape else k
+        else:
+            raise ValueError(f"unknown draw kind {d.kind!r}; allowed: uniform, normal, key")
+    return out
+
+
+class BanditEnv(gymnasium.Env):
+    """A K-armed functional bandit (`BernoulliBandit` or `GaussianBandit`) as a `gymnasium.Env`."""
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's class attribute)
+
+    def __init__(
+        self,
+        bandit: BernoulliBandit | GaussianBandit,
+        horizon: int,
+        render_mode: str | None = None,
+    ):
+        if render_mode is not None:
+            raise ValueError(f"render_mode: bandit envs do not render (got {render_mode!r})")
+        self.bandit = bandit
+        self.horizon = check_int("horizon", horizon, 1)
+        self.params = bandit.default_params()
+        self.action_space = gymnasium.spaces.Discrete(bandit.num_arms)
+        self.observation_space = gymnasium.spaces.Discrete(self.horizon + 1)
+        self.render_mode = None
+        self._int_dtype = np.dtype(jnp.result_type(int))  # int32, or int64 under x64
+        arm = jax.ShapeDtypeStruct((), self._int_dtype)
+        self._spec = dict(bandit.randomness(self.params, arm))
+        self._step_fn = jax.jit(self._jax_step)
+        self._key: jax.Array | None = None
+        self._t: int | None = None  # None: reset() needed
+
+    def _jax_step(self, key: jax.Array, t: jax.Array, arm: jax.Array):
+        key, sub = jax.random.split(key)
+        _, reward, metrics = self.bandit.step(
+            draw(sub, self._spec), BanditState(t), arm, self.params
+        )
+        return key, jnp.stack([reward, metrics["regret"], metrics["realized_regret"]])
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.int64, dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is not None:
+            self._key = jax.random.key(seed)
+        elif self._key is None:
+            self._key = jax.random.key(int(self.np_random.integers(0, 2**31 - 1)))
+        self._t = 0
+        return np.int64(0), {}
+
+    def step(self, action) -> tuple[np.int64, float, bool, bool, dict[str, Any]]:
+        if self._t is None or self._t >= self.horizon:
+            raise RuntimeError("the episode is over (or never began): call reset() first")
+        if not self.action_space.contains(action):
+            raise IllegalActionError(
+                f"action: must be an arm in 0..{self.bandit.num_arms - 1} (got {action!r})"
+            )
+        int_t = self._int_dtype
+        self._key, out = self._step_fn(self._key, int_t.type(self._t), int_t.type(action))
+        reward, regret, realized = np.asarray(out, np.float64).tolist()  # one transfer
+        self._t += 1
+        info = {"regret": regret, "realized_regret": realized, "rounds": self._t}
+        return np.int64(self._t), reward, False, self._t == self.horizon, info
+
+
+def make_bernoulli(
+    means: Sequence[float], horizon: int, render_mode: str | None = None
+) -> BanditEnv:
+    """Entry point of ``regretlab/BernoulliBandit-v0``: arms with Bernoulli(means[a]) rewards."""
+    return BanditEnv(BernoulliBandit(tuple(float(m) for m in means)), horizon, render_mode)
+
+
+def make_gaussian(
+    means: Sequence[float], horizon: int, sigma: float = 1.0, render_mode: str | None = None
+) -> BanditEnv:
+    """Entry point of ``regretlab/GaussianBandit-v0``: arms with N(means[a], sigma^2) rewards."""
+    bandit = GaussianBandit(tuple(float(m) for m in means), float(sigma))
+    return BanditEnv(bandit, horizon, render_mode)
+
+
+def register_envs() -> None:
+    """Register the bandit ids with gymnasium (idempotent: known ids are left alone)."""
+    for env_id, entry_point in (
+        (BERNOULLI_ID, "bandits.gym:make_bernoulli"),
+        (GAUSSIAN_ID, "bandits.gym:make_gaussian"),
+    ):
+        if env_id not in gymnasium.registry:
+            gymnasium.register(id=env_id, entry_point=entry_point)
+
+
+register_envs()

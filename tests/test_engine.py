@@ -1,0 +1,477 @@
+"""Correctness of the simulation engine (`experiments.simulate`).
+
+Every check compares the engine with something independent: a NumPy reference of a deterministic
+schedule, an exact distribution (Binomial, Gaussian), or the same run under another chunking.
+Only UCB1 and the small agents defined here are used.
+
+Compiling a chunk costs seconds on 2 cores, so most runs use ``chunk_size=100`` and share their
+compiled programs through JAX's persistent compilation cache (a temporary directory, for this
+module only): runs that differ only in seed, grid or (for one-round agents) horizon compile once.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from bandits.agents import UCB1
+from bandits.envs import BernoulliBandit, GaussianBandit, Pull
+from experiments.protocol import UNIFORM, AgentBase, Draw, IllegalActionError
+from experiments.simulate import INT32_MAX, SimResult, make_grid, simulate
+
+REPO = Path(__file__).resolve().parents[1]
+INT = jnp.result_type(int)  # int32, or int64 under x64
+
+
+# --------------------------------------------------------------------------- test agents
+@dataclass(frozen=True)
+class FixedArm(AgentBase):
+    """Pulls `arm` once per step."""
+
+    arm: int = 0
+
+    def init(self, key, spec):
+        return jnp.zeros((), INT)
+
+    def act(self, rng, state, obs):
+        return jnp.asarray(self.arm, INT)
+
+    def update(self, state, obs, action, feedback):
+        return state
+
+
+@dataclass(frozen=True)
+class RoundRobin(AgentBase):
+    """Pulls arm t mod K in round t (t = rounds completed, the bandit observation)."""
+
+    num_arms: int
+
+    def init(self, key, spec):
+        return jnp.zeros((), INT)
+
+    def act(self, rng, state, obs):
+        return (obs % self.num_arms).astype(INT)
+
+    def update(self, state, obs, action, feedback):
+        return state
+
+
+@dataclass(frozen=True)
+class UniformArm(AgentBase):
+    """Pulls a uniformly random arm, from an engine-drawn uniform (it declares randomness)."""
+
+    num_arms: int
+
+    def randomness(self, spec):
+        return {"u": Draw(UNIFORM)}
+
+    def init(self, key, spec):
+        return jnp.zeros((), INT)
+
+    def act(self, rng, state, obs):
+        return jnp.minimum((rng["u"] * self.num_arms).astype(INT), self.num_arms - 1)
+
+    def update(self, state, obs, action, feedback):
+        return state
+
+
+@dataclass(frozen=True)
+class FixedPull(AgentBase):
+    """Pulls `arm` `n` times per step (`Pull`, a multi-round step)."""
+
+    arm: int = 0
+    n: int = 1
+
+    def init(self, key, spec):
+        return jnp.zeros((), INT)
+
+    def act(self, rng, state, obs):
+        return Pull(jnp.asarray(self.arm, INT), jnp.asarray(self.n, INT))
+
+    def update(self, state, obs, action, feedback):
+        return state
+
+
+@dataclass(frozen=True)
+class CyclicPull(AgentBase):
+    """Step s pulls arm s mod K, (s mod 4) + 1 times: multi-round steps of varying length."""
+
+    num_arms: int
+
+    def init(self, key, spec):
+        return jnp.zeros((), INT)  # steps taken
+
+    def act(self, rng, state, obs):
+        return Pull((state % self.num_arms).astype(INT), (state % 4 + 1).astype(INT))
+
+    def update(self, state, obs, action, feedback):
+        return state + 1
+
+
+@dataclass(frozen=True)
+class FirstPullSize(AgentBase):
+    """Pulls arm 0: `n0` times in its first step, once per step afterwards."""
+
+    n0: int
+
+    def init(self, key, spec):
+        return jnp.zeros((), INT)
+
+    def act(self, rng, state, obs):
+        return Pull(jnp.asarray(0, INT), jnp.where(state == 0, self.n0, 1).astype(INT))
+
+    def update(self, state, obs, action, feedback):
+        return state + 1
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compilation_cache(tmp_path_factory):
+    """Turn on JAX's persistent compilation cache in a temporary directory; restore afterwards."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    old = {k: getattr(jax.config, k) for k in names}
+    jax.config.update(names[0], str(tmp_path_factory.mktemp("jax_cache")))
+    jax.config.update(names[1], 0.0)
+    compilation_cache.reset_cache()
+    yield
+    for k, v in old.items():
+        jax.config.update(k, v)
+    compilation_cache.reset_cache()
+
+
+def _run(env, agent, horizon, seeds, **kw) -> SimResult:
+    return simulate(env, env.default_params(), agent, horizon, seeds, **kw)
+
+
+def _assert_identical(a: SimResult, b: SimResult) -> None:
+    np.testing.assert_array_equal(a.rounds, b.rounds)
+    assert a.curves.keys() == b.curves.keys() and a.final.keys() == b.final.keys()
+    for k in a.curves:
+        np.testing.assert_array_equal(a.curves[k], b.curves[k], err_msg=k)
+    for k in a.final:
+        np.testing.assert_array_equal(a.final[k], b.final[k], err_msg=k)
+
+
+# --------------------------------------------------------------------------- determinism, chunks
+BERN3 = BernoulliBandit((0.3, 0.5, 0.6))
+GAUSS3 = GaussianBandit((0.3, 0.5, 0.6), sigma=1.0)
+
+
+@pytest.fixture(scope="module")
+def ucb_runs() -> dict[str, SimResult]:
+    """UCB1 on 3 Bernoulli arms, T = 500 (default chunk 500; chunk 300 leaves a 200-step tail)."""
+    grid = make_grid(500, "every")
+    runs = {c: _run(BERN3, UCB1(), 500, 8, grid=grid, chunk_size=c) for c in (100, 300, None)}
+    runs["again"] = _run(BERN3, UCB1(), 500, 8, grid=grid, chunk_size=100)
+    runs["seed1"] = _run(BERN3, UCB1(), 500, 8, seed=1, grid=grid, chunk_size=100)
+    return runs
+
+
+def test_same_seed_bit_identical(ucb_runs):
+    _assert_identical(ucb_runs[100], ucb_runs["again"])
+
+
+def test_different_seed_differs(ucb_runs):
+    a, b = ucb_runs[100], ucb_runs["seed1"]
+    assert not np.array_equal(a.final["realized_regret"], b.final["realized_regret"])
+    # Within one run the seeds are independent, too.
+    assert np.unique(a.final["realized_regret"]).size > 1
+
+
+def test_chunk_size_independent_one_round(ucb_runs):
+    assert ucb_runs[None].info["chunk_size"] == 500  # the default really is a third chunking
+    assert ucb_runs[300].info["chunk_size"] == 300
+    _assert_identical(ucb_runs[100], ucb_runs[300])
+    _assert_identical(ucb_runs[100], ucb_runs[None])
+
+
+def test_chunk_size_independent_multi_round():
+    # Steps pull 1, 2, 3, 4 rounds in turn: 10 rounds per 4 steps, so T = 200 ends on step 80.
+    # Chunk 300 > 80 steps: the seeds idle after the horizon. (Gaussian: cheaper to compile than
+    # the Binomial sampler of Bernoulli Pulls, which test_pull_bernoulli_is_binomial covers.)
+    grid = make_grid(200, "every")
+    runs = [_run(GAUSS3, CyclicPull(3), 200, 6, grid=grid, chunk_size=c) for c in (100, 300, None)]
+    assert all(r.info["multi_round"] for r in runs)
+    assert runs[2].info["chunk_size"] not in (100, 300)
+    _assert_identical(runs[0], runs[1])
+    _assert_identical(runs[0], runs[2])
+
+
+# --------------------------------------------------------------------------- grids and curves
+@pytest.mark.parametrize("horizon", [1, 7, 1000, 12_345, 10**9])
+@pytest.mark.parametrize("kind", ["linear", "log"])
+def test_grid_shape(kind, horizon):
+    g = make_grid(horizon, kind, points=50)
+    assert g.dtype == np.int64 and g[-1] == horizon and g[0] >= 1
+    assert np.all(np.diff(g) > 0)
+    assert g.size <= 51  # the points asked for, plus at most the horizon
+    if kind == "log":
+        assert g[0] == 1
+        big = g[:-1] >= 1000  # above 1000, rounding to integers moves a ratio by < 1e-3
+        if big.any():
+            np.testing.assert_allclose((g[1:] / g[:-1])[big], horizon ** (1 / 49), rtol=1e-3)
+    if kind == "linear" and horizon >= 1000:
+        np.testing.assert_allclose(np.diff(g), horizon / 50, atol=1)  # integer rounding
+
+
+def test_grid_every_and_errors():
+    np.testing.assert_array_equal(make_grid(5, "every"), [1, 2, 3, 4, 5])
+    with pytest.raises(ValueError, match=r"record\.grid"):
+        make_grid(10, "cubic")
+    for bad in ([0, 5], [3, 2], [5, 11]):
+        with pytest.raises(ValueError, match="grid"):
+            _run(BERN3, FixedArm(0), 10, 1, grid=bad)
+
+
+T_RR = 300
+
+
+@pytest.fixture(scope="module")
+def round_robin_every() -> SimResult:
+    """Round robin on 3 Gaussian arms, T = 300 in chunks of 100, every round recorded."""
+    return _run(GAUSS3, RoundRobin(3), T_RR, 4, grid=make_grid(T_RR, "every"), chunk_size=100)
+
+
+def test_curve_every_round_matches_numpy(round_robin_every):
+    r = round_robin_every
+    gaps = 0.6 - np.array([0.3, 0.5, 0.6], np.float32).astype(np.float64)
+    ref = np.cumsum(gaps[np.arange(T_RR) % 3])  # float64 NumPy re-simulation of the schedule
+    np.testing.assert_array_equal(r.rounds, np.arange(1, T_RR + 1))
+    assert r.curves["regret"].shape == (4, T_RR)
+    # rtol 1e-6: float32 means (relative error 2^-24 each, gaps ~0.1 -> < 1e-6) and float32 curve
+    # values; a missing or repeated round changes a value by >= 0.1, i.e. >= 1e-3 relative.
+    np.testing.assert_allclose(r.curves["regret"], np.broadcast_to(ref, (4, T_RR)), rtol=1e-6)
+    np.testing.assert_allclose(r.final["regret"], ref[-1], rtol=1e-6)
+
+
+def test_tail_chunk_matches_numpy():
+    """T = 250 in chunks of 100: two full chunks and a 50-step tail chunk."""
+    r = _run(BERN3, RoundRobin(3), 250, 2, grid=make_grid(250, "every"), chunk_size=100)
+    gaps = 0.6 - np.array([0.3, 0.5, 0.6], np.float32).astype(np.float64)
+    ref = np.cumsum(gaps[np.arange(250) % 3])
+    np.testing.assert_allclose(r.curves["regret"], np.broadcast_to(ref, (2, 250)), rtol=1e-6)
+    assert r.steps == 250
+    # Bernoulli rewards: each realized-regret increment is mu* - r with r in {0, 1}.
+    rewards = 0.6 - np.diff(r.curves["realized_regret"], prepend=0.0, axis=1)
+    np.testing.assert_allclose(np.abs(rewards - 0.5), 0.5, atol=1e-4)  # float32 curve values
+
+
+def test_curve_and_final_agree(round_robin_every):
+    r = round_robin_every
+    for k in r.curves:
+        np.testing.assert_array_equal(r.curves[k][:, -1], r.final[k])
+        assert np.all(np.isfinite(r.curves[k]))
+
+
+@pytest.mark.parametrize("kind", ["linear", "log"])
+def test_grid_curve_is_every_curve_at_grid(round_robin_every, kind):
+    grid = make_grid(T_RR, kind, points=30)
+    r = _run(GAUSS3, RoundRobin(3), T_RR, 4, grid=grid, chunk_size=100)
+    np.testing.assert_array_equal(r.rounds, grid)
+    for k in r.curves:
+        np.testing.assert_array_equal(r.curves[k], round_robin_every.curves[k][:, grid - 1])
+
+
+# --------------------------------------------------------------------------- common random numbers
+def test_env_randomness_does_not_depend_on_agent(round_robin_every):
+    """Gaussian rewards: realized - pseudo regret = sum of (mu_a - r) = -sigma sum z, whatever a."""
+    grid = make_grid(T_RR, "every")
+    runs = [_run(GAUSS3, a, T_RR, 4, grid=grid, chunk_size=100) for a in (FixedArm(0), UCB1())]
+    runs.append(_run(GAUSS3, UniformArm(3), T_RR, 4, grid=grid, chunk_size=100))
+    runs.append(round_robin_every)
+    noise = [r.curves["realized_regret"] - r.curves["regret"] for r in runs]
+    assert np.abs(noise[0]).max() > 1.0  # there is noise to compare
+    for other in noise[1:]:
+        # Both curves are recorded in float32 (ulp(100) = 7.6e-6) and each reward mu_a + sigma z
+        # is rounded to float32 (~1e-7 per round): differences stay << 1e-4, while another draw
+        # of the noise would differ by O(1).
+        np.testing.assert_allclose(other, noise[0], atol=1e-4)
+
+
+# --------------------------------------------------------------------------- multi-round steps
+# Distribution checks: N = 2000 seeds, T = 100 rounds of arm 0 (mu = 0.3), in 10 `Pull`s of 10 or
+# in 100 one-round steps. Each of the 6 tests below uses alpha = 1e-3, so with a correct engine the
+# family fails with probability <= 0.6% (Bonferroni); seeds are fixed, so the outcome is
+# deterministic. Power: at N = 2000 the two-sample KS critical distance at 1e-3 is
+# 1.95 sqrt(2/N) = 0.062, so e.g. a variance off by 25% or a mean shift of 0.15 sd is detected.
+N_DIST, T_DIST, ALPHA = 2000, 100, 1e-3
+
+
+def _final_rewards(env, agent) -> np.ndarray:
+    """Sum of rewards per seed: T mu* - realized regret."""
+    r = _run(env, agent, T_DIST, N_DIST, chunk_size=100)
+    best = max(env.means)
+    np.testing.assert_allclose(r.final["regret"], T_DIST * (best - env.means[0]), rtol=1e-6)
+    return T_DIST * np.float32(best).astype(np.float64) - r.final["realized_regret"]
+
+
+def _binned_counts(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    return np.histogram(x, bins=edges)[0]
+
+
+def test_pull_bernoulli_is_binomial():
+    env = BernoulliBandit((0.3, 0.6))
+    many = np.round(_final_rewards(env, FixedPull(0, 10)))
+    ones = np.round(_final_rewards(env, FixedArm(0)))
+    assert many.min() >= 0 and many.max() <= T_DIST
+    # Bins of Binomial(100, 0.3) counts, outer ones merged so each expects >= 5 (chi-square rule).
+    edges = np.array([-0.5, 19.5, *np.arange(21.5, 39.5, 2), 40.5, 100.5])
+    expected = N_DIST * np.diff(stats.binom.cdf(edges, T_DIST, 0.3))
+    assert expected.min() >= 5
+    for sample in (many, ones):
+        obs = _binned_counts(sample, edges)
+        assert stats.chisquare(obs, expected * obs.sum() / expected.sum()).pvalue > ALPHA
+    table = np.stack([_binned_counts(many, edges), _binned_counts(ones, edges)])
+    assert stats.chi2_contingency(table).pvalue > ALPHA
+
+
+def test_pull_gaussian_is_exact_gaussian_sum():
+    env = GaussianBandit((0.3, 0.6), sigma=1.0)
+    many = _final_rewards(env, FixedPull(0, 10))
+    ones = _final_rewards(env, FixedArm(0))
+    exact = stats.norm(T_DIST * 0.3, np.sqrt(T_DIST))  # sum of 100 N(0.3, 1)
+    for sample in (many, ones):
+        assert stats.kstest(sample, exact.cdf).pvalue > ALPHA
+    assert stats.ks_2samp(many, ones).pvalue > ALPHA
+
+
+def test_pull_curve_interpolation_is_exact():
+    """Pulls of 7 rounds; the `every` grid falls inside steps: regret at t is gap * t exactly."""
+    env = BernoulliBandit((0.4, 0.5))
+    r = _run(env, FixedPull(0, 7), 98, 3, grid=make_grid(98, "every"), chunk_size=100)
+    assert r.info["multi_round"]
+    gap = np.float32(0.5) - np.float32(0.4)  # the float32 gap the env uses
+    ref = gap.astype(np.float64) * np.arange(1, 99)
+    np.testing.assert_allclose(r.curves["regret"], np.broadcast_to(ref, (3, 98)), rtol=1e-6)
+    np.testing.assert_allclose(r.final["regret"], gap * 98.0, rtol=1e-6)
+    # Realized regret changes only at step ends and then by at most 7 (mu* - r, r in 0..7).
+    assert np.all(np.abs(np.diff(r.curves["realized_regret"][:, 6::7])) <= 7 * 0.5 + 1e-5)
+
+
+def test_step_past_horizon_is_illegal():
+    """Pulls of 7 rounds with T = 100: the 15th step would end at round 105 > T.
+
+    Counting it would report regret for 105 rounds; the engine rejects the step instead (the
+    agent knows t and T and must cap n itself).
+    """
+    env = BernoulliBandit((0.4, 0.5))
+    with pytest.raises(IllegalActionError):
+        _run(env, FixedPull(0, 7), 100, 2, grid=make_grid(100, "every"), chunk_size=100)
+
+
+# --------------------------------------------------------------------------- exact accumulation
+T_LONG = 10**7
+
+
+def test_regret_sum_exact_at_ten_million_rounds():
+    """Fixed arm with gap 0.1 (not representable in binary) for 10^7 one-round steps.
+
+    Reference: float64 NumPy, t * gap. Tolerance 1e-6 relative: the env's float32 gap
+    0.5 - float32(0.4) is within 6e-8 of 0.1, a compensated sum errs by <= 2 eps = 1.2e-7 relative
+    (Higham, Accuracy and Stability, §4.3), and recorded curve values are float32 (6e-8). A naive
+    float32 running sum is off by ~9% here (checked below), so 1e-6 separates the two clearly.
+    """
+    env = BernoulliBandit((0.4, 0.5))
+    grid = np.array([1, 10**3, 10**5, 1_234_567, 9_999_999, T_LONG])
+    r = _run(env, FixedArm(0), T_LONG, 1, grid=grid)
+    ref = 0.1 * grid.astype(np.float64)
+    np.testing.assert_allclose(r.curves["regret"][0], ref, rtol=1e-6)
+    np.testing.assert_allclose(r.final["regret"], 0.1 * T_LONG, rtol=1e-6)
+    # The same increments summed naively in float32 (np.cumsum adds sequentially).
+    naive = np.cumsum(np.full(T_LONG, np.float32(0.5) - np.float32(0.4)), dtype=np.float32)[-1]
+    assert abs(naive / (0.1 * T_LONG) - 1) > 1e-2
+    # Realized regret T mu* - sum r: reward sum ~ Binomial(10^7, 0.4) so the mean over the run
+    # must be within 6 sd = 6 sqrt(0.24 / 10^7) = 9.3e-4 of 0.4 (p < 2e-9).
+    mean_reward = (T_LONG * 0.5 - r.final["realized_regret"][0]) / T_LONG
+    assert abs(mean_reward - 0.4) < 9.3e-4
+
+
+def test_horizon_above_int32_needs_x64():
+    assert not jax.config.jax_enable_x64, "another test left jax_enable_x64 on"
+    with pytest.raises(ValueError, match="x64"):
+        _run(BERN3, FixedPull(0, 10**8), 3 * 10**9, 1)
+
+
+_X64_SCRIPT = """
+import json, jax
+jax.config.update("jax_enable_x64", True)
+import numpy as np
+from tests.test_engine import FixedPull
+from bandits.envs import GaussianBandit
+from experiments.simulate import simulate
+env = GaussianBandit((0.4, 0.5))
+T = 3 * 10**9
+r = simulate(env, env.default_params(), FixedPull(0, 10**8), T, 2, chunk_size=100,
+             grid=np.array([1, 10**8 + 1, 2**31, T]))
+print(json.dumps({"curve": r.curves["regret"].tolist(), "final": r.final["regret"].tolist(),
+                  "steps": r.steps, "x64": r.info["x64"]}))
+"""
+
+
+def test_horizon_above_int32_runs_under_x64():
+    """3e9 rounds in 30 Pulls of 1e8, int64 round counts and float64 sums, in a subprocess."""
+    out = subprocess.run(
+        [sys.executable, "-c", _X64_SCRIPT], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["x64"] is True
+    # Under x64 the means are float64, so the gap is 0.1 to 1 ulp; interpolation inside a Pull of
+    # 1e8 rounds is exact for pseudo-regret, and sums of 30 float64 terms err by < 1e-14.
+    grid = np.array([1, 10**8 + 1, 2**31, 3 * 10**9], np.float64)
+    np.testing.assert_allclose(res["curve"], [0.1 * grid] * 2, rtol=1e-12)
+    np.testing.assert_allclose(res["final"], [0.1 * 3e9] * 2, rtol=1e-12)
+    assert INT32_MAX < 3e9
+
+
+# --------------------------------------------------------------------------- illegal actions
+@pytest.mark.parametrize(
+    "agent",
+    [FixedArm(2), FixedPull(-1, 3), FixedPull(0, -2)],
+    ids=["arm=K", "pull arm=-1", "pull n<0"],
+)
+def test_illegal_action_raises(agent):
+    with pytest.raises(IllegalActionError):
+        _run(BernoulliBandit((0.4, 0.5)), agent, 200, 2, chunk_size=100)
+
+
+def test_illegal_first_step_raises():
+    """The agent pulls 0 times in its first step only, then legally; the run must fail.
+
+    (A `Pull` with n = 0 in every step is caught, as "no progress"; see test_illegal_action_raises.)
+    """
+    with pytest.raises(IllegalActionError):
+        _run(BernoulliBandit((0.4, 0.5)), FirstPullSize(0), 300, 2, chunk_size=100)
+
+
+def test_pull_zero_forever_raises():
+    with pytest.raises(IllegalActionError):
+        _run(BernoulliBandit((0.4, 0.5)), FixedPull(0, 0), 300, 2, chunk_size=100)
+
+
+# --------------------------------------------------------------------------- timings, memory
+def test_compile_and_run_time_reported(ucb_runs):
+    r = ucb_runs[100]
+    assert r.compile_seconds > 0 and r.run_seconds > 0
+    assert r.agent_steps_per_second == pytest.approx(8 * 500 / r.run_seconds)
+
+
+def test_recorded_arrays_do_not_grow_with_horizon():
+    """Curves are (N, G) for a fixed grid size whatever T; nothing of length T is kept."""
+    for horizon in (10**3, 10**5):
+        grid = make_grid(horizon, "log", points=40)
+        r = _run(GAUSS3, FixedArm(0), horizon, 4, grid=grid, chunk_size=100)
+        arrays = [r.rounds, *r.curves.values(), *r.final.values()]
+        assert all(a.size <= 4 * grid.size for a in arrays)
+        assert all(c.shape == (4, grid.size) for c in r.curves.values())
+        assert r.rounds.shape == (grid.size,) and grid.size <= 41
