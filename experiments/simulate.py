@@ -38,7 +38,7 @@ from experiments.protocol import KEY, NORMAL, UNIFORM, Agent, Draw, Env, Illegal
 
 RNG_BLOCK = 100  # steps per block of pre-drawn randomness (part of the definition of a seed)
 INT32_MAX = 2**31 - 1
-DEFAULT_CHUNK_ELEMENTS = 1 << 24  # random numbers + recorded values per chunk, all seeds
+DEFAULT_CHUNK_ELEMENTS = 1 << 22  # random numbers + recorded values per chunk, all seeds
 
 
 # --------------------------------------------------------------------------- recording grids
@@ -168,7 +168,10 @@ class _Program:
     compile_seconds: float
 
 
-def _build(env: Env, params, agent: Agent, horizon: int, n_seeds: int, chunk: int, tail: int):
+def _build(
+    env: Env, params, agent: Agent, horizon: int, n_seeds: int, chunk: int, tail: int, slots: int
+):
+    """Compile init, chunk (and tail) and final programs; `slots` = grid points per chunk."""
     spec = env.spec(params, horizon)
     agent_spec = dict(agent.randomness(spec))
 
@@ -208,9 +211,9 @@ def _build(env: Env, params, agent: Agent, horizon: int, n_seeds: int, chunk: in
         zero = jnp.zeros((), int_t)
         return (e_state, a_state, acc, zero, zero, zero), step_key  # rounds, steps, illegal
 
-    def body(carry, rng):
-        e_state, a_state, acc, rounds, steps, illegal = carry
-        rng_env, rng_agent = rng
+    def body(carry, xs):
+        (e_state, a_state, acc, rounds, steps, illegal), rec = carry
+        (rng_env, rng_agent), slot = xs
         obs = env.observe(e_state, params)
         action = agent.act(rng_agent, a_state, obs)
         e_next, feedback, metrics = env.step(rng_env, e_state, action, params)
@@ -234,14 +237,21 @@ def _build(env: Env, params, agent: Agent, horizon: int, n_seeds: int, chunk: in
         rounds = rounds + used
         # Remember the first illegal action by its (1-based) step number.
         illegal = jnp.where((illegal == 0) & bad, steps, illegal)
-        # One-round steps: round = step index, so only multi-round runs emit their rounds.
-        record = (rounds if multi_round else (), {k: _acc_value(acc[k]) for k in names})
-        return (e_next, a_next, acc, rounds, steps, illegal), record
+        core = (e_next, a_next, acc, rounds, steps, illegal)
+        values = {k: _acc_value(acc[k]) for k in names}
+        if multi_round:  # emit every step; the host interpolates the grid points between steps
+            return (core, rec), (rounds, values)
+        # One round per step: the grid rounds of this chunk are known steps (`slot` < `slots`
+        # there, = `slots` elsewhere, an index the scatter drops), so write only those.
+        rec = {k: rec[k].at[slot].set(values[k], mode="drop") for k in names}
+        return (core, rec), None
 
-    def chunk_one(state, step_key, first_block, n_steps):
+    def chunk_one(state, step_key, first_block, slot_of_step, n_steps):
         n_blocks = -(-n_steps // RNG_BLOCK)
         rng = _draw_steps(step_key, first_block, n_blocks, n_steps, env_spec, agent_spec)
-        return jax.lax.scan(body, state, rng, length=n_steps)
+        rec = {k: jnp.zeros((slots,), jnp.result_type(float)) for k in names}
+        (state, rec), emitted = jax.lax.scan(body, (state, rec), (rng, slot_of_step))
+        return state, (emitted if multi_round else rec)
 
     def final_one(state):
         e_state, a_state, *_ = state
@@ -254,8 +264,11 @@ def _build(env: Env, params, agent: Agent, horizon: int, n_seeds: int, chunk: in
     block0 = jnp.zeros((), jnp.int32)
 
     def compile_chunk(n):
-        f = jax.vmap(lambda s, k, b: chunk_one(s, k, b, n), in_axes=(0, 0, None))
-        return jax.jit(f, donate_argnums=0).lower(state_shape, key_shape, block0).compile()
+        f = jax.vmap(lambda s, k, b, i: chunk_one(s, k, b, i, n), in_axes=(0, 0, None, None))
+        slot_shape = jax.ShapeDtypeStruct((n,), jnp.int32)
+        return (
+            jax.jit(f, donate_argnums=0).lower(state_shape, key_shape, block0, slot_shape).compile()
+        )
 
     chunk_fn = compile_chunk(chunk)
     tail_fn = compile_chunk(tail) if tail and not multi_round else None
@@ -315,7 +328,11 @@ def simulate(
     )
     chunk = _choose_chunk(horizon, seeds, per_step, chunk_size)
     tail = horizon % chunk  # one-round runs: a shorter last chunk; multi-round runs idle instead
-    prog = _build(env, params, agent, horizon, seeds, chunk, tail)
+    starts = np.arange(0, horizon, chunk, dtype=np.int64)
+    first = np.searchsorted(grid, starts, side="right")  # grid points in (lo, lo + chunk]
+    last = np.searchsorted(grid, np.minimum(starts + chunk, horizon), side="right")
+    slots = max(1, int((last - first).max()))
+    prog = _build(env, params, agent, horizon, seeds, chunk, tail, slots)
 
     bar = _progress_bar(progress, horizon, desc)
     t_start = time.perf_counter()
@@ -332,19 +349,20 @@ def simulate(
             if done_rounds >= horizon:
                 break
             n, fn = (chunk, prog.chunk) if horizon - done_rounds >= chunk else (tail, prog.tail)
-        state, (rounds, values) = fn(state, step_keys, jnp.asarray(block, jnp.int32))
+        sel = np.nonzero((grid > done_rounds) & (grid <= done_rounds + n))[0]
+        slot_of_step = np.full(n, slots, np.int32)
+        if not prog.multi_round:
+            slot_of_step[grid[sel] - done_rounds - 1] = np.arange(sel.size, dtype=np.int32)
+        state, out = fn(state, step_keys, jnp.asarray(block, jnp.int32), slot_of_step)
         block += n // RNG_BLOCK
         steps += n
-        if prog.multi_round:
-            rounds = np.asarray(rounds, np.int64)
-        else:  # one round per step
-            rounds = np.broadcast_to(done_rounds + 1 + np.arange(n, dtype=np.int64), (seeds, n))
-        values = {k: np.asarray(v, np.float64) for k, v in values.items()}
-        _record(grid, curves, rounds, values, prev_rounds, prev_values, prog.multi_round)
-        prev_rounds = rounds[:, -1]
-        prev_values = {k: v[:, -1] for k, v in values.items()}
         _check_illegal(state)
         if prog.multi_round:
+            rounds = np.asarray(out[0], np.int64)
+            values = {k: np.asarray(v, np.float64) for k, v in out[1].items()}
+            _interpolate(grid, curves, rounds, values, prev_rounds, prev_values)
+            prev_rounds = rounds[:, -1]
+            prev_values = {k: v[:, -1] for k, v in values.items()}
             reached = int(prev_rounds.min())
             if bar is not None:
                 bar(min(reached, horizon) - done_rounds)
@@ -355,6 +373,8 @@ def simulate(
             if reached >= horizon:
                 break
         else:
+            for k, v in out.items():
+                curves[k][:, sel] = np.asarray(v[:, : sel.size], np.float64)
             done_rounds += n
             if bar is not None:
                 bar(n)
@@ -384,18 +404,11 @@ def simulate(
     )
 
 
-def _record(grid, curves, rounds, values, prev_rounds, prev_values, multi_round):
-    """Copy the grid points that fall in this chunk into `curves` (interpolating within steps)."""
+def _interpolate(grid, curves, rounds, values, prev_rounds, prev_values):
+    """Multi-round chunk: grid points between step ends are linearly interpolated within a step."""
     lo, hi = int(prev_rounds.min()), int(rounds[:, -1].max())
     sel = np.nonzero((grid > lo) & (grid <= hi))[0]
-    if sel.size == 0:
-        return
-    if not multi_round:  # one round per step: round g is step g - lo - 1 of this chunk
-        idx = grid[sel] - lo - 1
-        for k, v in values.items():
-            curves[k][:, sel] = v[:, idx]
-        return
-    for s in range(rounds.shape[0]):
+    for s in range(rounds.shape[0] if sel.size else 0):
         xs = np.concatenate([[prev_rounds[s]], rounds[s]])
         mine = sel[(grid[sel] > prev_rounds[s]) & (grid[sel] <= xs[-1])]
         if mine.size == 0:

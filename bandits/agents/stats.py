@@ -38,10 +38,17 @@ def add_reward(stats: ArmStats, action, reward: jax.Array) -> tuple[ArmStats, ja
     """Statistics after `action` earned `reward` (a sum for a `Pull`); also the one-hot arm mask."""
     arm, n = pulled(action)
     hot = jnp.arange(stats.counts.shape[0]) == arm
-    counts = stats.counts + jnp.where(hot, n, 0).astype(stats.counts.dtype)
-    sums = kahan_add(stats.sums, jnp.where(hot, reward, 0).astype(stats.means.dtype))
-    new_mean = kahan_value(sums)[arm] / counts[arm].astype(stats.means.dtype)
-    return ArmStats(counts, sums, jnp.where(hot, new_mean, stats.means)), hot
+    # Update the pulled arm's scalars only, then write them back (K selects, no K-wide Kahan).
+    count = stats.counts[arm] + n.astype(stats.counts.dtype)
+    arm_sum = KahanSum(stats.sums.total[arm], stats.sums.comp[arm])
+    arm_sum = kahan_add(arm_sum, jnp.asarray(reward, stats.means.dtype))
+    sums = KahanSum(
+        jnp.where(hot, arm_sum.total, stats.sums.total),
+        jnp.where(hot, arm_sum.comp, stats.sums.comp),
+    )
+    mean = kahan_value(arm_sum) / count.astype(stats.means.dtype)
+    counts = jnp.where(hot, count, stats.counts)
+    return ArmStats(counts, sums, jnp.where(hot, mean, stats.means)), hot
 
 
 def unpulled_first(index: jax.Array, counts: jax.Array) -> jax.Array:
