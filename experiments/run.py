@@ -131,6 +131,11 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
             jax.eval_shape(lambda k, a=agent: a.init(k, spec), jax.random.key(0))
         except ConfigError as e:
             raise ConfigError(_prefixed(f"agents.{name}", str(e))) from None
+        except Exception as e:  # an agent written for another env's spec
+            raise ConfigError(
+                f"agents.{name}: does not fit env {type(env).__name__}"
+                f" ({type(e).__name__}: {_one_line(e)})"
+            ) from None
     return Experiment(
         env,
         params,
@@ -151,6 +156,10 @@ def _user_set(overrides: list[str] | None, key: str) -> bool:
     return any(o.lstrip("+~").split("=", 1)[0] == key for o in overrides or [])
 
 
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
 def _prefixed(where: str, msg: str) -> str:
     """`msg` with the config path `where` in front, unless it already names its group."""
     return msg if msg.startswith(where.split(".")[0] + ".") else f"{where}.{msg}"
@@ -165,8 +174,7 @@ def _instantiate(where: str, node: Any):
         cause = e.__cause__ or e
         if isinstance(cause, ConfigError):
             raise ConfigError(_prefixed(where, str(cause))) from None
-        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        raise ConfigError(f"{where}: cannot build {node['_target_']}: {first}") from None
+        raise ConfigError(f"{where}: cannot build {node['_target_']}: {_one_line(cause)}") from None
 
 
 # --------------------------------------------------------------------------- execution
@@ -246,6 +254,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         summary = execute(exp, out_dir)
     except ConfigError as e:
+        _discard_run_dir(out_dir)
         print(f"regretlab: error: {e}", file=sys.stderr)
         sys.exit(2)
     first = next(iter(summary["agents"].values()))
