@@ -1,0 +1,137 @@
+"""Thompson sampling for Bernoulli (Beta posteriors) and Gaussian rewards.
+
+`ThompsonSampling`: Agrawal & Goyal (2012), "Analysis of Thompson Sampling for the Multi-armed
+Bandit Problem", COLT, Algorithm 2 (general rewards in [0, 1]); for {0, 1} rewards it is their
+Algorithm 1. With S_i successes and F_i failures, each round draws
+
+    theta_i ~ Beta(S_i + 1, F_i + 1)  for every arm,   plays argmax_i theta_i,
+
+and, after reward r in [0, 1], performs a Bernoulli trial with success probability r: S_i += 1
+on success, F_i += 1 otherwise. The Beta draws use the vectorised Marsaglia-Tsang sampler of
+`bandits.agents.gamma` on pre-drawn candidates (all shapes are >= 1 thanks to the Beta(1, 1)
+prior).
+
+`GaussianThompsonSampling`: Agrawal & Goyal (2017), "Near-optimal regret bounds for Thompson
+sampling", JACM 64(5), Algorithm 2 (also AISTATS 2013, "Further optimal regret bounds for
+Thompson sampling"): with k_i pulls and reward sum s_i,
+
+    theta_i ~ N(s_i / (k_i + 1), 1 / (k_i + 1)),
+
+i.e. the exact posterior of mu_i under a N(0, 1) prior and N(mu_i, 1) likelihood. `sigma` scales
+the standard deviation (posterior for a N(0, sigma^2) prior and N(mu_i, sigma^2) likelihood);
+sigma = 1 is the paper's algorithm.
+
+Ties go to the lowest arm index (they have probability zero for continuous samples).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from bandits.agents import gamma
+from bandits.agents.stats import ArmStats, add_reward, arm_stats, pulled
+from bandits.envs import BanditSpec
+from experiments.config import check_float, check_int
+from experiments.protocol import NORMAL, UNIFORM, AgentBase, Draw
+
+
+class BetaState(NamedTuple):
+    successes: jax.Array  # (K,) int S_i
+    failures: jax.Array  # (K,) int F_i
+    keys: jax.Array  # (2,) PRNG keys: sampler fallback, Bernoulli trials
+
+
+@dataclass(frozen=True)
+class ThompsonSampling(AgentBase):
+    """Beta-Bernoulli Thompson sampling with Beta(1, 1) priors (Agrawal & Goyal 2012, Alg. 2).
+
+    Each step pre-draws one Marsaglia-Tsang candidate (a normal and a uniform) per Gamma variate,
+    2K in all, plus `spares` shared candidates for variates whose first candidate is rejected;
+    the rare rest is finished by the keyed fallback of `gamma.gamma`. Every value of `spares` is
+    exact; it only trades pre-drawn numbers against fallback rounds. Rewards must lie in [0, 1]
+    (a `Pull`'s reward is the sum of its n rewards).
+    """
+
+    spares: int = 0
+
+    def __post_init__(self):
+        check_int("spares", self.spares, 0)
+
+    def randomness(self, spec: BanditSpec) -> dict[str, Draw]:
+        shape = (2 * spec.num_arms + self.spares,)
+        return {"x": Draw(NORMAL, shape), "u": Draw(UNIFORM, shape)}
+
+    def init(self, key, spec: BanditSpec) -> BetaState:
+        z = jnp.zeros((spec.num_arms,), jnp.result_type(int))
+        return BetaState(z, z, jax.random.split(key))
+
+    def act(self, rng, state: BetaState, t) -> jax.Array:
+        dtype = rng["u"].dtype
+        a = (state.successes + 1).astype(dtype)
+        b = (state.failures + 1).astype(dtype)
+        key_fn = lambda i: jax.random.fold_in(jax.random.fold_in(state.keys[0], t), i)
+        theta = gamma.beta(a, b, rng["x"], rng["u"], key_fn)
+        return jnp.argmax(theta)
+
+    def update(self, state: BetaState, t, action, reward) -> BetaState:
+        arm, n = pulled(action)
+        wins = bernoulli_trials(state.keys[1], t, reward).astype(state.successes.dtype)
+        hot = jnp.arange(state.successes.shape[0]) == arm
+        return BetaState(
+            state.successes + jnp.where(hot, wins, 0),
+            state.failures + jnp.where(hot, n - wins, 0),
+            state.keys,
+        )
+
+
+def bernoulli_trials(key: jax.Array, t: jax.Array, reward: jax.Array) -> jax.Array:
+    """Successes of the Bernoulli trial(s) for `reward` (Agrawal & Goyal 2012, Alg. 2, line 5).
+
+    One reward r in [0, 1] succeeds with probability r. A `Pull`'s sum s of n rewards counts
+    floor(s) + Bernoulli(s - floor(s)) successes: exact for {0, 1} rewards, mean-preserving
+    otherwise. The uniform comes from `fold_in(key, t)` inside a `while_loop` that runs only
+    when the reward is fractional, so under `vmap` binary rewards cost no random numbers.
+    """
+    whole = jnp.floor(reward)
+    frac = reward - whole
+
+    def trial(carry):
+        return False, jax.random.uniform(jax.random.fold_in(key, t), (), reward.dtype) < frac
+
+    _, win = jax.lax.while_loop(lambda c: c[0], trial, (frac > 0, False))
+    return whole + win
+
+
+class GaussianTSState(NamedTuple):
+    stats: ArmStats
+
+
+@dataclass(frozen=True)
+class GaussianThompsonSampling(AgentBase):
+    """Gaussian Thompson sampling: theta_i ~ N(s_i/(k_i+1), sigma^2/(k_i+1)) (Agrawal & Goyal
+    2017, Alg. 2, sigma = 1)."""
+
+    sigma: float = 1.0
+
+    def __post_init__(self):
+        check_float("sigma", self.sigma, 0.0, low_open=True)
+
+    def randomness(self, spec: BanditSpec) -> dict[str, Draw]:
+        return {"z": Draw(NORMAL, (spec.num_arms,))}
+
+    def init(self, key, spec: BanditSpec) -> GaussianTSState:
+        return GaussianTSState(arm_stats(spec.num_arms))
+
+    def act(self, rng, state: GaussianTSState, t) -> jax.Array:
+        stats = state.stats
+        k1 = (stats.counts + 1).astype(stats.means.dtype)
+        posterior_mean = stats.means * (k1 - 1) / k1  # s / (k + 1)
+        theta = posterior_mean + self.sigma * jax.lax.rsqrt(k1) * rng["z"]
+        return jnp.argmax(theta)
+
+    def update(self, state: GaussianTSState, t, action, reward) -> GaussianTSState:
+        return GaussianTSState(add_reward(state.stats, action, reward)[0])
