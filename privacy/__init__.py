@@ -1,1 +1,3 @@
-"""Differential privacy: exact noise samplers, accounting, continual counters (docs/privacy.md)."""
+"""Differential privacy: exact noise samplers, accounting, continual counters, continual MaxSum /
+SumSelect (`maxsum`, R5 in `r5`) and a black-box DP auditor (`audit`, `audit_mechanisms`);
+see docs/privacy.md."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -121,3 +122,137 @@ def fixed_stream(sequence: Sequence, bound: float = 1.0) -> FixedStream:
         raise ConfigError("env.sequence: must hold at least one value")
     rows = tuple(tuple(r) if isinstance(r, list | tuple | np.ndarray) else (r,) for r in sequence)
     return FixedStream(rows, bound)
+
+
+# --------------------------------------------------------------------------- MaxSum streams
+# Streams of binary records x_t in {0, 1}^d for continual MaxSum / SumSelect (dp.md §2.2, R5).
+# `index` is the 0-based position of the record being generated (x_{index+1}).
+
+
+def _check_probs(p_lead: float, p_base: float) -> None:
+    check_float("env.p_lead", p_lead, 0.0, 1.0)
+    check_float("env.p_base", p_base, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class LeaderStream:
+    """x_t[j] ~ Bernoulli(p_lead) for the leader j = ℓ(t), Bernoulli(p_base) elsewhere (R5 a, b).
+
+    ``period = 0``: coordinate 0 leads throughout (R5 stream a). ``period = P > 0`` (R5 stream b,
+    "leader switching"): leadership alternates between coordinates 0 and 1 with a half-period
+    offset, ℓ(t) = ⌊(t + ⌊P/2⌋) / P⌋ mod 2 (t = 0-based index). Coordinate 0 leads the first
+    P - ⌊P/2⌋ steps, coordinate 1 catches up by t ≈ P and leads by ≈ (p_lead - p_base) P/2 at
+    t ≈ 3P/2, and so on: in expectation the arg-max changes at every multiple of P, and the gap
+    between the two contenders is a triangle wave of amplitude (p_lead - p_base) P/2, so a stale
+    SumSelect answer costs up to that much. The other d - 2 coordinates are background. [I]: the
+    spec asks for an arg-max that changes every T^{2/3} steps; this construction is ours.
+    """
+
+    d: int
+    p_lead: float = 0.55
+    p_base: float = 0.5
+    period: int = 0
+    adaptive: ClassVar[bool] = False
+    bound: ClassVar[float] = 1.0
+
+    def __post_init__(self):
+        check_int("env.d", self.d, 1)
+        _check_probs(self.p_lead, self.p_base)
+        check_int("env.period", self.period, 0)
+
+    def params(self) -> jax.Array:
+        return jnp.asarray([self.p_lead, self.p_base], jnp.result_type(float))
+
+    def check_horizon(self, horizon: int) -> None:
+        return None
+
+    def randomness(self) -> dict[str, Draw]:
+        return {"u": Draw(UNIFORM, (self.d,))}
+
+    def leader(self, index: jax.Array) -> jax.Array:
+        """ℓ(index): 0 without switching, else the alternating contender."""
+        if self.period == 0 or self.d == 1:
+            return jnp.zeros_like(index)
+        return ((index + self.period // 2) // self.period) % 2
+
+    def _record(self, u: jax.Array, index: jax.Array, params: jax.Array) -> jax.Array:
+        probs = jnp.where(jnp.arange(self.d) == self.leader(index), params[0], params[1])
+        return (u < probs).astype(params.dtype)
+
+    def first(self, key: jax.Array, params: jax.Array) -> jax.Array:
+        return self._record(jax.random.uniform(key, (self.d,)), jnp.zeros((), jnp.int32), params)
+
+    def next(self, rng, t: jax.Array, params: jax.Array) -> jax.Array:
+        """The record of 0-based index t + 1 (t = steps completed before this step)."""
+        return self._record(rng["u"], t + 1, params)
+
+
+@dataclass(frozen=True)
+class AdaptiveStream:
+    """An adversary that reads the mechanism's last release and picks the next record (R5 c).
+
+    This is the adaptive model of Jain, Raskhodnikova, Sivakumar & Smith (ICML 2023, abstract
+    [V]): the stream is chosen online as a function of the outputs so far. In the protocol the
+    environment receives the action (the release) in `step` and generates x_{t+1} from it; the
+    adversary also knows the true sums S_t (it generated them). Greedy rule ([I], ours): assume
+    the release stays put and make the next error as large as possible.
+
+    * SumSelect (integer release ĵ): the strongest rival r = argmax_{j ≠ ĵ} S_t[j] gets
+      Bernoulli(p_lead), ĵ gets 0, the rest Bernoulli(p_base) (the rival overtakes ĵ).
+    * MaxSum (float release m̂): if m̂ < max_j S_t[j], the leader argmax_j S_t[j] gets
+      Bernoulli(p_lead) and the rest Bernoulli(p_base) (widen the underestimate); otherwise the
+      record is all zeros (the sums stall under an overestimate).
+
+    x_1 has coordinate 0 at p_lead, the rest at p_base.
+    """
+
+    d: int
+    p_lead: float = 0.9
+    p_base: float = 0.5
+    adaptive: ClassVar[bool] = True
+    bound: ClassVar[float] = 1.0
+
+    def __post_init__(self):
+        check_int("env.d", self.d, 1)
+        _check_probs(self.p_lead, self.p_base)
+
+    def params(self) -> jax.Array:
+        return jnp.asarray([self.p_lead, self.p_base], jnp.result_type(float))
+
+    def check_horizon(self, horizon: int) -> None:
+        return None
+
+    def randomness(self) -> dict[str, Draw]:
+        return {"u": Draw(UNIFORM, (self.d,))}
+
+    def first(self, key: jax.Array, params: jax.Array) -> jax.Array:
+        probs = jnp.where(jnp.arange(self.d) == 0, params[0], params[1])
+        return (jax.random.uniform(key, (self.d,)) < probs).astype(params.dtype)
+
+    def probabilities(self, release: jax.Array, totals: jax.Array, params) -> jax.Array:
+        """Per-coordinate success probabilities of the next record (the greedy rule)."""
+        j = jnp.arange(self.d)
+        if jnp.issubdtype(jnp.result_type(release), jnp.integer):
+            rival = jnp.argmax(jnp.where(j == release, -jnp.inf, totals))
+            probs = jnp.where(j == release, 0.0, params[1])
+            return jnp.where(j == rival, params[0], probs)
+        lead = jnp.where(j == jnp.argmax(totals), params[0], params[1])
+        return jnp.where(release < jnp.max(totals), lead, jnp.zeros_like(lead))
+
+    def next(self, rng, t, params, release, totals) -> jax.Array:
+        """The record of 0-based index t + 1, from this step's release and the sums it answered."""
+        return (rng["u"] < self.probabilities(release, totals, params)).astype(params.dtype)
+
+
+def leader_stream(
+    d: int = 16,
+    p_lead: float = 0.55,
+    p_base: float = 0.5,
+    period: int = 0,
+    switch_horizon: int | None = None,
+) -> LeaderStream:
+    """A leader stream; with `switch_horizon` = T the period is round(T^{2/3}) (R5 stream b)."""
+    if switch_horizon is not None:
+        T = check_int("env.switch_horizon", switch_horizon, 1)
+        period = max(1, round(T ** (2 / 3)))
+    return LeaderStream(d, p_lead, p_base, period)

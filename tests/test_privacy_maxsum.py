@@ -1,0 +1,259 @@
+"""Continual MaxSum / SumSelect (privacy/maxsum.py, streams): error definitions against NumPy,
+stream schedules, the adaptive rule, SVT epoch logic against a brute-force reference, calibration
+identities, the engine run, bad input, and R5 (quick here, full grid in the slow tier)."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.config import ConfigError
+from experiments.simulate import simulate
+from privacy import r5
+from privacy.continual import ContinualSpec
+from privacy.counters import BinaryTreeCounter
+from privacy.maxsum import (
+    BatchMaxSum,
+    ContinualMaxSum,
+    CounterMaxSum,
+    MaxSumSpec,
+    MinCombination,
+    SparseVectorMaxSum,
+    counter_bound,
+    maxsum_adaptive,
+    maxsum_leader,
+    rho_for,
+    rollout,
+    svt_calibration,
+)
+from privacy.streams import AdaptiveStream, LeaderStream, fixed_stream
+
+RNG = np.random.default_rng(0)
+RECORDS = (RNG.random((12, 3)) < 0.5).astype(float)
+
+
+def _run_agent(agent, records, problem, key=0):
+    """Releases of `agent` on a fixed (T, d) stream, step by step (act, then update)."""
+    T, d = records.shape
+    state = agent.init(jax.random.key(key), MaxSumSpec(T, d, problem))
+    out = []
+    for x in jnp.asarray(records, jnp.float32):
+        a = agent.act({"u": jnp.full((d,), 0.5)}, state, x)
+        state = agent.update(state, x, a, ())
+        out.append(np.asarray(a))
+    return np.array(out), state
+
+
+# --------------------------------------------------------------------------- environment
+@pytest.mark.parametrize("problem", ["maxsum", "sumselect"])
+def test_env_errors_match_numpy(problem):
+    env = ContinualMaxSum(fixed_stream(RECORDS.tolist()), problem)
+    params = env.default_params()
+    state = env.init(jax.random.key(0), params)
+    S = np.cumsum(RECORDS, 0)
+    acts = RNG.integers(0, 3, 12) if problem == "sumselect" else RNG.normal(3, 2, 12)
+    worst = 0.0
+    for t in range(12):
+        np.testing.assert_array_equal(env.observe(state, params), RECORDS[t])
+        a = jnp.asarray(acts[t], jnp.int32 if problem == "sumselect" else jnp.float32)
+        state, _, m = env.step({}, state, a, params)
+        ref = S[t].max() - S[t, acts[t]] if problem == "sumselect" else abs(acts[t] - S[t].max())
+        assert float(m["error"]) == pytest.approx(ref, abs=1e-5)  # float32 of small integers
+        assert not bool(m["illegal"])
+        worst = max(worst, ref)
+    assert float(env.final_metrics(state, (), params)["max_error"]) == pytest.approx(worst, 1e-6)
+
+
+def test_env_flags_illegal_index_and_rejects_float_index():
+    env = ContinualMaxSum(fixed_stream(RECORDS.tolist()), "sumselect")
+    params = env.default_params()
+    state = env.init(jax.random.key(0), params)
+    assert bool(env.step({}, state, jnp.asarray(3, jnp.int32), params)[2]["illegal"])
+    with pytest.raises(TypeError):
+        env.step({}, state, jnp.asarray(1.0), params)
+
+
+def test_bad_config():
+    with pytest.raises(ConfigError, match=r"env\.problem"):
+        ContinualMaxSum(LeaderStream(4), "sum")
+    with pytest.raises(ConfigError, match=r"env\.p_lead"):
+        LeaderStream(4, p_lead=1.5)
+    with pytest.raises(ConfigError, match=r"env\.bound"):
+        ContinualMaxSum(fixed_stream([2.0], bound=2.0))
+    with pytest.raises(ConfigError, match="problem"):
+        CounterMaxSum("maxsum").init(jax.random.key(0), MaxSumSpec(8, 2, "sumselect"))
+    with pytest.raises(ConfigError, match="horizon, d"):
+        MinCombination("maxsum", horizon=64, d=2).init(
+            jax.random.key(0), MaxSumSpec(32, 2, "maxsum")
+        )
+
+
+# --------------------------------------------------------------------------- streams
+def test_leader_switching_schedule():
+    """p_lead = 1, p_base = 0: the sums are deterministic; the arg-max between the contenders
+    changes at every multiple of P (ties there), as the LeaderStream docstring derives."""
+    P, T = 6, 48
+    s = LeaderStream(4, 1.0, 0.0, P)
+    env, params = ContinualMaxSum(s), s.params()
+    state = env.init(jax.random.key(0), params)
+    xs = []
+    for _ in range(T):
+        xs.append(np.asarray(state.x))
+        state, _, _ = env.step({"u": jnp.full((4,), 0.5)}, state, jnp.float32(0), params)
+    xs = np.array(xs)
+    lead = ((np.arange(T) + P // 2) // P) % 2
+    np.testing.assert_array_equal(xs, np.eye(4)[lead])
+    S = np.cumsum(xs, 0)
+    gap = S[:, 1] - S[:, 0]
+    np.testing.assert_array_equal(gap[P - 1 :: P], 0)  # ties at t = P, 2P, ...
+    assert np.all(np.abs(gap) <= P / 2 + 1)  # triangle wave of amplitude P/2
+    assert r5.make_env("switching", "maxsum", 4, 4096).stream.period == round(4096 ** (2 / 3))
+
+
+def test_adaptive_rule():
+    adv = AdaptiveStream(4, 0.9, 0.5)
+    params = adv.params()
+    tot = jnp.asarray([5.0, 7.0, 3.0, 6.0])
+    sel = np.asarray(adv.probabilities(jnp.asarray(1, jnp.int32), tot, params))
+    np.testing.assert_allclose(sel, [0.5, 0.0, 0.5, 0.9])  # ĵ starved, strongest rival pushed
+    under = np.asarray(adv.probabilities(jnp.asarray(6.0), tot, params))
+    np.testing.assert_allclose(under, [0.5, 0.9, 0.5, 0.5])
+    np.testing.assert_array_equal(adv.probabilities(jnp.asarray(7.0), tot, params), 0)
+
+
+# --------------------------------------------------------------------------- mechanisms
+@pytest.mark.parametrize("problem", ["maxsum", "sumselect"])
+def test_counter_maxsum_is_max_of_counter(problem):
+    """Releases = max / argmax of the binary-tree counter's release on the same key."""
+    agent = CounterMaxSum(problem, rho=0.5)
+    got, _ = _run_agent(agent, RECORDS, problem)
+    counter = BinaryTreeCounter(rho=0.5)
+    st = counter.init(jax.random.key(0), ContinualSpec(12, 3, 1.0))
+    for t, x in enumerate(jnp.asarray(RECORDS, jnp.float32)):
+        est = np.asarray(counter.act({}, st, x))
+        st = counter.update(st, x, est, ())
+        ref = est.max() if problem == "maxsum" else est.argmax()
+        assert got[t] == pytest.approx(ref, rel=1e-6)
+    # joint calibration: σ² = d L / (2ρ) with L = ⌊log2 T⌋ + 1
+    assert float(st.sigma) ** 2 == pytest.approx(3 * 4 / 1.0, rel=1e-6)
+
+
+def _svt_reference(records, tau, cap, problem):
+    """Noise-free SVT epochs in NumPy: release at t = 1, then whenever the query reaches τ."""
+    S = np.cumsum(records, 0)
+    out, rel, epochs = [], None, 0
+    for t in range(len(S)):
+        top = S[t].max()
+        q = None if rel is None else abs(top - rel) if problem == "maxsum" else top - S[t, rel]
+        if rel is None or (q >= tau and epochs < cap):
+            rel = top if problem == "maxsum" else int(np.argmax(S[t]))
+            epochs += 1
+        out.append(rel)
+    return np.array(out), epochs
+
+
+@pytest.mark.parametrize("problem", ["maxsum", "sumselect"])
+@pytest.mark.parametrize("tau", [1.5, 3.0])
+def test_svt_epochs_match_reference(problem, tau):
+    """With ε huge the Laplace noise is ~1e-9: the epoch logic is the deterministic reference
+    (τ is half-integer or integer + 0.5-free: ties at τ = 3 are decided by >= in both)."""
+    records = (np.random.default_rng(1).random((40, 3)) < 0.6).astype(float)
+    agent = SparseVectorMaxSum(problem, epsilon=1e12, threshold=tau)
+    got, state = _run_agent(agent, records, problem)
+    cal = agent.calibration(MaxSumSpec(40, 3, problem))
+    ref, epochs = _svt_reference(records, tau, cal.epochs, problem)
+    np.testing.assert_allclose(got, ref, atol=1e-3)
+    assert int(state.epochs) == epochs
+
+
+def test_svt_cap_and_threshold_refresh():
+    """With a cap k = 3 and a query that always exceeds the threshold, releases happen at steps
+    1, 2, 3 and are then held; each epoch draws a fresh noisy threshold."""
+    agent = SparseVectorMaxSum("maxsum", epsilon=1e4, threshold=0.5)  # noise scales <= 0.014
+    spec = MaxSumSpec(8, 2, "maxsum")
+    state = agent.init(jax.random.key(3), spec)._replace(cap=jnp.asarray(3, jnp.int32))
+    releases, thresholds = [], []
+    for x in jnp.ones((8, 2)):
+        state = agent.update(state, x, agent.act({}, state, x), ())
+        releases.append(float(state.release))
+        thresholds.append(float(state.noisy_threshold))
+    np.testing.assert_allclose(releases, [1, 2, 3, 3, 3, 3, 3, 3], atol=0.05)
+    assert int(state.epochs) == 3
+    assert len(set(thresholds[:3])) == 3  # refreshed per epoch (continuous noise: distinct)
+
+
+def test_svt_calibration_fixed_point_and_budget():
+    """τ = 2 B(k(τ)) (the auto choice), k = ⌈2T/τ⌉ + 1, and k ε0²/2 = ρ (zCDP) or k ε0 = ε."""
+    c = svt_calibration(0.5, None, 2**16, 4, "maxsum")
+    assert c.epochs == math.ceil(2 * 2**16 / c.threshold) + 1
+    assert c.epochs * c.eps0**2 / 2 == pytest.approx(0.5, rel=1e-9)
+    B = (12 / c.eps0 + 2 / c.eps0) * math.log(3 * 2**16 / 0.1)
+    assert c.threshold == pytest.approx(2 * B, rel=1e-4)  # brentq tolerance, k is an integer
+    p = svt_calibration(0.5, 2.0, 1024, 4, "maxsum", threshold=50.0)
+    assert p.epochs * p.eps0 == pytest.approx(2.0)
+
+
+def test_rho_for_inverts_the_conversion():
+    from privacy.accounting import zcdp_to_dp_cks
+
+    rho = rho_for(1.0, 2.0**-20)
+    assert zcdp_to_dp_cks(rho, 2.0**-20) == pytest.approx(1.0, abs=1e-8)
+
+
+def test_min_combination_equals_chosen_mechanism():
+    for d, expect in ((1, "counters"), (4096, "svt")):
+        comb = MinCombination("maxsum", rho=0.5, horizon=4096, d=d)
+        pick = min(comb.bounds, key=comb.bounds.get)
+        assert pick == expect  # √d vs T^{1/3}: counters win at d = 1, SVT at d = 4096
+    comb = MinCombination("maxsum", rho=0.5, horizon=12, d=3)
+    np.testing.assert_array_equal(
+        _run_agent(comb, RECORDS, "maxsum")[0], _run_agent(comb.chosen, RECORDS, "maxsum")[0]
+    )
+
+
+def test_engine_run_and_bounds():
+    """Through the engine: errors within the mechanisms' (1 - β) bounds on every seed (β = 0.1
+    per seed; the bounds are union bounds, loose by a large factor, so a failure is a bug)."""
+    T, d = 200, 4
+    env = maxsum_leader("maxsum", d)
+    agent = SparseVectorMaxSum("maxsum", rho=0.5)
+    res = simulate(env, env.default_params(), agent, T, 8, grid=[T], chunk_size=T)
+    assert np.all(res.final["max_error"] <= svt_calibration(0.5, None, T, d, "maxsum").bound)
+    assert np.all(res.final["error"] / T <= res.final["max_error"] + 1e-6)
+    cnt = rollout(env, env.default_params(), CounterMaxSum("maxsum", rho=0.5), T, 8)
+    assert np.all(cnt["max_error"] <= counter_bound("binary", 0.5, T, d, "maxsum", 0.1))
+    adv = maxsum_adaptive("sumselect", d)
+    batch = rollout(adv, adv.default_params(), BatchMaxSum("sumselect", epsilon=1e9), T, 4)
+    np.testing.assert_array_equal(batch["max_error"], 0)  # noise-free batch = exact argmax
+
+
+# --------------------------------------------------------------------------- R5
+def test_r5_quick():
+    """Default-tier R5 at T = 256: counters grow ≈ √(d log d) (slope 0.5 + 0.5 ln(ln 256/ln 4) /
+    ln 64 ≈ 0.62 between d = 4 and 256; band [0.45, 0.8] for 8 seeds), SVT is flat in d (its
+    calibration and query ignore d for MaxSum: |slope| < 0.1), and the batch baseline is far
+    below both (the price of continual release)."""
+    rows = r5.run_point(256, 4, 8) + r5.run_point(256, 256, 8, ("counters", "svt"))
+    m = {(r["mech"], r["d"]): r["mean"] for r in rows}
+    assert 0.45 <= r5.loglog_slope([4, 256], [m["counters", 4], m["counters", 256]]) <= 0.8
+    assert abs(r5.loglog_slope([4, 256], [m["svt", 4], m["svt", 256]])) < 0.1
+    assert m["batch", 4] * 5 < min(m["counters", 4], m["svt", 4])
+
+
+@pytest.mark.slow
+def test_r5_full():
+    """Spec grid (30 seeds). SVT T-slope on T = 2^14..2^20 within 0.1 of the slope of its
+    calibrated threshold τ(T) (1/3 + log terms, ≈ 0.43), and below 1/2 (the naive √T analysis);
+    counters' d-slope in [0.45, 0.8] (√d times the √log d of a max); SVT flat in d; the
+    crossover d at T = 2^12 between 16 and 4096 (T^{2/3} = 256 up to logs)."""
+    rows = r5.sweep(r5.GRIDS["full"])
+    s = r5.summarise(rows, r5.GRIDS["full"])
+    assert abs(s["svt_slope_T_long"] - s["svt_slope_T_long_predicted"]) < 0.1
+    assert 1 / 3 - 0.05 < s["svt_slope_T_long"] < 0.5
+    assert 0.45 <= s["counters_slope_d"] <= 0.8
+    assert abs(s["svt_slope_d"]) < 0.1
+    assert s["crossover_d"] is not None and 16 < s["crossover_d"] <= 4096
