@@ -168,10 +168,8 @@ class _Program:
     compile_seconds: float
 
 
-def _build(
-    env: Env, params, agent: Agent, horizon: int, n_seeds: int, chunk: int, tail: int, slots: int
-):
-    """Compile init, chunk (and tail) and final programs; `slots` = grid points per chunk."""
+def _probe(env: Env, params, agent: Agent, horizon: int):
+    """Trace one step abstractly: the draws of env and agent and the metrics' shapes."""
     spec = env.spec(params, horizon)
     agent_spec = dict(agent.randomness(spec))
 
@@ -196,7 +194,22 @@ def _build(
         rng_e = {k: _draw(key, d, 1)[0] for k, d in env_spec.items()}
         return env.step(rng_e, e_state, agent.act(rng_a, a_state, obs), params)[2]
 
-    metrics_shape = jax.eval_shape(_abstract_metrics)
+    return spec, agent_spec, env_spec, jax.eval_shape(_abstract_metrics)
+
+
+def _build(
+    env: Env,
+    params,
+    agent: Agent,
+    horizon: int,
+    n_seeds: int,
+    chunk: int,
+    tail: int,
+    slots: int,
+    probe: tuple,
+):
+    """Compile init, chunk (and tail) and final programs; `slots` = grid points per chunk."""
+    spec, agent_spec, env_spec, metrics_shape = probe
     multi_round = "rounds" in metrics_shape
     tracked = {k: v for k, v in metrics_shape.items() if k not in ("rounds", "illegal")}
     names = sorted(tracked)
@@ -277,8 +290,14 @@ def _build(
     return _Program(init, chunk_fn, tail_fn, final_fn, multi_round, names, compile_seconds)
 
 
-def _choose_chunk(horizon: int, n_seeds: int, per_step: int, chunk_size: int | None) -> int:
-    """Steps per chunk: a multiple of RNG_BLOCK, dividing the horizon where possible."""
+def _choose_chunk(
+    horizon: int, n_seeds: int, per_step: int, chunk_size: int | None, one_round: bool
+) -> int:
+    """Steps per chunk: a multiple of RNG_BLOCK, dividing the horizon where possible.
+
+    A one-round run whose whole horizon fits the memory budget is one chunk of any length (one
+    compile); chunks that follow one another must be whole RNG blocks.
+    """
     if chunk_size is not None:
         if chunk_size < 1 or chunk_size % RNG_BLOCK:
             raise ValueError(
@@ -286,6 +305,8 @@ def _choose_chunk(horizon: int, n_seeds: int, per_step: int, chunk_size: int | N
             )
         return chunk_size
     budget = max(RNG_BLOCK, DEFAULT_CHUNK_ELEMENTS // max(1, n_seeds * per_step))
+    if one_round and horizon <= min(budget, 10_000):
+        return horizon
     budget = min(budget, 10_000, max(RNG_BLOCK, horizon))
     budget -= budget % RNG_BLOCK
     budget = max(budget, RNG_BLOCK)
@@ -322,17 +343,13 @@ def simulate(
     if grid.size == 0 or grid[0] < 1 or grid[-1] > horizon or np.any(np.diff(grid) <= 0):
         raise ValueError("grid: must be increasing rounds within [1, horizon]")
 
-    spec = env.spec(params, horizon)
-    per_step = 8 + sum(
-        int(np.prod(d.shape, dtype=np.int64)) for d in agent.randomness(spec).values()
-    )
-    chunk = _choose_chunk(horizon, seeds, per_step, chunk_size)
+    probe = _probe(env, params, agent, horizon)
+    per_step = 8 + sum(int(np.prod(d.shape, dtype=np.int64)) for d in probe[1].values())
+    chunk = _choose_chunk(horizon, seeds, per_step, chunk_size, "rounds" not in probe[3])
     tail = horizon % chunk  # one-round runs: a shorter last chunk; multi-round runs idle instead
-    starts = np.arange(0, horizon, chunk, dtype=np.int64)
-    first = np.searchsorted(grid, starts, side="right")  # grid points in (lo, lo + chunk]
-    last = np.searchsorted(grid, np.minimum(starts + chunk, horizon), side="right")
-    slots = max(1, int((last - first).max()))
-    prog = _build(env, params, agent, horizon, seeds, chunk, tail, slots)
+    # Most grid points in one chunk: chunk j holds rounds (j chunk, (j + 1) chunk].
+    slots = int(np.unique((grid - 1) // chunk, return_counts=True)[1].max())
+    prog = _build(env, params, agent, horizon, seeds, chunk, tail, slots, probe)
 
     bar = _progress_bar(progress, horizon, desc)
     t_start = time.perf_counter()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bandits.streaming import (
+    DoublingKingChallenger,
     GameOfArms,
     StreamLog,
     StreamLogLog,
@@ -103,6 +104,85 @@ def test_log_tower_schedule(mode, chosen):
     expect += [(False, chosen, 17560)]
     assert sched == expect
     assert out == chosen and peak <= 3  # L + 1 = 3 slots
+
+
+@pytest.mark.parametrize("mode", ["corrected", "faithful"])
+def test_loglog_tower_schedule(mode):
+    # K = 20, T = 20000: eps = 0.1, 1/eps^2 = 100; L = int(ln ln 20) + 1 = int(1.097) + 1 = 2;
+    # b = [100, ceil(ln 20 * 100) = ceil(299.57) = 300] (faithful: round -> 300), C[0] = 10 b[0]
+    # = 1000; level 1 (the naive level) is the top, never full. Level 0 takes arms 0..10
+    # (c = 1100 > 1000: full) -> its king (arm 3, 0.9) is promoted to the empty level 1 and
+    # re-pulled 300 times; arms 11..19 (c = 900, not full): arm 11 is king with the stale
+    # benchmark 0.9, arm 15 (0.95) beats it. Stream ends: T - counted >= max_level b[0] = 100 ->
+    # re-pull the kings of levels 0 and 1 (100 each); commit 20000 - (2000 + 300 + 200) = 17500.
+    # Corrected: the empirical best (arm 15); faithful: the last non-empty level (arm 3).
+    means = [0.1] * 20
+    means[3], means[15] = 0.9, 0.95
+    sched, out, _, peak = run_steps(StreamLogLog(mode), means, 20000)
+    expect = [(True, i, 100) for i in range(11)] + [(False, 3, 300)]
+    expect += [(True, i, 100) for i in range(11, 20)] + [(False, 15, 100), (False, 3, 100)]
+    chosen = 15 if mode == "corrected" else 3
+    assert sched == [*expect, (False, chosen, 17500)]
+    assert out == chosen and peak <= 3  # L + 1 = 3 slots
+
+
+@pytest.mark.parametrize("mode", ["corrected", "faithful"])
+def test_logstar_tower_schedule(mode):
+    # K = 20, T = 20000: eps^2 = 0.01. L = 1 + #{ln applied to 20 until < 1: 2.996, 1.097,
+    # 0.093} = 4; r = 2, 4, 16, 65536; b = [100, 400, 1600, min(655360000, T) = 20000];
+    # C[0] = 4/eps^2 = 400, C[1] = 2^4 * 400 / 2^2 = 1600. Level 0 takes 5 arms (c = 500 > 400),
+    # then promotes its king to level 1: cycle 1 (arms 0..4): king arm 2 (0.5) becomes level-1
+    # king, re-pulled 400 times (benchmark 0.5). Cycle 2 (5..9): arm 7 (0.9) beats the stale
+    # level-0 benchmark 0.5, is promoted and compared at level 1 (400): 0.9 > 0.5, new king.
+    # Cycle 3 (10..14): arm 12 (0.6) cannot beat the stale 0.9, so arm 10 (0.1) is promoted and
+    # loses. Cycle 4 (15..19): arm 16 (0.95) > 0.9, promoted, wins (c[1] = 1200 <= 1600). Stream
+    # ends with level 0 empty: re-pull the level-1 king b[0] = 100 times; commit
+    # 20000 - (2000 + 4 * 400 + 100) = 16300 (both modes pick level 1).
+    means = [0.1] * 20
+    means[2], means[7], means[12], means[16] = 0.5, 0.9, 0.6, 0.95
+    sched, out, _, peak = run_steps(StreamLogStar(mode), means, 20000)
+    expect = []
+    for cycle, promoted in enumerate([2, 7, 10, 16]):
+        expect += [(True, i, 100) for i in range(5 * cycle, 5 * cycle + 5)]
+        expect.append((False, promoted, 400))
+    assert sched == [*expect, (False, 16, 100), (False, 16, 16300)]
+    assert out == 16 and peak <= 5  # L + 1 = 5 slots
+
+
+def test_doubling_king_challenger_schedule():
+    # K = 5, T = 40000: eps = (5/40000)^{1/3} = 0.05, 1/eps^2 = 400; delta = 0.1, c = 1:
+    # s_0 = ceil(400 ln 40) = ceil(1475.55) = 1476; the crowning level needs
+    # 2^l ln 40 >= ln(2 (2/0.05 + 1)/0.1) = ln 820 = 6.709 -> l = 1 (2 * 3.689 = 7.378),
+    # s_1 = ceil(800 ln 40) = ceil(2951.1) = 2952. Margin eps/2 = 0.025.
+    # arm 0 (0.5): 2952 pulls, crowned (theta 0.5). arm 1 (0.3): 1476, 0.3 < 0.525, discarded.
+    # arm 2 (0.9): 1476 (>= 0.525), 2952, crowned (theta 0.9). arm 3 (0.92): 1476,
+    # 0.92 < 0.925, discarded. arm 4 (0.95): 1476, 2952, crowned.
+    # Commit 40000 - (2952 + 1476 + 4428 + 1476 + 4428) = 25240 to arm 4.
+    agent = DoublingKingChallenger()
+    assert agent.sizes(5, 40000) == [1476, 2952]
+    sched, out, regret, peak = run_steps(agent, [0.5, 0.3, 0.9, 0.92, 0.95], 40000, memory=2)
+    assert sched == [
+        (True, 0, 2952),
+        (True, 1, 1476),
+        (True, 2, 1476),
+        (False, 2, 2952),
+        (True, 3, 1476),
+        (True, 4, 1476),
+        (False, 4, 2952),
+        (False, 4, 25240),
+    ]
+    assert out == 4 and peak == 2
+    gaps = 2952 * 0.45 + 1476 * 0.65 + 4428 * 0.05 + 1476 * 0.03
+    assert regret == pytest.approx(gaps, rel=1e-5)
+
+
+def test_doubling_king_challenger_bad_config():
+    from experiments.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^delta:"):
+        DoublingKingChallenger(delta=1.0)
+    with pytest.raises(ConfigError, match=r"^scale:"):
+        DoublingKingChallenger(scale=0.0)
 
 
 def test_goa_schedule():

@@ -10,10 +10,12 @@ from bandits.streaming.env import (
     streaming_bandit,
 )
 from bandits.streaming.goa import GameOfArms
+from bandits.streaming.jin import DoublingKingChallenger
 from bandits.streaming.tower import StreamLog, StreamLogLog, StreamLogStar
 from bandits.streaming.uniform import StreamNaive, StreamUniform
 
 __all__ = [
+    "DoublingKingChallenger",
     "GameOfArms",
     "StreamAction",
     "StreamLog",

@@ -4,7 +4,8 @@ K arms arrive one after another; the learner holds at most M arms in memory slot
 only arms it holds; an arm that is discarded (dropped or overwritten) is gone; T pulls in total.
 One step = one `StreamAction`, applied in the order: drop a slot, read the next stream arm into a
 slot (overwriting discards what was there), pull a slot n times (n = 0: no pull). The reward sum of
-the n pulls is sampled in one draw (`sampling`), so T = 1000 K^3 = 1.25e17 runs exactly.
+the n pulls is sampled in one draw (`sampling`: exact BTRS/inversion from pre-drawn uniforms), so
+T = 1000 K^3 = 1.25e17 runs exactly.
 
 Rules enforced (an action that breaks one sets the reserved metric ``illegal``; the engine raises):
 slots within [0, M); no read past the end of the stream; pulls only from occupied slots; n >= 0;
@@ -29,9 +30,9 @@ import numpy as np
 
 from bandits.streaming import instances as inst_mod
 from bandits.streaming.instances import InstanceConfig, InstanceState
-from bandits.streaming.sampling import bernoulli_sum, gaussian_sum
+from bandits.streaming.sampling import bernoulli_sum, binomial_draws, gaussian_sum
 from experiments.config import ConfigError, check_choice, check_float, check_int
-from experiments.protocol import KEY, NORMAL, Draw
+from experiments.protocol import NORMAL, Draw
 
 MODES = ("corrected", "faithful")
 REWARDS = ("bernoulli", "gaussian")
@@ -109,7 +110,7 @@ class StreamingBandit:
     def randomness(self, params, action) -> dict[str, Draw]:
         if self.reward == "gaussian":
             return {"z": Draw(NORMAL)}
-        out = {"key": Draw(KEY)}
+        out = binomial_draws()
         if self.mode == "faithful":
             out["z"] = Draw(NORMAL)
         return out
@@ -159,14 +160,12 @@ class StreamingBandit:
         if self.reward == "gaussian":
             reward = gaussian_sum(rng["z"], n_ok, mu, self.sigma)
         else:
-            reward = bernoulli_sum(rng["key"], rng.get("z"), n_ok, mu, self.mode == "faithful")
+            reward = bernoulli_sum(rng, n_ok, mu, self.mode == "faithful")
         nf = n_ok.astype(mu.dtype)
         true_regret = nf * (state.inst.best - mu)
         metrics = {
             "regret": true_regret,
-            # at least one round when illegal, so the engine (which records the round of the
-            # first illegal action, 0 meaning "none") cannot miss an illegal 0-round step
-            "rounds": jnp.where(illegal, jnp.maximum(n_ok, 1), n_ok),
+            "rounds": n_ok,
             "illegal": illegal,
         }
         if self.mode == "faithful":

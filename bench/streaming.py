@@ -1,0 +1,157 @@
+"""Streaming-MAB benchmark: the six algorithms of Wang (ICML 2023) at paper scale, plus a NumPy
+reference of streaming uniform exploration (docs/streaming.md, bench/README.md).
+
+    uv run python bench/streaming.py            # K = 50 000, T = 1000 K^3 = 1.25e17, 50 seeds
+    uv run python bench/streaming.py --quick    # K = 1000, T = 1e9, 10 seeds; prints only
+
+Corrected mode, clear-cut instance, x64. Per agent: compile and run seconds (`SimResult`), mean
+regret and its ratio to uniform exploration, and the 1-minute load average when it finished (the
+machine is shared). The NumPy reference draws the same instance family (TruncNormal(0.5, 0.1,
+[0, 0.8]) + one arm at 0.82, random position), pulls each arm b = ceil((T/K)^{2/3} (ln T)^{1/3})
+times with exact `Generator.binomial`, keeps the first empirical maximum (the king is replaced only
+by a strictly larger mean) and commits; vectorised over seeds and arms. Its regret must agree with
+the engine's uniform exploration (different random streams: compared within standard errors).
+Writes bench/streaming_results.md unless --quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+# bench/bandits.py would shadow the `bandits` package: import from the repository root instead
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
+
+import bandits.streaming as bs  # noqa: E402
+from experiments.simulate import simulate  # noqa: E402
+
+AGENTS = (
+    "StreamUniform",
+    "StreamNaive",
+    "StreamLog",
+    "StreamLogLog",
+    "StreamLogStar",
+    "GameOfArms",
+)
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def numpy_uniform(K: int, T: int, seeds: int, seed: int = 0) -> tuple[np.ndarray, float]:
+    """Streaming uniform exploration in NumPy, vectorised over seeds x arms: regrets, seconds."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    lo, hi = (0.0 - 0.5) / 0.1, (0.8 - 0.5) / 0.1
+    means = 0.5 + 0.1 * stats.truncnorm.rvs(lo, hi, size=(seeds, K), random_state=rng)
+    best_at = rng.integers(0, K, seeds)
+    means[np.arange(seeds), best_at] = 0.82
+    b = math.ceil((T / K) ** (2 / 3) * math.log(T) ** (1 / 3) - 1e-9)
+    r = rng.binomial(b, means) / b  # empirical means in stream order
+    king = np.argmax(r, axis=1)  # first maximum: a challenger must be strictly better
+    best = means.max(axis=1, keepdims=True)
+    chosen = means[np.arange(seeds), king][:, None]
+    regret = b * (best - means).sum(axis=1) + (T - K * b) * (best - chosen)[:, 0]
+    return regret, time.perf_counter() - t0
+
+
+def run(K: int, T: int, seeds: int) -> list[dict]:
+    env = bs.streaming_bandit(K=K, horizon=T, memory=16, instance="clear_cut")
+    rows = []
+    for name in AGENTS:
+        res = simulate(env, env.default_params(), getattr(bs, name)(), T, seeds)
+        reg = res.final["regret"]
+        rows.append(
+            dict(
+                agent=name,
+                compile_s=res.compile_seconds,
+                run_s=res.run_seconds,
+                steps=res.steps,
+                regret=reg.mean(),
+                se=reg.std(ddof=1) / math.sqrt(seeds),
+                load=load(),
+            )
+        )
+        r = rows[-1]
+        print(
+            f"{name:14s} compile {r['compile_s']:6.1f} s  run {r['run_s']:6.1f} s  "
+            f"steps {r['steps']:6d}  regret {r['regret']:.4g} ± {r['se']:.2g}  "
+            f"ratio {r['regret'] / rows[0]['regret']:.3f}  load {r['load']:.1f}",
+            flush=True,
+        )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="K=1000, T=1e9, 10 seeds; no file")
+    ap.add_argument("--seeds", type=int, default=None)
+    args = ap.parse_args()
+    K, seeds = (1000, 10) if args.quick else (50_000, 50)
+    seeds = args.seeds or seeds
+    T = 1000 * K ** (2 if args.quick else 3)
+    print(f"K = {K}, T = {T:.3g}, {seeds} seeds, corrected mode, x64; load {load():.1f}")
+    t0 = time.perf_counter()
+    rows = run(K, T, seeds)
+    total = time.perf_counter() - t0
+    np_reg, np_s = numpy_uniform(K, T, seeds)
+    np_load = load()
+    uni = rows[0]
+    np_se = np_reg.std(ddof=1) / math.sqrt(seeds)
+    z = (uni["regret"] - np_reg.mean()) / math.hypot(uni["se"], np_se)
+    speed = (uni["compile_s"] + uni["run_s"]) / np_s
+    print(f"all six: {total:.1f} s wall (compile {sum(r['compile_s'] for r in rows):.1f} s)")
+    print(
+        f"numpy uniform: {np_s:.2f} s, regret {np_reg.mean():.4g} ± {np_se:.2g} "
+        f"(engine - numpy: {z:+.1f} SE); engine uniform / numpy time: {speed:.1f}x "
+        f"(run only {uni['run_s'] / np_s:.1f}x); load {np_load:.1f}"
+    )
+    if args.quick:
+        return
+    lines = [
+        "# Streaming MAB benchmark (`uv run python bench/streaming.py`)",
+        "",
+        f"K = {K}, T = 1000 K^3 = {T:.3g}, {seeds} seeds, clear-cut, corrected mode, x64; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"jax {jax.__version__}. Load = 1-minute load average when the row finished "
+        "(shared machine).",
+        "",
+        "| agent | compile s | run s | steps | mean regret ± SE | ratio to uniform | load |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['agent']} | {r['compile_s']:.1f} | {r['run_s']:.1f} | {r['steps']} | "
+            f"{r['regret']:.4g} ± {r['se']:.2g} | {r['regret'] / uni['regret']:.3f} | "
+            f"{r['load']:.1f} |"
+        )
+    lines += [
+        f"| numpy uniform (reference) | – | {np_s:.2f} | – | {np_reg.mean():.4g} ± {np_se:.2g} | "
+        f"{np_reg.mean() / uni['regret']:.3f} | {np_load:.1f} |",
+        "",
+        f"All six: {total:.1f} s wall, of which compile "
+        f"{sum(r['compile_s'] for r in rows):.1f} s. Engine uniform (compile + run) / NumPy: "
+        f"{speed:.1f}x; run only: {uni['run_s'] / np_s:.1f}x. Engine vs NumPy regret: "
+        f"{z:+.1f} SE.",
+        "",
+    ]
+    out = Path(__file__).with_name("streaming_results.md")
+    out.write_text("\n".join(lines))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
