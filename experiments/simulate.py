@@ -7,7 +7,8 @@ Randomness. For seed ``s`` the run key is ``split(key(seed), N)[s]``. The random
 ``[100 b, 100 b + 100)`` ("block" ``b``) are drawn in bulk from ``fold_in(run_key, b)``, separately
 for the environment and the agent, so that
 
-* results do not depend on the chunk size (a chunk is a whole number of blocks),
+* results do not depend on the chunk size (the draws of step t depend on t alone; chunks that
+  follow one another are whole blocks),
 * the environment's randomness does not depend on the agent: every agent of a run meets the same
   reward draws for the same seed (common random numbers).
 
