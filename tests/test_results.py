@@ -82,9 +82,10 @@ def test_summary_json(run_dir):
     assert rev is None or (len(rev) == 40 and all(c in "0123456789abcdef" for c in rev))
     for name, sim in sims.items():
         a = summary["agents"][name]
-        assert a["compile_seconds"] == sim.compile_seconds
-        assert a["run_seconds"] == sim.run_seconds
-        assert a["steps_per_second"] == pytest.approx(3 * 1000 / sim.run_seconds)
+        # A round trip of the hand-made timings into summary.json, not a timing threshold.
+        recorded = (a["compile_seconds"], a["run_seconds"], a["steps_per_second"])
+        expected = (sim.compile_seconds, sim.run_seconds, 3 * 1000 / sim.run_seconds)
+        assert recorded == pytest.approx(expected, rel=1e-12)
         for metric, values in sim.final.items():
             f = a["final"][metric]
             lo, hi = stats.t.interval(0.95, 2, loc=values.mean(), scale=stats.sem(values))
