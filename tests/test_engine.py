@@ -461,9 +461,12 @@ def test_pull_zero_forever_raises():
 
 # --------------------------------------------------------------------------- timings, memory
 def test_compile_and_run_time_reported(ucb_runs):
+    """Compile and run time are reported apart (their presence, not a threshold: no timing test)."""
     r = ucb_runs[100]
-    assert r.compile_seconds > 0 and r.run_seconds > 0
-    assert r.agent_steps_per_second == pytest.approx(8 * 500 / r.run_seconds)
+    reported = (r.compile_seconds, r.run_seconds)
+    assert all(x > 0 for x in reported)
+    rate, by_definition = r.agent_steps_per_second, 8 * 500 / reported[1]  # seeds x T / run
+    assert rate == pytest.approx(by_definition)
 
 
 def test_recorded_arrays_do_not_grow_with_horizon():
