@@ -3,6 +3,8 @@
 * ``metrics.parquet`` is tidy: one row per agent x seed x recorded round, columns ``agent``,
   ``seed``, ``t`` (rounds completed) and one column per metric (``regret`` is the cumulative
   pseudo-regret for bandits).
+* ``final.parquet``: one row per agent x seed, one column per final metric (per-seed values, for
+  paired comparisons such as ratios between agents that met the same seeds);
 * ``summary.json`` holds per agent the final metrics (``mean``, ``ci_low``, ``ci_high``, ``std``,
   ``n``), ``compile_seconds``, ``run_seconds`` and ``steps_per_second`` (seeds x rounds / run
   seconds), plus the resolved config, package versions and the git revision.
@@ -32,6 +34,7 @@ from experiments.simulate import SimResult
 from experiments.stats import mean_ci
 
 METRICS_FILE = "metrics.parquet"
+FINAL_FILE = "final.parquet"
 SUMMARY_FILE = "summary.json"
 PACKAGES = ("regretlab", "jax", "jaxlib", "numpy", "hydra-core", "gymnasium", "pandas", "scipy")
 
@@ -67,6 +70,19 @@ def metrics_frame(sims: dict[str, SimResult]) -> pd.DataFrame:
             "t": np.tile(sim.rounds.astype(np.int64), n),
         }
         cols.update({k: v.reshape(-1) for k, v in sim.curves.items()})
+        frames.append(pd.DataFrame(cols))
+    df = pd.concat(frames, ignore_index=True)
+    df["agent"] = pd.Categorical(df["agent"], categories=list(sims))
+    return df
+
+
+def final_frame(sims: dict[str, SimResult]) -> pd.DataFrame:
+    """Per-seed final metrics of all agents: columns ``agent``, ``seed``, one per metric."""
+    frames = []
+    for name, sim in sims.items():
+        n = next(iter(sim.final.values())).shape[0]
+        cols = {"agent": np.repeat(name, n), "seed": np.arange(n, dtype=np.int64)}
+        cols.update({k: np.asarray(v, np.float64) for k, v in sim.final.items()})
         frames.append(pd.DataFrame(cols))
     df = pd.concat(frames, ignore_index=True)
     df["agent"] = pd.Categorical(df["agent"], categories=list(sims))
@@ -116,11 +132,13 @@ def git_revision() -> str | None:
 def write_run(
     out_dir: Path, config: dict, sims: dict[str, SimResult], extra: dict | None = None
 ) -> dict:
-    """Write metrics.parquet then summary.json (atomically); return the summary."""
+    """Write metrics.parquet, final.parquet, then summary.json (atomically); return the summary."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     df = metrics_frame(sims)
     atomic_write(out_dir / METRICS_FILE, lambda p: df.to_parquet(p, index=False))
+    finals = final_frame(sims)
+    atomic_write(out_dir / FINAL_FILE, lambda p: finals.to_parquet(p, index=False))
     summary = {
         "agents": {name: summarize(sim) for name, sim in sims.items()},
         "horizon": next(iter(sims.values())).horizon,
@@ -146,7 +164,9 @@ def _json_default(x):
 def is_complete(out_dir: Path, config: dict | None = None) -> bool:
     """True when `out_dir` holds a finished run (of `config`, when given)."""
     path = Path(out_dir) / SUMMARY_FILE
-    if not path.is_file() or not (Path(out_dir) / METRICS_FILE).is_file():
+    if not all((Path(out_dir) / f).is_file() for f in (METRICS_FILE, FINAL_FILE)):
+        return False
+    if not path.is_file():
         return False
     try:
         summary = json.loads(path.read_text())
@@ -168,6 +188,19 @@ class Run:
         if self._metrics is None:
             self._metrics = pd.read_parquet(self.path / METRICS_FILE)
         return self._metrics
+
+    @property
+    def finals(self) -> pd.DataFrame:
+        """Per-seed final metrics (`final.parquet`): columns agent, seed, one per metric."""
+        return pd.read_parquet(self.path / FINAL_FILE)
+
+    def final(self, agent: str, metric: str) -> np.ndarray:
+        """One agent's per-seed values of a final metric, ordered by seed."""
+        df = self.finals
+        rows = df[df["agent"] == agent].sort_values("seed")
+        if rows.empty:
+            raise KeyError(f"{self.path}: no agent {agent!r} (has {list(self.summary['agents'])})")
+        return rows[metric].to_numpy(np.float64)
 
     @property
     def overrides(self) -> list[str]:

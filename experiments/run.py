@@ -6,7 +6,8 @@
     regretlab hydra.run.dir=some/dir            # put the run where you say
 
 Flow: compose -> validate (types by the structured schema, ranges by the domain classes) ->
-instantiate env and agents (``_target_``) -> ``simulate`` each agent -> ``results.write_run`` ->
+instantiate env and agents (``_target_``) -> compile every agent's program (concurrently) and
+simulate each -> ``results.write_run`` ->
 summary table and figure. Nothing is compiled before the whole config has been validated; a bad
 value exits with status 2 and one line naming the field, and leaves no run directory behind.
 """
@@ -57,6 +58,7 @@ class RunConfig:
     progress: bool = True
     plot: bool = True
     metric: str | None = None  # headline metric of table and figure; None: the env's choice
+    compile_cache: str | None = "~/.cache/regretlab/jax"  # JAX's persistent cache; null: off
     env: Any = MISSING
     agents: dict[str, Any] = field(default_factory=dict)
 
@@ -104,6 +106,8 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
     if not cfg.agents:
         raise ConfigError("agents: select at least one agent, e.g. agents=[ucb1]")
     jax.config.update("jax_enable_x64", bool(cfg.x64))
+    if cfg.compile_cache:
+        enable_compile_cache(cfg.compile_cache)
 
     from experiments.simulate import make_grid
 
@@ -152,6 +156,22 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
     )
 
 
+def enable_compile_cache(path: str) -> None:
+    """Turn on JAX's persistent compilation cache in `path` (programs that took >= 1 s to
+    compile are stored; a rerun of the same shapes loads them instead of compiling again)."""
+    import os
+
+    import jax
+
+    directory = os.path.expanduser(path)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"compile_cache: cannot create {directory} ({e.strerror})") from None
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def _user_set(overrides: list[str] | None, key: str) -> bool:
     return any(o.lstrip("+~").split("=", 1)[0] == key for o in overrides or [])
 
@@ -183,29 +203,27 @@ def execute(exp: Experiment, out_dir: Path) -> dict:
     import json
 
     from experiments import results
-    from experiments.simulate import simulate
+    from experiments.simulate import simulate_agents
     from experiments.tables import Row, format_table
 
     if results.is_complete(out_dir, exp.config):
         print(f"{out_dir}: finished run found, not recomputed")
         return json.loads((out_dir / results.SUMMARY_FILE).read_text())
-    sims = {}
-    for name, agent in exp.agents.items():
-        sims[name] = simulate(
-            exp.env,
-            exp.params,
-            agent,
-            exp.horizon,
-            exp.seeds,
-            exp.seed,
-            exp.grid,
-            exp.chunk_size,
-            exp.progress,
-            desc=name,
-        )
-        if exp.metric not in sims[name].final:
-            known = ", ".join(sorted(sims[name].final))
-            raise ConfigError(f"metric: {exp.metric!r} is not a metric of this env ({known})")
+    sims = simulate_agents(
+        exp.env,
+        exp.params,
+        exp.agents,
+        exp.horizon,
+        exp.seeds,
+        exp.seed,
+        exp.grid,
+        exp.chunk_size,
+        exp.progress,
+    )
+    first = next(iter(sims.values()))
+    if exp.metric not in first.final:
+        known = ", ".join(sorted(first.final))
+        raise ConfigError(f"metric: {exp.metric!r} is not a metric of this env ({known})")
     summary = results.write_run(out_dir, exp.config, sims, {"metric": exp.metric})
     if exp.plot:
         from experiments.plot import plot_runs

@@ -25,6 +25,7 @@ which grows linearly within a batch of pulls of one arm). Seeds that reached the
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -317,23 +318,40 @@ def _choose_chunk(
     return budget
 
 
-def simulate(
+@dataclass
+class CompiledSimulation:
+    """A simulation compiled for (env, params, agent, horizon, seeds, grid): run it with `run`."""
+
+    env: Env
+    params: Any
+    agent: Agent
+    horizon: int
+    seeds: int
+    grid: np.ndarray
+    chunk: int
+    tail: int
+    slots: int
+    program: _Program
+
+    def run(
+        self,
+        seed: int = 0,
+        progress: bool | Callable[[int], None] = False,
+        desc: str = "",
+    ) -> SimResult:
+        return _run(self, seed, progress, desc)
+
+
+def compile_simulation(
     env: Env,
     params,
     agent: Agent,
     horizon: int,
     seeds: int,
-    seed: int = 0,
     grid: np.ndarray | Sequence[int] | None = None,
     chunk_size: int | None = None,
-    progress: bool | Callable[[int], None] = False,
-    desc: str = "",
-) -> SimResult:
-    """Run `agent` on `env` for `horizon` rounds and `seeds` independent seeds.
-
-    Returns cumulative metrics at the rounds of `grid` (default: 200 log-spaced points) and the
-    final metrics. Bit-identical for the same arguments on the same machine, whatever the chunk.
-    """
+) -> CompiledSimulation:
+    """Validate the arguments and compile the programs of a simulation (see `simulate`)."""
     if horizon < 1:
         raise ValueError(f"horizon: must be an integer >= 1 (got {horizon})")
     if seeds < 1:
@@ -351,7 +369,69 @@ def simulate(
     # Most grid points in one chunk: chunk j holds rounds (j chunk, (j + 1) chunk].
     slots = int(np.unique((grid - 1) // chunk, return_counts=True)[1].max())
     prog = _build(env, params, agent, horizon, seeds, chunk, tail, slots, probe)
+    return CompiledSimulation(env, params, agent, horizon, seeds, grid, chunk, tail, slots, prog)
 
+
+def simulate(
+    env: Env,
+    params,
+    agent: Agent,
+    horizon: int,
+    seeds: int,
+    seed: int = 0,
+    grid: np.ndarray | Sequence[int] | None = None,
+    chunk_size: int | None = None,
+    progress: bool | Callable[[int], None] = False,
+    desc: str = "",
+) -> SimResult:
+    """Run `agent` on `env` for `horizon` rounds and `seeds` independent seeds.
+
+    Returns cumulative metrics at the rounds of `grid` (default: 200 log-spaced points) and the
+    final metrics. Bit-identical for the same arguments on the same machine, whatever the chunk.
+    """
+    compiled = compile_simulation(env, params, agent, horizon, seeds, grid, chunk_size)
+    return compiled.run(seed, progress, desc)
+
+
+def simulate_agents(
+    env: Env,
+    params,
+    agents: dict[str, Agent],
+    horizon: int,
+    seeds: int,
+    seed: int = 0,
+    grid: np.ndarray | Sequence[int] | None = None,
+    chunk_size: int | None = None,
+    progress: bool = False,
+    workers: int | None = None,
+) -> dict[str, SimResult]:
+    """`simulate` each agent; their programs are compiled concurrently in `workers` threads.
+
+    XLA compiles outside Python's GIL, so compiling the agents of one run side by side uses the
+    machine's cores (compile time dominates short runs); the runs themselves go one after another
+    (each already uses every core). Each result's ``compile_seconds`` is the wall time of its own
+    compilation, which overlaps with the others'. Same results as separate `simulate` calls.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = workers or min(len(agents), os.cpu_count() or 1)
+
+    def build(agent):
+        return compile_simulation(env, params, agent, horizon, seeds, grid, chunk_size)
+
+    if workers <= 1 or len(agents) <= 1:
+        compiled = {name: build(a) for name, a in agents.items()}
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            futures = {name: pool.submit(build, a) for name, a in agents.items()}
+            compiled = {name: f.result() for name, f in futures.items()}
+    return {name: c.run(seed, progress, desc=name) for name, c in compiled.items()}
+
+
+def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> SimResult:
+    """Execute a compiled simulation: the chunk loop, recording and final metrics."""
+    prog, grid, horizon, seeds = c.program, c.grid, c.horizon, c.seeds
+    chunk, tail, slots = c.chunk, c.tail, c.slots
     bar = _progress_bar(progress, horizon, desc)
     t_start = time.perf_counter()
     run_keys = jax.random.split(jax.random.key(seed), seeds)

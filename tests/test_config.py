@@ -244,3 +244,10 @@ def test_agent_for_another_env_is_a_one_line_config_error():
     with pytest.raises(ConfigError, match=r"^agents\.counter_tree[.:]") as info:
         build(["env=bernoulli", "agents=[counter_tree]"])
     assert "\n" not in str(info.value)
+
+
+def test_compile_cache_that_cannot_be_created_is_one_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match=r"^compile_cache: cannot create .+a_file/cache"):
+        build([f"compile_cache={blocker}/cache", "horizon=100", "seeds=2", "agents=[ucb1]"])

@@ -26,7 +26,7 @@ from scipy import stats
 from bandits.agents import UCB1
 from bandits.envs import BernoulliBandit, GaussianBandit, Pull
 from experiments.protocol import UNIFORM, AgentBase, Draw, IllegalActionError
-from experiments.simulate import INT32_MAX, SimResult, make_grid, simulate
+from experiments.simulate import INT32_MAX, SimResult, make_grid, simulate, simulate_agents
 
 REPO = Path(__file__).resolve().parents[1]
 INT = jnp.result_type(int)  # int32, or int64 under x64
@@ -179,6 +179,17 @@ def ucb_runs() -> dict[str, SimResult]:
 
 def test_same_seed_bit_identical(ucb_runs):
     _assert_identical(ucb_runs[100], ucb_runs["again"])
+
+
+def test_concurrent_compilation_gives_the_same_results(ucb_runs):
+    """`simulate_agents` compiles its agents in threads; each result is bit-identical to a
+    separate `simulate` call (the programs and the draws do not depend on the threading)."""
+    grid = make_grid(500, "every")
+    agents = {"a": UCB1(), "b": UCB1(c=1.0)}
+    sims = simulate_agents(BERN3, BERN3.default_params(), agents, 500, 8, 0, grid, 100, workers=2)
+    _assert_identical(sims["a"], ucb_runs[100])
+    alone = simulate(BERN3, BERN3.default_params(), UCB1(c=1.0), 500, 8, 0, grid, 100)
+    _assert_identical(sims["b"], alone)
 
 
 def test_different_seed_differs(ucb_runs):

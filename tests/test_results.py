@@ -13,6 +13,7 @@ from scipy import stats
 
 from experiments.plot import plot_runs
 from experiments.results import (
+    FINAL_FILE,
     METRICS_FILE,
     SUMMARY_FILE,
     Run,
@@ -22,7 +23,7 @@ from experiments.results import (
     write_run,
 )
 from experiments.simulate import SimResult
-from experiments.stats import mean_ci
+from experiments.stats import mean_ci, ratio_ci
 from experiments.tables import Row, format_table, rows_from_runs
 
 CONFIG = {"horizon": 1000, "seeds": 3, "env": {"means": [0.2, 0.5]}}
@@ -226,3 +227,42 @@ def test_plot_runs_writes_png(run_dir, tmp_path):
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# --------------------------------------------------------------------------- per-seed finals
+def test_final_parquet_holds_every_seed(run_dir):
+    out, sims, _ = run_dir
+    run = Run(out, json.loads((out / SUMMARY_FILE).read_text()))
+    for agent, sim in sims.items():
+        for metric, values in sim.final.items():
+            np.testing.assert_array_equal(run.final(agent, metric), values)
+    with pytest.raises(KeyError, match="no agent 'nope'"):
+        run.final("nope", "regret")
+    (out / FINAL_FILE).unlink()
+    assert not is_complete(out)  # a run without its per-seed finals is not finished
+
+
+def test_ratio_ci_against_bootstrap():
+    """The paired delta-method interval of mean(a)/mean(b) matches a paired bootstrap.
+
+    a and b share a per-seed instance effect (as agents meeting the same seeds do), so the paired
+    interval is much narrower than the unpaired one; 4000 seeds make the delta method's normal
+    approximation accurate, and 2000 bootstrap resamples estimate the 2.5/97.5% quantiles to about
+    3% of the interval's width: a 10% agreement tolerance.
+    """
+    rng = np.random.default_rng(7)
+    common = rng.gamma(2.0, 5.0, 4000)
+    a = 0.4 * common + rng.normal(0, 0.5, 4000)
+    b = common + rng.normal(0, 0.5, 4000)
+    ratio, lo, hi = ratio_ci(a, b)
+    assert ratio == pytest.approx(a.mean() / b.mean())
+    idx = rng.integers(0, 4000, (2000, 4000))
+    boot = a[idx].mean(1) / b[idx].mean(1)
+    blo, bhi = np.quantile(boot, [0.025, 0.975])
+    assert hi - lo == pytest.approx(bhi - blo, rel=0.1)
+    assert (lo + hi) / 2 == pytest.approx((blo + bhi) / 2, abs=0.1 * (hi - lo))
+    unpaired = 1.96 * ratio * np.hypot(a.std() / a.mean(), b.std() / b.mean()) / np.sqrt(4000)
+    assert (hi - lo) / 2 < 0.5 * unpaired  # pairing matters
+    assert ratio_ci(a[:1], b[:1])[1] == ratio_ci(a[:1], b[:1])[0]
+    with pytest.raises(ValueError, match="equal shapes"):
+        ratio_ci(a, b[:10])

@@ -1,0 +1,269 @@
+"""``regretlab-reproduce PAPER``: run a paper's experiments, write its figures and tables, and
+print the comparison with the published numbers or theoretical rates (DESIGN.md).
+
+    regretlab-reproduce --list
+    regretlab-reproduce streaming_wang2023 --quick        # reduced sizes: minutes
+    regretlab-reproduce streaming_wang2023 --only R1,R7   # paper scale, two items
+    regretlab-reproduce streaming_wang2023 --out DIR
+
+A paper is a module of its domain package, registered in `PAPERS` by name, that defines
+
+    TITLE: str                                   # the paper, with its venue
+    ITEMS: dict[str, Callable[[Reproduction], None]]   # "R1" -> the function reproducing it
+
+Each item runs experiment configs through the same path as the ``regretlab`` command (compose ->
+validate -> simulate -> run directory), so an interrupted reproduction resumes: finished runs are
+found on disk and not recomputed. The item then writes its tables and figures and records checks
+(our value with its CI, the target, its source, pass or fail).
+
+Output in ``--out`` (default ``reproductions/PAPER``, ``reproductions/PAPER-quick`` with --quick):
+``runs/NAME/`` (run directories), ``ITEM_*.md|csv|png``, and ``report.md`` listing every check,
+table and figure. The exit status is 1 when a check failed, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from experiments.results import Run, atomic_write, git_revision
+
+PAPERS = {
+    "streaming_wang2023": "bandits.streaming.reproduction",
+    "dp_continual_jain2023": "privacy.reproduction",
+}
+
+
+@dataclass
+class Check:
+    """One comparison of a reproduced number with its target."""
+
+    item: str  # "R1"
+    quantity: str  # what is compared, e.g. "clear-cut loglog / uniform (faithful)"
+    ours: str  # our value, formatted, with its CI
+    target: str  # the published number or theoretical rate
+    source: str  # where the target comes from (spec section, [RE-RUN], theorem)
+    ok: bool
+    note: str = ""
+
+
+@dataclass
+class Reproduction:
+    """The context an item works in: sizes (quick or full), output directory, recorded checks."""
+
+    paper: str
+    out_dir: Path
+    quick: bool = False
+    progress: bool = True
+    checks: list[Check] = field(default_factory=list)
+    outputs: list[tuple[str, str, str]] = field(default_factory=list)  # (item, kind, file name)
+
+    # ----------------------------------------------------------------- running experiments
+    def run(self, name: str, overrides: Sequence[str]) -> Run:
+        """Run (or find finished) the experiment composed from `overrides`, as `regretlab` would.
+
+        `name` names the run directory ``runs/NAME``. Raises ConfigError on a bad config.
+        """
+        from hydra import compose, initialize_config_dir
+        from omegaconf import OmegaConf
+
+        from experiments.run import _conf_dir, execute, prepare
+
+        overrides = [*overrides, "plot=false", f"progress={str(self.progress).lower()}"]
+        with initialize_config_dir(config_dir=_conf_dir(), version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+        exp = prepare(cfg, overrides)
+        out = self.out_dir / "runs" / name
+        (out / ".hydra").mkdir(parents=True, exist_ok=True)
+        text = OmegaConf.to_yaml(OmegaConf.create(list(overrides)))
+        atomic_write(out / ".hydra" / "overrides.yaml", lambda p: p.write_text(text))
+        summary = execute(exp, out)
+        return Run(out, summary)
+
+    # ----------------------------------------------------------------- outputs
+    def path(self, name: str) -> Path:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        return self.out_dir / name
+
+    def table(self, item: str, name: str, df: pd.DataFrame, caption: str = "") -> Path:
+        """Write `df` as ``ITEM_NAME.md`` (with `caption`) and ``.csv``; return the .md path."""
+        stem = f"{item}_{name}"
+        md = (f"{caption}\n\n" if caption else "") + markdown(df) + "\n"
+        atomic_write(self.path(stem + ".csv"), lambda p: df.to_csv(p, index=False))
+        atomic_write(self.path(stem + ".md"), lambda p: p.write_text(md))
+        self.outputs.append((item, "table", stem + ".md"))
+        return self.path(stem + ".md")
+
+    def figure(self, item: str, name: str, fig) -> Path:
+        """Save a matplotlib figure as ``ITEM_NAME.png`` (atomically) and close it."""
+        import matplotlib.pyplot as plt
+
+        stem = f"{item}_{name}.png"
+        atomic_write(self.path(stem), lambda p: fig.savefig(p, dpi=130, format="png"))
+        plt.close(fig)
+        self.outputs.append((item, "figure", stem))
+        return self.path(stem)
+
+    def check(
+        self,
+        item: str,
+        quantity: str,
+        ours: str,
+        target: str,
+        source: str,
+        ok: bool,
+        note: str = "",
+    ) -> bool:
+        """Record (and print) one comparison; return `ok`."""
+        c = Check(item, quantity, ours, target, source, bool(ok), note)
+        self.checks.append(c)
+        mark = "ok  " if c.ok else "FAIL"
+        print(f"[{mark}] {item} {quantity}: ours {ours}; target {target} ({source}) {note}")
+        return c.ok
+
+    # ----------------------------------------------------------------- report
+    def write_report(self, title: str, items: Sequence[str], seconds: float) -> Path:
+        checks = pd.DataFrame(
+            [
+                {
+                    "item": c.item,
+                    "quantity": c.quantity,
+                    "ours (95% CI)": c.ours,
+                    "target": c.target,
+                    "source": c.source,
+                    "result": "ok" if c.ok else "**FAIL**",
+                    "note": c.note,
+                }
+                for c in self.checks
+            ]
+        )
+        lines = [
+            f"# Reproduction: {title}",
+            "",
+            f"`regretlab-reproduce {self.paper}{' --quick' if self.quick else ''} "
+            f"--only {','.join(items)}` · {time.strftime('%Y-%m-%d %H:%M')} · "
+            f"git {git_revision() or 'unknown'} · {seconds:.0f} s",
+            "",
+            f"## Checks ({sum(c.ok for c in self.checks)}/{len(self.checks)} ok)",
+            "",
+            markdown(checks) if len(checks) else "(no checks)",
+            "",
+        ]
+        for item in items:
+            mine = [(k, f) for i, k, f in self.outputs if i == item]
+            if not mine:
+                continue
+            lines += [f"## {item}", ""]
+            for kind, f in mine:
+                if kind == "table":
+                    lines += [self.path(f).read_text().rstrip(), ""]
+                else:
+                    lines += [f"![{f}]({f})", ""]
+        text = "\n".join(lines)
+        atomic_write(self.path("report.md"), lambda p: p.write_text(text))
+        return self.path("report.md")
+
+
+# --------------------------------------------------------------------------- helpers for items
+def markdown(df: pd.DataFrame) -> str:
+    """A GitHub Markdown table of `df` (floats in 4 significant digits)."""
+
+    def cell(x) -> str:
+        if isinstance(x, float | np.floating):
+            return "–" if np.isnan(x) else f"{x:.4g}"
+        return str(x).replace("|", "\\|")
+
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "|" + "---|" * len(df.columns)
+    body = ["| " + " | ".join(cell(x) for x in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def fmt_ci(mean: float, low: float, high: float, digits: int = 3) -> str:
+    """``mean [low, high]`` in `digits` significant digits."""
+    return f"{mean:.{digits}g} [{low:.{digits}g}, {high:.{digits}g}]"
+
+
+def loglog_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares slope of log y on log x and its standard error."""
+    lx, ly = np.log(np.asarray(x, np.float64)), np.log(np.asarray(y, np.float64))
+    A = np.stack([lx, np.ones_like(lx)], axis=1)
+    coef, *_ = np.linalg.lstsq(A, ly, rcond=None)
+    n = lx.size
+    if n <= 2:
+        return float(coef[0]), float("nan")
+    sigma2 = float(np.sum((ly - A @ coef) ** 2)) / (n - 2)
+    se = np.sqrt(sigma2 / np.sum((lx - lx.mean()) ** 2))
+    return float(coef[0]), float(se)
+
+
+# --------------------------------------------------------------------------- CLI
+def load_paper(name: str):
+    if name not in PAPERS:
+        raise KeyError(f"paper: must be one of {', '.join(sorted(PAPERS))} (got {name!r})")
+    return importlib.import_module(PAPERS[name])
+
+
+def reproduce(
+    paper: str,
+    out_dir: Path | None = None,
+    quick: bool = False,
+    only: Sequence[str] | None = None,
+    progress: bool = True,
+) -> Reproduction:
+    """Run the items of `paper` (all, or `only`), write the report; return the context."""
+    module = load_paper(paper)
+    items = list(module.ITEMS) if not only else list(only)
+    unknown = [i for i in items if i not in module.ITEMS]
+    if unknown:
+        raise KeyError(f"--only: {paper} has items {', '.join(module.ITEMS)} (got {unknown[0]!r})")
+    out_dir = Path(out_dir or Path("reproductions") / (paper + ("-quick" if quick else "")))
+    r = Reproduction(paper, out_dir, quick, progress)
+    t0 = time.perf_counter()
+    for item in items:
+        print(f"== {paper} {item}", flush=True)
+        module.ITEMS[item](r)
+    report = r.write_report(module.TITLE, items, time.perf_counter() - t0)
+    print(f"report: {report}")
+    return r
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="regretlab-reproduce", description=__doc__.splitlines()[0].strip("`")
+    )
+    ap.add_argument("paper", nargs="?", help="paper name (see --list)")
+    ap.add_argument("--list", action="store_true", help="list the papers and their items")
+    ap.add_argument("--quick", action="store_true", help="reduced sizes (minutes, not hours)")
+    ap.add_argument("--only", default=None, help="comma-separated items, e.g. R1,R4")
+    ap.add_argument("--out", type=Path, default=None, help="output directory")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = ap.parse_args(argv)
+    if args.list or not args.paper:
+        for name in sorted(PAPERS):
+            m = load_paper(name)
+            print(f"{name}: {m.TITLE}\n  items: {', '.join(m.ITEMS)}")
+        return 0 if args.list else 2
+    from experiments.config import ConfigError
+
+    try:
+        only = [s.strip() for s in args.only.split(",")] if args.only else None
+        r = reproduce(args.paper, args.out, args.quick, only, not args.no_progress)
+    except (KeyError, ConfigError) as e:
+        print(f"regretlab-reproduce: error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    failed = [c for c in r.checks if not c.ok]
+    print(f"{len(r.checks) - len(failed)}/{len(r.checks)} checks ok")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
