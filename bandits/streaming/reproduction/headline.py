@@ -237,6 +237,20 @@ def claims(r: Reproduction, item: str, run, instance: str, mode: str, K: int, T:
             abs(naive[0] - exact) <= 0.005 * exact,
         )
     if mode == "faithful" and instance == "clear_cut" and not r.quick:
+        # Quirk (b) makes the published log routine fail catastrophically on some seeds (the
+        # re-runs: mean 50.6 with one such seed in 10, 0.34 on a run without one): compare the
+        # median seed, and report how many seeds failed.
+        per_seed = run.final("stream_log", "regret") / uni
+        median = float(np.median(per_seed))
+        r.check(
+            item,
+            f"{label} log / uniform, median seed",
+            f"{median:.3g}",
+            "0.34 ± 0.01",
+            "spec §3.4 re-run without a catastrophic seed",
+            abs(median - 0.34) <= 0.01,
+            note=f"{int(np.sum(per_seed > 2))}/{per_seed.size} seeds catastrophic (ratio > 2)",
+        )
         ratio, lo, hi = ratio_ci(run.final("stream_loglog", "regret"), uni)
         r.check(
             item,
