@@ -30,6 +30,7 @@ Upadhyay, SODA 2023): B = C = Toeplitz(f), f_k = C(2k, k)/4^k, so C² = A.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -174,6 +175,41 @@ def toeplitz(coefs: np.ndarray) -> np.ndarray:
     T = coefs.size
     i, j = np.indices((T, T))
     return np.where(i >= j, coefs[np.clip(i - j, 0, T - 1)], 0.0)
+
+
+def series_inverse(c: np.ndarray, n: int) -> np.ndarray:
+    """First n coefficients of 1/c(x) for a power series with c_0 != 0 (float64).
+
+    Newton's iteration h <- h (2 - c h) mod x^m, m doubling (each step doubles the number of
+    correct coefficients), with FFT products: O(n log n). Equals the first column of
+    Toeplitz(c)^{-1}.
+    """
+    from scipy.signal import fftconvolve
+
+    c = np.asarray(c, np.float64)
+    h = np.array([1.0 / c[0]])
+    m = 1
+    while m < n:
+        m = min(2 * m, n)
+        e = -fftconvolve(c[:m], h)[:m]
+        e[0] += 2.0
+        h = fftconvolve(h, e)[:m]
+    return h[:n]
+
+
+@functools.lru_cache(maxsize=32)
+def quantised_sqrt(T: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integer square-root strategy for exact (secure) noise: (c̃, b̃).
+
+    c̃_k = round(2^bits f_k) (int64; any integers give a valid strategy C̃ = Toeplitz(c̃), whose
+    exact sens² is Σ c̃_k²), and b̃ = first column of B̃ = A C̃^{-1} (float64), so that
+    B̃ C̃ = A: b̃ = cumsum of the series inverse of c̃. b̃ ≈ 2^-bits f.
+    """
+    c = np.round(np.ldexp(sqrt_coefficients(T), bits)).astype(np.int64)
+    b = np.cumsum(series_inverse(c.astype(np.float64), T))
+    c.setflags(write=False)
+    b.setflags(write=False)
+    return c, b
 
 
 def sqrt_factorisation(T: int) -> Factorisation:

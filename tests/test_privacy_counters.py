@@ -1,7 +1,12 @@
 """Continual counters: R1 exact oracles (dp.md §3.3), factorisation identities, streaming code
-against the factorisation, R2 Monte Carlo, prefix dependence, the engine run, bad input."""
+against the factorisation, R2 Monte Carlo (T = 2^10 and 2^12), prefix dependence, the engine run,
+secure (exact integer) noise, the pure-DP Laplace option, bad input."""
 
 from __future__ import annotations
+
+import functools
+import itertools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -10,9 +15,11 @@ import pytest
 
 from experiments.config import ConfigError
 from experiments.simulate import simulate
+from privacy import counters as cnt
 from privacy import factorization as fz
 from privacy.continual import ContinualSpec, continual_bernoulli, continual_fixed
-from privacy.counters import COUNTERS, noise_streams
+from privacy.counters import COUNTERS, noise_streams, noise_sum_of_squares
+from privacy.noise import discrete_gaussian_pmf, discrete_laplace_pmf
 
 # dp.md §3.3 [C]: (binary max, mean, Honaker max, mean, sqrt max, mean, lower bound, smooth)
 TABLE = {
@@ -23,6 +30,7 @@ TABLE = {
     2**16: (272.00, 136.00, 149.66, 74.83, 21.127, 19.664, 17.911, 100.0),
     2**20: (420.00, 210.00, 226.87, 113.44, 30.019, 28.275, 26.159, 144.0),
 }
+TREES = ["binary", "smooth", "honaker"]
 
 
 def _check_row(T):
@@ -99,47 +107,99 @@ def _noise_from_draws(counter, spec, Z):
     return jax.lax.scan(body, state, Z)[1]
 
 
-@pytest.mark.parametrize("name", list(COUNTERS))
-@pytest.mark.parametrize("T", [7, 16, 21])
+@pytest.mark.parametrize("name", TREES)
+@pytest.mark.parametrize("T", [16, 21])
 def test_streaming_equals_factorisation_and_draws_feed_one_node(name, T):
     """d noise/d draws is linear: each draw that is used must be exactly one node column of B
-    (a draw reused by two nodes would give a sum of columns), and every node gets a draw."""
+    (a draw reused by two nodes would give a sum of columns), and every node gets a draw. The
+    draws used are exactly `mask_table` (what secure mode draws on the host) and `draw_mask`."""
     counter = COUNTERS[name]()
     spec = ContinualSpec(T, 1, 1.0)
-    shape = counter.draw_shape(counter.init(jax.random.key(0), spec))
+    state = counter.init(jax.random.key(0), spec)
+    shape = counter.draw_shape(state)
     Z = jnp.zeros((T, *shape))
     J = jax.jacfwd(lambda z: _noise_from_draws(counter, spec, z)[:, 0])(Z)
     J = np.asarray(J).reshape(T, -1)
-    used = J[:, np.any(J != 0, axis=0)]
+    used_cols = np.any(J != 0, axis=0)
+    used = J[:, used_cols]
     B = fz.factorisation(name, T).B
     key = lambda M: sorted(map(tuple, np.round(M.T.astype(np.float64), 5)))  # float32: 5 digits
     assert key(used) == key(B[:, np.any(B != 0, axis=0)])
+    table = counter.mask_table(T)
+    np.testing.assert_array_equal(used_cols.reshape(T, -1), table)
+
+    def step(s, _):  # the JAX mask of each step, advancing the tree position
+        m = counter.draw_mask(s)
+        leaf, buf, _ = counter.advance(s, jnp.zeros(shape))
+        return s._replace(t=s.t + 1, leaf=leaf, buf=buf), m
+
+    masks = np.asarray(jax.lax.scan(step, state, None, length=T)[1]).reshape(T, -1)
+    np.testing.assert_array_equal(masks, table)
+
+
+@pytest.mark.parametrize("T", [5, 1000])
+def test_sqrt_noise_path_is_the_toeplitz_product(T):
+    """The FFT path equals Toeplitz(f) z (numpy float64 reference) and the step-by-step form."""
+    counter = COUNTERS["sqrt"](rho=0.5)
+    spec = ContinualSpec(T, 2, 1.0)
+    key = jax.random.key(3)
+    z = np.asarray(jax.random.normal(jax.random.fold_in(key, 0), (T, 2)), np.float64)
+    want = fz.toeplitz(fz.sqrt_coefficients(T)) @ z
+    path = np.asarray(counter.init(key, spec).buf, np.float64)
+    # float32 FFT: error ~ 1e-7 × ‖f‖₁ ‖z‖ ≲ 1e-4 at T = 1000
+    np.testing.assert_allclose(path, want, atol=2e-4)
+    if T <= 64:
+        step = np.asarray(_noise_from_draws(counter, spec, jnp.asarray(z, jnp.float32)))
+        np.testing.assert_allclose(step, want, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", list(COUNTERS))
 def test_r2_small(name):
-    """Default tier: N = 20000 streams, T = 64. The per-step variance estimate has relative
-    SE sqrt(2/N) = 1%; over 64 steps the max deviation stays < 5% (5 SE)."""
+    """Default tier: N = 20000 streams, T = 32, through the agent's own init/act/update (agent
+    draws) and through the R2 harness (bulk draws). The per-step variance estimate has relative
+    SE sqrt(2/N) = 1%; over 32 steps the max deviation stays < 5% (5 SE)."""
     counter = COUNTERS[name](rho=0.5)
-    spec = ContinualSpec(64, 1, 1.0)
-    e = np.asarray(noise_streams(counter, spec, jax.random.split(jax.random.key(1), 20_000)))
-    var = (e[..., 0].astype(np.float64) ** 2).mean(0)
-    np.testing.assert_allclose(var, counter.variance(spec), rtol=0.05)
-    np.testing.assert_allclose(counter.variance(spec), fz.loss(name, 64))  # ρ = 1/2: σ² = loss
+    spec = ContinualSpec(32, 1, 1.0)
+    keys = jax.random.split(jax.random.key(1), 20_000)
+    for agent in (True, False):
+        e = np.asarray(noise_streams(counter, spec, keys, agent=agent))
+        var = (e[..., 0].astype(np.float64) ** 2).mean(0)
+        np.testing.assert_allclose(var, counter.variance(spec), rtol=0.05)
+    np.testing.assert_allclose(counter.variance(spec), fz.loss(name, 32))  # ρ = 1/2: σ² = loss
+
+
+def _r2(counter, T, N=100_000, batch=10_000):
+    """Per-step empirical variance of N streams (vmapped, 10 batches) and the oracle."""
+    spec = ContinualSpec(T, 1, 1.0)
+    f = jax.jit(lambda k: noise_sum_of_squares(counter, spec, k)[:, 0])
+    keys = lambda b: jax.random.split(jax.random.key(b), batch)
+    total = sum(np.asarray(f(keys(b)), np.float64) for b in range(N // batch))
+    return total / N, counter.variance(spec)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("T", [2**10, 2**12])
 @pytest.mark.parametrize("name", list(COUNTERS))
-def test_r2_monte_carlo(name):
-    """R2: N = 10^5 streams at T = 2^10, ρ = 1/2: per-step variance within ±3% of the oracle at
-    every t (relative SE 0.45%; 3% is 6.7 SE, so 1024 steps give no false failures)."""
-    counter = COUNTERS[name](rho=0.5)
-    spec = ContinualSpec(1024, 1, 1.0)
-    f = jax.jit(lambda k: jnp.sum(noise_streams(counter, spec, k)[..., 0] ** 2, 0))
-    total = sum(
-        np.asarray(f(jax.random.split(jax.random.key(b), 10_000)), np.float64) for b in range(10)
-    )
-    np.testing.assert_allclose(total / 100_000, fz.loss(name, 1024), rtol=0.03)
+def test_r2_monte_carlo(name, T):
+    """R2: N = 10^5 streams at T = 2^10 and 2^12, ρ = 1/2: per-step variance within ±3% of the
+    oracle at every t (the error is Gaussian: relative SE sqrt(2/N) = 0.45%; 3% is 6.7 SE, so
+    4096 steps give no false failures: 4096 · P(|N(0,1)| > 6.7) < 1e-7); the max over t of the
+    empirical variance matches the max of the oracle; smooth: flat D²/4."""
+    var, oracle = _r2(COUNTERS[name](rho=0.5), T)
+    np.testing.assert_allclose(oracle, fz.loss(name, T))  # ρ = 1/2: σ² = loss
+    np.testing.assert_allclose(var, oracle, rtol=0.03)
+    assert var.max() == pytest.approx(oracle.max(), rel=0.03)
+
+
+@pytest.mark.slow
+def test_r2_laplace_binary():
+    """Pure-DP binary tree, research Laplace, ε = 1, T = 2^10, N = 10^5: per-step variance within
+    ±3% of 2 popcount(t) (L/ε)². A single Laplace has Var(X²) = 5 Var(X)², so the relative SE is
+    at most sqrt(5/N) = 0.71% (popcount 1: 11 steps; sums of more nodes are closer to Gaussian,
+    popcount 2: sqrt(3.5/N) = 0.59%): 3% is >= 4.2 SE, and 11 · P(|z| > 4.2) + 55 · P(|z| > 5.1)
+    + ... < 1e-3."""
+    var, oracle = _r2(COUNTERS["binary"](distribution="laplace", epsilon=1.0, rho=None), 2**10)
+    np.testing.assert_allclose(var, oracle, rtol=0.03)
 
 
 @pytest.mark.parametrize("name", list(COUNTERS))
@@ -151,19 +211,30 @@ def test_outputs_depend_only_on_the_prefix(name):
     y[cut:] = 1 - y[cut:]
     counter = COUNTERS[name]()
     spec = ContinualSpec(T, 1, 1.0)
-
-    def releases(stream):
-        def body(s, xt):
-            out = counter.act({}, s, xt[None])
-            return counter.update(s, xt[None], out, ()), out[0]
-
-        return np.asarray(jax.lax.scan(body, counter.init(jax.random.key(5), spec), stream)[1])
-
-    rx, ry = releases(jnp.asarray(x)), releases(jnp.asarray(y))
+    rx, ry = _releases(counter, spec, x, 5), _releases(counter, spec, y, 5)
     np.testing.assert_array_equal(rx[:cut], ry[:cut])
     assert np.all(rx[cut:] != ry[cut:])
     # exact counts plus noise: subtracting the prefix sums leaves the data-independent noise
     np.testing.assert_allclose(rx - np.cumsum(x), ry - np.cumsum(y), atol=1e-4)
+
+
+@functools.cache
+def _release_fn(counter, spec):
+    """jit(key, stream -> releases) through the counter's init/act/update, compiled once."""
+
+    def run(key, x):
+        def body(s, xt):
+            out = counter.act({}, s, xt[None])
+            return counter.update(s, xt[None], out, ()), out[0]
+
+        return jax.lax.scan(body, counter.init(key, spec), x)[1]
+
+    return jax.jit(run)
+
+
+def _releases(counter, spec, x, seed):
+    out = _release_fn(counter, spec)(jax.random.key(seed), jnp.asarray(x, jnp.float32))
+    return np.asarray(out, np.float64)
 
 
 def test_engine_run_and_final_max_error():
@@ -191,6 +262,27 @@ def test_bad_input():
         simulate(env, env.default_params(), COUNTERS["binary"](), 3, 2)
     with pytest.raises(ConfigError, match=r"^horizon:"):
         simulate(env, env.default_params(), COUNTERS["binary"](bound=2.0), 5, 2)
+    with pytest.raises(ConfigError, match=r"^noise: must be one of research, secure"):
+        COUNTERS["binary"](noise="fast")
+    with pytest.raises(ConfigError, match=r"^distribution: must be one of gaussian, laplace"):
+        COUNTERS["binary"](distribution="cauchy")
+    with pytest.raises(ConfigError, match=r"^source: must be one of os, key"):
+        COUNTERS["binary"](noise="secure", source="numpy")
+    with pytest.raises(ConfigError, match=r"^epsilon: required"):
+        COUNTERS["binary"](distribution="laplace")
+    with pytest.raises(ConfigError, match=r"^epsilon:"):
+        COUNTERS["binary"](distribution="laplace", epsilon=-1.0)
+    with pytest.raises(ConfigError, match=r"^epsilon: used only with distribution=laplace"):
+        COUNTERS["binary"](epsilon=1.0)
+    with pytest.raises(ConfigError, match=r"^grid_k:"):
+        COUNTERS["binary"](grid_k=-1)
+    with pytest.raises(ConfigError, match=r"^grid_k: bound 0.25 rounds to 0"):
+        COUNTERS["binary"](noise="secure", bound=0.25)
+    spec = ContinualSpec(16, 1, 1.0)
+    for name in COUNTERS:  # 16 · 2^30 overflows int32 (x64 off)
+        c = COUNTERS[name](noise="secure", grid_k=30)
+        with pytest.raises(ConfigError, match=r"^grid_k: .*x64"):
+            c.init(jax.random.key(0), spec)
 
 
 def test_clipping_only_when_asked():
@@ -199,3 +291,239 @@ def test_clipping_only_when_asked():
     res = simulate(env, env.default_params(), counter, 3, 1, grid=[3])
     # the clipped counter counts 0 + 1 + 1 = 2 while S_3 = 3: error 1 at steps 2 and 3
     assert res.final["sq_error"][0] == pytest.approx(2.0, abs=1e-2)
+
+
+# --------------------------------------------------------------------------- Laplace (pure ε-DP)
+def test_laplace_oracles():
+    """Research: Var_t = 2 popcount(t) (L bound d/ε)² (dp.md §3.2, pure ε-DP row); sqrt: scale
+    Σ f_k bound d/ε. Secure: node variance of Lap_Z(b) = Σ y² pmf(y) (noise.py's pmf)."""
+    T, eps, d = 16, 0.5, 3
+    spec = ContinualSpec(T, d, 2.0)
+    b = fz.binary_depth(T) * 2.0 * d / eps
+    binary = COUNTERS["binary"](distribution="laplace", epsilon=eps, bound=2.0)
+    want = 2 * np.bitwise_count(np.arange(1, T + 1)) * b**2
+    np.testing.assert_allclose(binary.variance(spec), want, rtol=1e-12)
+    sq = COUNTERS["sqrt"](distribution="laplace", epsilon=eps, bound=2.0)
+    b_sqrt = fz.sqrt_coefficients(T).sum() * 2.0 * d / eps
+    s_t = np.cumsum(fz.sqrt_coefficients(T) ** 2)
+    np.testing.assert_allclose(sq.variance(spec), 2 * b_sqrt**2 * s_t, rtol=1e-12)
+    secure = COUNTERS["binary"](distribution="laplace", epsilon=eps, noise="secure", grid_k=2)
+    sn = secure.secure_noise(ContinualSpec(T, 1, 1.0))
+    assert sn.param == fz.binary_depth(T) * 4 / eps  # Δ_g = 4 on the 1/4 grid
+    y = np.arange(-4000, 4001)
+    pmf_var = np.sum(y**2 * discrete_laplace_pmf(y, float(sn.param)))
+    assert cnt.discrete_laplace_variance(float(sn.param)) == pytest.approx(pmf_var, rel=1e-9)
+    np.testing.assert_allclose(
+        secure.variance(ContinualSpec(T, 1, 1.0)),
+        np.bitwise_count(np.arange(1, T + 1)) * pmf_var / 16,
+        rtol=1e-9,
+    )
+
+
+@pytest.mark.parametrize("name", ["binary", "honaker"])
+def test_laplace_research_variance(name):
+    """Research Laplace through the R2 harness, N = 20000, T = 32: a single Laplace has
+    Var(X²) = 5 Var(X)², relative SE <= sqrt(5/N) = 1.6%; 8% is 5 SE at every step."""
+    counter = COUNTERS[name](distribution="laplace", epsilon=2.0)
+    spec = ContinualSpec(32, 1, 1.0)
+    e = np.asarray(noise_streams(counter, spec, jax.random.split(jax.random.key(4), 20_000)))
+    np.testing.assert_allclose(
+        (e[..., 0].astype(np.float64) ** 2).mean(0), counter.variance(spec), rtol=0.08
+    )
+
+
+# --------------------------------------------------------------------------- secure mode
+def _chi2_gof(samples: np.ndarray, pmf) -> tuple[float, int]:
+    """Pearson χ² against an integer pmf, bins grown left to right until each expects >= 5
+    (the leftover upper tail joins the last bin), as OpenDP's sampler tests."""
+    n = samples.size
+    support = np.arange(samples.min() - 200, samples.max() + 201)  # pmf mass outside < e^-50
+    p = pmf(support)
+    p = p / p.sum()
+    uppers, acc = [], 0.0
+    for v, pv in zip(support.tolist(), p.tolist(), strict=True):
+        acc += pv
+        if acc * n >= 5:
+            uppers.append(v)
+            acc = 0.0
+    uppers[-1] = int(support[-1])
+    counts = np.bincount(np.searchsorted(uppers, samples), minlength=len(uppers))
+    cdf = np.cumsum(p)[np.searchsorted(support, uppers)]
+    expected = np.diff(np.concatenate([[0.0], cdf])) * n
+    return float(np.sum((counts - expected) ** 2 / expected)), len(uppers) - 1
+
+
+@pytest.mark.parametrize("distribution", ["gaussian", "laplace"])
+def test_secure_binary_noise_fits_the_exact_distribution(distribution):
+    """Secure binary tree, T = 8 (L = 4), N = 1500 streams: the error at t = 1 is one node's
+    exact noise, N_Z(0, σ²) with σ² = L/(2ρ) = 4 or Lap_Z(L/ε) = Lap_Z(2); Pearson χ² binned to
+    expected counts >= 5 is below df + 6 sqrt(2 df) (the OpenDP sampler-test threshold, dp.md §6
+    item 1). All releases are integers (k = 0 grid), and the pooled mean and variance match."""
+    extra = {"rho": 0.5} if distribution == "gaussian" else {"epsilon": 2.0}
+    counter = COUNTERS["binary"](noise="secure", source="key", distribution=distribution, **extra)
+    spec = ContinualSpec(8, 1, 1.0)
+    e = np.asarray(noise_streams(counter, spec, jax.random.split(jax.random.key(7), 1500)))[..., 0]
+    assert np.array_equal(e, np.round(e))
+    param = float(counter.secure_noise(spec).param)
+    assert param == (4.0 if distribution == "gaussian" else 2.0)
+    pmf = (
+        (lambda y: discrete_gaussian_pmf(y, param))
+        if distribution == "gaussian"
+        else (lambda y: discrete_laplace_pmf(y, param))
+    )
+    chi2, df = _chi2_gof(e[:, 0].astype(np.int64), pmf)
+    assert chi2 <= df + 6 * math.sqrt(2 * df)
+    _check_mean_and_variance(e, counter.variance(spec))
+
+
+def _check_mean_and_variance(e: np.ndarray, var: np.ndarray) -> None:
+    """z-tests over independent streams (rows), |z| < 5 (false alarm 6e-7 each): the
+    per-stream statistics M = Σ_t e_t/sqrt(v_t) (mean 0) and Q = Σ_t e_t²/v_t (mean T, exact
+    for unbiased noise) are iid across streams; their SE is estimated from the streams (CLT)."""
+    e = e.astype(np.float64)
+    M = (e / np.sqrt(var)).sum(1)
+    Q = (e**2 / var).sum(1)
+    n = e.shape[0]
+    assert abs(M.mean()) < 5 * M.std(ddof=1) / math.sqrt(n)
+    assert abs(Q.mean() - e.shape[1]) < 5 * Q.std(ddof=1) / math.sqrt(n)
+
+
+@pytest.mark.parametrize("name", ["smooth", "honaker", "sqrt"])
+def test_secure_variance_matches_the_oracle(name):
+    """Secure smooth / Honaker / sqrt, T = 8, N = 1000: pooled mean and variance z-tests
+    against the exact oracle (discrete Gaussian variance × ‖B[t]‖², sqrt: integer C̃, B̃)."""
+    counter = COUNTERS[name](noise="secure", source="key")
+    spec = ContinualSpec(8, 1, 1.0)
+    e = np.asarray(noise_streams(counter, spec, jax.random.split(jax.random.key(8), 1000)))
+    _check_mean_and_variance(e[..., 0], counter.variance(spec))
+
+
+def test_secure_oracles():
+    """Secure node variance: the exact N_Z variance (noise.py's pmf summed) and, at σ² >= 36,
+    σ² itself; trees: ‖B[t]‖² = loss/sens²; sqrt: within 2^-q·T of the float oracle."""
+    for s2 in (0.3, 4.0, 40.0):
+        y = np.arange(-400, 401)
+        want = np.sum(y**2 * discrete_gaussian_pmf(y, s2))
+        assert cnt.discrete_gaussian_variance(s2) == pytest.approx(want, rel=1e-12)
+    spec = ContinualSpec(64, 2, 1.0)
+    for name in COUNTERS:
+        secure = COUNTERS[name](noise="secure", grid_k=3, rho=0.25)
+        research = COUNTERS[name](rho=0.25)
+        # discrete σ² >= 36 here: the secure oracle is the float one (sqrt: up to C̃'s rounding)
+        rtol = 1e-12 if name != "sqrt" else 64 * 2.0 ** -secure.coefficient_bits(spec)
+        np.testing.assert_allclose(secure.variance(spec), research.variance(spec), rtol=rtol)
+
+
+def test_quantised_sqrt_strategy():
+    """B̃ C̃ = A (dense float64 check), C̃ integer with c̃_0 = 2^q, b̃ ≈ 2^-q f; the series inverse
+    equals the exact rational recurrence."""
+    T, q = 200, 16
+    c, b = fz.quantised_sqrt(T, q)
+    assert c.dtype == np.int64 and c[0] == 2**q
+    np.testing.assert_allclose(
+        fz.toeplitz(b) @ fz.toeplitz(c.astype(float)), fz.prefix_matrix(T), atol=1e-9
+    )
+    np.testing.assert_allclose(b * 2.0**q, fz.sqrt_coefficients(T), atol=T * 2.0**-q)
+    from fractions import Fraction
+
+    h = [Fraction(1, int(c[0]))]
+    for k in range(1, 40):
+        h.append(-sum(int(c[i]) * h[k - i] for i in range(1, k + 1)) / int(c[0]))
+    np.testing.assert_allclose(fz.series_inverse(c, 40), [float(v) for v in h], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("name", list(COUNTERS))
+def test_secure_grid_prefix_and_reproducibility(name):
+    """Secure mode on a stream on the 1/8 grid (grid_k = 3): binary and smooth releases are
+    integers / 8 (the noisy integer nodes summed); outputs up to t depend only on x_1..t; the
+    same key reproduces them bit for bit, another key does not; release - S_t is the same
+    data-independent noise for both streams (Honaker, sqrt: float post-processing, ~1e-5)."""
+    T, cut = 16, 6
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 9, T) / 8
+    y = x.copy()
+    y[cut:] = 1 - y[cut:]
+    counter = COUNTERS[name](noise="secure", source="key", grid_k=3, rho=2.0)
+    spec = ContinualSpec(T, 1, 1.0)
+    rx, ry = _releases(counter, spec, x, 5), _releases(counter, spec, y, 5)
+    np.testing.assert_array_equal(rx[:cut], ry[:cut])
+    np.testing.assert_array_equal(rx, _releases(counter, spec, x, 5))
+    assert np.any(rx != _releases(counter, spec, x, 6))
+    if name in ("binary", "smooth"):
+        assert np.array_equal(rx * 8, np.round(rx * 8))
+    np.testing.assert_allclose(rx - np.cumsum(x), ry - np.cumsum(y), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", list(COUNTERS))
+def test_secure_draws_one_per_node(name, monkeypatch):
+    """No noise reuse: a tracer sampler hands out 1, 2, 3, ... in draw order. Trees: the secure
+    release minus S_t equals the research streaming noise fed with those ids at the
+    `mask_table` slots (which the Jacobian test shows are one node each); sqrt: the release is
+    B̃ (C̃ n + ids) computed in float64 numpy. So every node gets its own draw."""
+    ids = itertools.count(1)
+    monkeypatch.setitem(cnt.SAMPLERS, "gaussian", lambda param, src: next(ids))
+    T = 21
+    spec = ContinualSpec(T, 1, 1.0)
+    x = np.random.default_rng(2).integers(0, 2, T).astype(float)
+    secure = COUNTERS[name](noise="secure", source="key", rho=100.0)
+    rel = _releases(secure, spec, x, 0)
+    if name == "sqrt":
+        c, b = fz.quantised_sqrt(T, secure.coefficient_bits(spec))
+        want = fz.toeplitz(b) @ (fz.toeplitz(c.astype(float)) @ x + np.arange(1, T + 1))
+        np.testing.assert_allclose(rel, want, rtol=1e-5)
+        return
+    table = secure.mask_table(T)
+    Z = np.zeros(table.shape)
+    Z[table] = np.arange(1, table.sum() + 1)  # C order: step by step, rows in order
+    research = COUNTERS[name]()
+    shape = research.draw_shape(research.init(jax.random.key(0), spec))
+    noise = _noise_from_draws(research, spec, jnp.asarray(Z.reshape(T, *shape), jnp.float32))
+    np.testing.assert_allclose(rel - np.cumsum(x), np.asarray(noise)[:, 0], rtol=1e-5)
+
+
+def test_host_draws_are_keyed_by_stream_and_step():
+    """Source `key`: the same (key, t) gives the same draws, any other (key, t) different ones
+    (64 draws of N_Z(0, 10^6) coincide by chance with probability < 1e-100); `os` never repeats."""
+    from fractions import Fraction
+
+    noise = cnt.SecureNoise("gaussian", Fraction(10**6), 10**9, "key")
+    kd = np.array([[0, 1], [0, 1], [0, 2], [7, 1]], np.uint32)
+    t = np.array([3, 4, 3, 3])
+    mask = np.ones((4, 64), bool)
+    a = cnt.host_draws(noise, kd, t, mask)
+    np.testing.assert_array_equal(a, cnt.host_draws(noise, kd, t, mask))
+    assert len({tuple(r) for r in a}) == 4
+    os_noise = noise._replace(source="os")
+    b = cnt.host_draws(os_noise, kd, t, mask)
+    assert len({tuple(r) for r in b}) == 4 and not np.array_equal(
+        b, cnt.host_draws(os_noise, kd, t, mask)
+    )
+    part = cnt.host_draws(noise, kd, t, np.arange(64)[None, :].repeat(4, 0) % 2 == 0)
+    assert np.all(part[:, 1::2] == 0) and np.all(part[:, ::2] == a[:, :32])  # one draw per slot
+
+
+def test_secure_engine_run():
+    """The secure counter under the engine (jit, vmap over seeds, chunked scan with donated
+    state): the host draws run and the per-seed MSE (iid over 200 seeds) matches the oracle's
+    mean variance within 5 SE, the SE estimated from the seeds (CLT)."""
+    env = continual_bernoulli(0.5)
+    counter = COUNTERS["binary"](noise="secure", source="key", rho=0.5)
+    res = simulate(env, env.default_params(), counter, 50, 200, seed=0, grid=[50])
+    spec = env.spec(env.default_params(), 50)
+    per_seed = res.final["sq_error"] / 50
+    se = per_seed.std(ddof=1) / math.sqrt(per_seed.size)
+    assert abs(per_seed.mean() - counter.variance(spec).mean()) < 5 * se
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(COUNTERS))
+def test_secure_monte_carlo(name):
+    """Secure mode, N = 10^4 streams, T = 32, ρ = 1/2: per-step variance within 7% of the exact
+    oracle at every t (discrete Gaussian σ² >= 2.5, near-Gaussian sums: relative SE
+    sqrt(2/N) = 1.4%, 7% = 5 SE, 32 · 6e-7 false alarms), plus the pooled z-tests."""
+    counter = COUNTERS[name](noise="secure", source="key", rho=0.5)
+    spec = ContinualSpec(32, 1, 1.0)
+    e = np.asarray(noise_streams(counter, spec, jax.random.split(jax.random.key(9), 10_000)))
+    e = e[..., 0].astype(np.float64)
+    np.testing.assert_allclose((e**2).mean(0), counter.variance(spec), rtol=0.07)
+    _check_mean_and_variance(e, counter.variance(spec))
