@@ -45,6 +45,7 @@ SHORT = {
     "stream_loglog": "loglog",
     "stream_logstar": "log*",
     "stream_goa": "GoA",
+    "stream_jin": "jin (stand-in)",
 }
 RERUN_SEEDS = 10
 Z99 = 2.576

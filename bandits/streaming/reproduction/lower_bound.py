@@ -51,27 +51,12 @@ import pandas as pd
 from scipy import stats
 
 from bandits.streaming.common import count
+from bandits.streaming.reproduction.headline import AGENTS as HEADLINE_AGENTS
+from bandits.streaming.reproduction.headline import SHORT
 from experiments.reproduce import Reproduction, fmt_ci, loglog_slope
 from experiments.stats import mean_ci
 
-AGENTS = (
-    "stream_uniform",
-    "stream_naive",
-    "stream_log",
-    "stream_loglog",
-    "stream_logstar",
-    "stream_goa",
-    "stream_jin",
-)
-SHORT = {
-    "stream_uniform": "uniform",
-    "stream_naive": "naive",
-    "stream_log": "log",
-    "stream_loglog": "loglog",
-    "stream_logstar": "log*",
-    "stream_goa": "GoA",
-    "stream_jin": "jin (stand-in)",
-}
+AGENTS = (*HEADLINE_AGENTS, "stream_jin")
 POINTS = {
     False: [(1000, 10**e) for e in (7, 8, 9, 10, 11)] + [(K, K**3) for K in (250, 4000, 16000)],
     True: [(1000, 10**7), (1000, 10**9), (4000, 4000**3)],

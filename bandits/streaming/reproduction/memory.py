@@ -43,6 +43,7 @@ from bandits.streaming import (
     StreamUniform,
 )
 from bandits.streaming.reproduction import rates
+from bandits.streaming.reproduction.headline import SHORT
 from experiments.reproduce import Reproduction
 
 CLASSES = {
@@ -53,15 +54,6 @@ CLASSES = {
     "stream_logstar": StreamLogStar,
     "stream_goa": GameOfArms,
     "stream_jin": DoublingKingChallenger,
-}
-SHORT = {
-    "stream_uniform": "uniform",
-    "stream_naive": "naive",
-    "stream_log": "log",
-    "stream_loglog": "loglog",
-    "stream_logstar": "log*",
-    "stream_goa": "GoA",
-    "stream_jin": "jin (stand-in)",
 }
 TOWERS = ("stream_log", "stream_loglog", "stream_logstar")
 KS = {False: (250, 1000, 4000, 16000, 64000), True: (250, 1000)}
