@@ -92,6 +92,7 @@ def test_loglog_slope_recovers_a_power_law():
     y = 3 * x**0.5 * np.exp(rng.normal(0, 0.01, x.size))
     slope, se = rp.loglog_slope(x, y)
     assert abs(slope - 0.5) < 4 * se and se < 0.01
-    assert rp.markdown(pd.DataFrame({"a": [1.23456, np.nan], "b": ["x|y", "z"]})).splitlines()[
-        2
-    ] == "| 1.235 | x\\|y |"
+    assert (
+        rp.markdown(pd.DataFrame({"a": [1.23456, np.nan], "b": ["x|y", "z"]})).splitlines()[2]
+        == "| 1.235 | x\\|y |"
+    )
