@@ -16,6 +16,12 @@ Two configurations, ρ = 1/2, float32 (the engine's default, x64 off):
   per-step variance: max_t |v̂_t / Var_t - 1| <= 6.7 sqrt(2/N) (3% at N = 10^5, as in dp.md R2:
   the relative SE of v̂_t is sqrt(2/N), and 6.7 SE is never reached by the max over 4096 steps).
 
+* ``path`` (``--configs path``; not in the default run): the R2 computation at the main size,
+  T = 2^20, N = 1000 streams, in batches of <= 2^27 elements. The binary counter's harness is
+  scan-free (`BinaryTreeCounter.path_from_nodes`: all steps at once), so this is the counter
+  vmapped over streams without the per-step loop of the engine; the other counters' harnesses
+  scan over steps. Checked like R2 (the tolerance 6.7 sqrt(2/N) is 30% at N = 1000).
+
 NumPy references (same computation, vectorised over a block of streams at a time, blocks of
 about 2^22 elements so memory stays bounded; PCG64, `standard_normal(dtype=float32)`):
 
@@ -274,8 +280,9 @@ def engine_main(mech: str, T: int, N: int, seed: int, agent=None) -> dict:
     }
 
 
-def _r2_batches(N: int) -> tuple[int, int]:
-    nb = -(-N // R2_BATCH)
+def _r2_batches(N: int, T: int) -> tuple[int, int]:
+    """(batches, streams per batch): <= R2_BATCH streams and <= 2^27 elements per batch."""
+    nb = -(-N // min(R2_BATCH, max(1, (1 << 27) // T)))
     while N % nb:
         nb += 1
     return nb, N // nb
@@ -285,7 +292,7 @@ def engine_r2(mech: str, T: int, N: int, seed: int) -> dict:
     """jit(Σ_streams noise_streams(...)²) over batches of streams; compile timed apart."""
     counter = COUNTERS[mech](rho=RHO)
     spec = ContinualSpec(T, 1, 1.0)
-    nb, batch = _r2_batches(N)
+    nb, batch = _r2_batches(N, T)
     f = jax.jit(lambda k: jnp.sum(jnp.square(noise_streams(counter, spec, k)[..., 0]), 0))
     base = jax.random.key(seed)
     t0 = time.perf_counter()
@@ -377,7 +384,10 @@ def child(job: dict) -> dict:
 
 def run_child(job: dict) -> dict:
     cmd = [sys.executable, __file__, "--child", json.dumps(job)]
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    env = dict(os.environ)
+    if job.get("unroll"):
+        env["REGRETLAB_SCAN_UNROLL"] = str(job["unroll"])  # read by experiments.simulate
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     if p.returncode:
         raise RuntimeError(f"child {job} failed:\n{p.stderr[-3000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -441,7 +451,7 @@ def profile(T: int, N: int) -> list[dict]:
                 _, buf, n = c.advance(s, c.draws(s))
                 return (s._replace(t=s.t + 1, buf=buf), acc + jnp.sum(n**2)), None
 
-            return jax.lax.scan(body, (c.init(key, spec), jnp.zeros(())), None, length=T)[0][1]
+            return jax.lax.scan(body, (c.start(key, spec), jnp.zeros(())), None, length=T)[0][1]
 
         return jax.vmap(one)(k)
 
@@ -457,7 +467,7 @@ def profile(T: int, N: int) -> list[dict]:
 
                 return jax.lax.scan(body, carry, z)[0], None
 
-            init = (c.init(key, spec), jnp.zeros(()))
+            init = (c.start(key, spec), jnp.zeros(()))
             return jax.lax.scan(blk, init, jnp.arange(T // block))[0][1]
 
         return jax.vmap(one)(k)
@@ -573,6 +583,7 @@ def machine_facts() -> dict:
         "jax": jax.__version__,
         "numpy": np.__version__,
         "backend": jax.default_backend(),
+        "device": jax.devices()[0].device_kind,
         "x64": bool(jax.config.jax_enable_x64),
         "git": git + (" (+ uncommitted: " + " ".join(dirty[1::2]) + ")" if dirty else ""),
         "load_start": os.getloadavg(),
@@ -625,6 +636,7 @@ def pairs_table(rows: list[dict]) -> list[str]:
                 f"{'ok' if ck['ok'] else 'FAIL'}"
             )
         extra = f" (chunk {r['chunk']})" if r.get("chunk") else ""
+        extra += f" (unroll {r['unroll']})" if r.get("unroll", 1) != 1 else ""
         extra += f" (batch {r['batch']})" if r.get("batch") else ""
         lines.append(
             f"| {r['config']} | {r['mech']} | 2^{int(math.log2(r['T']))} | {r['N']} | "
@@ -639,11 +651,15 @@ def pairs_table(rows: list[dict]) -> list[str]:
 
 def target_line(rows: list[dict]) -> str:
     """Issue 4's target, engine >= 5x NumPy elements/s, against the measured wall ratios."""
-    by = {(r["config"], r["mech"], r["impl"]): r for r in rows}
+    by = {(r["config"], r["mech"], r["impl"]): r for r in rows if r["impl"] == "numpy"}
     ratios = {
-        f"{c} {m}": (r["N"] * r["T"] / r["run_s"]) / (o["N"] * o["T"] / o["run_s"])
-        for (c, m, i), r in by.items()
-        if i == "engine" and (o := by.get((c, m, "numpy")))
+        f"{r['config']} {r['mech']}"
+        + (f" (unroll {r['unroll']})" if r.get("unroll", 1) != 1 else ""): (
+            r["N"] * r["T"] / r["run_s"]
+        )
+        / (o["N"] * o["T"] / o["run_s"])
+        for r in rows
+        if r["impl"] == "engine" and (o := by.get((r["config"], r["mech"], "numpy")))
     }
     if not ratios:
         return "No engine/NumPy pair ran."
@@ -723,12 +739,13 @@ def render(raw: dict) -> str:
         f"{facts['date']}.",
         "",
         f"**Machine:** {facts['cpu']}, {facts['cores']} cores, {facts['ram_gib']:.0f} GiB RAM; "
-        f"Python {facts['python']}, jax {facts['jax']} ({facts['backend']}, x64 {facts['x64']}), "
+        f"Python {facts['python']}, jax {facts['jax']} ({facts['backend']}: "
+        f"{facts.get('device', '?')}, x64 {facts['x64']}), "
         f"numpy {facts['numpy']}; git {facts['git']}; privacy/counters.py sha1 {sha0} at start, "
         f"{sha1} at end{changed}. Load average (1/5/15 min) at start "
-        f"{' '.join(f'{x:.2f}' for x in facts['load_start'])}, at end {load_end}: other "
-        "processes share the 2 cores, so wall rates are depressed and the CPU-second rates are "
-        "the steadier measure.",
+        f"{' '.join(f'{x:.2f}' for x in facts['load_start'])}, at end {load_end} (a load "
+        f"near or above the {facts['cores']} cores depresses wall rates; the CPU-second rates "
+        "are then the steadier measure).",
         "",
         "elements = N streams × T steps; elements/s = elements / run (wall) seconds, compile "
         "excluded and reported apart; CPU s = process CPU seconds of the run (engine main: "
@@ -759,7 +776,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="main 2^14 x 100, R2 2^10 x 2000")
     ap.add_argument("--mechs", default=",".join(MECHS), help="comma list of " + ", ".join(MECHS))
-    ap.add_argument("--configs", default="main,r2", help="comma list: main, r2")
+    ap.add_argument("--configs", default="main,r2", help="comma list: main, r2, path")
     ap.add_argument(
         "--sqrt-budget",
         type=float,
@@ -771,6 +788,14 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=100,
         help="streams of the sqrt counter in the main configuration (memory: T floats each)",
+    )
+    ap.add_argument(
+        "--impls", default="engine,numpy", help="comma list: engine, numpy (both: the ratio)"
+    )
+    ap.add_argument(
+        "--unroll",
+        default="1",
+        help="comma list of scan unrolls for the engine's main runs (REGRETLAB_SCAN_UNROLL)",
     )
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--out", default=None, help="default bench/privacy_results.md (--quick: none)")
@@ -788,10 +813,10 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     if a.quick:
-        sizes = {"main": (1 << 14, 100), "r2": (1 << 10, 2000)}
+        sizes = {"main": (1 << 14, 100), "r2": (1 << 10, 2000), "path": (1 << 14, 100)}
         prof = (1 << 12, 200)
     else:
-        sizes = {"main": (1 << 20, 1000), "r2": (1 << 12, 100_000)}
+        sizes = {"main": (1 << 20, 1000), "r2": (1 << 12, 100_000), "path": (1 << 20, 1000)}
         prof = (1 << 16, 1000)
     facts = machine_facts()
     print(json.dumps(facts), flush=True)
@@ -831,8 +856,15 @@ def main(argv: list[str] | None = None) -> None:
                         f"(`--sqrt-budget` {a.sqrt_budget:.0f} s), with the R2 tolerance "
                         f"{R2_SE} sqrt(2/N) widened accordingly."
                     )
-            for impl in ("engine", "numpy"):
+            jobs = []
+            for impl in a.impls.split(","):
                 job = {"impl": impl, "config": config, "mech": mech, "T": T, "N": n, "seed": 0}
+                if impl == "engine" and config == "main":
+                    jobs += [{**job, "unroll": int(u)} for u in a.unroll.split(",")]
+                else:
+                    jobs.append(job)
+            for job in jobs:
+                impl = job["impl"]
                 r = run_child(job)
                 rows.append(r)
                 save()

@@ -41,6 +41,10 @@ from experiments.protocol import KEY, NORMAL, UNIFORM, Agent, Draw, Env, Illegal
 RNG_BLOCK = 100  # steps per block of pre-drawn randomness (part of the definition of a seed)
 INT32_MAX = 2**31 - 1
 DEFAULT_CHUNK_ELEMENTS = 1 << 22  # random numbers + recorded values per chunk, all seeds
+# Steps of the scan body unrolled into one loop iteration (`lax.scan(unroll=...)`): 1 keeps
+# compiles short on CPU; on a GPU a larger value amortises the per-iteration loop overhead of
+# small per-step kernels. Numerics do not depend on it. Read once, at import.
+SCAN_UNROLL = int(os.environ.get("REGRETLAB_SCAN_UNROLL", "1"))
 
 
 # --------------------------------------------------------------------------- recording grids
@@ -265,7 +269,9 @@ def _build(
         n_blocks = -(-n_steps // RNG_BLOCK)
         rng = _draw_steps(step_key, first_block, n_blocks, n_steps, env_spec, agent_spec)
         rec = {k: jnp.zeros((slots,), jnp.result_type(float)) for k in names}
-        (state, rec), emitted = jax.lax.scan(body, (state, rec), (rng, slot_of_step))
+        (state, rec), emitted = jax.lax.scan(
+            body, (state, rec), (rng, slot_of_step), unroll=min(SCAN_UNROLL, n_steps)
+        )
         return state, (emitted if multi_round else rec)
 
     def final_one(state):

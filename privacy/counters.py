@@ -27,9 +27,10 @@ post-processing of the noisy nodes; Jain et al. 2023 §2 discuss the adaptive mo
 
 ``noise: research`` samples the node noise in floating point with `jax.random` (threefry): fast,
 but open to floating-point attacks (Mironov, CCS 2012). The draws of step t come from the
-counter-based key fold_in(agent_key, t) (one per stream and step; the update recomputes them
-instead of storing them); row b of step t's draws feeds only the node created at step t on level b,
-and a node keeps its noise while it is in use (checked in tests/test_privacy_counters). The
+counter-based key fold_in(agent_key, t) (one per stream and step; the state runs one step
+ahead, so each step draws and advances once and `act` reads the prepared noise); row b of
+step t's draws feeds only the node created at step t on level b, and a node keeps its noise
+while it is in use (checked in tests/test_privacy_counters). The
 square-root counter draws all T node noises at init from fold_in(agent_key, 0).
 
 ``noise: secure`` releases nothing that depends on floating-point noise. The argument:
@@ -135,7 +136,8 @@ class CounterState(NamedTuple):
     leaf: jax.Array  # tree position (smooth: w_t; others: unused)
     buf: jax.Array  # buffer; its static shape carries the tree depth or T (see each counter)
     scale: jax.Array  # research: node noise std σ or Laplace scale b; secure: grid step 2^-k
-    pending: jax.Array  # secure: integer noise of step t + 1's nodes; research: empty
+    pending: jax.Array  # secure: integer noise of step t + 1's nodes; research trees: the noise
+    # released at step t + 1, with leaf/buf already advanced to it (sqrt: empty)
     aux: jax.Array  # secure Honaker: counts of kept nodes; secure sqrt: past inputs; else empty
 
     @property
@@ -433,7 +435,9 @@ class _Counter(AgentBase):
         return {}
 
     # ------------------------------------------------------------------ protocol
-    def init(self, key: jax.Array, spec: ContinualSpec) -> CounterState:
+    def start(self, key: jax.Array, spec: ContinualSpec) -> CounterState:
+        """The state before step 1 with nothing drawn: the tree position and empty buffers
+        that `advance` starts from (`init` then prepares step 1's noise)."""
         self._check(spec)
         leaf, buf = self.init_buffers(spec)
         dt, it = jnp.result_type(float), jnp.result_type(int)
@@ -441,20 +445,23 @@ class _Counter(AgentBase):
         empty = jnp.zeros((0,), dt)
         if self.noise == "research":
             scale = jnp.asarray(self.node_scale(spec), dt)
-            state = CounterState(
-                key, zero_t, jnp.zeros((spec.d,), dt), leaf, buf.astype(dt), scale, empty, empty
-            )
-            return self._research_init(state, spec)
-        noise = self.secure_noise(spec)
-        self._int_range(spec, noise)
+            total = jnp.zeros((spec.d,), dt)
+            return CounterState(key, zero_t, total, leaf, buf.astype(dt), scale, empty, empty)
         scale = jnp.asarray(2.0**-self.grid_k, dt)
         total = jnp.zeros((spec.d,), it)
         state = CounterState(key, zero_t, total, leaf, buf, scale, empty, empty)
-        state = self._secure_init(state, spec)
+        return self._secure_init(state, spec)
+
+    def init(self, key: jax.Array, spec: ContinualSpec) -> CounterState:
+        if self.noise == "research":
+            return self._research_init(self.start(key, spec), spec)
+        noise = self.secure_noise(spec)
+        self._int_range(spec, noise)
+        state = self.start(key, spec)
         return state._replace(pending=self._draw_next(state, noise))
 
     def _research_init(self, state: CounterState, spec: ContinualSpec) -> CounterState:
-        return state
+        return self._prefetch(state)
 
     def _secure_init(self, state: CounterState, spec: ContinualSpec) -> CounterState:
         return state._replace(buf=state.buf.astype(jnp.result_type(int)))
@@ -483,13 +490,17 @@ class _Counter(AgentBase):
         g = jnp.clip(jnp.round(self._x(obs) * 2.0**self.grid_k), 0, None).astype(it)
         return jnp.minimum(g, self.grid_bound())
 
-    # research mode
+    # research mode: the state is one step ahead (leaf, buf after step t + 1, pending = its
+    # noise), so each step makes one draw and one `advance` (act only reads `pending`)
+    def _prefetch(self, state: CounterState) -> CounterState:
+        leaf, buf, noise = self.advance(state, self.draws(state))
+        return state._replace(leaf=leaf, buf=buf, pending=noise)
+
     def _research_noise(self, state: CounterState) -> jax.Array:
-        return self.advance(state, self.draws(state))[2]
+        return state.pending
 
     def _research_update(self, state: CounterState) -> CounterState:
-        leaf, buf, _ = self.advance(state, self.draws(state))
-        return state._replace(leaf=leaf, buf=buf)
+        return self._prefetch(state._replace(t=state.t + 1))
 
     # secure mode
     def _secure_step(self, state: CounterState, n: jax.Array):
@@ -528,7 +539,7 @@ class _Counter(AgentBase):
         if self.noise != "research":
             raise ValueError("harness: research mode only (secure noise is drawn on the host)")
         reduce = (lambda e: e) if reduce is None else reduce
-        state = self.init(keys[0], spec)  # the static structure; advance never reads the key
+        state = self.start(keys[0], spec)  # the static structure; advance never reads the key
         T, shape, N = spec.horizon, self.draw_shape(state), keys.shape[0]
         mask = self.mask_table(T)  # (T, rows)
         idx = np.cumsum(mask, axis=None).reshape(mask.shape) - 1
@@ -583,6 +594,42 @@ class BinaryTreeCounter(_Counter):
         buf = state.buf.at[top].set(z)  # buf[b]: noise of node (b, t >> b) while bit b is set
         levels = jnp.arange(buf.shape[0])
         return state.leaf, buf, jnp.sum(jnp.where(_bit(t, levels)[:, None], buf, 0), 0)
+
+    # research harness without a scan: the whole noise path at once
+    @staticmethod
+    def level_sizes(T: int) -> list[int]:
+        """Used nodes per level: (b, m) is used iff m is odd (m = t >> b for a set bit b)."""
+        return [((T >> b) + 1) // 2 for b in range(binary_depth(T))]
+
+    @staticmethod
+    def path_from_nodes(nodes: list[jax.Array], T: int) -> jax.Array:
+        """(B z)_t = Σ_{bits b of t} z_b[t >> (b + 1)], t = 1..T, for the used nodes' noise
+        `nodes[b]` ((level_sizes[b], d); node (b, 2i + 1) is row i): T d work per level, no
+        scan, so a GPU runs all steps of all streams in parallel."""
+        t = jnp.arange(1, T + 1)
+        out = jnp.zeros((T, nodes[0].shape[-1]), nodes[0].dtype)
+        for b, z in enumerate(nodes):
+            on = _bit(t, b)[:, None]
+            out = out + jnp.where(on, z[jnp.minimum(t >> (b + 1), z.shape[0] - 1)], 0)
+        return out
+
+    def harness(self, spec, keys, reduce=None):
+        """As `_Counter.harness`, vectorised over the T steps: each stream draws its T used
+        nodes level by level (from fold_in(key, level)) and `path_from_nodes` sums them; the
+        same distribution (iid unit noise per used node, B z), O(N T d) memory for a batch."""
+        if self.noise != "research":
+            raise ValueError("harness: research mode only (secure noise is drawn on the host)")
+        reduce = (lambda e: e) if reduce is None else reduce
+        T, d = spec.horizon, spec.d
+        sizes = self.level_sizes(T)
+
+        def path(key):
+            nodes = [self._unit(jax.random.fold_in(key, b), (m, d)) for b, m in enumerate(sizes)]
+            return self.path_from_nodes(nodes, T)
+
+        paths = jax.vmap(path, out_axes=1)(keys)  # (T, N, d)
+        scale = jnp.asarray(self.node_scale(spec), paths.dtype)
+        return jax.vmap(reduce)(scale * paths)
 
 
 @dataclass(frozen=True)
@@ -650,6 +697,18 @@ def _smooth_exact_sens(T: int) -> float:
     return tree_sens2(*smooth_leaves(T))
 
 
+@functools.cache
+def honaker_chain(levels: int) -> np.ndarray:
+    """W[top, j] = Π_{j<i<=top} (1 - a_i) for j <= top, else 0 (float64, (L, L))."""
+    keep = 1.0 - honaker_weights(levels)
+    W = np.zeros((levels, levels))
+    for top in range(levels):
+        for j in range(top + 1):
+            W[top, j] = np.prod(keep[j + 1 : top + 1])
+    W.setflags(write=False)
+    return W
+
+
 @dataclass(frozen=True)
 class HonakerCounter(_Counter):
     """Honaker's variance-reduced tree, online variant (Honaker, TPDP 2015; TF Privacy
@@ -683,14 +742,15 @@ class HonakerCounter(_Counter):
         return np.arange(binary_depth(T))[None, :] <= top[:, None]
 
     def advance(self, state, z):
+        """The estimates n_j = a_j z_j + (1 - a_j)(buf[j-1] + n_{j-1}) of nodes (j, t >> j),
+        j = 0..top (a_0 = 1, n_0 = z_0), unrolled: n_top = Σ_{j<=top} W[top, j] u_j with
+        u_j = a_j z_j + (1 - a_j) buf[j-1] and W[top, j] = Π_{j<i<=top} (1 - a_i)
+        (`honaker_chain`): one gathered row and a dot product instead of a loop over levels."""
         t, L = state.t + 1, state.buf.shape[0]  # buf: (L, d) noise of the last left nodes
-        a = jnp.asarray(honaker_weights(L), z.dtype)
+        a = jnp.asarray(honaker_weights(L), z.dtype)[:, None]
         top = _trailing_zeros(t)  # levels 0..top end at t
-
-        def level(j, n):  # estimate of node (j, t >> j) from its own draw and its children
-            return a[j] * z[j] + (1 - a[j]) * (state.buf[j - 1] + n)
-
-        n = jax.lax.fori_loop(1, top + 1, level, z[0])  # bottom-up, levels 1..top only
+        u = a * z + (1 - a) * jnp.roll(state.buf, 1, axis=0)  # row 0: z_0 (1 - a_0 = 0)
+        n = jnp.sum(jnp.asarray(honaker_chain(L), z.dtype)[top][:, None] * u, 0)
         buf = state.buf.at[top].set(n)  # node (top, t >> top) is a left child: keep it
         levels = jnp.arange(L)
         return state.leaf, buf, jnp.sum(jnp.where(_bit(t, levels)[:, None], buf, 0.0), 0)
@@ -745,11 +805,24 @@ class SqrtToeplitzCounter(_Counter):
 
     mechanism = "sqrt"
 
+    # the strategy: C = Toeplitz(c), B = A C^{-1} = Toeplitz(b); subclasses override these
+    def coefficients(self, T: int) -> np.ndarray:
+        """c_0..c_{T-1}, the first column of the lower-triangular Toeplitz C (float64)."""
+        return sqrt_coefficients(T)
+
+    def noise_coefficients(self, T: int) -> np.ndarray:
+        """b_0..b_{T-1}, the first column of B = A C^{-1} (here B = C)."""
+        return sqrt_coefficients(T)
+
+    def quantised(self, T: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+        """Secure mode's integer c̃ = round(2^bits c) and b̃ with B̃ C̃ = A."""
+        return quantised_sqrt(T, bits)
+
     def sens2(self, T: int) -> float:
-        return float(np.sum(sqrt_coefficients(T) ** 2))
+        return float(np.sum(self.coefficients(T) ** 2))
 
     def sens1(self, T: int) -> float:
-        return float(np.sum(sqrt_coefficients(T)))
+        return float(np.sum(np.abs(self.coefficients(T))))
 
     def init_buffers(self, spec):
         return jnp.zeros((), jnp.int32), jnp.zeros((spec.horizon, spec.d))
@@ -769,8 +842,8 @@ class SqrtToeplitzCounter(_Counter):
     # research: the noise path at init
     def _research_init(self, state, spec):
         z = self._unit(jax.random.fold_in(state.key, 0), (spec.horizon, spec.d))
-        f = jnp.asarray(sqrt_coefficients(spec.horizon), z.dtype)
-        return state._replace(buf=causal_convolve(f, z))
+        b = jnp.asarray(self.noise_coefficients(spec.horizon), z.dtype)
+        return state._replace(buf=causal_convolve(b, z))
 
     def _research_noise(self, state):
         return state.buf[state.t]
@@ -779,10 +852,10 @@ class SqrtToeplitzCounter(_Counter):
         return state
 
     def advance(self, state, z):
-        """The step-by-step form Σ_{s<=t} f_{t-s} z_s, buf = past z (reference, tests only)."""
+        """The step-by-step form Σ_{s<=t} b_{t-s} z_s, buf = past z (reference, tests only)."""
         t, T = state.t + 1, state.buf.shape[0]
         buf = state.buf.at[t - 1].set(z)
-        f = jnp.asarray(sqrt_coefficients(T), buf.dtype)
+        f = jnp.asarray(self.noise_coefficients(T), buf.dtype)
         lag = t - 1 - jnp.arange(T)
         coef = jnp.where(lag >= 0, f[jnp.clip(lag, 0, T - 1)], 0.0)
         return state.leaf, buf, coef @ buf
@@ -812,14 +885,14 @@ class SqrtToeplitzCounter(_Counter):
         )
 
     def _sqrt_need(self, spec, q):
-        c, _ = quantised_sqrt(spec.horizon, q)
+        c, _ = self.quantised(spec.horizon, q)
         noise = self._secure_noise_q(spec, q)
-        return self.grid_bound() * int(np.sum(c)) + noise.zmax
+        return self.grid_bound() * int(np.sum(np.abs(c))) + noise.zmax
 
     def _secure_noise_q(self, spec, q) -> SecureNoise:
-        c, _ = quantised_sqrt(spec.horizon, q)
+        c, _ = self.quantised(spec.horizon, q)
         s2 = sum(int(v) * int(v) for v in c)  # exact: column 1 of C̃ is the longest
-        s1 = int(np.sum(c))
+        s1 = int(np.sum(np.abs(c)))
         k, dg = self.participations, self.grid_bound()
         if self.distribution == "gaussian":
             sigma2 = Fraction(k * k * dg * dg * spec.d * s2) / (2 * Fraction(self.rho))
@@ -836,15 +909,15 @@ class SqrtToeplitzCounter(_Counter):
 
     def row_norms2(self, T):
         if self.noise == "research":
-            return super().row_norms2(T)
+            return np.cumsum(self.noise_coefficients(T) ** 2)  # ‖B[t]‖² = Σ_{k<t} b_k²
         spec = ContinualSpec(T, 1, self.bound)
-        _, b = quantised_sqrt(T, self.coefficient_bits(spec))
+        _, b = self.quantised(T, self.coefficient_bits(spec))
         return np.cumsum(b**2)
 
     def variance(self, spec):
         if self.noise == "research":
             return super().variance(spec)
-        _, b = quantised_sqrt(spec.horizon, self.coefficient_bits(spec))
+        _, b = self.quantised(spec.horizon, self.coefficient_bits(spec))
         return np.cumsum(b**2) * self.node_variance(spec)
 
     def _secure_init(self, state, spec):
@@ -855,7 +928,7 @@ class SqrtToeplitzCounter(_Counter):
     def _secure_step(self, state, n):
         t, T = state.t + 1, state.buf.shape[0]
         spec = ContinualSpec(T, state.total.shape[0], self.bound)
-        c, b = quantised_sqrt(T, self.coefficient_bits(spec))
+        c, b = self.quantised(T, self.coefficient_bits(spec))
         it, dt = state.aux.dtype, state.scale.dtype
         lag = t - 1 - jnp.arange(T)
         live = lag >= 0

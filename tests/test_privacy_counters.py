@@ -98,7 +98,7 @@ def test_nuclear_bound_is_a_lower_bound():
 
 def _noise_from_draws(counter, spec, Z):
     """The streaming code's noise when step t's draws are Z[t] (replaces the key draws)."""
-    state = counter.init(jax.random.key(0), spec)
+    state = counter.start(jax.random.key(0), spec)
 
     def body(s, z):
         leaf, buf, n = counter.advance(s, z)
@@ -115,7 +115,7 @@ def test_streaming_equals_factorisation_and_draws_feed_one_node(name, T):
     draws used are exactly `mask_table` (what secure mode draws on the host) and `draw_mask`."""
     counter = COUNTERS[name]()
     spec = ContinualSpec(T, 1, 1.0)
-    state = counter.init(jax.random.key(0), spec)
+    state = counter.start(jax.random.key(0), spec)
     shape = counter.draw_shape(state)
     Z = jnp.zeros((T, *shape))
     J = jax.jacfwd(lambda z: _noise_from_draws(counter, spec, z)[:, 0])(Z)
@@ -135,6 +135,29 @@ def test_streaming_equals_factorisation_and_draws_feed_one_node(name, T):
 
     masks = np.asarray(jax.lax.scan(step, state, None, length=T)[1]).reshape(T, -1)
     np.testing.assert_array_equal(masks, table)
+
+
+@pytest.mark.parametrize("T", [16, 21, 64])
+def test_binary_vectorised_path_is_b_times_used_nodes(T):
+    """The scan-free harness path (`path_from_nodes`) is linear in the node draws with exactly
+    the used columns of the binary tree's B, one draw per column (as the streaming test above),
+    and `level_sizes` counts the used nodes: T in all (one node completes per step)."""
+    counter = COUNTERS["binary"]()
+    sizes = counter.level_sizes(T)
+    assert sum(sizes) == T
+    flat = jnp.zeros((T, 1))
+
+    def path(v):
+        nodes, i = [], 0
+        for m in sizes:
+            nodes.append(v[i : i + m])
+            i += m
+        return counter.path_from_nodes(nodes, T)[:, 0]
+
+    J = np.asarray(jax.jacfwd(path)(flat)).reshape(T, T)
+    B = fz.factorisation("binary", T).B
+    key = lambda M: sorted(map(tuple, np.round(M.T.astype(np.float64), 5)))
+    assert key(J) == key(B[:, np.any(B != 0, axis=0)])
 
 
 @pytest.mark.parametrize("T", [5, 1000])
@@ -500,6 +523,36 @@ def test_host_draws_are_keyed_by_stream_and_step():
     )
     part = cnt.host_draws(noise, kd, t, np.arange(64)[None, :].repeat(4, 0) % 2 == 0)
     assert np.all(part[:, 1::2] == 0) and np.all(part[:, ::2] == a[:, :32])  # one draw per slot
+
+
+def test_secure_host_call_batches_nested_vmaps(monkeypatch):
+    """Nested vmaps (configs x seeds) still make one host call per step for the whole batch
+    (the custom_vmap rule re-applies at every level), with the full batch shape, and each
+    stream's draws are those it gets alone (source ``key``: keyed by stream and step)."""
+    calls = []
+    real = cnt.host_draws
+
+    def spy(noise, kd, t, mask, dtype=np.int32):
+        calls.append(np.shape(t))
+        return real(noise, kd, t, mask, dtype)
+
+    monkeypatch.setattr(cnt, "host_draws", spy)
+    T = 8
+    counter = COUNTERS["binary"](noise="secure", source="key")
+    spec = ContinualSpec(T, 1, 1.0)
+    x = jnp.ones((1,))
+
+    def run(key):
+        def body(s, _):
+            out = counter.act({}, s, x)
+            return counter.update(s, x, out, ()), out
+
+        return jax.lax.scan(body, counter.init(key, spec), None, length=T)[1]
+
+    keys = jax.random.split(jax.random.key(3), 6).reshape(2, 3)
+    out = jax.jit(jax.vmap(jax.vmap(run)))(keys)
+    assert calls == [(2, 3)] * (T + 1)  # init's draw + one per step
+    np.testing.assert_array_equal(out[1, 2], jax.jit(run)(keys[1, 2]))
 
 
 def test_secure_engine_run():
