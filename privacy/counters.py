@@ -953,6 +953,38 @@ COUNTERS = {
 }
 
 
+def noise_from_draws(counter: _Counter, spec: ContinualSpec, draws: jax.Array) -> jax.Array:
+    """The release noise (B z)_t, (T, d) in node units, when step t's unit draws are draws[t]
+    (shape (T, *draw_shape)) instead of the key's: `advance` step by step from `start`. A
+    linear function of the draws, for tests of which draw feeds which node."""
+    state = counter.start(jax.random.key(0), spec)
+
+    def body(s, z):
+        leaf, buf, n = counter.advance(s, z)
+        return s._replace(t=s.t + 1, leaf=leaf, buf=buf), n
+
+    return jax.lax.scan(body, state, draws)[1]
+
+
+def releases(counter: _Counter, spec: ContinualSpec, stream, seed: int = 0) -> np.ndarray:
+    """The counter's releases Ŝ_1..Ŝ_T, (T, d) float64, for one given stream x (T, d) or (T,),
+    through its own init/act/update with key(seed) (compiled once per counter and spec)."""
+    x = jnp.asarray(stream, jnp.result_type(float)).reshape(spec.horizon, spec.d)
+    return np.asarray(_release_fn(counter, spec)(jax.random.key(seed), x), np.float64)
+
+
+@functools.cache
+def _release_fn(counter: _Counter, spec: ContinualSpec):
+    def run(key, x):
+        def body(s, xt):
+            out = counter.act({}, s, xt)
+            return counter.update(s, xt, out, ()), out
+
+        return jax.lax.scan(body, counter.init(key, spec), x)[1]
+
+    return jax.jit(run)
+
+
 def noise_streams(
     counter: _Counter, spec: ContinualSpec, keys: jax.Array, agent: bool | None = None
 ) -> jax.Array:
@@ -984,3 +1016,8 @@ def noise_sum_of_squares(counter: _Counter, spec: ContinualSpec, keys: jax.Array
     """Σ over the N streams of the squared release errors, (T, d), research mode: R2's
     statistic, accumulated step by step (no (N, T, d) array for the trees)."""
     return counter.harness(spec, keys, lambda e: jnp.sum(e.astype(jnp.float32) ** 2, 0))
+
+
+from privacy.blt import BLTCounter  # noqa: E402  (privacy.blt subclasses SqrtToeplitzCounter)
+
+COUNTERS["blt"] = BLTCounter

@@ -4,7 +4,6 @@ secure (exact integer) noise, the pure-DP Laplace option, bad input."""
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 
@@ -18,7 +17,13 @@ from experiments.simulate import simulate
 from privacy import counters as cnt
 from privacy import factorization as fz
 from privacy.continual import ContinualSpec, continual_bernoulli, continual_fixed
-from privacy.counters import COUNTERS, noise_streams, noise_sum_of_squares
+from privacy.counters import (
+    COUNTERS,
+    noise_from_draws,
+    noise_streams,
+    noise_sum_of_squares,
+    releases,
+)
 from privacy.noise import discrete_gaussian_pmf, discrete_laplace_pmf
 
 # dp.md §3.3 [C]: (binary max, mean, Honaker max, mean, sqrt max, mean, lower bound, smooth)
@@ -96,17 +101,6 @@ def test_nuclear_bound_is_a_lower_bound():
         assert all(fz.loss(m, T).mean() >= lb for m in fz.MECHANISMS)
 
 
-def _noise_from_draws(counter, spec, Z):
-    """The streaming code's noise when step t's draws are Z[t] (replaces the key draws)."""
-    state = counter.start(jax.random.key(0), spec)
-
-    def body(s, z):
-        leaf, buf, n = counter.advance(s, z)
-        return s._replace(t=s.t + 1, leaf=leaf, buf=buf), n
-
-    return jax.lax.scan(body, state, Z)[1]
-
-
 @pytest.mark.parametrize("name", TREES)
 @pytest.mark.parametrize("T", [16, 21])
 def test_streaming_equals_factorisation_and_draws_feed_one_node(name, T):
@@ -118,7 +112,7 @@ def test_streaming_equals_factorisation_and_draws_feed_one_node(name, T):
     state = counter.start(jax.random.key(0), spec)
     shape = counter.draw_shape(state)
     Z = jnp.zeros((T, *shape))
-    J = jax.jacfwd(lambda z: _noise_from_draws(counter, spec, z)[:, 0])(Z)
+    J = jax.jacfwd(lambda z: noise_from_draws(counter, spec, z)[:, 0])(Z)
     J = np.asarray(J).reshape(T, -1)
     used_cols = np.any(J != 0, axis=0)
     used = J[:, used_cols]
@@ -172,7 +166,7 @@ def test_sqrt_noise_path_is_the_toeplitz_product(T):
     # float32 FFT: error ~ 1e-7 × ‖f‖₁ ‖z‖ ≲ 1e-4 at T = 1000
     np.testing.assert_allclose(path, want, atol=2e-4)
     if T <= 64:
-        step = np.asarray(_noise_from_draws(counter, spec, jnp.asarray(z, jnp.float32)))
+        step = np.asarray(noise_from_draws(counter, spec, jnp.asarray(z, jnp.float32)))
         np.testing.assert_allclose(step, want, atol=1e-5)
 
 
@@ -188,7 +182,12 @@ def test_r2_small(name):
         e = np.asarray(noise_streams(counter, spec, keys, agent=agent))
         var = (e[..., 0].astype(np.float64) ** 2).mean(0)
         np.testing.assert_allclose(var, counter.variance(spec), rtol=0.05)
-    np.testing.assert_allclose(counter.variance(spec), fz.loss(name, 32))  # ρ = 1/2: σ² = loss
+    np.testing.assert_allclose(counter.variance(spec), _loss(name, 32))  # ρ = 1/2: σ² = loss
+
+
+def _loss(name, T):
+    """Per-step loss (variance at ρ = 1/2) from `privacy.factorization`, or BLT's own oracle."""
+    return COUNTERS[name]().blt(T).loss(T) if name == "blt" else fz.loss(name, T)
 
 
 def _r2(counter, T, N=100_000, batch=10_000):
@@ -209,7 +208,7 @@ def test_r2_monte_carlo(name, T):
     4096 steps give no false failures: 4096 · P(|N(0,1)| > 6.7) < 1e-7); the max over t of the
     empirical variance matches the max of the oracle; smooth: flat D²/4."""
     var, oracle = _r2(COUNTERS[name](rho=0.5), T)
-    np.testing.assert_allclose(oracle, fz.loss(name, T))  # ρ = 1/2: σ² = loss
+    np.testing.assert_allclose(oracle, _loss(name, T))  # ρ = 1/2: σ² = loss
     np.testing.assert_allclose(var, oracle, rtol=0.03)
     assert var.max() == pytest.approx(oracle.max(), rel=0.03)
 
@@ -226,38 +225,22 @@ def test_r2_laplace_binary():
 
 
 @pytest.mark.parametrize("name", list(COUNTERS))
-def test_outputs_depend_only_on_the_prefix(name):
+@pytest.mark.parametrize("noise", ["research", "secure"])
+def test_outputs_depend_only_on_the_prefix(name, noise):
+    """Checklist item 9: flipping x_{cut+1..T} leaves the releases up to `cut` unchanged (same
+    key), in both noise modes."""
     T, cut = 32, 13
     rng = np.random.default_rng(0)
     x = rng.integers(0, 2, T).astype(float)
     y = x.copy()
     y[cut:] = 1 - y[cut:]
-    counter = COUNTERS[name]()
+    counter = COUNTERS[name](noise=noise, source="key")
     spec = ContinualSpec(T, 1, 1.0)
-    rx, ry = _releases(counter, spec, x, 5), _releases(counter, spec, y, 5)
+    rx, ry = _rel(counter, spec, x, 5), _rel(counter, spec, y, 5)
     np.testing.assert_array_equal(rx[:cut], ry[:cut])
     assert np.all(rx[cut:] != ry[cut:])
     # exact counts plus noise: subtracting the prefix sums leaves the data-independent noise
     np.testing.assert_allclose(rx - np.cumsum(x), ry - np.cumsum(y), atol=1e-4)
-
-
-@functools.cache
-def _release_fn(counter, spec):
-    """jit(key, stream -> releases) through the counter's init/act/update, compiled once."""
-
-    def run(key, x):
-        def body(s, xt):
-            out = counter.act({}, s, xt[None])
-            return counter.update(s, xt[None], out, ()), out[0]
-
-        return jax.lax.scan(body, counter.init(key, spec), x)[1]
-
-    return jax.jit(run)
-
-
-def _releases(counter, spec, x, seed):
-    out = _release_fn(counter, spec)(jax.random.key(seed), jnp.asarray(x, jnp.float32))
-    return np.asarray(out, np.float64)
 
 
 def test_engine_run_and_final_max_error():
@@ -433,7 +416,8 @@ def test_secure_oracles():
         secure = COUNTERS[name](noise="secure", grid_k=3, rho=0.25)
         research = COUNTERS[name](rho=0.25)
         # discrete σ² >= 36 here: the secure oracle is the float one (sqrt: up to C̃'s rounding)
-        rtol = 1e-12 if name != "sqrt" else 64 * 2.0 ** -secure.coefficient_bits(spec)
+        toeplitz = name in ("sqrt", "blt")
+        rtol = 64 * 2.0 ** -secure.coefficient_bits(spec) if toeplitz else 1e-12
         np.testing.assert_allclose(secure.variance(spec), research.variance(spec), rtol=rtol)
 
 
@@ -468,10 +452,10 @@ def test_secure_grid_prefix_and_reproducibility(name):
     y[cut:] = 1 - y[cut:]
     counter = COUNTERS[name](noise="secure", source="key", grid_k=3, rho=2.0)
     spec = ContinualSpec(T, 1, 1.0)
-    rx, ry = _releases(counter, spec, x, 5), _releases(counter, spec, y, 5)
+    rx, ry = _rel(counter, spec, x, 5), _rel(counter, spec, y, 5)
     np.testing.assert_array_equal(rx[:cut], ry[:cut])
-    np.testing.assert_array_equal(rx, _releases(counter, spec, x, 5))
-    assert np.any(rx != _releases(counter, spec, x, 6))
+    np.testing.assert_array_equal(rx, _rel(counter, spec, x, 5))
+    assert np.any(rx != _rel(counter, spec, x, 6))
     if name in ("binary", "smooth"):
         assert np.array_equal(rx * 8, np.round(rx * 8))
     np.testing.assert_allclose(rx - np.cumsum(x), ry - np.cumsum(y), atol=1e-4)
@@ -489,9 +473,9 @@ def test_secure_draws_one_per_node(name, monkeypatch):
     spec = ContinualSpec(T, 1, 1.0)
     x = np.random.default_rng(2).integers(0, 2, T).astype(float)
     secure = COUNTERS[name](noise="secure", source="key", rho=100.0)
-    rel = _releases(secure, spec, x, 0)
-    if name == "sqrt":
-        c, b = fz.quantised_sqrt(T, secure.coefficient_bits(spec))
+    rel = _rel(secure, spec, x, 0)
+    if name in ("sqrt", "blt"):
+        c, b = secure.quantised(T, secure.coefficient_bits(spec))
         want = fz.toeplitz(b) @ (fz.toeplitz(c.astype(float)) @ x + np.arange(1, T + 1))
         np.testing.assert_allclose(rel, want, rtol=1e-5)
         return
@@ -500,7 +484,7 @@ def test_secure_draws_one_per_node(name, monkeypatch):
     Z[table] = np.arange(1, table.sum() + 1)  # C order: step by step, rows in order
     research = COUNTERS[name]()
     shape = research.draw_shape(research.init(jax.random.key(0), spec))
-    noise = _noise_from_draws(research, spec, jnp.asarray(Z.reshape(T, *shape), jnp.float32))
+    noise = noise_from_draws(research, spec, jnp.asarray(Z.reshape(T, *shape), jnp.float32))
     np.testing.assert_allclose(rel - np.cumsum(x), np.asarray(noise)[:, 0], rtol=1e-5)
 
 
@@ -580,3 +564,8 @@ def test_secure_monte_carlo(name):
     e = e[..., 0].astype(np.float64)
     np.testing.assert_allclose((e**2).mean(0), counter.variance(spec), rtol=0.07)
     _check_mean_and_variance(e, counter.variance(spec))
+
+
+def _rel(counter, spec, x, seed):
+    """Releases of the first coordinate for a scalar stream x (`counters.releases`)."""
+    return releases(counter, spec, x, seed)[:, 0]
