@@ -138,7 +138,8 @@ class CounterState(NamedTuple):
     scale: jax.Array  # research: node noise std σ or Laplace scale b; secure: grid step 2^-k
     pending: jax.Array  # secure: integer noise of step t + 1's nodes; research trees: the noise
     # released at step t + 1, with leaf/buf already advanced to it (sqrt: empty)
-    aux: jax.Array  # secure Honaker: counts of kept nodes; secure sqrt: past inputs; else empty
+    aux: jax.Array  # Honaker: counts of kept nodes (secure), pre-drawn node noise (research);
+    # secure sqrt: past inputs; else empty
 
     @property
     def sigma(self) -> jax.Array:
@@ -754,6 +755,26 @@ class HonakerCounter(_Counter):
         buf = state.buf.at[top].set(n)  # node (top, t >> top) is a left child: keep it
         levels = jnp.arange(L)
         return state.leaf, buf, jnp.sum(jnp.where(_bit(t, levels)[:, None], buf, 0.0), 0)
+
+    # research: two draws per step instead of L (levels 0..top need top + 1, 2 on average)
+    def step_draws(self, state: CounterState) -> jax.Array:
+        """Research draws of step t = state.t + 1, (2, d) from fold_in(key, t): row 0 is the
+        leaf (0, t); row 1 the next level-(tz(t) + 1) node, which completes 2^tz(t) steps later.
+        Every node's noise is drawn once, at the midpoint of its span, and kept in `aux`."""
+        return self._unit(jax.random.fold_in(state.key, state.t + 1), (2, state.buf.shape[1]))
+
+    def _research_init(self, state, spec):
+        return self._prefetch(state._replace(aux=jnp.zeros_like(state.buf)))
+
+    def _prefetch(self, state):
+        """Step t's node draws: the leaf's fresh, levels 1..top pre-drawn in aux[j] (the
+        level-j node ending at t was drawn at t - 2^(j-1), the one step in its span with
+        tz = j - 1, and nothing writes aux[j] in between); then aux[top + 1] gets the next."""
+        u = self.step_draws(state)
+        top = _trailing_zeros(state.t + 1)
+        leaf, buf, noise = self.advance(state, state.aux.at[0].set(u[0]))
+        aux = state.aux.at[top + 1].set(u[1], mode="drop")  # top + 1 = L: no such level
+        return state._replace(leaf=leaf, buf=buf, pending=noise, aux=aux)
 
     def _secure_init(self, state, spec):
         it = jnp.result_type(int)

@@ -131,6 +131,35 @@ def test_streaming_equals_factorisation_and_draws_feed_one_node(name, T):
     np.testing.assert_array_equal(masks, table)
 
 
+@pytest.mark.parametrize("T", [16, 21])
+def test_honaker_agent_draws_feed_one_node_each(T):
+    """The research agent path (two draws per step, level nodes pre-drawn in `aux`) is linear
+    in its per-step draws U with exactly the used columns of Honaker's B, each draw feeding at
+    most one node (a reused draw would show as a sum of columns): the same check as the
+    streaming test above, through init/act/update instead of `advance` alone."""
+    spec = ContinualSpec(T, 1, 1.0)
+
+    def path(U):
+        class Injected(cnt.HonakerCounter):
+            def step_draws(self, state):
+                return U[state.t]  # step t + 1's two draws
+
+        c = Injected(rho=0.5)
+        zero = jnp.zeros((1,))
+
+        def body(s, _):
+            out = c.act({}, s, zero)
+            return c.update(s, zero, out, ()), out[0] / s.scale
+
+        return jax.lax.scan(body, c.init(jax.random.key(0), spec), None, length=T)[1]
+
+    J = np.asarray(jax.jacfwd(path)(jnp.zeros((T + 1, 2, 1)))).reshape(T, -1)
+    used = J[:, np.any(J != 0, axis=0)]
+    B = fz.factorisation("honaker", T).B
+    key = lambda M: sorted(map(tuple, np.round(M.T.astype(np.float64), 5)))
+    assert key(used) == key(B[:, np.any(B != 0, axis=0)])
+
+
 @pytest.mark.parametrize("T", [16, 21, 64])
 def test_binary_vectorised_path_is_b_times_used_nodes(T):
     """The scan-free harness path (`path_from_nodes`) is linear in the node draws with exactly
