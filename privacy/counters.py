@@ -30,8 +30,9 @@ but open to floating-point attacks (Mironov, CCS 2012). The draws of step t come
 counter-based key fold_in(agent_key, t) (one per stream and step; the state runs one step
 ahead, so each step draws and advances once and `act` reads the prepared noise); row b of
 step t's draws feeds only the node created at step t on level b, and a node keeps its noise
-while it is in use (checked in tests/test_privacy_counters). The
-square-root counter draws all T node noises at init from fold_in(agent_key, 0).
+while it is in use (checked in tests/test_privacy_counters). Honaker draws two per step instead
+(`HonakerCounter.step_draws`: the leaf and one level node ahead of time). The
+square-root counter draws all T node noises at init from fold_in(agent_key, 0); BLT streams.
 
 ``noise: secure`` releases nothing that depends on floating-point noise. The argument:
 
@@ -1035,7 +1036,9 @@ def noise_streams(
 
 def noise_sum_of_squares(counter: _Counter, spec: ContinualSpec, keys: jax.Array) -> jax.Array:
     """Σ over the N streams of the squared release errors, (T, d), research mode: R2's
-    statistic, accumulated step by step (no (N, T, d) array for the trees)."""
+    statistic. Honaker and smooth accumulate it step by step (no (N, T, d) array); the binary
+    tree, sqrt and BLT harnesses build the (T, N, d) paths of the batch first (batch N so that
+    N T d floats fit)."""
     return counter.harness(spec, keys, lambda e: jnp.sum(e.astype(jnp.float32) ** 2, 0))
 
 
