@@ -722,7 +722,14 @@ class HonakerCounter(_Counter):
     Secure mode computes the estimates from the noisy integer node values y = count + z (the
     counts of the kept left nodes are in `aux`), so the release is post-processing of them."""
 
+    unrolled: bool | None = None  # the level recursion's form in `advance` (None: by backend)
+
     mechanism = "honaker"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.unrolled not in (None, True, False):
+            raise ConfigError(f"unrolled: must be true, false or null (got {self.unrolled!r})")
 
     def sens2(self, T: int) -> float:
         return float(binary_depth(T))
@@ -745,14 +752,24 @@ class HonakerCounter(_Counter):
 
     def advance(self, state, z):
         """The estimates n_j = a_j z_j + (1 - a_j)(buf[j-1] + n_{j-1}) of nodes (j, t >> j),
-        j = 0..top (a_0 = 1, n_0 = z_0), unrolled: n_top = Σ_{j<=top} W[top, j] u_j with
-        u_j = a_j z_j + (1 - a_j) buf[j-1] and W[top, j] = Π_{j<i<=top} (1 - a_i)
-        (`honaker_chain`): one gathered row and a dot product instead of a loop over levels."""
+        j = 0..top (a_0 = 1, n_0 = z_0), bottom-up. On the CPU a loop over levels 1..top (two
+        levels per step on average); on an accelerator the unrolled form
+        n_top = Σ_{j<=top} W[top, j] u_j, u_j = a_j z_j + (1 - a_j) buf[j-1],
+        W[top, j] = Π_{j<i<=top} (1 - a_i) (`honaker_chain`): all L levels in parallel, no
+        loop (`unrolled`: None = by backend; both forms are tested)."""
         t, L = state.t + 1, state.buf.shape[0]  # buf: (L, d) noise of the last left nodes
         a = jnp.asarray(honaker_weights(L), z.dtype)[:, None]
         top = _trailing_zeros(t)  # levels 0..top end at t
-        u = a * z + (1 - a) * jnp.roll(state.buf, 1, axis=0)  # row 0: z_0 (1 - a_0 = 0)
-        n = jnp.sum(jnp.asarray(honaker_chain(L), z.dtype)[top][:, None] * u, 0)
+        unrolled = jax.default_backend() != "cpu" if self.unrolled is None else self.unrolled
+        if unrolled:
+            u = a * z + (1 - a) * jnp.roll(state.buf, 1, axis=0)  # row 0: z_0 (1 - a_0 = 0)
+            n = jnp.sum(jnp.asarray(honaker_chain(L), z.dtype)[top][:, None] * u, 0)
+        else:
+
+            def level(j, n):  # estimate of node (j, t >> j) from its own draw and its children
+                return a[j] * z[j] + (1 - a[j]) * (state.buf[j - 1] + n)
+
+            n = jax.lax.fori_loop(1, top + 1, level, z[0])
         buf = state.buf.at[top].set(n)  # node (top, t >> top) is a left child: keep it
         levels = jnp.arange(L)
         return state.leaf, buf, jnp.sum(jnp.where(_bit(t, levels)[:, None], buf, 0.0), 0)

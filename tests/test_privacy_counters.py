@@ -131,6 +131,20 @@ def test_streaming_equals_factorisation_and_draws_feed_one_node(name, T):
     np.testing.assert_array_equal(masks, table)
 
 
+def test_honaker_level_forms_agree():
+    """Honaker's two forms of the level recursion (loop over levels 1..top; unrolled products
+    `honaker_chain`) give the same noise path for the same draws (float32: 1e-5), T = 100."""
+    spec = ContinualSpec(100, 2, 1.0)
+    counter = COUNTERS["honaker"]()
+    shape = counter.draw_shape(counter.start(jax.random.key(0), spec))
+    Z = jax.random.normal(jax.random.key(1), (100, *shape))
+    forms = [COUNTERS["honaker"](unrolled=u) for u in (False, True)]
+    paths = [np.asarray(noise_from_draws(c, spec, Z)) for c in forms]
+    np.testing.assert_allclose(paths[0], paths[1], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ConfigError, match=r"^unrolled:"):
+        COUNTERS["honaker"](unrolled="yes")
+
+
 @pytest.mark.parametrize("T", [16, 21])
 def test_honaker_agent_draws_feed_one_node_each(T):
     """The research agent path (two draws per step, level nodes pre-drawn in `aux`) is linear
