@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
 from bench import _refs  # noqa: E402  (after the sys.path fix above)
+from bench._facts import cpu_name, git_state  # noqa: E402
 
 MEANS = np.linspace(0.1, 0.9, 10)
 AGREE_SE = 4.0  # sanity bound on |mean_i - mean_numba| in standard errors of the difference
@@ -264,25 +265,9 @@ def machine_facts() -> dict:
     import jax
     import numba
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    git = subprocess.run(
-        ["git", "-C", str(ROOT), "log", "-1", "--format=%h"], capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "experiments", "bandits"],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
     return {
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "jax": jax.__version__,
@@ -290,7 +275,7 @@ def machine_facts() -> dict:
         "numpy": np.__version__,
         "backend": jax.default_backend(),
         "x64": bool(jax.config.jax_enable_x64),
-        "git": git + (" (+ uncommitted: " + " ".join(dirty[1::2]) + ")" if dirty else ""),
+        "git": git_state(ROOT, "experiments", "bandits"),
     }
 
 

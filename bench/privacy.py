@@ -76,6 +76,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench._facts import cpu_name, git_state  # noqa: E402
 from experiments.simulate import make_grid, simulate  # noqa: E402
 from privacy import factorization as fz  # noqa: E402
 from privacy.continual import ContinualSpec, continual_bernoulli  # noqa: E402
@@ -586,25 +587,9 @@ def profile(T: int, N: int) -> list[dict]:
 
 # =========================================================================== report
 def machine_facts() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    git = subprocess.run(
-        ["git", "-C", str(ROOT), "log", "-1", "--format=%h"], capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "experiments", "privacy"],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
     return {
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "jax": jax.__version__,
@@ -612,7 +597,7 @@ def machine_facts() -> dict:
         "backend": jax.default_backend(),
         "device": jax.devices()[0].device_kind,
         "x64": bool(jax.config.jax_enable_x64),
-        "git": git + (" (+ uncommitted: " + " ".join(dirty[1::2]) + ")" if dirty else ""),
+        "git": git_state(ROOT, "experiments", "privacy"),
         "load_start": os.getloadavg(),
         "counters_sha": counters_sha(),
         "ram_gib": _mem_gib(),

@@ -386,7 +386,11 @@ class _Counter(AgentBase):
 
     def secure_noise(self, spec: ContinualSpec) -> SecureNoise:
         """Exact node-noise parameters in grid units (see the module docstring, item 3)."""
-        s2, s1 = self._exact_sens(spec.horizon)
+        return self._calibrate(spec, *self._exact_sens(spec.horizon))
+
+    def _calibrate(self, spec: ContinualSpec, s2: int, s1: int) -> SecureNoise:
+        """Discrete Gaussian σ² = (k Δ_g)² d sens²/(2ρ) or discrete Laplace b = k Δ_g d sens1/ε
+        for the integer strategy's exact sensitivities (sens², sens1)."""
         k, dg = self.participations, self.grid_bound()
         if self.distribution == "gaussian":
             sigma2 = Fraction(k * k * dg * dg * spec.d * s2) / (2 * Fraction(self.rho))
@@ -932,13 +936,7 @@ class SqrtToeplitzCounter(_Counter):
         c, _ = self.quantised(spec.horizon, q)
         s2 = sum(int(v) * int(v) for v in c)  # exact: column 1 of C̃ is the longest
         s1 = int(np.sum(np.abs(c)))
-        k, dg = self.participations, self.grid_bound()
-        if self.distribution == "gaussian":
-            sigma2 = Fraction(k * k * dg * dg * spec.d * s2) / (2 * Fraction(self.rho))
-            zmax = GAUSS_TAIL * (math.isqrt(math.ceil(sigma2)) + 1)
-            return SecureNoise("gaussian", sigma2, zmax, self.source)
-        b = Fraction(k * dg * spec.d * s1) / Fraction(self.epsilon)
-        return SecureNoise("laplace", b, LAPLACE_TAIL * math.ceil(b), self.source)
+        return self._calibrate(spec, s2, s1)
 
     def secure_noise(self, spec):
         return self._secure_noise_q(spec, self.coefficient_bits(spec))
