@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
 from bench import _refs  # noqa: E402  (after the sys.path fix above)
-from bench._facts import cpu_name, git_state  # noqa: E402
+from bench._common import ChunkClock, cpu_name, git_state  # noqa: E402
 
 MEANS = np.linspace(0.1, 0.9, 10)
 AGREE_SE = 4.0  # sanity bound on |mean_i - mean_numba| in standard errors of the difference
@@ -52,26 +52,6 @@ class Run:
     info: dict = field(default_factory=dict)
 
 
-class _ChunkClock:
-    """`progress` callback of `simulate`: process CPU time and rounds at the end of each chunk."""
-
-    def __init__(self) -> None:
-        self.marks: list[tuple[float, int]] = []
-        self.rounds = 0
-
-    def __call__(self, n: int | None) -> None:
-        if n is not None:
-            self.rounds += n
-            self.marks.append((time.process_time(), self.rounds))
-
-    def cpu_rate(self, seeds: int) -> float | None:
-        """Agent-steps per CPU second from the end of the first chunk to the end of the last."""
-        if len(self.marks) < 2:
-            return None
-        (c0, r0), (c1, r1) = self.marks[0], self.marks[-1]
-        return seeds * (r1 - r0) / max(c1 - c0, 1e-12)
-
-
 Impl = Callable[[int, int, int], Run]
 
 
@@ -86,7 +66,7 @@ def engine_impl(agent_name: str) -> Impl:
     params = env.default_params()
 
     def run(horizon: int, seeds: int, seed: int) -> Run:
-        clock = _ChunkClock()
+        clock = ChunkClock()
         res = simulate(env, params, agent, horizon, seeds, seed=seed, progress=clock)
         info = {"chunk_size": res.info.get("chunk_size")}
         cpu = clock.cpu_rate(seeds)

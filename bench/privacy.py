@@ -76,7 +76,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench._facts import cpu_name, git_state  # noqa: E402
+from bench._common import ChunkClock, cpu_name, git_state  # noqa: E402
 from experiments.simulate import make_grid, simulate  # noqa: E402
 from privacy import factorization as fz  # noqa: E402
 from privacy.continual import ContinualSpec, continual_bernoulli  # noqa: E402
@@ -271,30 +271,10 @@ def numpy_r2(mech: str, T: int, N: int, seed: int) -> np.ndarray:
 
 
 # =========================================================================== engine runs
-class _ChunkClock:
-    """`progress` callback: process CPU time and rounds at the end of each chunk."""
-
-    def __init__(self) -> None:
-        self.marks: list[tuple[float, int]] = []
-        self.rounds = 0
-
-    def __call__(self, n: int | None) -> None:
-        if n is not None:
-            self.rounds += n
-            self.marks.append((time.process_time(), self.rounds))
-
-    def cpu_seconds(self, horizon: int) -> float | None:
-        """Run CPU seconds, extrapolated from the end of the first chunk to the end of the last."""
-        if len(self.marks) < 2:
-            return None
-        (c0, r0), (c1, r1) = self.marks[0], self.marks[-1]
-        return (c1 - c0) * horizon / max(r1 - r0, 1)
-
-
 def engine_main(mech: str, T: int, N: int, seed: int, agent=None) -> dict:
     env = continual_bernoulli(P)
     agent = agent or COUNTERS[mech](rho=RHO)
-    clock = _ChunkClock()
+    clock = ChunkClock()
     res = simulate(env, env.default_params(), agent, T, N, seed=seed, progress=clock)
     return {
         "compile_s": res.compile_seconds,
