@@ -3,6 +3,8 @@ and a CPU clock for the engine's chunks."""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import platform
 import subprocess
 import time
@@ -31,6 +33,27 @@ def git_state(root: Path, *paths: str) -> str:
         text=True,
     ).stdout.split()
     return git + (" (+ uncommitted: " + " ".join(dirty[1::2]) + ")" if dirty else "")
+
+
+def machine_facts(root: Path, *paths: str, **extra) -> dict:
+    """Date, CPU, cores, Python / JAX / NumPy versions, JAX backend and device, x64, the git
+    state of `paths`, and `extra`."""
+    import jax
+    import numpy as np
+
+    return {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "numpy": np.__version__,
+        "backend": jax.default_backend(),
+        "device": jax.devices()[0].device_kind,
+        "x64": bool(jax.config.jax_enable_x64),
+        "git": git_state(root, *paths),
+        **extra,
+    }
 
 
 class ChunkClock:

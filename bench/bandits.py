@@ -15,10 +15,8 @@ A fresh subprocess measures the peak RSS of the engine at T = 10^6, N = 1000 wit
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -34,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
 from bench import _refs  # noqa: E402  (after the sys.path fix above)
-from bench._common import ChunkClock, cpu_name, git_state  # noqa: E402
+from bench._common import ChunkClock  # noqa: E402
+from bench._common import machine_facts as common_facts  # noqa: E402
 
 MEANS = np.linspace(0.1, 0.9, 10)
 AGREE_SE = 4.0  # sanity bound on |mean_i - mean_numba| in standard errors of the difference
@@ -242,21 +241,9 @@ def measure_memory(horizon: int, seeds: int) -> dict:
 
 # --------------------------------------------------------------------------- report
 def machine_facts() -> dict:
-    import jax
     import numba
 
-    return {
-        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "numba": numba.__version__,
-        "numpy": np.__version__,
-        "backend": jax.default_backend(),
-        "x64": bool(jax.config.jax_enable_x64),
-        "git": git_state(ROOT, "experiments", "bandits"),
-    }
+    return common_facts(ROOT, "experiments", "bandits", numba=numba.__version__)
 
 
 def report(facts: dict, sections: list[str], memory: list[dict], argv: list[str]) -> str:

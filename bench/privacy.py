@@ -55,13 +55,11 @@ bulk; the random numbers alone; the NumPy algorithm written in jax.numpy (one ji
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import inspect
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -76,7 +74,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench._common import ChunkClock, cpu_name, git_state  # noqa: E402
+from bench._common import ChunkClock  # noqa: E402
+from bench._common import machine_facts as common_facts  # noqa: E402
 from experiments.simulate import make_grid, simulate  # noqa: E402
 from privacy import factorization as fz  # noqa: E402
 from privacy.continual import ContinualSpec, continual_bernoulli  # noqa: E402
@@ -567,21 +566,14 @@ def profile(T: int, N: int) -> list[dict]:
 
 # =========================================================================== report
 def machine_facts() -> dict:
-    return {
-        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "numpy": np.__version__,
-        "backend": jax.default_backend(),
-        "device": jax.devices()[0].device_kind,
-        "x64": bool(jax.config.jax_enable_x64),
-        "git": git_state(ROOT, "experiments", "privacy"),
-        "load_start": os.getloadavg(),
-        "counters_sha": counters_sha(),
-        "ram_gib": _mem_gib(),
-    }
+    return common_facts(
+        ROOT,
+        "experiments",
+        "privacy",
+        load_start=os.getloadavg(),
+        counters_sha=counters_sha(),
+        ram_gib=_mem_gib(),
+    )
 
 
 def _mem_gib() -> float:
