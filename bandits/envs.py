@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from experiments.config import ConfigError, check_choice, check_float, check_int
-from experiments.protocol import KEY, NORMAL, UNIFORM, Draw
+from experiments.protocol import KEY, NONNEGATIVE, NORMAL, UNIFORM, Draw, MetricInfo
 
 
 class Pull(NamedTuple):
@@ -80,6 +80,15 @@ def make_means(
 class _KArmed:
     means: tuple[float, ...]
     sigma: float = 1.0
+    primary_metric: ClassVar[str] = "regret"
+    x_label: ClassVar[str] = "round t"
+
+    def metric_info(self) -> dict[str, MetricInfo]:
+        """Pseudo-regret is >= 0 (bootstrap interval, median); realized regret is real."""
+        return {
+            "regret": MetricInfo(label="cumulative pseudo-regret", support=NONNEGATIVE),
+            "realized_regret": MetricInfo(label="cumulative realized regret"),
+        }
 
     @property
     def num_arms(self) -> int:

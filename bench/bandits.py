@@ -1,6 +1,6 @@
 """Benchmark: agent-steps/s of the regretlab engine against Numba and NumPy references.
 
-Task (specs/perf.md): K = 10 Bernoulli arms, means linspace(0.1, 0.9, 10); UCB1 and Beta-Bernoulli
+Task: K = 10 Bernoulli arms, means linspace(0.1, 0.9, 10); UCB1 and Beta-Bernoulli
 Thompson sampling; agent-steps/s = N T / run seconds (engine compile time excluded and reported
 separately). The implementations run in this one process, interleaved: one warm-up call each
 (horizon min(T, --warmup-horizon), same N), then `--rounds` rounds round-robin; reported are the

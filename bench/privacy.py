@@ -11,16 +11,18 @@ Two configurations, ρ = 1/2, float32 (the engine's default, x64 off):
   default log grid; checked by the per-stream MSE = final ``sq_error`` / T, whose mean over the
   independent streams must lie within 4 SE of the exact mean variance σ² mean_t ‖B[t]‖²
   (`counter.variance`, from `privacy.factorization`).
-* ``r2``: noise only (dp.md R2), `privacy.counters.noise_streams` for N = 10^5 streams at
-  T = 2^12, jitted with the sum over streams of e_t² (batches of 10^4 streams); checked by the
-  per-step variance: max_t |v̂_t / Var_t - 1| <= 6.7 sqrt(2/N) (3% at N = 10^5, as in dp.md R2:
-  the relative SE of v̂_t is sqrt(2/N), and 6.7 SE is never reached by the max over 4096 steps).
+* ``r2``: noise only (reproduction item R2, docs/privacy.md), `privacy.counters.noise_streams` for N
+  = 10^5 streams at T = 2^12, jitted with the sum over streams of e_t² (batches of 10^4 streams);
+  checked by the per-step variance: max_t |v̂_t / Var_t - 1| <= 6.7 sqrt(2/N) (3% at N = 10^5, as in
+  item R2: the relative SE of v̂_t is sqrt(2/N), and 6.7 SE is never reached by the max over 4096
+  steps).
 
 * ``path`` (``--configs path``; not in the default run): the R2 computation at the main size,
-  T = 2^20, N = 1000 streams, in batches of <= 2^27 elements. The binary counter's harness is
-  scan-free (`BinaryTreeCounter.path_from_nodes`: all steps at once), so this is the counter
-  vmapped over streams without the per-step loop of the engine; the other counters' harnesses
-  scan over steps. Checked like R2 (the tolerance 6.7 sqrt(2/N) is 30% at N = 1000).
+  T = 2^20, N = 1000 streams, in batches of <= 2^27 elements. The binary counter's noise path is
+  scan-free (`BinaryTree.noise_paths_closed_form`: all steps at once), so this is the counter
+  vmapped over streams without the per-step loop of the engine; the square root's is one FFT per
+  stream (`SqrtToeplitz.noise_paths_closed_form`), the others' scan over steps. Checked like R2
+  (the tolerance 6.7 sqrt(2/N) is 30% at N = 1000).
 
 NumPy references (same computation, vectorised over a block of streams at a time, blocks of
 about 2^22 elements so memory stays bounded; PCG64, `standard_normal(dtype=float32)`):
@@ -64,6 +66,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,17 +79,18 @@ import numpy as np  # noqa: E402
 
 from bench._common import ChunkClock  # noqa: E402
 from bench._common import machine_facts as common_facts  # noqa: E402
+from experiments.protocol import step_key  # noqa: E402
 from experiments.simulate import make_grid, simulate  # noqa: E402
 from privacy import factorization as fz  # noqa: E402
 from privacy.continual import ContinualSpec, continual_bernoulli  # noqa: E402
-from privacy.counters import COUNTERS, BinaryTreeCounter, noise_streams  # noqa: E402
+from privacy.counters import COUNTERS, BinaryTree, Counter, noise_streams  # noqa: E402
 
-RHO = 0.5  # σ² = loss (dp.md R2)
-# noise_streams(agent=...) selects the act/update path where privacy/counters.py offers it
+RHO = 0.5  # σ² = loss (item R2)
+# noise_streams(agent=...) selects the act/update path where privacy/counters/ offers it
 _HAS_AGENT = "agent" in inspect.signature(noise_streams).parameters
 P = 0.5  # Bernoulli stream of the main configuration
 MAIN_Z = 4.0  # |mean MSE - oracle| / SE bound: P(|N(0,1)| > 4) = 6e-5 per check
-R2_SE = 6.7  # per-step bound in SEs of v̂_t (dp.md R2: 3% at N = 1e5)
+R2_SE = 6.7  # per-step bound in SEs of v̂_t (item R2: 3% at N = 1e5)
 NP_BLOCK = 1 << 22  # elements per NumPy block (~16 MB per float32 array)
 R2_BATCH = 10_000  # streams per jitted noise_streams call (as tests/test_privacy_counters.py)
 MECHS = ("binary", "honaker", "smooth", "sqrt", "blt")
@@ -117,7 +121,7 @@ NoiseFn = Callable[[np.random.Generator, int], np.ndarray]
 
 
 def node_std(mech: str, T: int) -> float:
-    """The counter's per-node noise std σ (`node_scale`; `sigma` in older privacy/counters.py)."""
+    """The counter's per-node noise std σ (`node_scale`; `sigma` in older versions)."""
     c = COUNTERS[mech](rho=RHO)
     f = getattr(c, "node_scale", None) or c.sigma
     return float(f(ContinualSpec(T, 1, 1.0)))
@@ -192,7 +196,7 @@ def np_smooth(T: int) -> NoiseFn:
 def noise_matrix(mech: str, T: int) -> np.ndarray:
     """Dense B (small T): `privacy.factorization`'s, or Toeplitz(b) of the optimised BLT."""
     if mech == "blt":
-        return fz.toeplitz(COUNTERS["blt"](rho=RHO).noise_coefficients(T))
+        return fz.toeplitz(COUNTERS["blt"](rho=RHO).strategy.noise_coefficients(T))
     return fz.factorisation(mech, T).B
 
 
@@ -203,7 +207,7 @@ def np_sqrt(T: int) -> NoiseFn:
 
 def np_blt(T: int) -> NoiseFn:
     """(n, T) BLT noise (B z)_t, B = A C^{-1} = Toeplitz(b) of the counter's optimised BLT."""
-    return np_toeplitz(COUNTERS["blt"](rho=RHO).noise_coefficients(T))
+    return np_toeplitz(COUNTERS["blt"](rho=RHO).strategy.noise_coefficients(T))
 
 
 def np_toeplitz(coefs: np.ndarray) -> NoiseFn:
@@ -407,7 +411,7 @@ def sqrt_probe(T: int, N: int) -> float:
 
 
 # =========================================================================== profile
-class _ExactCounter(BinaryTreeCounter):
+class _ExactCounter(Counter):
     """Releases the exact count S_t (no noise, no draws): the engine and env cost alone."""
 
     def act(self, rng, state, obs):
@@ -417,14 +421,15 @@ class _ExactCounter(BinaryTreeCounter):
         return state._replace(t=state.t + 1, total=state.total + self._x(obs))
 
 
-class _CheapDrawCounter(BinaryTreeCounter):
-    """The binary counter with its per-step N(0, 1) draws replaced by (k + t) mod 7 - 3, k the
+@dataclass(frozen=True)
+class _CheapDraws(BinaryTree):
+    """The binary tree with its per-step N(0, 1) draws replaced by (k + t) mod 7 - 3, k the
     stream key's first word: cheap, but per stream and step (a constant would be folded away or
     left unbatched by vmap), so the rest of act + update is measured without the RNG."""
 
-    def draws(self, state):
-        k = jax.random.key_data(state.key)[0].astype(jnp.int32)
-        return jnp.full(self.draw_shape(state), (k + state.t + 1) % 7 - 3.0)
+    def research_step(self, state, t, key, unit):
+        k = jax.random.key_data(key)[0].astype(jnp.int32)
+        return self.advance(state, t, jnp.full(self.draw_shape(state), (k + t) % 7 - 3.0))
 
 
 def _timed(f: Callable, *args) -> dict:
@@ -451,14 +456,18 @@ def profile(T: int, N: int) -> list[dict]:
         kw = {} if agent is None else {"agent": agent}
         return lambda k: jnp.sum(jnp.square(noise_streams(counter, spec, k, **kw)[..., 0]), 0)
 
+    strat, unit = c.strategy, c.backend.unit
+    start = strat.init_state(spec, jnp.result_type(float))
+
     def advance_once(k):  # one fold_in + normal per step
         def one(key):
-            def body(carry, _):
+            def body(carry, t):
                 s, acc = carry
-                _, buf, n = c.advance(s, c.draws(s))
-                return (s._replace(t=s.t + 1, buf=buf), acc + jnp.sum(n**2)), None
+                s, n = strat.advance(s, t, unit(step_key(key, t), strat.draw_shape(s)))
+                return (s, acc + jnp.sum(n**2)), None
 
-            return jax.lax.scan(body, (c.start(key, spec), jnp.zeros(())), None, length=T)[0][1]
+            steps = jnp.arange(1, T + 1)
+            return jax.lax.scan(body, (start, jnp.zeros(())), steps)[0][1]
 
         return jax.vmap(one)(k)
 
@@ -468,14 +477,14 @@ def profile(T: int, N: int) -> list[dict]:
                 z = jax.random.normal(jax.random.fold_in(key, j), (block, 1))
 
                 def body(carry, zt):
-                    s, acc = carry
-                    _, buf, n = c.advance(s, zt)
-                    return (s._replace(t=s.t + 1, buf=buf), acc + jnp.sum(n**2)), None
+                    t, s, acc = carry
+                    s, n = strat.advance(s, t, zt)
+                    return (t + 1, s, acc + jnp.sum(n**2)), None
 
                 return jax.lax.scan(body, carry, z)[0], None
 
-            init = (c.start(key, spec), jnp.zeros(()))
-            return jax.lax.scan(blk, init, jnp.arange(T // block))[0][1]
+            init = (jnp.ones((), jnp.int32), start, jnp.zeros(()))
+            return jax.lax.scan(blk, init, jnp.arange(T // block))[0][2]
 
         return jax.vmap(one)(k)
 
@@ -517,7 +526,11 @@ def profile(T: int, N: int) -> list[dict]:
 
     for key, name, agent in (
         ("sim", "engine: simulate, binary counter", c),
-        ("sim_exact", "engine: simulate, exact counter (no noise, no draws)", _ExactCounter()),
+        (
+            "sim_exact",
+            "engine: simulate, exact counter (no noise, no draws)",
+            _ExactCounter(strategy=BinaryTree()),
+        ),
     ):
         r = engine_main("binary", T, N, 0, agent=agent)
         r.pop("final")
@@ -531,7 +544,7 @@ def profile(T: int, N: int) -> list[dict]:
         (
             "no_draws",
             "counter alone: act + update per step, draws replaced by (k + t) mod 7 - 3 (no RNG)",
-            streams(True if _HAS_AGENT else None, _CheapDrawCounter()),
+            streams(True if _HAS_AGENT else None, Counter(strategy=_CheapDraws(), rho=RHO)),
         ),
         ("r2_path", "counter alone: noise_streams default (the R2 path)", streams(None)),
         (
@@ -584,8 +597,12 @@ def _mem_gib() -> float:
 
 
 def counters_sha() -> str:
-    """Short hash of privacy/counters.py (edited concurrently; recorded at start and end)."""
-    return hashlib.sha1((ROOT / "privacy" / "counters.py").read_bytes()).hexdigest()[:10]
+    """Short hash of the privacy/counters/ package (edited concurrently; recorded at start and
+    end): its modules' bytes, in name order."""
+    h = hashlib.sha1()
+    for path in sorted((ROOT / "privacy" / "counters").glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:10]
 
 
 def _fmt(x, spec=".3g") -> str:
@@ -698,16 +715,16 @@ def profile_table(rows: list[dict], T: int, N: int) -> list[str]:
 
 
 def sha_notes(rows: list[dict], sha0: str) -> list[str]:
-    """Which rows imported another version of privacy/counters.py than the one at the start."""
+    """Which rows imported another version of privacy/counters/ than the one at the start."""
     if any("counters_sha" not in r for r in rows):
-        return ["- The version of privacy/counters.py each row imported was not recorded."]
+        return ["- The version of privacy/counters/ each row imported was not recorded."]
     other = [r for r in rows if r["counters_sha"] != sha0]
     if not other:
-        return [f"- Every row imported privacy/counters.py {sha0}."]
+        return [f"- Every row imported privacy/counters/ {sha0}."]
     listed = ", ".join(
         f"{r['config']} {r['mech']} {r['impl']} ({r['counters_sha']})" for r in other
     )
-    return [f"- Rows that imported another privacy/counters.py than {sha0}: {listed}."]
+    return [f"- Rows that imported another privacy/counters/ than {sha0}: {listed}."]
 
 
 def render(raw: dict) -> str:
@@ -725,7 +742,7 @@ def render(raw: dict) -> str:
         f"**Machine:** {facts['cpu']}, {facts['cores']} cores, {facts['ram_gib']:.0f} GiB RAM; "
         f"Python {facts['python']}, jax {facts['jax']} ({facts['backend']}: "
         f"{facts.get('device', '?')}, x64 {facts['x64']}), "
-        f"numpy {facts['numpy']}; git {facts['git']}; privacy/counters.py sha1 {sha0} at start, "
+        f"numpy {facts['numpy']}; git {facts['git']}; privacy/counters/ sha1 {sha0} at start, "
         f"{sha1} at end{changed}. Load average (1/5/15 min) at start "
         f"{' '.join(f'{x:.2f}' for x in facts['load_start'])}, at end {load_end} (a load "
         f"near or above the {facts['cores']} cores depresses wall rates; the CPU-second rates "

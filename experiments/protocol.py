@@ -18,6 +18,25 @@ are reserved:
   absent the step used one round.
 * ``"illegal"``: True when the action broke the environment's rules. The engine raises
   `IllegalActionError`; an illegal action is never silently fixed.
+
+Metric semantics belong to the environment (`MetricInfo`): its ``metric_info()`` says, for each
+metric, its label, whether it is a *curve* (a per-step increment, summed and recorded against
+rounds) or a *final* answer (from ``final_metrics``, one value per run), its axis scale, its
+support (which decides the confidence interval: Student t, a bootstrap that respects a
+non-negative support, or an exact binomial interval for an indicator) and its direction. Its
+``primary_metric`` is the headline of tables and figures and ``x_label`` names the x-axis of
+its curves. `EnvBase` gives every optional method a default.
+
+Three shapes beside the plain per-step protocol, each carried once by the engine:
+
+* *final answer*: ``final_metrics(state, agent.output(agent_state), params)`` only (no curve);
+* *trace-driven*: ``exogenous(params, horizon, seeds)`` declares per-step inputs held on the
+  host (arrays or memory-mapped files; `Exogenous`), ``prepare(inputs, params, horizon)`` is a
+  host pass over the whole input whose per-step results are streamed the same way, and the
+  engine hands each step its slice through ``feed(state, inputs, params)`` before ``observe``;
+* *episodic*: `EpisodicEnv` (experiments/episodic.py) owns auto-reset, the end-of-episode
+  revelation passed to the agent's update and per-episode metrics; curves are recorded against
+  episodes.
 """
 
 from __future__ import annotations
@@ -44,6 +63,35 @@ class Draw(NamedTuple):
 
 
 RandomSpec = Mapping[str, Draw]
+
+
+CURVE = "curve"  # MetricInfo.kind: per-step increments, cumulative curve against rounds
+FINAL = "final"  # MetricInfo.kind: one value per run, from final_metrics
+REAL = "real"  # MetricInfo.support: Student-t interval of the mean
+NONNEGATIVE = "nonnegative"  # heavy-tailed >= 0: bootstrap interval (never below 0), median too
+INDICATOR = "indicator"  # {0, 1}: exact binomial interval of the probability
+
+
+class MetricInfo(NamedTuple):
+    """How a metric is read, plotted and summarised (declared by its environment)."""
+
+    label: str = ""  # axis / column label; "" = the metric's name
+    kind: str = CURVE  # CURVE | FINAL
+    scale: str = "linear"  # y-axis scale: linear | log
+    support: str = REAL  # REAL | NONNEGATIVE | INDICATOR
+    lower_is_better: bool = True
+
+
+class Exogenous(NamedTuple):
+    """A per-step exogenous input held on the host (e.g. a request trace), streamed per chunk.
+
+    `data` is any array-like with NumPy slicing (an ndarray or an ``np.memmap`` of a file): shape
+    (T, ...) shared by all seeds, or (seeds, T, ...) with ``per_seed=True``. Row t is the input of
+    step t (0-based). Never a constant of the compiled program.
+    """
+
+    data: Any
+    per_seed: bool = False
 
 
 class IllegalActionError(RuntimeError):
@@ -75,6 +123,46 @@ class Env(Protocol):
     def final_metrics(self, state: PyTree, output: PyTree, params: PyTree) -> Metrics: ...
 
 
+class EnvBase:
+    """Defaults for the optional parts of the environment protocol.
+
+    ``randomness``: none; ``final_metrics``: none; ``metric_info``: every metric a real-valued
+    curve named by itself; no exogenous inputs; ``feed`` ignores inputs.
+    """
+
+    primary_metric: str = "regret"
+    x_label: str = "round t"
+
+    def randomness(self, params: PyTree, action: PyTree) -> RandomSpec:
+        return {}
+
+    def final_metrics(self, state: PyTree, output: PyTree, params: PyTree) -> Metrics:
+        return {}
+
+    def metric_info(self) -> dict[str, MetricInfo]:
+        return {}
+
+    def exogenous(self, params: PyTree, horizon: int, seeds: int) -> dict[str, Exogenous]:
+        return {}
+
+    def prepare(
+        self, inputs: Mapping[str, Any], params: PyTree, horizon: int
+    ) -> dict[str, Exogenous]:
+        return {}
+
+    def feed(self, state: PyTree, inputs: Mapping[str, Array], params: PyTree) -> PyTree:
+        return state
+
+
+def metric_info(env: Any, name: str, final: bool = False) -> MetricInfo:
+    """The declared `MetricInfo` of `name`, or the default (a real-valued curve or final value)."""
+    declared = getattr(env, "metric_info", dict)()
+    if name in declared:
+        info = declared[name]
+        return info._replace(label=info.label or name)
+    return MetricInfo(label=name, kind=FINAL if final else CURVE)
+
+
 @runtime_checkable
 class Agent(Protocol):
     """A pure-functional learner."""
@@ -90,6 +178,22 @@ class Agent(Protocol):
     def output(self, state: PyTree) -> PyTree:
         """The agent's final answer where the problem has one (e.g. a recommended arm)."""
         ...
+
+
+def step_key(key: Array, t: Array, *tags: int) -> Array:
+    """The one documented way for a component to get keys beyond its declared draws.
+
+    A component that needs an unbounded number of draws (a rejection sampler's fallback, a
+    counter's tree-node noise, a coin flip at a stream position) keeps the key its ``init``
+    received from the engine in its state and derives the key of step (or position) `t` as
+    ``fold_in(key, t)``, then ``fold_in(., tag)`` for each tag: counter-based, so no key is
+    carried forward or reused, and the engine alone decides where every key comes from (each
+    seed's run key is split into an environment and an agent key before ``init``).
+    """
+    k = jax.random.fold_in(key, t)
+    for tag in tags:
+        k = jax.random.fold_in(k, tag)
+    return k
 
 
 class AgentBase:

@@ -50,7 +50,7 @@ class Check:
     quantity: str  # what is compared, e.g. "clear-cut loglog / uniform (faithful)"
     ours: str  # our value, formatted, with its CI
     target: str  # the published number or theoretical rate
-    source: str  # where the target comes from (spec section, [RE-RUN], theorem)
+    source: str  # where the target comes from: paper, section/theorem/table, or "our re-run"
     ok: bool
     note: str = ""
 

@@ -6,8 +6,14 @@
 * ``final.parquet``: one row per agent x seed, one column per final metric (per-seed values, for
   paired comparisons such as ratios between agents that met the same seeds);
 * ``summary.json`` holds per agent the final metrics (``mean``, ``ci_low``, ``ci_high``, ``std``,
-  ``n``), ``compile_seconds``, ``run_seconds`` and ``steps_per_second`` (seeds x rounds / run
-  seconds), plus the resolved config, package versions and the git revision.
+  ``n``, ``interval``: the method, and ``median`` for non-negative metrics), ``compile_seconds``,
+  ``run_seconds`` and ``steps_per_second`` (seeds x rounds / run seconds); the metric semantics
+  declared by the environment (``metrics``: name -> `MetricInfo` fields, ``primary_metric``,
+  ``x_label``); the resolved config, package versions and the git revision.
+
+An environment with final metrics only (a final-answer problem) has an empty metrics table: a
+valid ``metrics.parquet`` with the columns ``agent``, ``seed``, ``t`` and no rows, so a finished
+run always has the same three files.
 
 Every file is written to a temporary name in the same directory and renamed into place, so a
 killed run leaves no half-written file. ``summary.json`` is written last: its presence marks a
@@ -30,8 +36,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from experiments.protocol import CURVE, FINAL, NONNEGATIVE, MetricInfo, metric_info
 from experiments.simulate import SimResult
-from experiments.stats import mean_ci
+from experiments.stats import METHODS, interval
 
 METRICS_FILE = "metrics.parquet"
 FINAL_FILE = "final.parquet"
@@ -60,16 +67,16 @@ def _umask() -> int:
 
 
 def metrics_frame(sims: dict[str, SimResult]) -> pd.DataFrame:
-    """The tidy table of recorded cumulative metrics of all agents."""
+    """The tidy table of recorded cumulative metrics of all agents (no rows without curves)."""
     frames = []
     for name, sim in sims.items():
-        n, g = next(iter(sim.curves.values())).shape
+        n, g = sim.seeds, (sim.rounds.size if sim.curves else 0)
         cols = {
-            "agent": pd.Categorical(np.repeat(name, n * g)),
+            "agent": np.repeat(name, n * g),
             "seed": np.repeat(np.arange(n, dtype=np.int64), g),
-            "t": np.tile(sim.rounds.astype(np.int64), n),
+            "t": np.tile(sim.rounds.astype(np.int64)[:g], n),
         }
-        cols.update({k: v.reshape(-1) for k, v in sim.curves.items()})
+        cols.update({k: np.asarray(v, np.float64).reshape(-1) for k, v in sim.curves.items()})
         frames.append(pd.DataFrame(cols))
     df = pd.concat(frames, ignore_index=True)
     df["agent"] = pd.Categorical(df["agent"], categories=list(sims))
@@ -80,7 +87,7 @@ def final_frame(sims: dict[str, SimResult]) -> pd.DataFrame:
     """Per-seed final metrics of all agents: columns ``agent``, ``seed``, one per metric."""
     frames = []
     for name, sim in sims.items():
-        n = next(iter(sim.final.values())).shape[0]
+        n = sim.seeds
         cols = {"agent": np.repeat(name, n), "seed": np.arange(n, dtype=np.int64)}
         cols.update({k: np.asarray(v, np.float64) for k, v in sim.final.items()})
         frames.append(pd.DataFrame(cols))
@@ -89,17 +96,45 @@ def final_frame(sims: dict[str, SimResult]) -> pd.DataFrame:
     return df
 
 
-def summarize(sim: SimResult, level: float = 0.95) -> dict[str, Any]:
-    final = {}
-    for k, v in sim.final.items():
-        mean, lo, hi = mean_ci(v, level)
-        final[k] = {
-            "mean": float(mean),
-            "ci_low": float(lo),
-            "ci_high": float(hi),
-            "std": float(np.std(v, ddof=1)) if v.size > 1 else 0.0,
-            "n": int(v.size),
-        }
+def metric_infos(env: Any, sims: dict[str, SimResult]) -> dict[str, MetricInfo]:
+    """The declared `MetricInfo` of every metric the runs produced (defaults where undeclared).
+
+    A metric with a recorded curve defaults to a curve, any other to a final value.
+    """
+    first = next(iter(sims.values()))
+    names = [*first.curves, *(k for k in first.final if k not in first.curves)]
+    return {k: metric_info(env, k, final=k not in first.curves) for k in names}
+
+
+def summarize_values(values: np.ndarray, info: MetricInfo, level: float = 0.95) -> dict[str, Any]:
+    """Per-seed values of one metric -> mean, support-aware interval, std, n (+ median if >= 0)."""
+    v = np.asarray(values, np.float64)
+    mean, lo, hi = interval(v, info.support, level)
+    out = {
+        "mean": float(mean),
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "std": float(np.std(v, ddof=1)) if v.size > 1 else 0.0,
+        "n": int(v.size),
+        "interval": METHODS[info.support],
+    }
+    if info.support == NONNEGATIVE:
+        out["median"] = float(np.median(v))
+    return out
+
+
+def summarize(
+    sim: SimResult, level: float = 0.95, infos: dict[str, MetricInfo] | None = None
+) -> dict[str, Any]:
+    """One agent's summary: every final metric by `summarize_values`, timings, engine facts.
+
+    `infos` gives each metric's support (default: real-valued, Student t).
+    """
+    infos = infos or {}
+    final = {
+        k: summarize_values(v, infos.get(k, MetricInfo(k, FINAL)), level)
+        for k, v in sim.final.items()
+    }
     return {
         "final": final,
         "compile_seconds": sim.compile_seconds,
@@ -130,19 +165,32 @@ def git_revision() -> str | None:
 
 
 def write_run(
-    out_dir: Path, config: dict, sims: dict[str, SimResult], extra: dict | None = None
+    out_dir: Path,
+    config: dict,
+    sims: dict[str, SimResult],
+    extra: dict | None = None,
+    env: Any = None,
 ) -> dict:
-    """Write metrics.parquet, final.parquet, then summary.json (atomically); return the summary."""
+    """Write metrics.parquet, final.parquet, then summary.json (atomically); return the summary.
+
+    `env` supplies the metric semantics (``metric_info``, ``primary_metric``, ``x_label``);
+    without it every metric is real-valued and the defaults of `protocol.EnvBase` apply.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     df = metrics_frame(sims)
     atomic_write(out_dir / METRICS_FILE, lambda p: df.to_parquet(p, index=False))
     finals = final_frame(sims)
     atomic_write(out_dir / FINAL_FILE, lambda p: finals.to_parquet(p, index=False))
+    infos = metric_infos(env, sims)
+    first = next(iter(sims.values()))
     summary = {
-        "agents": {name: summarize(sim) for name, sim in sims.items()},
-        "horizon": next(iter(sims.values())).horizon,
-        "seeds": next(iter(sims.values())).seeds,
+        "agents": {name: summarize(sim, infos=infos) for name, sim in sims.items()},
+        "horizon": first.horizon,
+        "seeds": first.seeds,
+        "metrics": {k: info._asdict() for k, info in infos.items()},
+        "primary_metric": getattr(env, "primary_metric", "regret"),
+        "x_label": getattr(env, "x_label", "round t"),
         "config": config,
         "versions": versions(),
         "git_revision": git_revision(),
@@ -201,6 +249,33 @@ class Run:
         if rows.empty:
             raise KeyError(f"{self.path}: no agent {agent!r} (has {list(self.summary['agents'])})")
         return rows[metric].to_numpy(np.float64)
+
+    @property
+    def headline(self) -> str:
+        """The run's headline metric: the CLI's ``metric`` choice, else the env's primary one."""
+        return self.summary.get("metric") or self.primary_metric
+
+    @property
+    def primary_metric(self) -> str:
+        return self.summary.get("primary_metric", "regret")
+
+    @property
+    def x_label(self) -> str:
+        """The x-axis of the run's curves (e.g. "round t", "episode k")."""
+        return self.summary.get("x_label", "round t")
+
+    def metric_info(self, name: str) -> MetricInfo:
+        """The `MetricInfo` recorded for `name`; for runs written before semantics were
+        recorded: a real-valued curve if the metrics table has it, else a final value."""
+        recorded = self.summary.get("metrics", {}).get(name)
+        if recorded is not None:
+            return MetricInfo(**recorded)
+        return MetricInfo(name, CURVE if name in self.metrics.columns else FINAL)
+
+    def final_names(self) -> list[str]:
+        """Names of the final metrics in the summary (curves' final values included)."""
+        agents = self.summary.get("agents", {})
+        return list(next(iter(agents.values()))["final"]) if agents else []
 
     @property
     def overrides(self) -> list[str]:

@@ -7,9 +7,12 @@
 
 Flow: compose -> validate (types by the structured schema, ranges by the domain classes) ->
 instantiate env and agents (``_target_``) -> compile every agent's program (concurrently) and
-simulate each -> ``results.write_run`` ->
-summary table and figure. Nothing is compiled before the whole config has been validated; a bad
-value exits with status 2 and one line naming the field, and leaves no run directory behind.
+simulate each -> ``results.write_run`` (with the env's metric semantics) -> summary table and
+figure. The table shows the headline metric (``metric``, default the env's ``primary_metric``)
+with the interval its support calls for, its median when it is non-negative, and with
+``reference=AGENT`` each agent's ratio of means to that agent, paired over the seeds. Nothing
+is compiled before the whole config has been validated; a bad value exits with status 2 and
+one line naming the field, and leaves no run directory behind.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class RunConfig:
     progress: bool = True
     plot: bool = True
     metric: str | None = None  # headline metric of table and figure; None: the env's choice
+    reference: str | None = None  # an agent: the summary prints every agent's ratio to it
     compile_cache: str | None = "~/.cache/regretlab/jax"  # JAX's persistent cache; null: off
     env: Any = MISSING
     agents: dict[str, Any] = field(default_factory=dict)
@@ -83,6 +87,7 @@ class Experiment:
     plot: bool
     metric: str
     config: dict
+    reference: str | None = None
 
 
 def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
@@ -105,6 +110,8 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
         raise ConfigError(f"horizon: {horizon} > 2^31 - 1 needs x64=true (64-bit round counters)")
     if not cfg.agents:
         raise ConfigError("agents: select at least one agent, e.g. agents=[ucb1]")
+    if cfg.reference is not None:
+        check_choice("reference", cfg.reference, tuple(cfg.agents))
     jax.config.update("jax_enable_x64", bool(cfg.x64))
     if cfg.compile_cache:
         enable_compile_cache(cfg.compile_cache)
@@ -153,6 +160,7 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
         bool(cfg.plot),
         cfg.metric or getattr(env, "primary_metric", "regret"),
         OmegaConf.to_container(cfg, resolve=True),
+        cfg.reference,
     )
 
 
@@ -204,7 +212,6 @@ def execute(exp: Experiment, out_dir: Path) -> dict:
 
     from experiments import results
     from experiments.simulate import simulate_agents
-    from experiments.tables import Row, format_table
 
     if results.is_complete(out_dir, exp.config):
         print(f"{out_dir}: finished run found, not recomputed")
@@ -224,7 +231,7 @@ def execute(exp: Experiment, out_dir: Path) -> dict:
     if exp.metric not in first.final:
         known = ", ".join(sorted(first.final))
         raise ConfigError(f"metric: {exp.metric!r} is not a metric of this env ({known})")
-    summary = results.write_run(out_dir, exp.config, sims, {"metric": exp.metric})
+    summary = results.write_run(out_dir, exp.config, sims, {"metric": exp.metric}, exp.env)
     if exp.plot:
         from experiments.plot import plot_runs
 
@@ -232,17 +239,40 @@ def execute(exp: Experiment, out_dir: Path) -> dict:
             [results.Run(out_dir, summary)],
             out_dir / f"{exp.metric}.png",
             exp.metric,
-            title=f"T = {exp.horizon:,}, {exp.seeds} seeds",
+            title=_title(exp),
         )
-    rows = [
-        Row(n, {k: v for k, v in a["final"].items() if k == exp.metric}, a["steps_per_second"])
-        for n, a in summary["agents"].items()
-    ]
-    print(format_table(rows))
+    print(summary_table(summary, sims, exp.metric, exp.reference))
     compile_s = {n: round(a["compile_seconds"], 2) for n, a in summary["agents"].items()}
     print(f"compile seconds (not in agent-steps/s): {compile_s}")
     print(f"run directory: {out_dir}")
     return summary
+
+
+def summary_table(summary: dict, sims: dict, metric: str, reference: str | None = None) -> str:
+    """The table printed after a run: `metric` per agent, mean with its support's interval (and
+    median), agent-steps/s, and with `reference` the ratio of means to that agent paired over
+    seeds (`stats.ratio_ci` on the per-seed finals)."""
+    from experiments.protocol import MetricInfo
+    from experiments.stats import ratio_ci
+    from experiments.tables import Row, format_table
+
+    rows = []
+    for name, a in summary["agents"].items():
+        ratios = {}
+        if reference is not None:
+            r = ratio_ci(sims[name].final[metric], sims[reference].final[metric])
+            ratios[metric] = tuple(float(v) for v in r)
+        rows.append(Row(name, {metric: a["final"][metric]}, a["steps_per_second"], ratios))
+    infos = {k: MetricInfo(**v) for k, v in summary.get("metrics", {}).items()}
+    return format_table(rows, [metric], infos=infos, reference=reference)
+
+
+def _title(exp: Experiment) -> str:
+    """``T = 10,000, 100 seeds``; episodic envs count episodes of H steps instead."""
+    H = getattr(exp.env, "episode_length", None)
+    if H:
+        return f"{exp.horizon:,} episodes of {H} steps, {exp.seeds} seeds"
+    return f"T = {exp.horizon:,}, {exp.seeds} seeds"
 
 
 def _discard_run_dir(out_dir: Path) -> None:

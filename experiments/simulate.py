@@ -3,14 +3,21 @@
 A Python loop over chunks keeps memory bounded, advances a progress bar and collects the recorded
 points; inside a chunk everything is one compiled XLA program.
 
-Randomness. For seed ``s`` the run key is ``split(key(seed), N)[s]``. The random inputs of steps
-``[100 b, 100 b + 100)`` ("block" ``b``) are drawn in bulk from ``fold_in(run_key, b)``, separately
-for the environment and the agent, so that
+Randomness. For seed ``s`` the run key is ``split(key(seed), N)[s]``; the declared draws of each
+block of 100 steps come from that key, the component (environment or agent) and the draw's name
+(`experiments.rollout`, which also runs one seed on its own with the same draws), so that
 
 * results do not depend on the chunk size (the draws of step t depend on t alone; chunks that
   follow one another are whole blocks),
 * the environment's randomness does not depend on the agent: every agent of a run meets the same
   reward draws for the same seed (common random numbers).
+
+Shapes. Besides plain per-step problems the engine carries *final-answer* problems (no curve
+metric; ``final_metrics`` of the agent's ``output``), *trace-driven* ones (exogenous per-step
+inputs kept on the host, e.g. memory-mapped, sliced per chunk and fed to the compiled chunk as
+arguments, so compile time and device memory do not grow with the trace) and *episodic* ones
+(`experiments.episodic.EpisodicEnv`: ``horizon`` counts episodes of ``episode_length`` steps and
+curves are recorded at episode ends).
 
 Accumulation. Per-step metric increments are summed in integers (int32, or int64 under x64) or,
 for floats, with compensated (Kahan) sums, so cumulative regret stays exact to float precision at
@@ -35,10 +42,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.accumulate import KahanSum, kahan_add, kahan_value
-from experiments.protocol import KEY, NORMAL, UNIFORM, Agent, Draw, Env, IllegalActionError
+from experiments.protocol import Agent, Env, Exogenous, IllegalActionError
+from experiments.rollout import (
+    RNG_BLOCK,
+    Carry,
+    Probe,
+    advance,
+    draw_steps,
+    initial_carry,
+    probe,
+    step_inputs,
+    sum_host_value,
+    sum_value,
+)
 
-RNG_BLOCK = 100  # steps per block of pre-drawn randomness (part of the definition of a seed)
 INT32_MAX = 2**31 - 1
 DEFAULT_CHUNK_ELEMENTS = 1 << 22  # random numbers + recorded values per chunk, all seeds
 # Steps of the scan body unrolled into one loop iteration (`lax.scan(unroll=...)`): 1 keeps
@@ -87,79 +104,6 @@ class SimResult:
         return self.seeds * self.horizon / max(self.run_seconds, 1e-12)
 
 
-# --------------------------------------------------------------------------- randomness
-def _draw(key: jax.Array, draw: Draw, n: int) -> jax.Array:
-    shape = (n, *draw.shape)
-    if draw.kind == UNIFORM:
-        return jax.random.uniform(key, shape)
-    if draw.kind == NORMAL:
-        return jax.random.normal(key, shape)
-    if draw.kind == KEY:
-        return jax.random.split(key, n * int(np.prod(draw.shape, dtype=np.int64))).reshape(shape)
-    raise ValueError(f"unknown draw kind {draw.kind!r}; allowed: uniform, normal, key")
-
-
-def _draw_block(key: jax.Array, spec: dict[str, Draw]) -> dict[str, jax.Array]:
-    """All of a component's draws for one block of RNG_BLOCK steps."""
-    return {
-        name: _draw(jax.random.fold_in(key, j), spec[name], RNG_BLOCK)
-        for j, name in enumerate(sorted(spec))
-    }
-
-
-def _draw_steps(step_key, first_block, n_blocks: int, n_steps: int, env_spec, agent_spec):
-    """Draws for `n_steps` steps starting at block `first_block`, shaped (n_steps, ...)."""
-    if not env_spec and not agent_spec:
-        return {}, {}
-
-    def one_block(b):
-        k = jax.random.fold_in(step_key, b)
-        return (
-            _draw_block(jax.random.fold_in(k, 0), env_spec),
-            _draw_block(jax.random.fold_in(k, 1), agent_spec),
-        )
-
-    blocks = jax.vmap(one_block)(first_block + jnp.arange(n_blocks))
-    return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:])[:n_steps], blocks)
-
-
-# --------------------------------------------------------------------------- accumulation
-def _is_float(x) -> bool:
-    return jnp.issubdtype(jnp.result_type(x), jnp.floating)
-
-
-def _acc_zeros(example: dict[str, Any]):
-    """Zero accumulators for a dict of (abstract) per-step metrics."""
-    out = {}
-    for name, x in example.items():
-        if _is_float(x):
-            z = jnp.zeros((), jnp.result_type(float))
-            out[name] = KahanSum(z, z)
-        else:
-            out[name] = jnp.zeros((), jnp.result_type(int))
-    return out
-
-
-def _acc_add(acc, metrics):
-    return {
-        name: kahan_add(a, metrics[name].astype(a.total.dtype))
-        if isinstance(a, KahanSum)
-        else a + metrics[name].astype(a.dtype)
-        for name, a in acc.items()
-    }
-
-
-def _acc_value(a):
-    return kahan_value(a) if isinstance(a, KahanSum) else a
-
-
-def _acc_host_value(a) -> np.ndarray:
-    """Final value on the host in float64 (total - comp, both exact in float64)."""
-    if isinstance(a, KahanSum):
-        return np.asarray(a.total, np.float64) - np.asarray(a.comp, np.float64)
-    return np.asarray(a, np.float64)
-
-
 # --------------------------------------------------------------------------- engine
 @dataclass
 class _Program:
@@ -174,109 +118,49 @@ class _Program:
     compile_seconds: float
 
 
-def _probe(env: Env, params, agent: Agent, horizon: int):
-    """Trace one step abstractly: the draws of env and agent and the metrics' shapes."""
-    spec = env.spec(params, horizon)
-    agent_spec = dict(agent.randomness(spec))
-
-    # Abstract action and metrics, to learn the env's draws and whether steps are multi-round.
-    def _abstract_action():
-        key = jax.random.key(0)
-        a_state = agent.init(key, spec)
-        e_state = env.init(key, params)
-        obs = env.observe(e_state, params)
-        rng = {k: _draw(key, d, 1)[0] for k, d in agent_spec.items()}
-        return agent.act(rng, a_state, obs)
-
-    action_shape = jax.eval_shape(_abstract_action)
-    env_spec = dict(env.randomness(params, action_shape))
-
-    def _abstract_metrics():
-        key = jax.random.key(0)
-        e_state = env.init(key, params)
-        a_state = agent.init(key, spec)
-        obs = env.observe(e_state, params)
-        rng_a = {k: _draw(key, d, 1)[0] for k, d in agent_spec.items()}
-        rng_e = {k: _draw(key, d, 1)[0] for k, d in env_spec.items()}
-        return env.step(rng_e, e_state, agent.act(rng_a, a_state, obs), params)[2]
-
-    return spec, agent_spec, env_spec, jax.eval_shape(_abstract_metrics)
-
-
 def _build(
     env: Env,
     params,
     agent: Agent,
-    horizon: int,
+    horizon_steps: int,
     n_seeds: int,
     chunk: int,
     tail: int,
     slots: int,
-    probe: tuple,
+    probe: Probe,
+    per_seed_inputs: frozenset[str],
 ):
     """Compile init, chunk (and tail) and final programs; `slots` = grid points per chunk."""
-    spec, agent_spec, env_spec, metrics_shape = probe
-    multi_round = "rounds" in metrics_shape
-    tracked = {k: v for k, v in metrics_shape.items() if k not in ("rounds", "illegal")}
-    names = sorted(tracked)
-    int_t = jnp.result_type(int)
+    multi_round = probe.multi_round
+    names = probe.tracked
+    limit = horizon_steps if multi_round else None
 
     def init_one(run_key):
-        init_key, step_key = jax.random.split(run_key)
-        k_env, k_agent = jax.random.split(init_key)
-        e_state = env.init(k_env, params)
-        a_state = agent.init(k_agent, spec)
-        acc = _acc_zeros(tracked)
-        zero = jnp.zeros((), int_t)
-        return (e_state, a_state, acc, zero, zero, zero), step_key  # rounds, steps, illegal
+        return initial_carry(env, params, agent, probe, run_key)
 
     def body(carry, xs):
-        (e_state, a_state, acc, rounds, steps, illegal), rec = carry
-        (rng_env, rng_agent), slot = xs
-        obs = env.observe(e_state, params)
-        action = agent.act(rng_agent, a_state, obs)
-        e_next, feedback, metrics = env.step(rng_env, e_state, action, params)
-        a_next = agent.update(a_state, obs, action, feedback)
-        bad = jnp.asarray(metrics.get("illegal", False))
-        if multi_round:
-            active = rounds < horizon
-            used = jnp.where(active, metrics["rounds"].astype(int_t), 0)
-            # A step may not run past the horizon: the agent knows t and T, so it caps n itself.
-            bad = (bad | (rounds + used > horizon)) & active
-            e_next, a_next = jax.tree.map(
-                lambda new, old: jnp.where(active, new, old), (e_next, a_next), (e_state, a_state)
-            )
-            step_metrics = {k: jnp.where(active, metrics[k], 0) for k in names}
-            steps = steps + active.astype(int_t)
-        else:
-            used = jnp.ones((), int_t)
-            step_metrics = {k: metrics[k] for k in names}
-            steps = steps + 1
-        acc = _acc_add(acc, step_metrics)
-        rounds = rounds + used
-        # Remember the first illegal action by its (1-based) step number.
-        illegal = jnp.where((illegal == 0) & bad, steps, illegal)
-        core = (e_next, a_next, acc, rounds, steps, illegal)
-        values = {k: _acc_value(acc[k]) for k in names}
+        core, rec = carry
+        (rng_env, rng_agent), inputs, slot = xs
+        core, _ = advance(env, params, agent, core, rng_env, rng_agent, inputs, limit, multi_round)
+        values = {k: sum_value(core.sums[k]) for k in names}
         if multi_round:  # emit every step; the host interpolates the grid points between steps
-            return (core, rec), (rounds, values)
+            return (core, rec), (core.rounds, values)
         # One round per step: the grid rounds of this chunk are known steps (`slot` < `slots`
         # there, = `slots` elsewhere, an index the scatter drops), so write only those.
         rec = {k: rec[k].at[slot].set(values[k], mode="drop") for k in names}
         return (core, rec), None
 
-    def chunk_one(state, step_key, first_block, slot_of_step, n_steps):
-        n_blocks = -(-n_steps // RNG_BLOCK)
-        rng = _draw_steps(step_key, first_block, n_blocks, n_steps, env_spec, agent_spec)
+    def chunk_one(state, step_key, first_block, slot_of_step, shared, mine, n_steps):
+        rng = draw_steps(step_key, first_block, n_steps, probe.env_draws, probe.agent_draws)
         rec = {k: jnp.zeros((slots,), jnp.result_type(float)) for k in names}
+        xs = (rng, {**shared, **mine}, slot_of_step)
         (state, rec), emitted = jax.lax.scan(
-            body, (state, rec), (rng, slot_of_step), unroll=min(SCAN_UNROLL, n_steps)
+            body, (state, rec), xs, length=n_steps, unroll=min(SCAN_UNROLL, n_steps)
         )
         return state, (emitted if multi_round else rec)
 
-    def final_one(state):
-        e_state, a_state, *_ = state
-        return env.final_metrics(e_state, agent.output(a_state), params)
+    def final_one(state: Carry):
+        return env.final_metrics(state.env_state, agent.output(state.agent_state), params)
 
     t0 = time.perf_counter()
     keys = jax.random.split(jax.random.key(0), n_seeds)
@@ -285,11 +169,23 @@ def _build(
     block0 = jnp.zeros((), jnp.int32)
 
     def compile_chunk(n):
-        f = jax.vmap(lambda s, k, b, i: chunk_one(s, k, b, i, n), in_axes=(0, 0, None, None))
-        slot_shape = jax.ShapeDtypeStruct((n,), jnp.int32)
-        return (
-            jax.jit(f, donate_argnums=0).lower(state_shape, key_shape, block0, slot_shape).compile()
+        def inputs_shape(per_seed: bool):
+            lead = (n_seeds, n) if per_seed else (n,)
+            return {
+                k: jax.ShapeDtypeStruct((*lead, *v.shape), v.dtype)
+                for k, v in probe.inputs.items()
+                if (k in per_seed_inputs) == per_seed
+            }
+
+        f = jax.vmap(
+            lambda s, k, b, i, sh, mi: chunk_one(s, k, b, i, sh, mi, n),
+            in_axes=(0, 0, None, None, None, 0),
         )
+        slot_shape = jax.ShapeDtypeStruct((n,), jnp.int32)
+        lowered = jax.jit(f, donate_argnums=0).lower(
+            state_shape, key_shape, block0, slot_shape, inputs_shape(False), inputs_shape(True)
+        )
+        return lowered.compile()
 
     chunk_fn = compile_chunk(chunk)
     tail_fn = compile_chunk(tail) if tail and not multi_round else None
@@ -326,7 +222,12 @@ def _choose_chunk(
 
 @dataclass
 class CompiledSimulation:
-    """A simulation compiled for (env, params, agent, horizon, seeds, grid): run it with `run`."""
+    """A simulation compiled for (env, params, agent, horizon, seeds, grid): run it with `run`.
+
+    `steps_per_round` is 1, or an episodic env's episode length H (a "round" is an episode:
+    `horizon` episodes are horizon H steps, recorded at the ends of the grid's episodes).
+    `inputs` are the host-side exogenous inputs (raw and prepared), streamed per chunk.
+    """
 
     env: Env
     params: Any
@@ -338,6 +239,8 @@ class CompiledSimulation:
     tail: int
     slots: int
     program: _Program
+    steps_per_round: int = 1
+    inputs: dict[str, Exogenous] = field(default_factory=dict)
 
     def run(
         self,
@@ -346,6 +249,43 @@ class CompiledSimulation:
         desc: str = "",
     ) -> SimResult:
         return _run(self, seed, progress, desc)
+
+
+def host_inputs(env: Env, params, horizon: int, seeds: int) -> dict[str, Exogenous]:
+    """The env's exogenous inputs and the results of its preparation pass (host side).
+
+    ``exogenous`` declares the inputs (arrays or memory-mapped files, never copied into a
+    program); ``prepare`` sees all of them once and returns per-step arrays streamed the same
+    way (e.g. next-arrival times of a request trace). Each must cover `horizon` steps.
+    """
+    raw = dict(getattr(env, "exogenous", lambda *a: {})(params, horizon, seeds))
+    if not raw:
+        return {}
+    _check_exogenous(raw)
+    prepared = dict(getattr(env, "prepare", lambda *a: {})(raw, params, horizon))
+    _check_exogenous(prepared)
+    clash = set(raw) & set(prepared)
+    if clash:
+        raise ValueError(f"env: prepare() returned names of raw inputs again: {sorted(clash)}")
+    inputs = {**raw, **prepared}
+    for name, x in inputs.items():
+        shape = np.shape(x.data)
+        length = shape[1] if x.per_seed else shape[0]
+        if x.per_seed and shape[0] != seeds:
+            raise ValueError(f"env input {name!r}: per-seed rows {shape[0]} != seeds {seeds}")
+        if length < horizon:
+            raise ValueError(f"env input {name!r}: covers {length} steps < horizon {horizon}")
+    return inputs
+
+
+def _check_exogenous(inputs: dict) -> None:
+    for name, x in inputs.items():
+        if not isinstance(x, Exogenous):
+            raise TypeError(f"env input {name!r}: must be an experiments.protocol.Exogenous")
+
+
+def _steps_per_round(env: Env) -> int:
+    return int(getattr(env, "episode_length", 1))
 
 
 def compile_simulation(
@@ -362,20 +302,35 @@ def compile_simulation(
         raise ValueError(f"horizon: must be an integer >= 1 (got {horizon})")
     if seeds < 1:
         raise ValueError(f"seeds: must be an integer >= 1 (got {seeds})")
-    if horizon > INT32_MAX and not jax.config.jax_enable_x64:
-        raise ValueError(f"horizon: {horizon} > 2^31 - 1 needs x64=true (64-bit counters)")
+    per_round = _steps_per_round(env)
+    steps = horizon * per_round
+    if steps > INT32_MAX and not jax.config.jax_enable_x64:
+        raise ValueError(f"horizon: {steps} steps > 2^31 - 1 needs x64=true (64-bit counters)")
     grid = make_grid(horizon) if grid is None else np.asarray(grid, np.int64)
     if grid.size == 0 or grid[0] < 1 or grid[-1] > horizon or np.any(np.diff(grid) <= 0):
         raise ValueError("grid: must be increasing rounds within [1, horizon]")
 
-    probe = _probe(env, params, agent, horizon)
-    per_step = 8 + sum(int(np.prod(d.shape, dtype=np.int64)) for d in probe[1].values())
-    chunk = _choose_chunk(horizon, seeds, per_step, chunk_size, "rounds" not in probe[3])
-    tail = horizon % chunk  # one-round runs: a shorter last chunk; multi-round runs idle instead
-    # Most grid points in one chunk: chunk j holds rounds (j chunk, (j + 1) chunk].
-    slots = int(np.unique((grid - 1) // chunk, return_counts=True)[1].max())
-    prog = _build(env, params, agent, horizon, seeds, chunk, tail, slots, probe)
-    return CompiledSimulation(env, params, agent, horizon, seeds, grid, chunk, tail, slots, prog)
+    inputs = host_inputs(env, params, steps, seeds)
+    probe_ = probe(env, params, agent, horizon, step_inputs(inputs))
+    if probe_.multi_round and (inputs or per_round > 1):
+        raise ValueError("env: multi-round steps cannot be combined with inputs or episodes")
+    per_step = 8 + probe_.draws_per_step + _input_elements(probe_.inputs, inputs)
+    chunk = _choose_chunk(steps, seeds, per_step, chunk_size, not probe_.multi_round)
+    tail = steps % chunk  # one-round runs: a shorter last chunk; multi-round runs idle instead
+    # Most grid points in one chunk: chunk j holds steps (j chunk, (j + 1) chunk].
+    slots = int(np.unique((grid * per_round - 1) // chunk, return_counts=True)[1].max())
+    per_seed = frozenset(k for k, x in inputs.items() if x.per_seed)
+    prog = _build(env, params, agent, steps, seeds, chunk, tail, slots, probe_, per_seed)
+    return CompiledSimulation(
+        env, params, agent, horizon, seeds, grid, chunk, tail, slots, prog, per_round, inputs
+    )
+
+
+def _input_elements(abstract: dict, inputs: dict[str, Exogenous]) -> int:
+    """Input values per step and seed (per-seed inputs count fully, shared ones once)."""
+    return sum(
+        int(np.prod(abstract[k].shape, dtype=np.int64)) for k, x in inputs.items() if x.per_seed
+    )
 
 
 def simulate(
@@ -394,6 +349,7 @@ def simulate(
 
     Returns cumulative metrics at the rounds of `grid` (default: 200 log-spaced points) and the
     final metrics. Bit-identical for the same arguments on the same machine, whatever the chunk.
+    For an episodic env, `horizon` and `grid` count episodes.
     """
     compiled = compile_simulation(env, params, agent, horizon, seeds, grid, chunk_size)
     return compiled.run(seed, progress, desc)
@@ -434,30 +390,43 @@ def simulate_agents(
     return {name: c.run(seed, progress, desc=name) for name, c in compiled.items()}
 
 
+def _chunk_inputs(inputs: dict[str, Exogenous], first: int, n: int) -> tuple[dict, dict]:
+    """Rows [first, first + n) of every input, on the device: (shared, per seed)."""
+    shared, mine = {}, {}
+    for name, x in inputs.items():
+        rows = np.asarray(x.data[:, first : first + n] if x.per_seed else x.data[first : first + n])
+        value = jnp.asarray(rows, jax.dtypes.canonicalize_dtype(rows.dtype))
+        (mine if x.per_seed else shared)[name] = value
+    return shared, mine
+
+
 def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> SimResult:
     """Execute a compiled simulation: the chunk loop, recording and final metrics."""
-    prog, grid, horizon, seeds = c.program, c.grid, c.horizon, c.seeds
-    chunk, tail, slots = c.chunk, c.tail, c.slots
-    bar = _progress_bar(progress, horizon, desc)
+    prog, grid, seeds = c.program, c.grid, c.seeds
+    chunk, tail, slots, per_round = c.chunk, c.tail, c.slots, c.steps_per_round
+    horizon = c.horizon * per_round  # in steps
+    grid_steps = grid * per_round
+    bar = _progress_bar(progress, c.horizon, desc, "episode" if per_round > 1 else "round")
     t_start = time.perf_counter()
     run_keys = jax.random.split(jax.random.key(seed), seeds)
     state, step_keys = prog.init(run_keys)
     curves = {k: np.full((seeds, grid.size), np.nan) for k in prog.metric_names}
     prev_rounds = np.zeros(seeds, np.int64)
     prev_values = {k: np.zeros(seeds) for k in prog.metric_names}
-    block, done_rounds, steps = 0, 0, 0
+    block, done, steps = 0, 0, 0
     while True:
         if prog.multi_round:
             n, fn = chunk, prog.chunk
         else:
-            if done_rounds >= horizon:
+            if done >= horizon:
                 break
-            n, fn = (chunk, prog.chunk) if horizon - done_rounds >= chunk else (tail, prog.tail)
-        sel = np.nonzero((grid > done_rounds) & (grid <= done_rounds + n))[0]
+            n, fn = (chunk, prog.chunk) if horizon - done >= chunk else (tail, prog.tail)
+        sel = np.nonzero((grid_steps > done) & (grid_steps <= done + n))[0]
         slot_of_step = np.full(n, slots, np.int32)
         if not prog.multi_round:
-            slot_of_step[grid[sel] - done_rounds - 1] = np.arange(sel.size, dtype=np.int32)
-        state, out = fn(state, step_keys, jnp.asarray(block, jnp.int32), slot_of_step)
+            slot_of_step[grid_steps[sel] - done - 1] = np.arange(sel.size, dtype=np.int32)
+        shared, mine = _chunk_inputs(c.inputs, done, n)
+        state, out = fn(state, step_keys, jnp.asarray(block, jnp.int32), slot_of_step, shared, mine)
         block += n // RNG_BLOCK
         steps += n
         _check_illegal(state)
@@ -469,42 +438,44 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> SimResult:
             prev_values = {k: v[:, -1] for k, v in values.items()}
             reached = int(prev_rounds.min())
             if bar is not None:
-                bar(min(reached, horizon) - done_rounds)
-            if reached <= done_rounds and reached < horizon and steps > chunk:
+                bar(min(reached, horizon) - done)
+            if reached <= done and reached < horizon and steps > chunk:
                 stuck = int(np.argmin(prev_rounds))
                 raise IllegalActionError(f"seed {stuck} made no progress in a whole chunk of steps")
-            done_rounds = reached
+            done = reached
             if reached >= horizon:
                 break
         else:
             for k, v in out.items():
                 curves[k][:, sel] = np.asarray(v[:, : sel.size], np.float64)
-            done_rounds += n
             if bar is not None:
-                bar(n)
+                bar((done + n) // per_round - done // per_round)
+            done += n
     final_metrics = prog.final(state)
     jax.block_until_ready(final_metrics)
     run_seconds = time.perf_counter() - t_start
     if bar is not None:
         bar(None)
 
-    acc = state[2]
-    final = {k: _acc_host_value(acc[k]) for k in prog.metric_names}
+    final = {k: sum_host_value(state.sums[k]) for k in prog.metric_names}
     final.update({k: np.asarray(v, np.float64) for k, v in final_metrics.items()})
-    if grid[-1] == horizon:
+    if grid[-1] == c.horizon:
         for k in prog.metric_names:
             curves[k][:, -1] = final[k]
     info = {
         "chunk_size": chunk,
         "rng_block": RNG_BLOCK,
+        "rng_streams": "by draw name (crc32)",
         "multi_round": prog.multi_round,
+        "steps_per_round": per_round,
+        "exogenous_inputs": sorted(c.inputs),
         "x64": bool(jax.config.jax_enable_x64),
         "prng": "threefry2x32",
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
     }
     return SimResult(
-        grid, curves, final, prog.compile_seconds, run_seconds, steps, seeds, horizon, info
+        grid, curves, final, prog.compile_seconds, run_seconds, steps, seeds, c.horizon, info
     )
 
 
@@ -523,8 +494,8 @@ def _interpolate(grid, curves, rounds, values, prev_rounds, prev_values):
             curves[k][s, mine] = np.interp(grid[mine], xs_u, ys)
 
 
-def _check_illegal(state) -> None:
-    illegal = np.asarray(state[5])
+def _check_illegal(state: Carry) -> None:
+    illegal = np.asarray(state.illegal)
     if np.any(illegal > 0):
         s = int(np.argmax(illegal > 0))
         raise IllegalActionError(
@@ -532,7 +503,7 @@ def _check_illegal(state) -> None:
         )
 
 
-def _progress_bar(progress, total: int, desc: str):
+def _progress_bar(progress, total: int, desc: str, unit: str = "round"):
     """A callable advancing a progress bar by n rounds (None closes it), or None."""
     if callable(progress):
         return progress
@@ -540,7 +511,7 @@ def _progress_bar(progress, total: int, desc: str):
         return None
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc=desc, unit="round", unit_scale=True, leave=False)
+    bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, leave=False)
 
     def advance(n):
         if n is None:

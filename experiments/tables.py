@@ -1,34 +1,83 @@
 """Tables of final metrics, mean with 95% CI over seeds, in Markdown or LaTeX; best marked.
 
 ``regretlab-table DIR...`` tabulates saved run directories (or multirun directories) without
-recomputing anything.
+recomputing anything. Each metric is read as its environment declares it (`MetricInfo`, recorded
+in summary.json): its interval follows its support (Student t, BCa bootstrap for non-negative
+metrics, Clopper–Pearson for indicators), a non-negative metric gets a median column beside its
+mean, and the best mean of a column is the lowest or the highest as the metric's direction says.
+``--reference AGENT`` adds, per metric, the ratio of each agent's mean to the reference agent's
+in the same run, with a paired interval over the seeds (`stats.ratio_ci`, from final.parquet).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
+
+from experiments.protocol import MetricInfo
 from experiments.results import Run, find_runs
+from experiments.stats import ratio_ci
 
 
 @dataclass
 class Row:
     label: str  # agent name, plus the run's distinguishing overrides in a multirun
-    final: dict  # metric -> {"mean", "ci_low", "ci_high"}
+    final: dict  # metric -> {"mean", "ci_low", "ci_high"} (+ "median" for non-negative metrics)
     steps_per_second: float | None = None
+    ratios: dict = field(default_factory=dict)  # metric -> (ratio, low, high) to the reference
 
 
-def rows_from_runs(runs: list[Run]) -> list[Row]:
-    """One row per agent per run; runs are told apart by their Hydra overrides."""
+def rows_from_runs(
+    runs: list[Run], reference: str | None = None, metrics: list[str] | None = None
+) -> list[Row]:
+    """One row per agent per run; runs are told apart by their Hydra overrides.
+
+    With `reference`, each row also holds per metric the ratio of means to the reference agent of
+    the same run with its paired interval (`ratio_ci` over the per-seed finals). KeyError (one
+    line) when a run lacks the reference agent.
+    """
     distinct = _distinct_overrides(runs)
     rows = []
     for run, extra in zip(runs, distinct, strict=True):
+        ratios = _ratios(run, reference, metrics) if reference else {}
         for name, a in run.summary["agents"].items():
             label = f"{name} ({', '.join(extra)})" if extra else name
-            rows.append(Row(label, a["final"], a.get("steps_per_second")))
+            rows.append(Row(label, a["final"], a.get("steps_per_second"), ratios.get(name, {})))
     return rows
+
+
+def _ratios(run: Run, reference: str, metrics: list[str] | None) -> dict[str, dict]:
+    """{agent: {metric: ratio_ci(agent's per-seed finals, the reference's)}} of one run."""
+    agents = list(run.summary["agents"])
+    if reference not in agents:
+        raise KeyError(
+            f"--reference: {run.path} has no agent {reference!r} (has {', '.join(agents)})"
+        )
+    df = run.finals
+    per_agent = {a: g.sort_values("seed") for a, g in df.groupby("agent", observed=True)}
+    names = [m for m in (metrics or run.final_names()) if m in df.columns]
+    ref = per_agent[reference]
+    out = {}
+    for agent in agents:
+        rows = per_agent[agent]
+        out[agent] = {
+            m: tuple(float(v) for v in ratio_ci(rows[m].to_numpy(), ref[m].to_numpy()))
+            for m in names
+        }
+    return out
+
+
+def infos_from_runs(runs: list[Run]) -> dict[str, MetricInfo]:
+    """The recorded `MetricInfo` of every final metric of the runs (first run that has it)."""
+    out: dict[str, MetricInfo] = {}
+    for run in runs:
+        for m in run.final_names():
+            if m not in out:
+                out[m] = run.metric_info(m)
+    return out
 
 
 def _distinct_overrides(runs: list[Run]) -> list[list[str]]:
@@ -44,33 +93,41 @@ def format_table(
     rows: list[Row],
     metrics: list[str] | None = None,
     fmt: str = "markdown",
-    lower_is_better: bool = True,
+    lower_is_better: bool | None = None,
     speed: bool = True,
+    infos: dict[str, MetricInfo] | None = None,
+    reference: str | None = None,
 ) -> str:
-    """A table with one row per `Row`; the best mean of each metric column is marked."""
+    """A table with one row per `Row`; the best mean of each metric column is marked.
+
+    The best is the lowest mean unless the metric's `MetricInfo` (in `infos`) says higher is
+    better; `lower_is_better` overrides the direction of every column. A metric whose rows carry a
+    ``median`` gets a median column; rows with `ratios` give a ratio column per metric, headed by
+    `reference`.
+    """
     if not rows:
         return ""
+    infos = infos or {}
     metrics = metrics or sorted({k for r in rows for k in r.final})
-    best = {}
+    header = ["agent"]
+    columns = []  # (metric, what): what in {"ci", "median", "ratio"}
     for m in metrics:
-        vals = [r.final[m]["mean"] for r in rows if m in r.final]
-        if vals:
-            best[m] = min(vals) if lower_is_better else max(vals)
-    header = ["agent", *[f"{m} (95% CI)" for m in metrics]]
+        columns.append((m, "ci"))
+        header.append(f"{m} (95% CI)")
+        if any("median" in r.final.get(m, {}) for r in rows):
+            columns.append((m, "median"))
+            header.append(f"{m} median")
+        if any(m in r.ratios for r in rows):
+            columns.append((m, "ratio"))
+            header.append(f"{m} / {reference or 'reference'} (95% CI)")
+    best = {m: _best(rows, m, _lower(m, lower_is_better, infos)) for m in metrics}
     if speed:
         header.append("agent-steps/s")
     body = []
     for r in rows:
         cells = [_escape(r.label, fmt)]
-        for m in metrics:
-            if m not in r.final:
-                cells.append("")
-                continue
-            s = r.final[m]
-            cell = f"{_num(s['mean'])} [{_num(s['ci_low'])}, {_num(s['ci_high'])}]"
-            if len(rows) > 1 and s["mean"] == best.get(m):
-                cell = f"**{cell}**" if fmt == "markdown" else f"\\textbf{{{cell}}}"
-            cells.append(cell)
+        for m, what in columns:
+            cells.append(_cell(r, m, what, fmt, len(rows) > 1 and best[m] is not None, best[m]))
         if speed:
             cells.append(f"{r.steps_per_second:.3g}" if r.steps_per_second else "")
         body.append(cells)
@@ -85,6 +142,38 @@ def format_table(
         return "\n".join([*lines, "\\bottomrule", "\\end{tabular}"])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in body])
+
+
+def _lower(metric: str, override: bool | None, infos: dict[str, MetricInfo]) -> bool:
+    if override is not None:
+        return override
+    return infos[metric].lower_is_better if metric in infos else True
+
+
+def _best(rows: list[Row], metric: str, lower: bool) -> float | None:
+    vals = [r.final[metric]["mean"] for r in rows if metric in r.final]
+    vals = [v for v in vals if not np.isnan(v)]
+    if not vals:
+        return None
+    return min(vals) if lower else max(vals)
+
+
+def _cell(r: Row, m: str, what: str, fmt: str, mark: bool, best: float | None) -> str:
+    """One cell: ``mean [low, high]`` (bold when best), the median, or the ratio."""
+    if what == "ratio":
+        if m not in r.ratios:
+            return ""
+        ratio, lo, hi = r.ratios[m]
+        return "n/a" if np.isnan(ratio) else f"{_num(ratio)} [{_num(lo)}, {_num(hi)}]"
+    if m not in r.final:
+        return ""
+    s = r.final[m]
+    if what == "median":
+        return _num(s["median"]) if "median" in s else ""
+    cell = f"{_num(s['mean'])} [{_num(s['ci_low'])}, {_num(s['ci_high'])}]"
+    if mark and s["mean"] == best:
+        cell = f"**{cell}**" if fmt == "markdown" else f"\\textbf{{{cell}}}"
+    return cell
 
 
 def _num(x: float) -> str:
@@ -113,19 +202,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("dirs", nargs="+", help="run directories or multirun directories")
     ap.add_argument("--format", choices=("markdown", "latex"), default="markdown")
     ap.add_argument("--metric", action="append", help="metric column(s); default: all")
-    ap.add_argument("--higher-is-better", action="store_true", help="mark the largest mean")
+    ap.add_argument(
+        "--higher-is-better",
+        action="store_true",
+        help="mark the largest mean in every column (default: each metric's declared direction)",
+    )
+    ap.add_argument(
+        "--reference",
+        metavar="AGENT",
+        help="add per metric the ratio of means to AGENT (same run, paired over seeds)",
+    )
     args = ap.parse_args(argv)
     try:
         runs = find_runs(args.dirs)
+        rows = rows_from_runs(runs, args.reference, args.metric)
     except FileNotFoundError as e:
         print(f"regretlab-table: error: {e}", file=sys.stderr)
         return 2
+    except KeyError as e:
+        print(f"regretlab-table: error: {e.args[0]}", file=sys.stderr)
+        return 2
     print(
         format_table(
-            rows_from_runs(runs),
+            rows,
             args.metric,
             args.format,
-            lower_is_better=not args.higher_is_better,
+            lower_is_better=False if args.higher_is_better else None,
+            infos=infos_from_runs(runs),
+            reference=args.reference,
         )
     )
     return 0

@@ -1,5 +1,6 @@
 """A black-box statistical DP auditor (in the spirit of StatDP, Ding et al. CCS 2018; DP-Sniper,
-Bichsel et al. S&P 2021; DP-Auditorium, arXiv:2307.05608; dp.md §4.4-4.6, §6 items 13-18).
+Bichsel et al. S&P 2021; DP-Auditorium, Kong et al., arXiv:2307.05608; Google's
+`stochastic_tester.h`).
 
 A mechanism M is a function ``M(x, n, rng) -> (n,) or (n, m) array`` of n independent outputs on
 input x. For a pair of neighbouring inputs (x0, x1) and an event E (a set of outputs):
@@ -11,7 +12,8 @@ so with Clopper-Pearson bounds at level α/2 each, ε_lb = ln((p̂0_lower - δ) 
 Two phases, as in StatDP: a *selection* sample picks the (pair, direction, event) with the largest
 ε_lb from an event family; a *fresh* test sample gives the reported bound, so no multiple-
 comparison correction is needed. ``flagged = ε_lb > claimed ε``: a mechanism that is ε-DP is
-flagged with probability <= α. Passing does not prove privacy (dp.md §4.4).
+flagged with probability <= α. Passing does not prove privacy (as google/differential-privacy's
+`cc/testing/stochastic_tester.h` says of its own tester).
 
 Event families (`threshold_events`): per output column, half-lines {o >= c}, {o <= c} at pooled
 quantiles, equality {o = v} for discrete columns, and (discrete = v) ∧ (continuous >= / <= c)

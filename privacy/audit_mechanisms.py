@@ -1,4 +1,5 @@
-"""Mechanisms for `privacy.audit`: controls, the StatDP battery (R8) and the Paper B mechanisms.
+"""Mechanisms for `privacy.audit`: controls, the StatDP battery (R8) and the continual MaxSum /
+SumSelect mechanisms of Jain, Raskhodnikova, Sivakumar & Smith (ICML 2023).
 
 Every mechanism has the auditor's signature ``M(x, n, rng) -> outputs`` (n independent runs,
 vectorised over runs with NumPy or `jax.vmap`).
@@ -16,7 +17,10 @@ vectorised over runs with NumPy or `jax.vmap`).
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from fractions import Fraction
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +29,7 @@ import numpy as np
 from privacy import noise
 from privacy.audit import naive_float_laplace, uniform_grid53
 from privacy.maxsum import SparseVectorMaxSum
+from privacy.streams import AdaptiveStream, FixedStream
 
 
 # --------------------------------------------------------------------------- controls
@@ -195,54 +200,97 @@ STATDP_BATTERY = {
 }
 
 
-# --------------------------------------------------------------------------- Paper B mechanisms
-def maxsum_releases(agent, problem: str = "maxsum", adaptive_at: int | None = None):
-    """The release sequence (n, T) of a continual agent (`privacy.maxsum`) as a mechanism.
+# --------------------------------------------------------------------------- Jain et al. mechanisms
+@dataclass(frozen=True)
+class ChallengeStream:
+    """The adaptive game's stream: `AdaptiveStream`'s greedy adversary with probabilities in
+    {0, 1} (p_lead = 1, p_base = 0: deterministic), except the record of 0-based index `t_star`,
+    which is the challenge record (params ``challenge``)."""
 
-    Input: a (T, d) array of records (neighbours differ in one row). With `adaptive_at` = t*,
-    the input is instead a pair of challenge records; rows t != t* are chosen by a
-    deterministic adaptive adversary from the previous release (the greedy rule of
-    `privacy.streams.AdaptiveStream` with probabilities rounded to {0, 1}), and row t* is the
-    challenge record: privacy against adaptive streams (Jain et al. 2023) means the two
-    challenge worlds' release sequences are ε-close. Runs are vmapped; keys come from `rng`.
-    """
-    from privacy.maxsum import MaxSumSpec
-    from privacy.streams import AdaptiveStream
+    d: int
+    t_star: int
+    adaptive: ClassVar[bool] = True
+    bound: ClassVar[float] = 1.0
 
-    def run(records, keys, horizon, d):
-        spec = MaxSumSpec(horizon, d, problem)
-        adv = AdaptiveStream(d, 1.0, 0.0)
-        params = adv.params()
+    @property
+    def adversary(self) -> AdaptiveStream:
+        return AdaptiveStream(self.d, 1.0, 0.0)
 
+    def params(self, challenge=None) -> dict[str, jax.Array]:
+        dt = jnp.result_type(float)
+        c = jnp.zeros((self.d,), dt) if challenge is None else jnp.asarray(challenge, dt)
+        return {"probs": self.adversary.params(), "challenge": c}
+
+    def check_horizon(self, horizon: int) -> None:
+        return None
+
+    def randomness(self) -> dict:
+        return self.adversary.randomness()
+
+    def first(self, key: jax.Array, params) -> jax.Array:
+        x = self.adversary.first(key, params["probs"])
+        return jnp.where(self.t_star == 0, params["challenge"], x)
+
+    def next(self, rng, t, params, release, totals) -> jax.Array:
+        x = self.adversary.next(rng, t, params["probs"], release, totals)
+        return jnp.where(t + 1 == self.t_star, params["challenge"], x)
+
+
+def audit_env(problem: str, horizon: int, d: int, t_star: int | None = None):
+    """The `ContinualMaxSum` environment `maxsum_releases` runs: a fixed stream of `horizon`
+    records (its params: the (horizon, d) records; the placeholder values only fix the shape),
+    or, with `t_star`, the adaptive game's `ChallengeStream` (params: `ChallengeStream.params`)."""
+    from privacy.maxsum import ContinualMaxSum
+
+    fixed = FixedStream(((0.0,) * d,) * horizon)
+    return ContinualMaxSum(fixed if t_star is None else ChallengeStream(d, t_star), problem)
+
+
+@functools.cache
+def _releases_program(agent, problem: str, horizon: int, d: int, t_star: int | None):
+    """jit(vmap over run keys(rollout)) -> releases (n, horizon), for one agent and shape; the
+    stream (the records, or the challenge record) is the environment's params, an argument."""
+    from experiments.rollout import rollout
+
+    env = audit_env(problem, horizon, d, t_star)
+
+    def run(params, keys):
         def one(key):
-            state = agent.init(key, spec)
-
-            def body(carry, t):
-                state, x, total = carry
-                if adaptive_at is not None:
-                    x = jnp.where(t == adaptive_at, records, x)
-                out = agent.act({}, state, x)
-                total = total + x
-                nxt = adv.probabilities(out, total, params) >= 0.5
-                nxt = (
-                    nxt.astype(x.dtype)
-                    if adaptive_at is not None
-                    else records[jnp.minimum(t + 1, horizon - 1)]
-                )
-                return (agent.update(state, x, out, ()), nxt, total), out
-
-            x0 = jnp.zeros((d,)).at[0].set(1.0) if adaptive_at is not None else records[0]
-            return jax.lax.scan(body, (state, x0, jnp.zeros((d,))), jnp.arange(horizon))[1]
+            r = rollout(env, params, agent, key, horizon, emit=lambda tr: tr.action)
+            return r.emitted, r.illegal
 
         return jax.vmap(one)(keys)
 
-    run_jit = jax.jit(run, static_argnums=(2, 3))
+    return jax.jit(run)
+
+
+def maxsum_releases(agent, problem: str = "maxsum", adaptive_at: int | None = None):
+    """The release sequence (n, T) of a continual agent (`privacy.maxsum`) as a mechanism.
+
+    Input: a (T, d) array of records (neighbours differ in one row), streamed by a fixed-stream
+    `ContinualMaxSum` environment. With `adaptive_at` = t*, the input is instead a challenge
+    record: the stream is `ChallengeStream`, whose rows t != t* a deterministic adaptive
+    adversary chooses from the previous release (the greedy rule of
+    `privacy.streams.AdaptiveStream` with probabilities in {0, 1}) and whose row t* is the
+    challenge record: privacy against adaptive streams (Jain et al., ICML 2023) means the two
+    challenge worlds' release sequences are ε-close. Each run is the engine's one-seed
+    `experiments.rollout.rollout` on `audit_env`, vmapped: run i uses the engine's run key i of
+    ``split(key(seed), n)``, with `seed` drawn from `rng`.
+    """
 
     def m(x, n, rng, horizon: int | None = None):
-        records = jnp.asarray(np.asarray(x, float))
-        T, d = (horizon, records.shape[0]) if adaptive_at is not None else records.shape
+        records = np.asarray(x, float)
+        if adaptive_at is None:
+            T, d = records.shape
+            params = jnp.asarray(records, jnp.result_type(float))
+        else:
+            T, d = horizon, records.shape[0]
+            params = ChallengeStream(d, adaptive_at).params(records)
         keys = jax.random.split(jax.random.key(int(rng.integers(2**31))), n)
-        return np.asarray(run_jit(records, keys, T, d), float)
+        releases, illegal = _releases_program(agent, problem, T, d, adaptive_at)(params, keys)
+        if np.asarray(illegal).any():
+            raise RuntimeError("illegal release in an audited run")
+        return np.asarray(releases, float)
 
     return m
 

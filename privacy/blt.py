@@ -1,5 +1,5 @@
-"""Buffered linear Toeplitz (BLT) factorisations of the prefix-sum matrix and the BLT continual
-counter (dp.md §3.2 BLT row, §3.3 "BLT golden test", R3; checklist items 5 and 9).
+"""Buffered linear Toeplitz (BLT) factorisations of the prefix-sum matrix: the strategy, its
+inverse, its losses and the optimiser (the counter is `privacy.counters.BLTCounter`).
 
 The strategy. A BLT with m buffers, output_scale s and buf_decay θ is the lower-triangular
 Toeplitz C = Toeplitz(c) with
@@ -8,7 +8,7 @@ Toeplitz C = Toeplitz(c) with
 
 (Dvijotham, McMahan, Pillutla, Steinke & Thakurta, "Efficient and near-optimal noise generation
 for streaming differential privacy", FOCS 2024, arXiv:2404.16706, §5; jax_privacy
-`buffered_toeplitz.BufferedToeplitz`, dp.md §4.2). C x streams with m buffers:
+`buffered_toeplitz.BufferedToeplitz`). C x streams with m buffers:
 y_t = x_t + Σ_i s_i β_{i,t}, β_{i,t+1} = θ_i β_{i,t} + x_t (McMahan, Xu & Zhang 2024,
 arXiv:2408.08868, Alg. 2-3 [M: authors recalled; algorithm numbers from jax_privacy]).
 
@@ -26,7 +26,8 @@ matrices", arXiv:2504.21413, Thm 2, as cited by jax_privacy). det(Θ - 1 sᵀ) =
 gives Π φ = Π θ (1 - Σ_i s_i/θ_i): all φ lie in (0, 1) iff the "Pillutla score" Σ s_i/θ_i < 1
 (arXiv:2504.21413 Thm 1(a)); we require it, so that C^{-1} is a stable (decaying) BLT.
 
-Losses (dp.md §3.1: loss = sens² ‖B[t]‖², unit noise). B = A C^{-1} = Toeplitz(b) with
+Losses (loss = sens² ‖B[t]‖², unit noise, as in jax_privacy's `matrix_factorization`).
+B = A C^{-1} = Toeplitz(b) with
 
     b_k = Σ_{l<=k} ĉ_l = 1 + Σ_j ŝ_j (1 - φ_j^k)/(1 - φ_j) = a - Σ_j w_j φ_j^k,
     a = C^{-1}(1) = 1/C(1) = 1/(1 + Σ_i s_i/(1 - θ_i)),   w_j = ŝ_j/(1 - φ_j).
@@ -39,7 +40,7 @@ closed form); the optimiser uses the same sums in closed form, O(m²), through
 G(r, N) = Σ_{k<N} r^k and H(r, N) = Σ_{k<N} (N - k) r^k.
 
 Optimiser (`optimize`): the objective of jax_privacy's `buffered_toeplitz.optimize`
-(McMahan et al. 2024; dp.md §4.2): the loss divided by 1 + (1 + ln n/π)², plus 10^-8 times the
+(McMahan et al. 2024): the loss divided by 1 + (1 + ln n/π)², plus 10^-8 times the
 log-barrier penalties of its `LossFn.compute_penalties` (θ, φ in (0, 1); s > 0, ŝ < 0; gaps
 between decays > 10^-12; c_1 = Σ s < 1; Σ s/θ < 1). It is minimised over the interlaced pair
 0 < φ_1 < θ_1 < ... < φ_m < θ_m < 1 (the θ-pair parameterisation of arXiv:2408.08868 Alg. 5,
@@ -49,14 +50,16 @@ g = softmax(0, x), x in R^{2m} unconstrained: then s > 0 and ŝ < 0 (the interla
 smooth, and 1 - θ, 1 - φ are tail sums of gaps (no cancellation near 1). The gradient is JAX's
 in float64 (`jax.enable_x64` context; `jax.ensure_compile_time_eval` so that a call inside a
 traced `init` still runs eagerly), the Hessian central differences of it; scipy's "trust-exact"
-(Newton with a trust region) minimises. Checklist item 5: everything here is float64; float32
-parameters raise ConfigError.
+(Newton with a trust region) minimises. As in jax_privacy (which refuses BLTs without
+`jax_enable_x64`), everything here is float64; float32 parameters raise ConfigError.
 
-Golden (dp.md §3.3 [V], R3): optimize(n=100000, buffers=2, error="max") reproduces output_scale
-[0.0122853238, 0.1878393665], buf_decay [0.9999528892, 0.9857068667] to ~3e-7 relative
-(tests/test_privacy_blt.py); its max loss is 28.0555, vs 22.3819 (sqrt) and 272 (binary tree).
+Golden (jax_privacy `tests/matrix_factorization/buffered_toeplitz_test.py`,
+`test_optimize_single_participation_golden`): optimize(n=100000, buffers=2, error="max") gives
+output_scale [0.0122853238, 0.1878393665], buf_decay [0.9999528892, 0.9857068667] to ~3e-7
+relative (tests/test_privacy_blt.py); its max loss is 28.0555, vs 22.3819 (sqrt) and 272 (binary
+tree).
 
-The counter: `BLTCounter`, module docstring of `privacy.counters` for the protocol and privacy.
+The counter: `privacy.counters.BLTCounter` (strategy `privacy.counters.blt.BLTStrategy`).
 """
 
 from __future__ import annotations
@@ -71,8 +74,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.config import ConfigError, check_choice, check_int
-from privacy.counters import CounterState, SqrtToeplitzCounter, _Counter
-from privacy.factorization import check_horizon, series_inverse, toeplitz
+from privacy.factorization import check_horizon, toeplitz
 
 MAX_BUFFERS = 10  # jax_privacy refuses > 15: optimisation becomes numerically unstable
 ERRORS = ("max", "mean")
@@ -83,7 +85,7 @@ _TERMS = 10  # series terms: truncation < (δN)^10/10! < 1e-19 relative
 
 
 def check_float64(name: str, values: Any) -> None:
-    """Checklist item 5: BLT parameters must be float64 (decays near 1 lose 1 - θ in float32)."""
+    """BLT parameters must be float64 (decays near 1 lose 1 - θ in float32; jax_privacy too)."""
     dtype = getattr(values, "dtype", None)
     if dtype is None and isinstance(values, list | tuple) and values:
         dtype = getattr(values[0], "dtype", None)
@@ -406,114 +408,3 @@ def _optimize(n: int, m: int, error: str) -> BLT:
         if not np.all(np.isfinite(res.x)) or not np.isfinite(res.fun):
             raise RuntimeError(f"BLT optimisation failed at n = {n}, buffers = {m}: {res}")
         return _blt_from_x(res.x, m)
-
-
-# --------------------------------------------------------------------------- the counter
-@functools.lru_cache(maxsize=64)
-def _quantised(blt: BLT, T: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    c = np.round(np.ldexp(blt.coefficients(T), bits)).astype(np.int64)
-    b = np.cumsum(series_inverse(c.astype(np.float64), T))
-    c.setflags(write=False)
-    b.setflags(write=False)
-    return c, b
-
-
-@dataclass(frozen=True)
-class BLTCounter(SqrtToeplitzCounter):
-    """Continual counting with a BLT strategy C (Dvijotham et al., FOCS 2024,
-    arXiv:2404.16706; module docstring): release S_t + (B z)_t, B = A C^{-1}, node noise
-    z ~ N(0, σ²) with σ² = k² bound² d sens²/(2ρ), sens² = Σ_{k<T} c_k²; Var_t = σ² ‖B[t]‖².
-
-    Parameters: `output_scale` and `buf_decay` (both, same length = `buffers`), or neither:
-    then the BLT minimising the max loss at the run's horizon (`optimize`, cached per
-    (T, buffers)).
-
-    Research mode streams with O(buffers · d) state: buf = (m + 1, d), rows 0..m-1 the inverse
-    buffers β_j and row m the running noise; step t draws z_t from fold_in(key, t) and
-        y_t = z_t + Σ_j ŝ_j β_{j,t} = (C^{-1} z)_t,   β_{j,t+1} = φ_j β_{j,t} + z_t,
-        noise_t = noise_{t-1} + y_t = (A C^{-1} z)_t = (B z)_t.
-    The inverse parameters ride in `leaf` = [1 - φ; ŝ] (computed in float64; static per run and
-    shared by all streams, as a tree position is); the decay is applied as β - (1 - φ) β, so
-    float32 keeps 1 - φ to relative 2^-24 (φ itself would keep only ~3 digits of 1 - φ near 1).
-
-    Secure mode keeps the inherited O(T d) integer Toeplitz path (`SqrtToeplitzCounter`):
-    C̃ = Toeplitz(round(2^q c)) and B̃ = A C̃^{-1} (`quantised`). An exact integer BLT
-    recurrence does not exist for irrational decays (rounding the buffers each step would make
-    C̃ data-dependent), so the integer strategy is the rounded Toeplitz matrix, whose exact
-    sens² = Σ c̃_k² calibrates the discrete noise."""
-
-    buffers: int = 2
-    output_scale: tuple[float, ...] | None = None
-    buf_decay: tuple[float, ...] | None = None
-
-    mechanism = "blt"
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_int("buffers", self.buffers, 1, MAX_BUFFERS)
-        given = (self.output_scale is not None, self.buf_decay is not None)
-        if given[0] != given[1]:
-            missing = "buf_decay" if given[0] else "output_scale"
-            raise ConfigError(
-                f"{missing}: give output_scale and buf_decay together, or neither (optimised)"
-            )
-        if given[0]:
-            blt = check_strategy(self.output_scale, self.buf_decay)
-            if blt.buffers != self.buffers:
-                raise ConfigError(
-                    f"buffers: must equal len(output_scale) = {blt.buffers} (got {self.buffers})"
-                )
-            object.__setattr__(self, "output_scale", blt.output_scale)
-            object.__setattr__(self, "buf_decay", blt.buf_decay)
-
-    def blt(self, T: int) -> BLT:
-        """The strategy for horizon T: the explicit parameters, or `optimize(T, buffers)`."""
-        if self.output_scale is not None:
-            return BLT(self.output_scale, self.buf_decay)
-        return optimize(T, self.buffers, "max")
-
-    # the strategy (SqrtToeplitzCounter's hooks)
-    def coefficients(self, T: int) -> np.ndarray:
-        return self.blt(T).coefficients(T)
-
-    def noise_coefficients(self, T: int) -> np.ndarray:
-        return self.blt(T).noise_coefficients(T)
-
-    def quantised(self, T: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
-        """c̃ = round(2^bits c) (int64), b̃ = cumsum(1/c̃(x)): B̃ C̃ = A (as `quantised_sqrt`)."""
-        return _quantised(self.blt(T), T, bits)
-
-    def sens2(self, T: int) -> float:
-        return self.blt(T).sens2(T)
-
-    def sens1(self, T: int) -> float:
-        return self.blt(T).sens1(T)
-
-    def row_norms2(self, T: int) -> np.ndarray:
-        if self.noise == "research":
-            return self.blt(T).row_norms2(T)
-        return super().row_norms2(T)  # secure: Σ_{k<t} b̃_k² of the integer strategy
-
-    # research mode: O(buffers · d) streaming through `advance` (the tree counters' protocol)
-    def init_buffers(self, spec):
-        """Research: leaf = [1 - φ; ŝ] (2, m), the inverse BLT (float64 -> the float dtype),
-        buf = (m + 1, d) zeros. Secure: the inherited (T, d) integer path."""
-        if self.noise == "secure":
-            return super().init_buffers(spec)
-        inv = self.blt(spec.horizon).inverse()
-        params = np.stack([1.0 - inv.decay, inv.scale])
-        return jnp.asarray(params, jnp.result_type(float)), jnp.zeros((self.buffers + 1, spec.d))
-
-    _research_init = _Counter._research_init
-    _research_noise = _Counter._research_noise
-    _research_update = _Counter._research_update
-    harness = _Counter.harness  # bulk draws through `advance` (R2 Monte Carlo)
-
-    def advance(self, state: CounterState, z: jax.Array):
-        """(leaf, buf, (B z)_t) at step t = state.t + 1 from its draws z_t (research floats):
-        y_t = z_t + ŝ·β_t, acc_t = acc_{t-1} + y_t, β_{t+1} = β_t - (1 - φ) β_t + z_t."""
-        gap, sh = state.leaf[0], state.leaf[1]
-        beta, acc = state.buf[:-1], state.buf[-1]
-        acc = acc + z + sh @ beta  # + (C^{-1} z)_t
-        beta = beta - gap[:, None] * beta + z  # φ β + z
-        return state.leaf, jnp.concatenate([beta, acc[None]]), acc

@@ -1,4 +1,5 @@
-"""The continual-release environment (DESIGN.md table; dp.md §2.1, §3.1).
+"""The continual-release environment (continual observation: Dwork, Naor, Pitassi &
+Rothblum, STOC 2010; Chan, Shi & Song, TISSEC 2011).
 
 A stream x_1, ..., x_T in [0, bound]^d arrives one element per step; the observation at step t
 is x_t, the action is the released estimate of the prefix sum S_t = x_1 + ... + x_t, and the
@@ -20,6 +21,7 @@ from typing import ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from experiments.protocol import FINAL, NONNEGATIVE, MetricInfo
 from privacy.streams import BernoulliStream, FixedStream, bernoulli_stream, fixed_stream
 
 
@@ -44,6 +46,15 @@ class ContinualCounting:
 
     stream: BernoulliStream | FixedStream
     primary_metric: ClassVar[str] = "sq_error"  # headline of tables and figures
+    x_label: ClassVar[str] = "step t"
+
+    def metric_info(self) -> dict[str, MetricInfo]:
+        """Errors are >= 0 and heavy-tailed: bootstrap intervals and medians."""
+        return {
+            "sq_error": MetricInfo(label="cumulative squared error", support=NONNEGATIVE),
+            "abs_error": MetricInfo(label="cumulative max-abs error", support=NONNEGATIVE),
+            "max_abs_error": MetricInfo(label="max abs error", kind=FINAL, support=NONNEGATIVE),
+        }
 
     def default_params(self) -> jax.Array:
         return self.stream.params()

@@ -1,5 +1,6 @@
 """Continual counting as a factorisation A = B C of the prefix-sum matrix, and exact variance
-oracles computed from the factorisation (dp.md §3.1-3.3).
+oracles computed from the factorisation (loss conventions as jax_privacy's
+`matrix_factorization`: loss = sens(C)² error(B)).
 
 The mechanism releases B(Cx + z), z ~ N(0, σ² I): sens² = max_j ‖C[:, j]‖² (event-level, one
 stream element changes by at most 1) and the per-step error variance is ‖B[t, :]‖² σ². The
@@ -17,9 +18,9 @@ leaves [1, e_t] (p_s <= e_t iff s <= t). That prefix is the disjoint union of th
   the integers of Hamming weight D/2 (D the smallest even number with C(D, D/2) > T), output t
   covers e_t = w_{t+1} and input t sits at p_t = w_t + 1 (0-indexed leaf w_t). Every output
   sums D/2 nodes; an input lies only in used nodes where its (balanced) path turns left, so in
-  at most D/2 of them. [I]: this placement is our reconstruction from the code and abstract;
-  the paper calibrates to sens² = D/2, which `smooth_loss` uses (the truncated tree's exact
-  column norm can be smaller, see `tree_loss`);
+  at most D/2 of them. Reconstructed (not stated in the paper): this placement is ours, from
+  the code and the abstract; the paper calibrates to sens² = D/2, which `smooth_loss` uses
+  (the truncated tree's exact column norm can be smaller, see `tree_loss`);
 * Honaker's variance-reduced tree, online variant (Honaker, TPDP 2015; the recursion of TF
   Privacy's `EfficientTreeAggregator`): every completed node is noised; a node's estimate is
   the inverse-variance combination of its own noisy sum and the sum of its children's estimates.
@@ -267,7 +268,8 @@ def sqrt_loss(T: int) -> np.ndarray:
 
 
 def nuclear_lower_bound(T: int) -> float:
-    """(‖A‖_*/T)²: no factorisation has a smaller mean loss (dp.md §3.3, tag [I]).
+    """(‖A‖_*/T)²: no factorisation has a smaller mean loss (from γ_F(A) >= ‖A‖_*/√T, Henzinger,
+    Upadhyay & Upadhyay, SODA 2023 [recalled, our reading]).
 
     Singular values of A: 1 / (2 sin((2j-1)π / (2(2T+1)))), j = 1..T.
     """

@@ -1,5 +1,8 @@
 """Continual MaxSum and SumSelect (Jain, Raskhodnikova, Sivakumar & Smith, "The Price of
-Differential Privacy under Continual Observation", ICML 2023, arXiv:2112.00828; dp.md §2.2-2.3).
+Differential Privacy under Continual Observation", ICML 2023, arXiv:2112.00828).
+
+Labels: "recalled" = recalled from the paper, not checked against its text; "reconstructed" = our
+construction, not stated in the paper (constants and calibration ours).
 
 A stream of records x_1, ..., x_T in {0, 1}^d (values in [0, 1] are accepted) arrives one per
 step; S_t = x_1 + ... + x_t in Z^d. After each record the mechanism releases
@@ -9,15 +12,15 @@ step; S_t = x_1 + ... + x_t in Z^d. After each record the mechanism releases
 
 Per-step metric ``error`` (summed by the engine, so cumulative / T is the mean error); final
 ``max_error`` = max_t error_t, the worst-case error the paper's bounds are about. Problem
-statements and error definitions are recalled [M] (dp.md §2.2).
+statements and error definitions are recalled (Jain et al., ICML 2023; event-level neighbours).
 
 Privacy (every continual mechanism here): event level, neighbouring streams differ in one record
 x_t (any change within {0,1}^d, so every coordinate of S_s, s >= t, moves by at most 1), for
 streams fixed in advance and for adaptively chosen ones (`privacy.streams.AdaptiveStream`).
 
-* `CounterMaxSum`: ρ-zCDP (d parallel continual counters, dp.md §2.3 a);
-* `SparseVectorMaxSum`: ρ-zCDP by default, or pure ε-DP (dp.md §2.3 b);
-* `min_combination`: ρ-zCDP (whichever of the two has the smaller error bound, §2.3 "final");
+* `CounterMaxSum`: ρ-zCDP (d parallel continual counters, the paper's sqrt(d) regime);
+* `SparseVectorMaxSum`: ρ-zCDP by default, or pure ε-DP (the paper's T^{1/3} regime);
+* `min_combination`: ρ-zCDP (whichever of the two has the smaller error bound);
 * `BatchMaxSum`: each single release is ε-DP, the *sequence* is not private at level ε (a
   batch baseline run independently at every t, for reference only; R5).
 
@@ -38,7 +41,15 @@ import numpy as np
 from scipy import optimize
 
 from experiments.config import ConfigError, check_choice, check_float, check_int
-from experiments.protocol import UNIFORM, AgentBase, Draw
+from experiments.protocol import (
+    FINAL,
+    NONNEGATIVE,
+    UNIFORM,
+    AgentBase,
+    Draw,
+    MetricInfo,
+    step_key,
+)
 from privacy.accounting import zcdp_to_dp_cks
 from privacy.continual import ContinualSpec
 from privacy.counters import COUNTERS
@@ -76,6 +87,14 @@ class ContinualMaxSum:
     stream: LeaderStream | AdaptiveStream | BernoulliStream | FixedStream
     problem: str = "maxsum"
     primary_metric: ClassVar[str] = "error"
+    x_label: ClassVar[str] = "step t"
+
+    def metric_info(self) -> dict[str, MetricInfo]:
+        """Errors are >= 0: bootstrap intervals and medians."""
+        return {
+            "error": MetricInfo(label="cumulative error", support=NONNEGATIVE),
+            "max_error": MetricInfo(label="max error", kind=FINAL, support=NONNEGATIVE),
+        }
 
     def __post_init__(self):
         check_choice("env.problem", self.problem, PROBLEMS)
@@ -119,7 +138,7 @@ class ContinualMaxSum:
         err, bad = self.error(action, total)
         if getattr(
             self.stream, "adaptive", False
-        ):  # the adversary reads the release (dp.md §2.1, adaptive model)
+        ):  # the adversary reads the release (adaptive model, Jain et al.)
             nxt = self.stream.next(rng, state.t, params, action, total)
         else:
             nxt = self.stream.next(rng, state.t, params)
@@ -182,7 +201,7 @@ class _Agent(AgentBase):
 def counter_bound(
     counter: str, rho: float, horizon: int, d: int, problem: str, beta: float
 ) -> float:
-    """High-probability (1 - β) bound on the max error of `CounterMaxSum` [I].
+    """High-probability (1 - β) bound on the max error of `CounterMaxSum` (reconstructed).
 
     Every coordinate's error at t is N(0, v_t) with v_t <= max_t Var_t (the counter's exact
     variance oracle); a union bound over d T Gaussians gives |err| <= sqrt(2 v ln(2 d T / β)).
@@ -196,7 +215,7 @@ def counter_bound(
 
 @dataclass(frozen=True)
 class CounterMaxSum(_Agent):
-    """d parallel continual counters + max / argmax (dp.md §2.3 a; [I] reconstruction).
+    """d parallel continual counters + max / argmax (Jain et al.'s sqrt(d) regime; reconstructed).
 
     One `privacy.counters` counter of kind `counter` runs on the d-dimensional stream; a record
     changes every coordinate by at most 1, so the joint ℓ2-sensitivity² of C x is d sens²(C) and
@@ -246,7 +265,7 @@ def _epoch_budget(k: int, rho: float, epsilon: float | None) -> float:
 
 
 def _noise_bound(eps0: float, sens: float, problem: str, horizon: int, d: int, beta: float):
-    """B: whp bound on |threshold noise| + |query noise| + the release's error [I].
+    """B: whp bound on |threshold noise| + |query noise| + the release's error (reconstructed).
 
     Laplace(b) exceeds b ln(1/β') with probability β'; with ε1 = ε2 = ε0/2 the scales are
     2Δ/ε1 + 4Δ/ε1 = 12Δ/ε0, plus 2/ε0 (MaxSum release) or 2 · 2 · 2/ε0 (report-noisy-max gap);
@@ -266,12 +285,13 @@ def svt_calibration(
     threshold: float | None = None,
     beta: float = 0.1,
 ) -> SVTCalibration:
-    """τ, k and ε0 for `SparseVectorMaxSum` (dp.md §2.3 b, [I]).
+    """τ, k and ε0 for `SparseVectorMaxSum` (reconstructed calibration).
 
-    max_j S_t[j] moves by at most 1 per step, so once the release error restarts below B an
-    epoch lasts at least τ - B >= τ/2 steps when τ >= 2B: k = ⌈2T/τ⌉ + 1 epochs suffice. With
-    `threshold` None, τ solves τ = 2 B(k(τ)) (bisection; B decreases in τ), giving error <=
-    τ + B = 1.5 τ ≈ c T^{1/3} log^{2/3}(T d/β) / ρ^{1/3} under zCDP, the T^{1/3} rate of §2.3.
+    max_j S_t[j] moves by at most 1 per step, so once the release error restarts below B an epoch
+    lasts at least τ - B >= τ/2 steps when τ >= 2B: k = ⌈2T/τ⌉ + 1 epochs suffice. With `threshold`
+    None, τ solves τ = 2 B(k(τ)) (bisection; B decreases in τ), giving error <= τ + B = 1.5 τ ≈ c
+    T^{1/3} log^{2/3}(T d/β) / ρ^{1/3} under zCDP, the T^{1/3} rate (Jain et al., ICML 2023,
+    abstract).
     """
     sens = 1.0 if problem == "maxsum" else 2.0
 
@@ -304,7 +324,8 @@ class SVTState(NamedTuple):
 
 @dataclass(frozen=True)
 class SparseVectorMaxSum(_Agent):
-    """Sparse-vector-triggered re-release (dp.md §2.3 b; [I] reconstruction, structure [M]).
+    """Sparse-vector-triggered re-release (Jain et al.'s T^{1/3} regime: structure recalled,
+    details reconstructed).
 
     Epoch e (e = 1..k) = one release plus one AboveThreshold instance (Dwork & Roth 2014,
     Alg. 1, Thm 3.23), each with budget ε0/2:
@@ -316,10 +337,10 @@ class SparseVectorMaxSum(_Agent):
       epoch starts when q_t + Lap(4Δ/ε1) >= noisy threshold and fewer than k epochs have run;
       after k epochs the last release is held (the cap that makes the composition finite).
 
-    Privacy: each epoch is ε0-DP, so k epochs are k ε0 = ε pure DP (`epsilon` set), or, by
-    ε0-DP ⇒ ε0²/2-zCDP and additive composition, k ε0²/2 = ρ-zCDP (`epsilon` None). Adaptive
-    composition covers adaptively chosen streams (the claim of Jain et al. [V abstract]; tested
-    in tests/test_privacy_audit.py). Error <= τ + B whp (`svt_calibration`).
+    Privacy: each epoch is ε0-DP, so k epochs are k ε0 = ε pure DP (`epsilon` set), or, by ε0-DP ⇒
+    ε0²/2-zCDP and additive composition, k ε0²/2 = ρ-zCDP (`epsilon` None). Adaptive composition
+    covers adaptively chosen streams (the claim of Jain et al., ICML 2023, abstract; tested in
+    tests/test_privacy_audit.py). Error <= τ + B whp (`svt_calibration`).
     """
 
     rho: float = 0.5
@@ -366,7 +387,7 @@ class SparseVectorMaxSum(_Agent):
     def _advance(self, state: SVTState, obs: jax.Array) -> SVTState:
         """The state after step t = state.t + 1 (its release in `.release`)."""
         d = state.total.shape[0]
-        lap = jax.random.laplace(jax.random.fold_in(state.key, state.t + 1), (2 + d,))
+        lap = jax.random.laplace(step_key(state.key, state.t + 1), (2 + d,))
         tau, q_scale, thr_scale, rel_scale = state.scales
         total = state.total + obs
         top = jnp.max(total)
@@ -399,10 +420,10 @@ class SparseVectorMaxSum(_Agent):
 # --------------------------------------------------------------------------- min-combination
 @dataclass(frozen=True)
 class MinCombination(_Agent):
-    """Run (a) or (b), whichever has the smaller error bound for (T, d, ρ) (dp.md §2.3 "final
-    mechanism"; trivial error T aside). The choice uses public parameters only, so privacy is
-    that of the chosen mechanism: ρ-zCDP. `horizon` and `d` must be those of the run (the
-    config interpolates ``${horizon}`` and ``${env.d}``); `init` checks them.
+    """Run (a) or (b), whichever has the smaller error bound for (T, d, ρ) (Jain et al.'s final
+    mechanism, recalled; trivial error T aside). The choice uses public parameters only, so privacy
+    is that of the chosen mechanism: ρ-zCDP. `horizon` and `d` must be those of the run (the config
+    interpolates ``${horizon}`` and ``${env.d}``); `init` checks them.
     """
 
     rho: float = 0.5
@@ -458,7 +479,7 @@ def min_combination(
 # --------------------------------------------------------------------------- batch baseline
 @dataclass(frozen=True)
 class BatchMaxSum(_Agent):
-    """Batch baselines run independently at every t (dp.md §2.2; for reference only).
+    """Batch baselines run independently at every t (standard; for reference only).
 
     MaxSum: max_j S_t[j] + Lap(1/ε) (sensitivity 1, Laplace mechanism, Dwork et al. 2006);
     SumSelect: argmax_j (S_t[j] + Lap(2/ε)) (report noisy max). Each release alone is ε-DP
@@ -493,40 +514,23 @@ class BatchMaxSum(_Agent):
 
 # --------------------------------------------------------------------------- rollouts
 def rollout(env, params, agent, horizon: int, seeds: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """`jit(vmap over seeds(scan over steps))` of one (env, agent): final metrics per seed.
+    """Final metrics per seed of `seeds` runs of one (env, agent): `jit(vmap over seeds(...))` of
+    the engine's one-seed rollout, `experiments.rollout.rollout`.
 
     A lean stand-in for `experiments.simulate.simulate` for sweeps of many short runs (one small
-    program per shape; no chunking or recording). Randomness: step t's draws come from
-    fold_in(run key, t), so results differ from the engine's streams but are reproducible.
+    program per shape; no chunking or recording). Seed s uses the engine's run key
+    ``split(key(seed), seeds)[s]`` and the engine's draws, so every number equals
+    ``simulate(env, params, agent, horizon, seeds, seed=seed)``'s final value for that seed.
+    Returns the exact sums of the per-step metrics, ``illegal`` (bool per seed) and the
+    environment's final metrics; raises if any run took an illegal action.
     """
-    from experiments.simulate import _draw
-
-    spec = env.spec(params, horizon)
-    a_spec = dict(agent.randomness(spec))
+    from experiments.rollout import rollout as one_seed
 
     def one(key):
-        k_env, k_agent, k_steps = jax.random.split(key, 3)
-        state = (env.init(k_env, params), agent.init(k_agent, spec))
-
-        def draws(k, spec_):
-            return {
-                n: _draw(jax.random.fold_in(k, i), spec_[n], 1)[0]
-                for i, n in enumerate(sorted(spec_))
-            }
-
-        def body(carry, t):
-            e_state, a_state = carry
-            k = jax.random.fold_in(k_steps, t)
-            obs = env.observe(e_state, params)
-            action = agent.act(draws(jax.random.fold_in(k, 1), a_spec), a_state, obs)
-            rng_env = draws(jax.random.fold_in(k, 0), dict(env.randomness(params, action)))
-            e_next, feedback, metrics = env.step(rng_env, e_state, action, params)
-            return (e_next, agent.update(a_state, obs, action, feedback)), metrics
-
-        (e_state, a_state), metrics = jax.lax.scan(body, state, jnp.arange(horizon))
-        out = {k: jnp.sum(v, 0) for k, v in metrics.items() if k != "illegal"}
-        out["illegal"] = jnp.any(metrics.get("illegal", False))
-        out.update(env.final_metrics(e_state, agent.output(a_state), params))
+        r = one_seed(env, params, agent, key, horizon)
+        out = {k: v for k, v in r.totals.items() if k not in ("rounds", "illegal")}
+        out["illegal"] = r.illegal > 0
+        out.update(env.final_metrics(r.env_state, agent.output(r.agent_state), params))
         return out
 
     keys = jax.random.split(jax.random.key(seed), seeds)

@@ -21,7 +21,9 @@ Research mode (`research_laplace`, `research_gaussian`) draws continuous noise w
 floating-point attacks above. Results record which mode produced them (`NoiseMode`).
 
 All scales are explicit: a Laplace *scale* b (std = b sqrt(2)) and a Gaussian *standard
-deviation* sigma (never a variance; see the `np.random.normal(0, variance)` bug in dp.md §3.4).
+deviation* sigma (never a variance; see the `np.random.normal(0, variance)` bug in
+`mechanism_noise_generation.py` of github.com/jodander/smooth-binary-mechanism, the reference code
+of Andersson & Pagh, NeurIPS 2023).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from experiments.config import ConfigError
 
 NoiseMode = Literal["secure", "research"]
 NOISE_MODES: tuple[str, ...] = ("secure", "research")
-DEFAULT_GRID_K = 40  # grid 2^-40, as Google's granularity 2^40 (dp.md §4.4)
+DEFAULT_GRID_K = 40  # grid 2^-40, as Google's granularity 2^40 (go/noise/laplace_noise.go)
 
 Rational = Fraction | int | float
 

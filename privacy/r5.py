@@ -1,7 +1,9 @@
-"""R5 (dp.md §5): error of continual MaxSum / SumSelect mechanisms vs T and d.
+"""R5 (our reproduction item for Jain, Raskhodnikova, Sivakumar & Smith, ICML 2023;
+docs/privacy.md): error of continual MaxSum / SumSelect mechanisms vs T and d.
 
 For each (T, d): ρ = `rho_for(ε, δ = 1/T²)` (the zCDP level whose CKS20 conversion is (ε, δ)-DP),
-then per mechanism the max-over-t error of `seeds` vectorised runs (`maxsum.rollout`):
+then per mechanism the max-over-t error of `seeds` vectorised runs (`maxsum.rollout`, the engine's
+one-seed `experiments.rollout.rollout` vmapped: the same numbers as `simulate` with that seed):
 
 * ``counters``: d binary-tree counters + max/argmax (expected Õ(sqrt(d) log^{1.5} T / ε));
 * ``svt``: sparse-vector re-release (expected Õ(T^{1/3} / ε^{2/3}), flat in d);
@@ -9,10 +11,11 @@ then per mechanism the max-over-t error of `seeds` vectorised runs (`maxsum.roll
   the chosen mechanism's runs (same agent, same keys), so it is read off, not rerun;
 * ``batch``: the batch baseline at every t (ε per release; reference only).
 
-Deviation from the spec's grid: at ε = 1, δ = 1/T² the high-probability calibration of ``svt``
-(`maxsum.svt_calibration`) has τ >= max_j S_T[j] for T <= 2^14 (it never re-releases: the
-trivial regime, error ∝ T), so its T slope is also fitted on T = 2^14 .. 2^20 (``svt-long``,
-d = 4; SVT is flat in d) and compared with the slope of its calibrated threshold τ(T).
+Deviation from our proposed grid (the paper has no experiments): at ε = 1, δ = 1/T² the
+high-probability calibration of ``svt`` (`maxsum.svt_calibration`) has τ >= max_j S_T[j] for T <=
+2^14 (it never re-releases: the trivial regime, error ∝ T), so its T slope is also fitted on T =
+2^14 .. 2^20 (``svt-long``, d = 4; SVT is flat in d) and compared with the slope of its calibrated
+threshold τ(T).
 
 Run: ``uv run python -m privacy.r5 [--quick]`` prints the table, the fitted log-log slopes and the
 crossover (the slow test in tests/test_privacy_maxsum.py asserts on them).

@@ -125,7 +125,8 @@ def fixed_stream(sequence: Sequence, bound: float = 1.0) -> FixedStream:
 
 
 # --------------------------------------------------------------------------- MaxSum streams
-# Streams of binary records x_t in {0, 1}^d for continual MaxSum / SumSelect (dp.md §2.2, R5).
+# Streams of binary records x_t in {0, 1}^d for continual MaxSum / SumSelect (Jain,
+# Raskhodnikova, Sivakumar & Smith, ICML 2023; our reproduction item R5, docs/privacy.md).
 # `index` is the 0-based position of the record being generated (x_{index+1}).
 
 
@@ -144,8 +145,9 @@ class LeaderStream:
     P - ⌊P/2⌋ steps, coordinate 1 catches up by t ≈ P and leads by ≈ (p_lead - p_base) P/2 at
     t ≈ 3P/2, and so on: in expectation the arg-max changes at every multiple of P, and the gap
     between the two contenders is a triangle wave of amplitude (p_lead - p_base) P/2, so a stale
-    SumSelect answer costs up to that much. The other d - 2 coordinates are background. [I]: the
-    spec asks for an arg-max that changes every T^{2/3} steps; this construction is ours.
+    SumSelect answer costs up to that much. The other d - 2 coordinates are background. Our
+    construction (not from the paper, which has no experiments): R5 asks for an arg-max that
+    changes every T^{2/3} steps.
     """
 
     d: int
@@ -191,11 +193,11 @@ class LeaderStream:
 class AdaptiveStream:
     """An adversary that reads the mechanism's last release and picks the next record (R5 c).
 
-    This is the adaptive model of Jain, Raskhodnikova, Sivakumar & Smith (ICML 2023, abstract
-    [V]): the stream is chosen online as a function of the outputs so far. In the protocol the
-    environment receives the action (the release) in `step` and generates x_{t+1} from it; the
-    adversary also knows the true sums S_t (it generated them). Greedy rule ([I], ours): assume
-    the release stays put and make the next error as large as possible.
+    This is the adaptive model of Jain, Raskhodnikova, Sivakumar & Smith (ICML 2023,
+    arXiv:2112.00828, abstract): the stream is chosen online as a function of the outputs so far. In
+    the protocol the environment receives the action (the release) in `step` and generates x_{t+1}
+    from it; the adversary also knows the true sums S_t (it generated them). Greedy rule (ours, not
+    from the paper): assume the release stays put and make the next error as large as possible.
 
     * SumSelect (integer release ĵ): the strongest rival r = argmax_{j ≠ ĵ} S_t[j] gets
       Bernoulli(p_lead), ĵ gets 0, the rest Bernoulli(p_base) (the rival overtakes ĵ).

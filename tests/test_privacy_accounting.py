@@ -29,7 +29,8 @@ def test_bun_steinke_formula():
 
 @pytest.mark.parametrize(("sigma", "bound"), [(1.13, 19.74), (8.83, 2.04)])
 def test_tree_accountant_anchors(sigma, bound):
-    """TF Privacy tree_aggregation_accountant_test (dp.md R4): one tree over 1600 steps, depth 11,
+    """TF Privacy tree_aggregation_accountant_test (the StackOverflow setting of Kairouz et al.,
+    ICML 2021): one tree over 1600 steps, depth 11,
     RDP α·11/(2σ²) = 11/(2σ²)-zCDP; ε(δ = 1e-6) < the published bound."""
     rho = acc.ZCDP(11 / (2 * sigma**2))
     assert rho.epsilon(1e-6) < bound
@@ -37,7 +38,7 @@ def test_tree_accountant_anchors(sigma, bound):
 
 
 def test_restart_composition_is_additive():
-    """Depths ⌊log2 n⌋+1 of restarted trees add up (dp.md R4)."""
+    """Depths ⌊log2 n⌋+1 of restarted trees add up (TF Privacy compute_rdp_tree_restart)."""
 
     def rho_of(steps):
         out = acc.ZCDP(sum(s.bit_length() for s in steps[:1]) / 2)

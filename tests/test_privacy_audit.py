@@ -1,6 +1,7 @@
-"""The black-box auditor (privacy/audit.py): Clopper-Pearson against the binomial tail, positive
-and negative controls (dp.md §6 item 18), Mironov's float-Laplace witness (R7), the StatDP
-battery (R8) and the Paper B sparse-vector mechanism on fixed and adaptive streams (item 15).
+"""The black-box auditor (privacy/audit.py): Clopper-Pearson against the binomial tail, positive and
+negative controls (a deliberately broken mechanism must be flagged), Mironov's float-Laplace witness
+(R7), the StatDP battery (R8) and the sparse-vector mechanism of Jain et al. (ICML 2023) on fixed
+and adaptive streams.
 
 Every audit uses a fixed seed and alpha = 0.05: a correct ε-DP mechanism is flagged with
 probability <= 0.05 per audit (Clopper-Pearson validity), and the positive controls' true ε is
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.stats import binom
 
+from experiments.rollout import rollout
 from privacy import audit_mechanisms as am
 from privacy.accounting import zcdp_to_dp_cks
 from privacy.audit import (
@@ -27,6 +31,7 @@ from privacy.audit import (
     uniform_grid53,
 )
 from privacy.maxsum import SparseVectorMaxSum
+from privacy.streams import AdaptiveStream
 
 
 def test_clopper_pearson_inverts_the_binomial_tail():
@@ -106,6 +111,36 @@ STREAM1[1] = [0, 0]  # neighbour: one record differs
 SELECT0 = np.array([[0, 1], [1, 0], [1, 0], [0, 1]], float)
 SELECT1 = SELECT0.copy()
 SELECT1[0] = [1, 0]  # flips the arg-max at t = 1 (the first release)
+
+
+def test_maxsum_releases_are_engine_rollouts():
+    """`maxsum_releases` runs the engine's one-seed rollout: run i of a call with rng seeded s is
+    `experiments.rollout.rollout` on `audit_env` with run key i of split(key(s'), n), s' the
+    integer the mechanism draws from rng. In the adaptive game the stream's records are the
+    challenge at t* and, elsewhere, the deterministic greedy rule of `AdaptiveStream`."""
+    agent = SparseVectorMaxSum("sumselect", epsilon=1.0, threshold=1.0)
+    got = am.maxsum_releases(agent, "sumselect")(SELECT0, 3, np.random.default_rng(5))
+    key = jax.random.key(int(np.random.default_rng(5).integers(2**31)))
+    env = am.audit_env("sumselect", 4, 2)
+    for i, k in enumerate(jax.random.split(key, 3)):
+        r = rollout(env, jnp.asarray(SELECT0), agent, k, 4, emit=lambda tr: tr.action)
+        np.testing.assert_array_equal(got[i], np.asarray(r.emitted, float))
+
+    good = SparseVectorMaxSum("maxsum", epsilon=1.0, threshold=1.0)
+    challenge = np.array([1.0, 1.0])
+    env = am.audit_env("maxsum", 5, 2, t_star=1)
+    params = am.ChallengeStream(2, 1).params(challenge)
+    r = rollout(env, params, good, jax.random.key(0), 5, emit=lambda tr: (tr.obs, tr.action))
+    obs, rel = (np.asarray(a) for a in r.emitted)
+    np.testing.assert_array_equal(obs[0], [1.0, 0.0])  # x_1: coordinate 0 at p_lead = 1
+    np.testing.assert_array_equal(obs[1], challenge)
+    adv = AdaptiveStream(2, 1.0, 0.0)
+    totals = np.cumsum(obs, 0)
+    for t in range(1, 4):  # rows after t* follow the greedy rule of the last release
+        want = np.asarray(adv.probabilities(jnp.asarray(rel[t]), totals[t], adv.params()))
+        np.testing.assert_array_equal(obs[t + 1], want >= 0.5)
+    seen = am.maxsum_adaptive_mechanism(good, 5, 1)(challenge, 2, np.random.default_rng(0))
+    assert seen.shape == (2, 5)
 
 
 @pytest.mark.parametrize("problem", ["maxsum", "sumselect"])

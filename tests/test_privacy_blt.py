@@ -1,7 +1,8 @@
-"""BLT (buffered linear Toeplitz) factorisations and counter (privacy/blt.py): dense-matrix
-identities, the closed forms, dp.md's golden numbers (§3.3, R3), the optimiser, float64
-(checklist item 5), the O(buffers · d) streaming counter against its oracle (R2 style), prefix
-dependence, secure mode, bad input."""
+"""BLT (buffered linear Toeplitz) factorisations (privacy/blt.py) and the BLT counter
+(privacy/counters/blt.py): dense-matrix identities, the closed forms, jax_privacy's golden BLT
+(`buffered_toeplitz_test.py`), the optimiser, float64 required (as jax_privacy), the
+O(buffers · d) streaming counter against its oracle (R2 style), prefix dependence, secure mode,
+bad input."""
 
 from __future__ import annotations
 
@@ -20,11 +21,18 @@ from experiments.simulate import simulate
 from privacy import blt as bl
 from privacy import counters as cnt
 from privacy import factorization as fz
-from privacy.blt import BLT, BLTCounter, optimize
+from privacy.blt import BLT, optimize
 from privacy.continual import ContinualSpec, continual_bernoulli
-from privacy.counters import noise_from_draws, noise_streams, noise_sum_of_squares, releases
+from privacy.counters import (
+    BLTCounter,
+    noise_from_draws,
+    noise_streams,
+    noise_sum_of_squares,
+    releases,
+)
 
-# dp.md §3.3 [V]: jax_privacy's golden BLT for n = 100000, 2 buffers, max error
+# jax_privacy's golden BLT (test_optimize_single_participation_golden): n = 100000, 2 buffers,
+# max error
 GOLDEN_SCALE = (0.0122853238, 0.1878393665)
 GOLDEN_DECAY = (0.9999528892, 0.9857068667)
 GOLDEN = BLT(GOLDEN_SCALE, GOLDEN_DECAY)
@@ -83,7 +91,7 @@ def test_inverse_of_golden():
 
 
 def test_golden_losses():
-    """dp.md §3.3 [C]: the golden BLT read as the strategy C has max loss 28.06 at n = 1e5, vs
+    """Computed: the golden BLT read as the strategy C has max loss 28.06 at n = 1e5, vs
     sqrt s_n² = 22.38 and binary 272 (4 significant digits as printed)."""
     n = 100_000
     assert GOLDEN.max_loss(n) == pytest.approx(28.06, abs=0.005)
@@ -134,7 +142,7 @@ def test_geometric_sums_and_their_gradients():
 
 # --------------------------------------------------------------------------- the optimiser
 def test_optimize_golden():
-    """R3 / dp.md §3.3 [V]: optimize(n = 100000, 2 buffers, max error) gives jax_privacy's
+    """optimize(n = 100000, 2 buffers, max error) gives jax_privacy's
     golden parameters at rtol 1e-5 (reached: ~3e-7 on the scales, < 1e-8 on the decays). Its
     max loss is >= the sqrt factorisation's s_n² (optimal among Toeplitz strategies for max
     error, Dvijotham et al.) and far below the binary tree's."""
@@ -217,27 +225,29 @@ def test_streaming_noise_is_B_z(T):
 
 def test_state_is_order_buffers_times_d():
     """Checklist item 9: the research state does not grow with T: the same shapes at T = 16
-    and T = 4096 (the optimised BLT for each), buf = (buffers + 1, d), leaf = (2, buffers)."""
+    and T = 4096 (the optimised BLT for each): buffers β (buffers, d), running noise (d,), the
+    inverse BLT's parameters (2, buffers)."""
     shapes = []
     for T in (16, 4096):
         state = BLTCounter(buffers=3).init(jax.random.key(0), ContinualSpec(T, 5, 1.0))
         shapes.append([x.shape for x in jax.tree.leaves(state)])
-        assert state.buf.shape == (4, 5) and state.leaf.shape == (2, 3)
+        s = state.strategy
+        assert s.beta.shape == (3, 5) and s.noise.shape == (5,) and s.inverse.shape == (2, 3)
         assert sum(math.prod(s) for s in shapes[-1]) <= 10 * (3 + 1) * 5
     assert shapes[0] == shapes[1]
 
 
 def test_r2_small():
     """Per-step variance of N = 4000 streams at T = 256 (optimised 2-buffer BLT, ρ = 1/2)
-    against the oracle σ² ‖B[t]‖², through the R2 harness (bulk draws) and through the agent's
-    own init/act/update (fold_in draws). The estimate is a mean of N iid σ_t² χ²_1 terms:
-    relative SD sqrt(2/N) = 2.2%; 5 SD = 11.2% bounds all 256 steps (union bound:
+    against the oracle σ² ‖B[t]‖², through `noise_paths` (bulk draws) and through `rollout`
+    of the counter (its own init/act/update, step_key draws). The estimate is a mean of N iid
+    σ_t² χ²_1 terms: relative SD sqrt(2/N) = 2.2%; 5 SD = 11.2% bounds all 256 steps (union bound:
     256 · P(|Z| > 5) = 1.5e-4). The per-stream statistic Σ_t e_t²/v_t (mean T) is iid over
     streams: its z-test (< 5) catches a global scale error of ~1%."""
     counter = BLTCounter(rho=0.5)
     spec = ContinualSpec(256, 1, 1.0)
     oracle = counter.variance(spec)
-    np.testing.assert_allclose(oracle, counter.blt(256).loss(256))  # ρ = 1/2: σ² = loss
+    np.testing.assert_allclose(oracle, counter.strategy.blt(256).loss(256))  # ρ = 1/2: σ² = loss
     keys = jax.random.split(jax.random.key(1), 4000)
     for agent in (False, True):
         e = np.asarray(noise_streams(counter, spec, keys, agent=agent))[..., 0]
@@ -251,7 +261,7 @@ def test_r2_small():
 @pytest.mark.slow
 @pytest.mark.parametrize("T", [2**10, 2**12])
 def test_r2_monte_carlo(T):
-    """R2: N = 10^5 streams (10 batches of 10^4, harness), ρ = 1/2: per-step variance within
+    """R2: N = 10^5 streams (10 batches of 10^4, `noise_paths`), ρ = 1/2: per-step variance within
     ±3% of the oracle at every t (relative SD sqrt(2/N) = 0.45%, 3% = 6.7 SD: 4096 ·
     P(|Z| > 6.7) < 1e-7) and the max over t is the last step's. Measured: <= 1.7%."""
     counter = BLTCounter(rho=0.5)
@@ -305,7 +315,7 @@ def test_quantised_strategy():
     with B̃ C̃ = A (dense, float64); b̃ ≈ 2^-q b."""
     T, q = 200, 16
     counter = BLTCounter(output_scale=GOLDEN_SCALE, buf_decay=GOLDEN_DECAY)
-    c, b = counter.quantised(T, q)
+    c, b = counter.strategy.quantised(T, q)
     assert c.dtype == np.int64 and c[0] == 2**q
     np.testing.assert_array_equal(c, np.round(GOLDEN.coefficients(T) * 2**q))
     A = fz.prefix_matrix(T)
@@ -324,7 +334,8 @@ def test_secure_releases_are_post_processing_of_integer_nodes(monkeypatch):
     counter = BLTCounter(noise="secure", source="key", grid_k=3, rho=100.0)
     spec = ContinualSpec(T, 1, 1.0)
     rel = _rel(counter, spec, x, 0)
-    c, b = counter.quantised(T, counter.coefficient_bits(spec))
+    ints = counter.integer_strategy(spec)
+    c, b = ints.c, ints.b
     y = fz.toeplitz(c.astype(float)) @ (8 * x) + np.arange(1, T + 1)
     np.testing.assert_allclose(rel, fz.toeplitz(b) @ y / 8, rtol=1e-5)
 
@@ -342,17 +353,17 @@ def test_secure_variance_matches_the_oracle():
     assert abs(M.mean()) < 5 * M.std(ddof=1) / math.sqrt(1000)
     assert abs(Q.mean() - 8) < 5 * Q.std(ddof=1) / math.sqrt(1000)
     research = BLTCounter(rho=0.5)
-    rtol = 8 * 2.0 ** -counter.coefficient_bits(spec)
+    rtol = 8 * 2.0 ** -counter.integer_strategy(spec).bits
     np.testing.assert_allclose(var, research.variance(spec), rtol=rtol)
 
 
 # --------------------------------------------------------------------------- config, bad input
 def test_config_file():
     node = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/agents/counter_blt.yaml")
-    assert node._target_ == "privacy.blt.BLTCounter"
+    assert node._target_ == "privacy.counters.BLTCounter"
     fields = {k: v for k, v in OmegaConf.to_container(node).items() if k != "_target_"}
     counter = BLTCounter(**fields)
-    assert counter.buffers == 2 and counter.output_scale is None
+    assert counter.strategy.buffers == 2 and counter.strategy.output_scale is None
 
 
 def test_bad_input():

@@ -1,6 +1,8 @@
-"""Continual counters: R1 exact oracles (dp.md §3.3), factorisation identities, streaming code
-against the factorisation, R2 Monte Carlo (T = 2^10 and 2^12), prefix dependence, the engine run,
-secure (exact integer) noise, the pure-DP Laplace option, bad input."""
+"""Continual counters: R1 exact oracles (the loss table of the binary tree, Honaker's online
+tree, the square-root factorisation and the smooth binary mechanism, with the nuclear-norm lower
+bound), factorisation identities, streaming code against the factorisation, R2 Monte Carlo
+(T = 2^10 and 2^12), the closed-form noise paths against the rollout, prefix dependence, the
+engine run, secure (exact integer) noise, the pure-DP Laplace option, bad input."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 
 from experiments.config import ConfigError
+from experiments.rollout import rollout
 from experiments.simulate import simulate
 from privacy import counters as cnt
 from privacy import factorization as fz
@@ -20,13 +23,17 @@ from privacy.continual import ContinualSpec, continual_bernoulli, continual_fixe
 from privacy.counters import (
     COUNTERS,
     noise_from_draws,
+    noise_paths,
     noise_streams,
     noise_sum_of_squares,
     releases,
 )
+from privacy.counters import secure as sec
 from privacy.noise import discrete_gaussian_pmf, discrete_laplace_pmf
 
-# dp.md §3.3 [C]: (binary max, mean, Honaker max, mean, sqrt max, mean, lower bound, smooth)
+# exact losses, computed (binary max, mean, Honaker max, mean, sqrt max, mean, lower bound,
+# smooth): Dwork et al. STOC 2010, Honaker TPDP 2015, Fichtenberger et al. ICML 2023 §3,
+# Andersson & Pagh NeurIPS 2023 §3
 TABLE = {
     2**4: (20.00, 10.31, 13.86, 7.09, 3.779, 3.229, 2.652, 9.0),
     2**8: (72.00, 36.04, 43.21, 21.62, 8.015, 7.122, 6.108, 36.0),
@@ -108,9 +115,10 @@ def test_streaming_equals_factorisation_and_draws_feed_one_node(name, T):
     (a draw reused by two nodes would give a sum of columns), and every node gets a draw. The
     draws used are exactly `mask_table` (what secure mode draws on the host) and `draw_mask`."""
     counter = COUNTERS[name]()
+    strategy = counter.strategy
     spec = ContinualSpec(T, 1, 1.0)
-    state = counter.start(jax.random.key(0), spec)
-    shape = counter.draw_shape(state)
+    state = strategy.init_state(spec, jnp.float32)
+    shape = strategy.draw_shape(state)
     Z = jnp.zeros((T, *shape))
     J = jax.jacfwd(lambda z: noise_from_draws(counter, spec, z)[:, 0])(Z)
     J = np.asarray(J).reshape(T, -1)
@@ -119,15 +127,14 @@ def test_streaming_equals_factorisation_and_draws_feed_one_node(name, T):
     B = fz.factorisation(name, T).B
     key = lambda M: sorted(map(tuple, np.round(M.T.astype(np.float64), 5)))  # float32: 5 digits
     assert key(used) == key(B[:, np.any(B != 0, axis=0)])
-    table = counter.mask_table(T)
+    table = strategy.mask_table(T)
     np.testing.assert_array_equal(used_cols.reshape(T, -1), table)
 
-    def step(s, _):  # the JAX mask of each step, advancing the tree position
-        m = counter.draw_mask(s)
-        leaf, buf, _ = counter.advance(s, jnp.zeros(shape))
-        return s._replace(t=s.t + 1, leaf=leaf, buf=buf), m
+    def step(s, t):  # the JAX mask of each step, advancing the tree position
+        m = strategy.draw_mask(s, t)
+        return strategy.advance(s, t, jnp.zeros(shape))[0], m
 
-    masks = np.asarray(jax.lax.scan(step, state, None, length=T)[1]).reshape(T, -1)
+    masks = np.asarray(jax.lax.scan(step, state, jnp.arange(1, T + 1))[1]).reshape(T, -1)
     np.testing.assert_array_equal(masks, table)
 
 
@@ -135,8 +142,8 @@ def test_honaker_level_forms_agree():
     """Honaker's two forms of the level recursion (loop over levels 1..top; unrolled products
     `honaker_chain`) give the same noise path for the same draws (float32: 1e-5), T = 100."""
     spec = ContinualSpec(100, 2, 1.0)
-    counter = COUNTERS["honaker"]()
-    shape = counter.draw_shape(counter.start(jax.random.key(0), spec))
+    strategy = COUNTERS["honaker"]().strategy
+    shape = strategy.draw_shape(strategy.init_state(spec, jnp.float32))
     Z = jax.random.normal(jax.random.key(1), (100, *shape))
     forms = [COUNTERS["honaker"](unrolled=u) for u in (False, True)]
     paths = [np.asarray(noise_from_draws(c, spec, Z)) for c in forms]
@@ -153,19 +160,17 @@ def test_honaker_agent_draws_feed_one_node_each(T):
     streaming test above, through init/act/update instead of `advance` alone."""
     spec = ContinualSpec(T, 1, 1.0)
 
+    env = continual_fixed(np.zeros(T))
+
     def path(U):
-        class Injected(cnt.HonakerCounter):
-            def step_draws(self, state):
-                return U[state.t]  # step t + 1's two draws
+        class Injected(cnt.Honaker):
+            def step_draws(self, key, t, d, unit):
+                return U[t - 1]  # step t's two draws
 
-        c = Injected(rho=0.5)
-        zero = jnp.zeros((1,))
-
-        def body(s, _):
-            out = c.act({}, s, zero)
-            return c.update(s, zero, out, ()), out[0] / s.scale
-
-        return jax.lax.scan(body, c.init(jax.random.key(0), spec), None, length=T)[1]
+        c = cnt.Counter(strategy=Injected(), rho=0.5)
+        scale = c.node_scale(spec)
+        out = rollout(env, jnp.zeros((T, 1)), c, jax.random.key(0), T, emit=lambda tr: tr.action)
+        return out.emitted[:, 0] / scale
 
     J = np.asarray(jax.jacfwd(path)(jnp.zeros((T + 1, 2, 1)))).reshape(T, -1)
     used = J[:, np.any(J != 0, axis=0)]
@@ -179,7 +184,7 @@ def test_binary_vectorised_path_is_b_times_used_nodes(T):
     """The scan-free harness path (`path_from_nodes`) is linear in the node draws with exactly
     the used columns of the binary tree's B, one draw per column (as the streaming test above),
     and `level_sizes` counts the used nodes: T in all (one node completes per step)."""
-    counter = COUNTERS["binary"]()
+    counter = COUNTERS["binary"]().strategy
     sizes = counter.level_sizes(T)
     assert sum(sizes) == T
     flat = jnp.zeros((T, 1))
@@ -205,7 +210,7 @@ def test_sqrt_noise_path_is_the_toeplitz_product(T):
     key = jax.random.key(3)
     z = np.asarray(jax.random.normal(jax.random.fold_in(key, 0), (T, 2)), np.float64)
     want = fz.toeplitz(fz.sqrt_coefficients(T)) @ z
-    path = np.asarray(counter.init(key, spec).buf, np.float64)
+    path = np.asarray(counter.init(key, spec).strategy.path, np.float64)
     # float32 FFT: error ~ 1e-7 × ‖f‖₁ ‖z‖ ≲ 1e-4 at T = 1000
     np.testing.assert_allclose(path, want, atol=2e-4)
     if T <= 64:
@@ -213,11 +218,31 @@ def test_sqrt_noise_path_is_the_toeplitz_product(T):
         np.testing.assert_allclose(step, want, atol=1e-5)
 
 
+def test_sqrt_closed_form_is_the_rollout():
+    """The square root's closed-form noise paths (`noise_paths_closed_form`: one FFT per stream,
+    no scan) use the agent's own draws (step_key(agent key, 0)): given the agent keys that
+    `rollout` derives from the run keys, they are the rollout's releases on an all-zero stream,
+    bit for bit. (The binary tree's closed form draws per level instead: same law, checked
+    against the oracle with the rollout in `test_r2_small`.)"""
+    counter = COUNTERS["sqrt"](rho=0.5)
+    T = 50
+    spec = ContinualSpec(T, 2, 1.0)
+    env = continual_fixed(np.zeros((T, 2)))
+    run = jax.vmap(
+        lambda k: rollout(env, env.default_params(), counter, k, T, emit=lambda tr: tr.action)
+    )
+    out = run(jax.random.split(jax.random.key(5), 3))
+    closed = noise_paths(counter, spec, out.agent_state.key)  # (T, N, d)
+    np.testing.assert_array_equal(np.swapaxes(np.asarray(closed), 0, 1), out.emitted)
+
+
 @pytest.mark.parametrize("name", list(COUNTERS))
 def test_r2_small(name):
-    """Default tier: N = 20000 streams, T = 32, through the agent's own init/act/update (agent
-    draws) and through the R2 harness (bulk draws). The per-step variance estimate has relative
-    SE sqrt(2/N) = 1%; over 32 steps the max deviation stays < 5% (5 SE)."""
+    """Default tier: N = 20000 streams, T = 32, through `rollout` of the counter (its own
+    init/act/update, agent draws) and through `noise_paths` (closed forms for the binary tree and
+    the square root, bulk draws through `advance` otherwise): both against the exact oracle. The
+    per-step variance estimate has relative SE sqrt(2/N) = 1%; over 32 steps the max deviation
+    stays < 5% (5 SE)."""
     counter = COUNTERS[name](rho=0.5)
     spec = ContinualSpec(32, 1, 1.0)
     keys = jax.random.split(jax.random.key(1), 20_000)
@@ -230,7 +255,7 @@ def test_r2_small(name):
 
 def _loss(name, T):
     """Per-step loss (variance at ρ = 1/2) from `privacy.factorization`, or BLT's own oracle."""
-    return COUNTERS[name]().blt(T).loss(T) if name == "blt" else fz.loss(name, T)
+    return COUNTERS[name]().strategy.blt(T).loss(T) if name == "blt" else fz.loss(name, T)
 
 
 def _r2(counter, T, N=100_000, batch=10_000):
@@ -344,7 +369,7 @@ def test_clipping_only_when_asked():
 
 # --------------------------------------------------------------------------- Laplace (pure ε-DP)
 def test_laplace_oracles():
-    """Research: Var_t = 2 popcount(t) (L bound d/ε)² (dp.md §3.2, pure ε-DP row); sqrt: scale
+    """Research: Var_t = 2 popcount(t) (L bound d/ε)² (ℓ1 sensitivity L per node); sqrt: scale
     Σ f_k bound d/ε. Secure: node variance of Lap_Z(b) = Σ y² pmf(y) (noise.py's pmf)."""
     T, eps, d = 16, 0.5, 3
     spec = ContinualSpec(T, d, 2.0)
@@ -406,8 +431,9 @@ def _chi2_gof(samples: np.ndarray, pmf) -> tuple[float, int]:
 def test_secure_binary_noise_fits_the_exact_distribution(distribution):
     """Secure binary tree, T = 8 (L = 4), N = 1500 streams: the error at t = 1 is one node's
     exact noise, N_Z(0, σ²) with σ² = L/(2ρ) = 4 or Lap_Z(L/ε) = Lap_Z(2); Pearson χ² binned to
-    expected counts >= 5 is below df + 6 sqrt(2 df) (the OpenDP sampler-test threshold, dp.md §6
-    item 1). All releases are integers (k = 0 grid), and the pooled mean and variance match."""
+    expected counts >= 5 is below df + 6 sqrt(2 df) (the threshold of OpenDP's sampler tests,
+    `samplers/test.rs`). All releases are integers (k = 0 grid), and the pooled mean and
+    variance match."""
     extra = {"rho": 0.5} if distribution == "gaussian" else {"epsilon": 2.0}
     counter = COUNTERS["binary"](noise="secure", source="key", distribution=distribution, **extra)
     spec = ContinualSpec(8, 1, 1.0)
@@ -460,7 +486,7 @@ def test_secure_oracles():
         research = COUNTERS[name](rho=0.25)
         # discrete σ² >= 36 here: the secure oracle is the float one (sqrt: up to C̃'s rounding)
         toeplitz = name in ("sqrt", "blt")
-        rtol = 64 * 2.0 ** -secure.coefficient_bits(spec) if toeplitz else 1e-12
+        rtol = 64 * 2.0 ** -secure.integer_strategy(spec).bits if toeplitz else 1e-12
         np.testing.assert_allclose(secure.variance(spec), research.variance(spec), rtol=rtol)
 
 
@@ -518,15 +544,16 @@ def test_secure_draws_one_per_node(name, monkeypatch):
     secure = COUNTERS[name](noise="secure", source="key", rho=100.0)
     rel = _rel(secure, spec, x, 0)
     if name in ("sqrt", "blt"):
-        c, b = secure.quantised(T, secure.coefficient_bits(spec))
+        ints = secure.integer_strategy(spec)
+        c, b = ints.c, ints.b
         want = fz.toeplitz(b) @ (fz.toeplitz(c.astype(float)) @ x + np.arange(1, T + 1))
         np.testing.assert_allclose(rel, want, rtol=1e-5)
         return
-    table = secure.mask_table(T)
+    table = secure.strategy.mask_table(T)
     Z = np.zeros(table.shape)
     Z[table] = np.arange(1, table.sum() + 1)  # C order: step by step, rows in order
     research = COUNTERS[name]()
-    shape = research.draw_shape(research.init(jax.random.key(0), spec))
+    shape = research.strategy.draw_shape(research.init(jax.random.key(0), spec).strategy)
     noise = noise_from_draws(research, spec, jnp.asarray(Z.reshape(T, *shape), jnp.float32))
     np.testing.assert_allclose(rel - np.cumsum(x), np.asarray(noise)[:, 0], rtol=1e-5)
 
@@ -557,24 +584,20 @@ def test_secure_host_call_batches_nested_vmaps(monkeypatch):
     (the custom_vmap rule re-applies at every level), with the full batch shape, and each
     stream's draws are those it gets alone (source ``key``: keyed by stream and step)."""
     calls = []
-    real = cnt.host_draws
+    real = sec.host_draws
 
     def spy(noise, kd, t, mask, dtype=np.int32):
         calls.append(np.shape(t))
         return real(noise, kd, t, mask, dtype)
 
-    monkeypatch.setattr(cnt, "host_draws", spy)
+    monkeypatch.setattr(sec, "host_draws", spy)
     T = 8
     counter = COUNTERS["binary"](noise="secure", source="key")
-    spec = ContinualSpec(T, 1, 1.0)
-    x = jnp.ones((1,))
+    env = continual_fixed(np.ones(T))
+    x = env.default_params()
 
     def run(key):
-        def body(s, _):
-            out = counter.act({}, s, x)
-            return counter.update(s, x, out, ()), out
-
-        return jax.lax.scan(body, counter.init(key, spec), None, length=T)[1]
+        return rollout(env, x, counter, key, T, emit=lambda tr: tr.action).emitted
 
     keys = jax.random.split(jax.random.key(3), 6).reshape(2, 3)
     out = jax.jit(jax.vmap(jax.vmap(run)))(keys)

@@ -139,7 +139,7 @@ def test_counter_maxsum_is_max_of_counter(problem):
         ref = est.max() if problem == "maxsum" else est.argmax()
         assert got[t] == pytest.approx(ref, rel=1e-6)
     # joint calibration: σ² = d L / (2ρ) with L = ⌊log2 T⌋ + 1
-    assert float(st.sigma) ** 2 == pytest.approx(3 * 4 / 1.0, rel=1e-6)
+    assert float(st.noise.scale) ** 2 == pytest.approx(3 * 4 / 1.0, rel=1e-6)
 
 
 def _svt_reference(records, tau, cap, problem):
@@ -229,6 +229,20 @@ def test_engine_run_and_bounds():
     adv = maxsum_adaptive("sumselect", d)
     batch = rollout(adv, adv.default_params(), BatchMaxSum("sumselect", epsilon=1e9), T, 4)
     np.testing.assert_array_equal(batch["max_error"], 0)  # noise-free batch = exact argmax
+
+
+def test_rollout_is_the_engines_seed():
+    """`maxsum.rollout` wraps the engine's one-seed rollout: seed s of `rollout(..., seed=7)` is
+    seed s of `simulate(..., seed=7)` (same run keys, same draws of env and agent), here with
+    agent noise and an adaptive stream (env draws that depend on the release)."""
+    T, seeds = 150, 3  # two engine chunks of 100 steps
+    env = maxsum_adaptive("sumselect", 3)
+    agent = CounterMaxSum("sumselect", rho=0.5)
+    res = simulate(env, env.default_params(), agent, T, seeds, seed=7, grid=[T], chunk_size=100)
+    out = rollout(env, env.default_params(), agent, T, seeds, seed=7)
+    np.testing.assert_array_equal(out["max_error"], res.final["max_error"])
+    np.testing.assert_allclose(out["error"], res.final["error"], rtol=1e-12, atol=0)
+    assert not out["illegal"].any() and out["max_error"].std() > 0
 
 
 # --------------------------------------------------------------------------- R5

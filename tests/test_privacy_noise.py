@@ -1,6 +1,6 @@
 """Exact samplers (CKS20 Alg. 1-3) against their exact pmfs, and the float-safe mechanisms.
 
-Thresholds follow OpenDP `samplers/test.rs` (dp.md §4.3): Pearson χ² binned so every expected
+Thresholds follow OpenDP `rust/src/traits/samplers/test.rs`: Pearson χ² binned so every expected
 count is >= 5, rejected if χ² > df + 6 sqrt(2 df); Wilson interval at α = 1e-6 (z = 4.892).
 With fixed seeds these are deterministic; the thresholds make a false failure of a correct
 sampler a < 1e-6 event, while a wrong scale (e.g. variance passed as std) is far outside them.

@@ -1,12 +1,12 @@
 """``regretlab-reproduce dp_continual_jain2023`` (privacy/reproduction): every check passes and
 the tables and figures are written.
 
-Default tier: R1 end to end (exact oracles against the published table of dp.md §3.3; seconds),
-the resume of a finished item, the preset experiment's composition, and the closed forms the
-items compare with. Slow tier: the quick versions of R2, R5, R7, R8, run once into one output
-directory (minutes); their tolerances are justified in the items' docstrings (R2: 6.7 sd of a
-χ²_N sample variance; R5: slopes within 0.1 of the calibration's prediction; R7/R8: the
-auditor's Clopper-Pearson bound at α = 0.05 with the tests' fixed seeds).
+Default tier: R1 end to end (exact oracles against an independently computed reference table;
+seconds), the resume of a finished item, the preset experiment's composition, and the closed forms
+the items compare with. Slow tier: the quick versions of R2, R5, R7, R8, run once into one output
+directory (minutes); their tolerances are justified in the items' docstrings (R2: 6.7 sd of a χ²_N
+sample variance; R5: slopes within 0.1 of the calibration's prediction; R7/R8: the auditor's
+Clopper-Pearson bound at α = 0.05 with the tests' fixed seeds).
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ def test_registered_items():
 
 
 def test_r1_quick_end_to_end(tmp_path):
-    """R1 at T = 2^4..2^16: each §3.3 row within half a unit of its 3rd significant digit (the
-    spec rounds exact values to 4-5 digits), the per-step patterns and identities exact."""
+    """R1 at T = 2^4..2^16: each reference-table row within half a unit of its 3rd significant digit
+    (the table rounds exact values to 4-5 digits), the per-step patterns and identities exact."""
     r = reproduce("dp_continual_jain2023", tmp_path, quick=True, only=["R1"], progress=False)
     names = _assert_all_ok(r, "R1", 14)
     for T in ("2^4", "2^8", "2^10", "2^12", "2^16"):
-        assert f"§3.3 row T = {T}: 9 numbers + D" in names
+        assert f"reference row T = {T}: 9 numbers + D" in names
     assert not any("2^20" in n for n in names)  # quick leaves out the slowest row
     for f in (
         "R1_losses.md",
@@ -57,8 +57,8 @@ def test_r1_quick_end_to_end(tmp_path):
 
 
 def test_r1_rows_match_the_printed_table_exactly():
-    """Stronger than the 3-digit check: every printed digit of §3.3 (rounded half a unit in its
-    last place), and D, for the rows up to T = 2^16 (2^20 takes seconds more: the full
+    """Stronger than the 3-digit check: every printed digit of the reference table (rounded half a
+    unit in its last place), and D, for the rows up to T = 2^16 (2^20 takes seconds more: the full
     reproduction and tests/test_privacy_counters.py's slow tier cover it)."""
     for T in counting.r1_horizons(quick=True):
         spec = counting.SPEC_TABLE[T]

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from experiments.plot import plot_runs
+from experiments.plot import agent_color, agent_colors, config_value, final_points, plot_runs
+from experiments.protocol import FINAL, INDICATOR, NONNEGATIVE, MetricInfo
 from experiments.results import (
     FINAL_FILE,
     METRICS_FILE,
@@ -20,11 +21,12 @@ from experiments.results import (
     atomic_write,
     find_runs,
     is_complete,
+    metrics_frame,
     write_run,
 )
 from experiments.simulate import SimResult
 from experiments.stats import mean_ci, ratio_ci
-from experiments.tables import Row, format_table, rows_from_runs
+from experiments.tables import Row, format_table, infos_from_runs, rows_from_runs
 
 CONFIG = {"horizon": 1000, "seeds": 3, "env": {"means": [0.2, 0.5]}}
 
@@ -266,3 +268,168 @@ def test_ratio_ci_against_bootstrap():
     assert ratio_ci(a[:1], b[:1])[1] == ratio_ci(a[:1], b[:1])[0]
     with pytest.raises(ValueError, match="equal shapes"):
         ratio_ci(a, b[:10])
+
+
+# --------------------------------------------------------------------------- metric semantics
+class _FinalOnlyEnv:
+    """Stands in for a final-answer env: declares its metrics, headline and x-axis."""
+
+    primary_metric = "error"
+    x_label = "episode k"
+
+    def metric_info(self) -> dict[str, MetricInfo]:
+        return {
+            "error": MetricInfo(label="P(error)", kind=FINAL, scale="log", support=INDICATOR),
+            "simple_regret": MetricInfo(label="simple regret", kind=FINAL, support=NONNEGATIVE),
+            "score": MetricInfo(label="", kind=FINAL, lower_is_better=False),
+        }
+
+
+def _final_sim(seed: int, seeds: int = 40, p: float = 0.2) -> SimResult:
+    """A final-only result (no curves): an indicator, a non-negative and a real metric."""
+    rng = np.random.default_rng(seed)
+    error = (rng.uniform(size=seeds) < p).astype(np.float64)
+    return SimResult(
+        rounds=np.array([100], np.int64),
+        curves={},
+        final={"error": error, "simple_regret": 0.1 * error, "score": rng.normal(size=seeds)},
+        compile_seconds=1.0,
+        run_seconds=0.5,
+        steps=100,
+        seeds=seeds,
+        horizon=100,
+    )
+
+
+@pytest.fixture
+def final_dir(tmp_path) -> tuple[Path, dict[str, SimResult], dict]:
+    sims = {"a": _final_sim(0), "b": _final_sim(1, p=0.0)}
+    out = tmp_path / "final"
+    return out, sims, write_run(out, CONFIG, sims, {"metric": "error"}, env=_FinalOnlyEnv())
+
+
+def test_final_only_run_has_an_empty_valid_metrics_table(final_dir):
+    out, sims, _ = final_dir
+    df = pd.read_parquet(out / METRICS_FILE)
+    assert list(df.columns) == ["agent", "seed", "t"] and len(df) == 0
+    assert df["seed"].dtype == np.int64 and df["t"].dtype == np.int64
+    assert list(metrics_frame(sims).columns) == ["agent", "seed", "t"]
+    assert is_complete(out)  # the same three files as any run
+    (run,) = find_runs([out])
+    assert run.final("b", "error").tolist() == [0.0] * 40
+
+
+def test_summary_records_semantics_and_support_aware_intervals(final_dir):
+    out, sims, _ = final_dir
+    s = json.loads((out / SUMMARY_FILE).read_text())
+    assert s["primary_metric"] == "error" and s["x_label"] == "episode k"
+    assert s["metrics"]["error"] == {
+        "label": "P(error)",
+        "kind": "final",
+        "scale": "log",
+        "support": "indicator",
+        "lower_is_better": True,
+    }
+    assert s["metrics"]["score"]["label"] == "score"  # "" -> the metric's name
+    b = s["agents"]["b"]["final"]
+    # 0 errors in 40: the exact Clopper–Pearson interval [0, 1 - 0.025^(1/40)], not [0, 0]
+    assert (b["error"]["mean"], b["error"]["ci_low"]) == (0.0, 0.0)
+    assert b["error"]["ci_high"] == pytest.approx(1 - 0.025 ** (1 / 40), rel=1e-12)
+    a = s["agents"]["a"]["final"]
+    k = int(sims["a"].final["error"].sum())
+    ref = stats.binomtest(k, 40).proportion_ci(0.95, method="exact")
+    assert (a["error"]["ci_low"], a["error"]["ci_high"]) == pytest.approx((ref.low, ref.high))
+    assert a["error"]["interval"] == "clopper-pearson"
+    sr = a["simple_regret"]
+    assert sr["interval"] == "bca-bootstrap" and sr["ci_low"] >= 0
+    assert sr["median"] == pytest.approx(np.median(sims["a"].final["simple_regret"]))
+    assert "median" not in a["score"] and a["score"]["interval"] == "student-t"
+    for key in ("mean", "ci_low", "ci_high", "std", "n"):  # the keys older readers use
+        assert key in a["score"]
+
+
+def test_run_metric_info_reads_the_summary_or_falls_back(final_dir, run_dir):
+    out, _, summary = final_dir
+    run = Run(out, summary)
+    assert run.metric_info("error") == MetricInfo(
+        label="P(error)", kind=FINAL, scale="log", support=INDICATOR
+    )
+    assert run.headline == "error" and run.x_label == "episode k"
+    old_out, _, old = run_dir  # written without an env: defaults, as before
+    legacy = {k: v for k, v in old.items() if k not in ("metrics", "primary_metric", "x_label")}
+    old_run = Run(old_out, legacy)
+    assert old_run.metric_info("regret") == MetricInfo(label="regret")
+    assert old_run.metric_info("nope").kind == FINAL
+    assert old_run.headline == "regret" and old_run.x_label == "round t"
+
+
+def test_table_uses_declared_direction_median_and_reference_ratio(final_dir):
+    out, sims, _ = final_dir
+    runs = find_runs([out])
+    rows = rows_from_runs(runs, reference="a")
+    text = format_table(rows, infos=infos_from_runs(runs), reference="a", speed=False)
+    header, _, row_a, row_b = (ln.strip("|").split(" | ") for ln in text.splitlines())
+    header = [h.strip() for h in header]
+    assert header == [
+        "agent",
+        "error (95% CI)",
+        "error / a (95% CI)",
+        "score (95% CI)",
+        "score / a (95% CI)",
+        "simple_regret (95% CI)",
+        "simple_regret median",
+        "simple_regret / a (95% CI)",
+    ]
+    cells_a = dict(zip(header, (c.strip() for c in row_a), strict=True))
+    cells_b = dict(zip(header, (c.strip() for c in row_b), strict=True))
+    assert cells_b["error (95% CI)"].startswith("**0 [0, ")  # lower error is better
+    score = [sims[n].final["score"].mean() for n in ("a", "b")]
+    best = "a" if score[0] > score[1] else "b"  # score: higher is better (declared)
+    assert {"a": cells_a, "b": cells_b}[best]["score (95% CI)"].startswith("**")
+    assert cells_b["error / a (95% CI)"] == "0 [0, 0]"  # b made no error on the same seeds
+    r, lo, hi = ratio_ci(sims["b"].final["score"], sims["a"].final["score"])
+    assert cells_b["score / a (95% CI)"] == f"{r:.4g} [{lo:.4g}, {hi:.4g}]"
+    assert cells_b["simple_regret median"] == "0"
+    with pytest.raises(KeyError, match="no agent 'zz'"):
+        rows_from_runs(runs, reference="zz")
+    ratio_b = rows_from_runs(runs, reference="b")[0].ratios["error"]
+    assert all(np.isnan(ratio_b))  # reference with mean 0: undefined, printed as n/a
+    assert "n/a" in format_table(rows_from_runs(runs, reference="b"), ["error"], reference="b")
+
+
+def test_plot_a_final_metric_as_points_and_against_a_field(tmp_path):
+    """No KeyError for a final metric: one point per agent; with x, error against the horizon
+    on a log axis, where b's zero error rate is drawn as its interval's upper end."""
+    root = tmp_path / "multi"
+    for j, horizon in enumerate((10, 40, 160)):
+        d = root / str(j)
+        write_run(d, {**CONFIG, "horizon": horizon}, {"a": _final_sim(j), "b": _final_sim(j, p=0)},
+                  {"metric": "error"}, env=_FinalOnlyEnv())  # fmt: skip
+        (d / ".hydra").mkdir()
+        (d / ".hydra" / "overrides.yaml").write_text(f"- horizon={horizon}\n")
+    runs = find_runs([root])
+    points = final_points(runs, "error", "horizon")
+    assert list(points) == ["a", "b"]
+    xs, mean, lo, hi = points["b"]
+    assert xs.tolist() == [10, 40, 160] and mean.tolist() == lo.tolist() == [0, 0, 0]
+    assert np.all(hi > 0)
+    for png in (
+        plot_runs(runs[:1], tmp_path / "points.png"),  # headline "error", a final metric
+        plot_runs(runs, tmp_path / "vs.png", "error", x="horizon"),
+        plot_runs(runs, tmp_path / "sr.png", "simple_regret", x="horizon"),
+    ):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match=r"no config field 'env\.budget'"):
+        final_points(runs, "error", "env.budget")
+    with pytest.raises(ValueError, match="must be a number"):
+        final_points(runs, "error", "env.means")
+    assert config_value({"env": {"budget": 7}}, "env.budget") == 7
+
+
+def test_agent_colours_are_fixed_by_name_and_distinct_in_a_figure():
+    assert agent_color("ucb1") == agent_color("ucb1 (env.K=3)")
+    names = ["ucb1", "kl_ucb", "thompson", "epsilon_greedy", "etc", "moss"]
+    colors = agent_colors(names)
+    assert len(set(colors.values())) == len(names)
+    assert agent_colors(reversed(names)) == colors  # independent of order
+    assert colors["ucb1"] == agent_color("ucb1")  # no collision here: its own colour

@@ -1,7 +1,7 @@
 """R1/R2 of the streaming reproduction (Wang, ICML 2023) at the quick size K = 1000, T = 1e9,
 50 seeds, both modes: every check of `bandits.streaming.reproduction.headline` passes.
 
-The checks compare with the re-runs of the authors' code (spec streaming_mab.md §3.4) with a
+The checks compare with our re-runs of the authors' released code (10 seeds) with a
 99% z-test plus a 1% floor, and with two closed forms (uniform's regret scale, naive/uniform =
 ln K / (ln T)^{1/3}); the tolerances are justified in headline.py's docstring. Slow tier: 24
 compiled programs (six agents x two instances x two modes).

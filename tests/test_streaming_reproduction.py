@@ -1,10 +1,10 @@
-"""R4, R6, R7 of the streaming reproduction (Wang, ICML 2023; spec streaming_mab.md §6):
+"""R4, R6, R7 of the streaming reproduction (Wang, ICML 2023, arXiv:2306.02208):
 `bandits.streaming.reproduction.rates`, `.lower_bound`, `.memory`.
 
 Default tier: the independent references the items check against (the tower occupancy walk on
-hand-computed schedules, log*, the spec's bounds, the exact win probability of the lower-bound
-family against a numpy Monte Carlo, the slope fit on an exact power law, the closed forms on
-hand arithmetic) and a mini R7 through `experiments.reproduce.reproduce` (the log tower at
+hand-computed schedules, log*, the design memory bounds, the exact win probability of the
+lower-bound family against a numpy Monte Carlo, the slope fit on an exact power law, the closed
+forms on hand arithmetic) and a mini R7 through `experiments.reproduce.reproduce` (the log tower at
 K = 64: one compiled program, ~30-40 s of CPU, most of it XLA compile).
 Slow tier: R4, R6 and R7 at their quick sizes, every check passing.
 """
@@ -44,8 +44,8 @@ def test_tower_occupancy_hand_computed():
 
 
 def test_log_star_and_spec_bounds():
-    # ln 5e4 = 10.8, ln 10.8 = 2.38, ln 2.38 = 0.87 <= 1: three applications (spec §2.4 worked
-    # numbers: log* has 4 = log* K + 1 levels at K = 5e4).
+    # ln 5e4 = 10.8, ln 10.8 = 2.38, ln 2.38 = 0.87 <= 1: three applications (the authors' log*
+    # tower has 4 = log* K + 1 levels at K = 5e4).
     assert memory.log_star(50_000) == 3
     assert memory.log_star(math.e) == 1 and memory.log_star(1.0) == 0
     assert memory.spec_bound("stream_uniform", 1000) == (2, True)
@@ -53,7 +53,7 @@ def test_log_star_and_spec_bounds():
     assert memory.spec_bound("stream_log", 1000) == (2 * 6, False)  # int(ln 1000) = 6
     assert memory.spec_bound("stream_loglog", 1000) == (2 * 2, False)  # int(ln ln 1000) = 1
     assert memory.spec_bound("stream_logstar", 50_000) == (2 * 4, False)
-    # The towers' own slot counts lie between the occupancy walk and the spec's bound.
+    # The towers' own slot counts lie between the occupancy walk and the design bound.
     for K in (64, 1000, 64_000):
         for agent in memory.TOWERS:
             walk = memory.reference_peak(agent, K, K**3)
@@ -78,7 +78,7 @@ def test_mini_r7_through_reproduce(mini_paper, tmp_path):
     r = rp.reproduce("mini_streaming", tmp_path, quick=True, only=["R7"], progress=False)
     # The log tower at K = 64, T = 64^3 (one compiled program, to stay fast): every seed's peak
     # equals the occupancy walk's, 3 (kings at levels 0 and 1 + the arriving arm), which is
-    # <= its memory_needed (int(ln 64) + 1 = 5) <= the spec's 2 int(ln 64) = 8.
+    # <= its memory_needed (int(ln 64) + 1 = 5) <= the design bound 2 int(ln 64) = 8.
     assert [c.ok for c in r.checks] == [True], r.checks
     assert memory.reference_peak("stream_log", 64, 64**3) == 3
     assert "= 3 (occupancy walk" in r.checks[0].target and r.checks[0].ours == "3"

@@ -36,7 +36,7 @@ from bandits.agents import gamma
 from bandits.agents.stats import ArmStats, add_reward, arm_stats, pulled
 from bandits.envs import BanditSpec
 from experiments.config import check_float, check_int
-from experiments.protocol import NORMAL, UNIFORM, AgentBase, Draw
+from experiments.protocol import NORMAL, UNIFORM, AgentBase, Draw, step_key
 
 
 class BetaState(NamedTuple):
@@ -73,7 +73,7 @@ class ThompsonSampling(AgentBase):
         dtype = rng["u"].dtype
         a = (state.successes + 1).astype(dtype)
         b = (state.failures + 1).astype(dtype)
-        key_fn = lambda i: jax.random.fold_in(jax.random.fold_in(state.keys[0], t), i)
+        key_fn = lambda i: step_key(state.keys[0], t, i)
         theta = gamma.beta(a, b, rng["x"], rng["u"], key_fn)
         return jnp.argmax(theta)
 
@@ -93,14 +93,15 @@ def bernoulli_trials(key: jax.Array, t: jax.Array, reward: jax.Array) -> jax.Arr
 
     One reward r in [0, 1] succeeds with probability r. A `Pull`'s sum s of n rewards counts
     floor(s) + Bernoulli(s - floor(s)) successes: exact for {0, 1} rewards, mean-preserving
-    otherwise. The uniform comes from `fold_in(key, t)` inside a `while_loop` that runs only
-    when the reward is fractional, so under `vmap` binary rewards cost no random numbers.
+    otherwise. The uniform comes from `step_key(key, t)` (= `fold_in(key, t)`) inside a
+    `while_loop` that runs only when the reward is fractional, so under `vmap` binary rewards
+    cost no random numbers.
     """
     whole = jnp.floor(reward)
     frac = reward - whole
 
     def trial(carry):
-        return False, jax.random.uniform(jax.random.fold_in(key, t), (), reward.dtype) < frac
+        return False, jax.random.uniform(step_key(key, t), (), reward.dtype) < frac
 
     _, win = jax.lax.while_loop(lambda c: c[0], trial, (frac > 0, False))
     return whole + win

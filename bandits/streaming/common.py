@@ -1,7 +1,8 @@
 """Pieces shared by the streaming agents: the accuracy eps = (K/T)^{1/3}, integer pull counts,
 action builders and the memory check.
 
-Every algorithm of Wang (ICML 2023, arXiv:2306.02208) sets eps = (K/T)^{1/3} (spec §1): exploring
+Every algorithm of Wang (ICML 2023, arXiv:2306.02208) sets eps = (K/T)^{1/3} (abstract; the authors'
+released code uses `eps = (num_arms/T)**(1/3)` throughout): exploring
 costs O(K/eps^2) pulls and committing to an eps-best arm costs O(T eps), both K^{1/3} T^{2/3}.
 Pull counts are integers: ``ceil`` of the real-valued batch sizes of the authors' code (which
 pulls float counts); in faithful mode ``round``.

@@ -13,7 +13,8 @@ no pull beyond T in total; no drop of an empty slot.
 
 Per-step metrics: ``rounds`` (= n; reads and drops use 0 rounds), ``regret`` (pseudo-regret
 n (mu* - mu_pulled); in ``faithful`` mode the authors' accounting n (mu* - mu_charged), where the
-agent names the charged slot, spec §2.4 quirk (a)), and in faithful mode also ``true_regret``.
+agent names the charged slot: their tower routines charge a comparison pull at the king's
+mean), and in faithful mode also ``true_regret``.
 Final metrics: ``peak_memory`` (most arms held at once, counted after each step's drop and read),
 ``arms_read``, ``chosen_gap`` (mu* minus the mean of the arm the agent outputs, a stream position).
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +33,7 @@ from bandits.streaming import instances as inst_mod
 from bandits.streaming.instances import InstanceConfig, InstanceState
 from bandits.streaming.sampling import bernoulli_sum, binomial_draws, gaussian_sum
 from experiments.config import ConfigError, check_choice, check_float, check_int
-from experiments.protocol import NORMAL, Draw
+from experiments.protocol import FINAL, NONNEGATIVE, NORMAL, Draw, MetricInfo
 
 MODES = ("corrected", "faithful")
 REWARDS = ("bernoulli", "gaussian")
@@ -89,6 +90,20 @@ class StreamingBandit:
     reward: str = "bernoulli"
     sigma: float = 1.0
     mode: str = "corrected"
+    primary_metric: ClassVar[str] = "regret"
+    x_label: ClassVar[str] = "round t"
+
+    def metric_info(self) -> dict[str, MetricInfo]:
+        """All metrics are >= 0: bootstrap intervals and medians."""
+        return {
+            "regret": MetricInfo(label="cumulative regret", support=NONNEGATIVE),
+            "true_regret": MetricInfo(label="cumulative pseudo-regret", support=NONNEGATIVE),
+            "peak_memory": MetricInfo(label="peak memory (arms)", kind=FINAL, support=NONNEGATIVE),
+            "arms_read": MetricInfo(label="arms read", kind=FINAL, support=NONNEGATIVE),
+            "chosen_gap": MetricInfo(
+                label="gap of the output arm", kind=FINAL, support=NONNEGATIVE
+            ),
+        }
 
     @property
     def num_arms(self) -> int:

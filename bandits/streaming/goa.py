@@ -1,7 +1,7 @@
 """Game-of-Arms: the single-extra-arm king/challenger eps-best routine of Assadi & Wang (STOC 2020,
 arXiv:2004.04666, "stores a single extra coin"), with a fractional-stream fallback, + commit, as run
-in Wang (ICML 2023, arXiv:2306.02208) experiments (authors' `Game_of_Arms_regret_min`; spec
-streaming_mab.md §2.5).
+in Wang (ICML 2023, arXiv:2306.02208) experiments (`Game_of_Arms_regret_min` in `algorithms.py`
+of the authors' released code, github.com/jhwjhw0123/streaming-regret-minimization-MABs).
 
 With eps = (K/T)^{1/3}: king budget B0 = 1.2/eps^2, +1/eps^2 per arriving arm; L = int(10 ln ln K)
 challenge levels. An arriving arm x is tested at levels l = 0, 1, ...: if the budget cannot pay
@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from bandits.streaming.common import StreamAgent, action, count, eps_of
 from bandits.streaming.env import StreamSpec
+from experiments.protocol import step_key
 
 FIRST, ARRIVE, CHALLENGE, FRAC, COMMIT = 0, 1, 2, 3, 4
 
@@ -118,7 +119,7 @@ class GameOfArms(StreamAgent):
     # ----------------------------------------------------------------- helpers
     def _frac_sel(self, s: GoAState, pos: jax.Array) -> jax.Array:
         """Is the arm at stream position `pos` in the fractional stream (prob. 1.5/ln K)?"""
-        u = jax.random.uniform(jax.random.fold_in(s.key, pos), (), s.eps.dtype)
+        u = jax.random.uniform(step_key(s.key, pos), (), s.eps.dtype)
         return u < 1.5 / jnp.log(s.K.astype(s.eps.dtype))
 
     def _dethrone(self, s: GoAState) -> jax.Array:

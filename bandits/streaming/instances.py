@@ -1,12 +1,14 @@
 """Streaming-MAB instances: the arm means in stream order, generated lazily per seed.
 
-Wang (ICML 2023, arXiv:2306.02208) experiments, as in the authors' code (`clear_cut_setting`,
-`mix_in_setting`; spec streaming_mab.md §3.2):
+Wang (ICML 2023, arXiv:2306.02208) experiments, as in the authors' released code
+(`clear_cut_setting`, `mix_in_setting` in `test.py`/`streamingMAB.py` of
+github.com/jhwjhw0123/streaming-regret-minimization-MABs):
 
 * ``clear_cut``: K-1 means i.i.d. TruncNormal(0.5, 0.1, [0, 0.8]) plus one arm at 0.82;
 * ``mix_in``: K means i.i.d. Uniform(0, 1);
-* ``lower_bound``: the Omega(K^{1/3} T^{2/3}) family of §4 of the spec. **[INFERENCE]** This
-  construction is inferred (spec §4), not read in the paper: body arms at 1/2, one of them (at a
+* ``lower_bound``: a hard family for the Omega(K^{1/3} T^{2/3}) lower bound (Wang, ICML 2023,
+  abstract). **Reconstructed: not stated in the paper.** This construction is ours (it realises the
+  balancing argument K/eps^2 = T eps), not read in the paper: body arms at 1/2, one of them (at a
   uniform position, present with probability `p_special`) at 1/2 + eps with
   eps = c (K/T)^{1/3}; the last arm ("tail") at `tail_low` or `tail_high` with probability 1/2;
 * ``explicit``: means given in the config.
@@ -85,7 +87,7 @@ def mean_at(cfg: InstanceConfig, inst: InstanceState, means: jax.Array, i: jax.A
 
 
 def lower_bound_eps(cfg: InstanceConfig) -> float:
-    """eps = c (K/T)^{1/3} of the lower-bound family [INFERENCE, spec §4]."""
+    """eps = c (K/T)^{1/3} of the lower-bound family (reconstructed: not stated in the paper)."""
     return cfg.lb_c * (cfg.K / cfg.horizon) ** (1.0 / 3.0)
 
 
@@ -119,7 +121,7 @@ def init_instance(cfg: InstanceConfig, key: jax.Array, means: jax.Array) -> Inst
             base = jax.vmap(lambda j: _base(cfg, k_base, j, dtype))(jnp.arange(K))
             end = K - 1 if cfg.order == "best_last" else 0
             swap = jnp.stack([jnp.argmax(base).astype(jnp.int32), jnp.int32(end)])
-    else:  # lower_bound [INFERENCE]: special body arm (maybe absent) and a random tail
+    else:  # lower_bound (our reconstruction): special body arm (maybe absent) and a random tail
         eps = lower_bound_eps(cfg)
         special = jax.random.randint(k_pos, (), 0, K - 1).astype(jnp.int32)
         present = jax.random.uniform(k_b1) < cfg.lb_p_special

@@ -1,14 +1,15 @@
 """Single-arm-memory eps-best king/challenger with doubling tests, + commit: the stand-in for the
 Jin, Huang, Tang, Xiao single-arm eps-best routine (ICML 2021, PMLR v139 jin21a, Algorithm 1)
 that Wang (ICML 2023, arXiv:2306.02208, abstract) commits to for O(K^{1/3} T^{2/3}) regret with
-high constant probability (spec streaming_mab.md §2.2, §2.6).
+high constant probability (Wang, abstract; Jin et al.'s paper is arXiv:2410.17835).
 
-**[INFERENCE] Not Jin et al.'s Algorithm 1.** Its pseudo-code and constants could not be read
-(spec §2.6: "Pseudo-code: not found"). What is known (abstract): one pass, single-arm memory,
-O((n/eps^2) log(1/delta)) samples; the spec's recollection: a king/challenger scheme where each
-arriving arm is sampled in rounds of increasing size and compared with the stored arm's fixed
-estimate. This module implements such a scheme, with constants from the argument below; call it
-the *doubling king/challenger* (`DoublingKingChallenger`, config ``stream_jin``).
+**Reconstructed, not Jin et al.'s Algorithm 1.** Its pseudo-code and constants could not be read
+(we have not retrieved the text of Algorithm 1). What is known (Jin et al.'s abstract): one pass,
+single-arm memory, O((n/eps^2) log(1/delta)) samples; recalled, unverified: a king/challenger
+scheme where each arriving arm is sampled in rounds of increasing size and compared with the
+stored arm's fixed estimate. This module implements such a scheme, with constants from the
+argument below; call it the *doubling king/challenger* (`DoublingKingChallenger`, config
+``stream_jin``).
 
 Scheme (eps = (K/T)^{1/3}, confidence delta, scale c):
   s_l = c 2^l ln(4/delta) / eps^2 pulls at test level l = 0..L-1, with L - 1 the least l such that
@@ -65,8 +66,8 @@ class KCState(NamedTuple):
 
 @dataclass(frozen=True)
 class DoublingKingChallenger(StreamAgent):
-    """Doubling king/challenger eps-best + commit (module docstring; [INFERENCE] stand-in for Jin
-    et al. ICML 2021 Algorithm 1)."""
+    """Doubling king/challenger eps-best + commit (module docstring; our reconstructed stand-in for
+    Jin et al. ICML 2021 Algorithm 1, not the paper's algorithm)."""
 
     delta: float = 0.1
     scale: float = 1.0

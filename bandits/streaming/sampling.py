@@ -30,8 +30,9 @@ Counts are exact in float64 up to 2^53 pulls per batch; beyond, the sample is ro
 (relative error 1e-16; the sd sqrt(n q (1-q)) is then > 1e7 float spacings wide). In float32
 (no x64) keep n q (1-q) well below 2^24.
 
-Gaussian sums: n mu + sigma sqrt(n) Z (exact). Faithful mode (the authors' `Bernoulli_Arm`,
-spec §2.0): for n > 10^5 the empirical mean is mu + N(0, (2/sqrt n)^2), i.e. the sum is
+Gaussian sums: n mu + sigma sqrt(n) Z (exact). Faithful mode (the authors'
+`Bernoulli_Arm.batch_pull` in `streamingMAB.py` of their released code for Wang, ICML 2023):
+for n > 10^5 the empirical mean is mu + N(0, (2/sqrt n)^2), i.e. the sum is
 n mu + 2 sqrt(n) Z (four times the largest Bernoulli sd); n <= 10^5 is sampled exactly.
 """
 

@@ -2,11 +2,13 @@
 arXiv:2004.04666) + commit, as used for regret by Wang (ICML 2023, arXiv:2306.02208, the
 O(log* K)-memory O(K^{1/3} T^{2/3}) algorithm, abstract; "Aggressive Selective Promotion").
 
-Instantiated with the constants of the authors' code (spec streaming_mab.md §2.4, table): level l
+Instantiated with the constants of the authors' released code (`log_eps_best_algorithm`,
+`loglog_eps_best_algorithm`, `logstar_eps_best_algorithm` in `algorithms.py` of
+github.com/jhwjhw0123/streaming-regret-minimization-MABs): level l
 keeps a king with benchmark stored[l] and a pull counter c[l]; per comparison b[l] pulls; when
 c[l] > C[l] the level's king is promoted to level l+1 and the level is cleared.
 
-One outer pass (spec §2.4 skeleton), walking levels l = 0, 1, ...:
+One outer pass (the skeleton shared by those three routines), walking levels l = 0, 1, ...:
   level l not full:  l = 0: read the next arm (none left -> FINALIZE), pull it b[0] times; it
                      becomes king if the level is empty (stored[0] = max(stored[0], r)) or
                      if r > stored[0];
@@ -326,7 +328,8 @@ def _last_nonempty(king: jax.Array, at_most: jax.Array) -> jax.Array:
 # --------------------------------------------------------------------------- variants
 @dataclass(frozen=True)
 class StreamLog(_Tower):
-    """O(log K)-memory tower: L = int(ln K), b[l] = 1.2^l/eps^2, C = 6 b (spec §2.4 table)."""
+    """O(log K)-memory tower: L = int(ln K), b[l] = 1.2^l/eps^2, C = 6 b (authors'
+    `log_eps_best_algorithm`)."""
 
     def levels(self, K, T):
         e2 = eps_of(K, T) ** 2
@@ -351,7 +354,7 @@ class StreamLogLog(_Tower):
 class StreamLogStar(_Tower):
     """O(log* K)-memory tower (Aggressive Selective Promotion instantiation): r_0 = 2,
     r_{l+1} = 2^{r_l}, b[l] = r_l/eps^2 (b[0] = 1/eps^2), C[0] = 4/eps^2,
-    C[l] = 2^{r_l} b[l] / 2^{r_{l-1}} (spec §2.4 table)."""
+    C[l] = 2^{r_l} b[l] / 2^{r_{l-1}} (authors' `logstar_eps_best_algorithm`)."""
 
     def levels(self, K, T):
         e2 = eps_of(K, T) ** 2

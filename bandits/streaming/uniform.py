@@ -1,5 +1,6 @@
 """Single-arm king/challenger explore-then-commit: streaming uniform exploration and the naive
-eps-best algorithm (Wang, ICML 2023, arXiv:2306.02208; spec streaming_mab.md §2.1 and §2.3).
+eps-best algorithm (Wang, ICML 2023, arXiv:2306.02208, abstract; `uniform_exploration_algorithm` and
+`naive_eps_best_algorithm` of the authors' released code).
 
 Each arriving arm is pulled b times; it replaces the stored arm ("king") when its empirical mean is
 strictly larger than the king's (the king's estimate is not refreshed); after the stream the
@@ -99,7 +100,7 @@ class _KingChallenger(StreamAgent):
 
 @dataclass(frozen=True)
 class StreamUniform(_KingChallenger):
-    """Streaming uniform exploration: b = (T/K)^{2/3} (ln T)^{1/3} pulls per arm (spec §2.1)."""
+    """Streaming uniform exploration: b = (T/K)^{2/3} (ln T)^{1/3} pulls per arm (authors' code)."""
 
     def batch(self, K: int, T: int) -> float:
         return (T / K) ** (2.0 / 3.0) * math.log(T) ** (1.0 / 3.0)
@@ -107,7 +108,7 @@ class StreamUniform(_KingChallenger):
 
 @dataclass(frozen=True)
 class StreamNaive(_KingChallenger):
-    """Naive eps-best + commit: b = ln K / eps^2, eps = (K/T)^{1/3} (spec §2.3)."""
+    """Naive eps-best + commit: b = ln K / eps^2, eps = (K/T)^{1/3} (authors' code)."""
 
     def batch(self, K: int, T: int) -> float:
         return math.log(K) / eps_of(K, T) ** 2

@@ -1,13 +1,13 @@
-"""R7, R8 of dp.md §5: the black-box auditor (`privacy.audit`) on known-leaky and known-correct
-mechanisms (`privacy.audit_mechanisms`).
+"""R7, R8 of our reproduction (docs/privacy.md): the black-box auditor (`privacy.audit`) on
+known-leaky and known-correct mechanisms (`privacy.audit_mechanisms`).
 
 The auditor reports ε_lb, a (1 - α) lower confidence bound on the ε of the mechanism (α = 0.05,
 Clopper-Pearson on a fresh test sample after the event was selected on another sample), and
 flags the mechanism when ε_lb > the claimed ε: a one-sided test of "the mechanism is ε-DP" at
 level α, StatDP's p < 0.05 in other words. Every audit uses a fixed seed (the tests' seeds).
 
-R7 (Mironov, CCS 2012; DP-Sniper's `exp_floating_point`, dp.md §4.6): claimed ε = 0.1, inputs
-0 and 1 (sensitivity 1).
+R7 (Mironov, CCS 2012; DP-Sniper's `exp_floating_point`, Bichsel et al., S&P 2021): claimed ε = 0.1,
+inputs 0 and 1 (sensitivity 1).
 
 * naive float Laplace (x + Lap(10) by NumPy's inverse CDF of a 2^-53-grid uniform): the support
   witness — outputs of M(1) that M(0) cannot produce, decided exactly by `audit.reachable` — has
@@ -21,12 +21,12 @@ R7 (Mironov, CCS 2012; DP-Sniper's `exp_floating_point`, dp.md §4.6): claimed �
   witness exists. DP-Sniper reports ε̂ = 0.1001 for snapping; our ε̂ is shown.
 * the integer discrete Laplace (`audit_mechanisms.exact_laplace`): not flagged.
 
-R8 (StatDP, Ding et al. CCS 2018, cmla-psu/statdp `algorithms.py`; dp.md §4.5, §5 R8): claimed
+R8 (StatDP, Ding et al. CCS 2018, cmla-psu/statdp `algorithms.py`): claimed
 ε = 0.7 (StatDP's benchmark), StatDP's input pairs; the correct mechanisms (noisy max with
 Laplace / exponential noise returning the index, histogram, SVT) must pass, the broken ones
 (max value instead of index, histogram with scale ε, iSVT1-4) must be flagged. n = 2·10^4
 selection + 10^5 test samples in both modes (seconds; iSVT2-4 and noisy_max_v2b need that many).
-Plus the Paper B mechanism (`maxsum.SparseVectorMaxSum`, pure ε = 1, τ = 1) on neighbouring
+Plus the mechanism of Jain et al. (`maxsum.SparseVectorMaxSum`, pure ε = 1, τ = 1) on neighbouring
 4-step streams (MaxSum and SumSelect) and in the adaptive game (a deterministic adversary picks
 the records from the last release; the challenge record at step 2 is (1, 1) vs (0, 0), T = 5),
 with its positive control `SVTWithoutReleaseNoise` (exact max at epoch starts).
@@ -46,7 +46,9 @@ from privacy.audit import audit, impossible_outputs, support_events, threshold_e
 from privacy.maxsum import SparseVectorMaxSum
 from privacy.reproduction.common import cached_json
 
-DPSNIPER_FLOAT_LCB = 0.2521  # dp.md §4.6: floating_point_data.log, eps_lcb
+# DP-Sniper (Bichsel et al., S&P 2021), eth-sri/dp-sniper
+# eval_sp2021/reference-results/floating_point_data.log: eps = 0.2542, eps_lcb = 0.2521
+DPSNIPER_FLOAT_LCB = 0.2521
 R7_EPS = 0.1
 R8_EPS = 0.7
 GRID_K = noise.DEFAULT_GRID_K
@@ -121,7 +123,7 @@ def r7(r: Reproduction) -> None:
         f"ε_lb = {float_support.epsilon_lb:.2f} (p0 = {float_support.p0:.3f}, "
         f"p1 = {float_support.p1:.3f})",
         f"> 0.1 and ≥ DP-Sniper's LCB {DPSNIPER_FLOAT_LCB} (ε̂ 0.2542)",
-        "dp.md §4.6, §5 R7 [V]",
+        "DP-Sniper, S&P 2021: reference-results/floating_point_data.log",
         float_support.flagged and float_support.epsilon_lb >= DPSNIPER_FLOAT_LCB,
         "p1 = 0 exactly: ε_lb grows with the sample size",
     )
@@ -138,7 +140,7 @@ def r7(r: Reproduction) -> None:
         f"{100 * w['fraction']:.1f}% (95% lower bound {100 * w['fraction_lower']:.1f}%, "
         f"n = {w['n']})",
         "> 0 (no finite ε; no δ below the fraction)",
-        "Mironov 2012; dp.md §4.7",
+        "Mironov, CCS 2012",
         bool(w["flagged"]) and w["fraction_lower"] > 0,
     )
     for name, (_, correct) in mechs.items():
@@ -151,7 +153,7 @@ def r7(r: Reproduction) -> None:
                 f"{name}: not flagged ({fam_name} events)",
                 f"ε_lb = {out.epsilon_lb:.3f}, ε̂ = {out.epsilon_hat:.3f}",
                 "ε_lb ≤ 0.1 (DP-Sniper on snapping: ε̂ 0.1001, LCB 0.0979)",
-                "dp.md §4.6, §5 R7",
+                "DP-Sniper, S&P 2021: reference-results/floating_fixed_data.log",
                 not out.flagged,
             )
     y = safe_laplace(R7_EPS)(1, sizes["n_test"], np.random.default_rng(1))
@@ -179,7 +181,7 @@ R8_SIZES = dict(n_select=20_000, n_test=100_000)
 
 
 def r8_sizes(quick: bool) -> dict:
-    """Paper B SVT audits (jitted rollouts: ~15 s each); StatDP's battery uses R8_SIZES."""
+    """Jain et al.'s SVT audits (jitted rollouts: ~15 s each); StatDP's battery uses R8_SIZES."""
     return dict(n_select=2_000, n_test=5_000) if quick else dict(n_select=5_000, n_test=20_000)
 
 
@@ -190,7 +192,7 @@ SELECT1 = np.array([[1, 0], [1, 0], [1, 0], [0, 1]], float)  # flips the arg-max
 
 
 def r8(r: Reproduction) -> None:
-    """R8: StatDP's battery and the Paper B sparse-vector mechanism."""
+    """R8: StatDP's battery and the sparse-vector mechanism of Jain et al. (ICML 2023)."""
     rows = []
     for name, (factory, correct, pairs) in am.STATDP_BATTERY.items():
         out = _audit(r, "R8", name, factory(R8_EPS), pairs, R8_EPS, R8_SIZES, seed=1)
@@ -200,7 +202,7 @@ def r8(r: Reproduction) -> None:
             f"StatDP {name} ({'correct' if correct else 'broken'})",
             f"ε_lb = {out.epsilon_lb:.3f}{' (flagged)' if out.flagged else ''}",
             f"{'≤' if correct else '>'} {R8_EPS}",
-            "StatDP algorithms.py; dp.md §5 R8",
+            "StatDP (Ding et al., CCS 2018): algorithms.py",
             out.flagged != correct,
         )
     sizes = r8_sizes(r.quick)
@@ -216,7 +218,7 @@ def r8(r: Reproduction) -> None:
                 mech = am.maxsum_adaptive_mechanism(agent, 5, 1, problem)
             else:
                 mech = am.maxsum_releases(agent, problem)
-            label = f"Paper B SVT {problem}, {kind} stream" + (
+            label = f"Jain et al.'s SVT {problem}, {kind} stream" + (
                 "" if correct else ", no release noise"
             )
             key = f"paperB_{problem}_{kind}_{cls.__name__}"
@@ -227,7 +229,7 @@ def r8(r: Reproduction) -> None:
                 label,
                 f"ε_lb = {out.epsilon_lb:.3f}{' (flagged)' if out.flagged else ''}",
                 f"{'≤' if correct else '>'} 1.0",
-                "Jain et al. 2023 §2.3 b [I]; dp.md §6 items 14-15, 18",
+                "Jain et al., ICML 2023 (T^(1/3) mechanism, reconstructed); SVT: Dwork & Roth 2014",
                 out.flagged != correct,
             )
     r.table(
@@ -235,7 +237,7 @@ def r8(r: Reproduction) -> None:
         "battery",
         pd.DataFrame(rows),
         f"**R8: the auditor on StatDP's battery** (claimed ε = {R8_EPS}; "
-        f"{R8_SIZES['n_select']} + {R8_SIZES['n_test']} samples) **and the Paper B SVT** "
+        f"{R8_SIZES['n_select']} + {R8_SIZES['n_test']} samples) **and Jain et al.'s SVT** "
         f"(pure ε = 1; {sizes['n_select']} + {sizes['n_test']} samples). ε_lb: 95% lower "
         "confidence bound; flagged = ε_lb > claimed ε.",
     )

@@ -1,22 +1,27 @@
-"""R1, R2 of dp.md §5: continual counting, exact variance oracles and their Monte Carlo check.
+"""R1, R2 of our reproduction (docs/privacy.md): continual counting, exact variance oracles and
+their Monte Carlo check.
 
 R1 (deterministic, seconds; quick mode leaves out T = 2^20): the exact max and mean loss
-(= per-step error variance at ρ = 1/2, dp.md §3.1) of the binary tree, Honaker's online tree, the
-smooth binary mechanism and the square-root Toeplitz factorisation from `privacy.factorization`,
-for T = 2^4 ... 2^20, against the table of dp.md §3.3 [C]. "Matches to 3 significant digits"
-means |ours - spec| <= half a unit in the spec number's 3rd significant digit (the spec prints
-4-5 digits, rounded, so an exact oracle is within 1/20 of that); the report also says whether
-every printed digit matches. Per-step patterns: popcount(t) L (binary), the Honaker weights
-Σ_{bits j of t} 2^j/(2^{j+1}-1) (TF Privacy's 4/7, 8/15, 4/7+2/3+1), the constant D²/4 (smooth),
-s_T s_t (sqrt, max at t = T); the factorisation identities C@C = tri(n), C@C^-1 = I (n = 1, 2,
-10, 100, atol 1e-6, as jax_privacy's tests), B C = A for the dense factorisations with dense loss
-= oracle; and the nuclear-norm lower bound (‖A‖_*/T)² below every mechanism's mean loss.
+(= per-step error variance at ρ = 1/2: sensitivity² × ‖B[t,:]‖² of the factorisation A = BC) of
+the binary tree (Dwork, Naor, Pitassi & Rothblum, STOC 2010; Chan, Shi & Song, TISSEC 2011),
+Honaker's online tree (Honaker, TPDP 2015, as in TF Privacy's `EfficientTreeAggregator`), the
+smooth binary mechanism (Andersson & Pagh, NeurIPS 2023) and the square-root Toeplitz
+factorisation (Fichtenberger, Henzinger & Upadhyay, ICML 2023) from `privacy.factorization`, for
+T = 2^4 ... 2^20, against a reference table of exact values computed independently of
+`privacy.factorization` (`SPEC_TABLE`; not published numbers). "Matches to 3 significant digits"
+means |ours - reference| <= half a unit in the reference number's 3rd significant digit (the table
+prints 4-5 digits, rounded, so an exact oracle is within 1/20 of that); the report also says whether
+every printed digit matches. Per-step patterns: popcount(t) L (binary), the Honaker weights Σ_{bits
+j of t} 2^j/(2^{j+1}-1) (TF Privacy's 4/7, 8/15, 4/7+2/3+1), the constant D²/4 (smooth), s_T s_t
+(sqrt, max at t = T); the factorisation identities C@C = tri(n), C@C^-1 = I (n = 1, 2, 10, 100, atol
+1e-6, as jax_privacy's tests), B C = A for the dense factorisations with dense loss = oracle; and
+the nuclear-norm lower bound (‖A‖_*/T)² below every mechanism's mean loss.
 
 R2 (Monte Carlo): N independent noise streams of each research-mode counter
 (`privacy.counters.noise_streams`, vmapped, jitted, summed over batches of streams on the host
 in float64) at T = 2^10 and 2^12, ρ = 1/2. The error e_t of a stream is exactly N(0, Var_t), so
 N v̂_t / Var_t ~ χ²_N with v̂_t = mean of e_t² over the streams: v̂_t / Var_t has relative standard
-deviation sqrt(2/N) (0.45% at N = 10^5; a 95% band is ±2 sqrt(2/N) ≈ ±0.9%). The spec's ±3% at
+deviation sqrt(2/N) (0.45% at N = 10^5; a 95% band is ±2 sqrt(2/N) ≈ ±0.9%). Our ±3% tolerance at
 N = 10^5 is 6.7 standard deviations: the two-sided tail 2Φ(-6.7) ≈ 2e-11 per step, times 2 ·
 4 · (2^10 + 2^12) steps, is < 1e-6, so a correct counter never fails it; quick mode uses fewer
 streams and scales the tolerance by sqrt(10^5/N) (the same 6.7 sd). The max over t of v̂_t must
@@ -62,7 +67,8 @@ AGENT = {
 }
 COLOUR = {"binary": "tab:blue", "honaker": "tab:orange", "smooth": "tab:green", "sqrt": "tab:red"}
 
-# dp.md §3.3 [C], as printed (strings keep the printed precision)
+# Reference table: exact values computed independently of `privacy.factorization` (not
+# published numbers), as printed (strings keep the printed precision)
 COLUMNS = (
     "binary max",
     "binary mean",
@@ -92,7 +98,7 @@ SPEC_TABLE = {
 
 # =========================================================================== R1
 def r1_horizons(quick: bool) -> list[int]:
-    """The §3.3 rows checked: all (full); quick leaves out T = 2^20 (a few seconds)."""
+    """The reference-table rows checked: all (full); quick leaves out T = 2^20 (a few seconds)."""
     return [T for T in SPEC_TABLE if not (quick and T > 2**16)]
 
 
@@ -105,7 +111,7 @@ def loss(mechanism: str, T: int) -> np.ndarray:
 
 
 def oracle_row(T: int) -> tuple[list[float], int]:
-    """Our values of the spec table's columns at T, and the smooth mechanism's D."""
+    """Our values of the reference table's columns at T, and the smooth mechanism's D."""
     out = []
     for m in ("binary", "honaker", "sqrt"):
         profile = loss(m, T)
@@ -125,7 +131,7 @@ def honaker_closed_form(T: int) -> np.ndarray:
 
 
 def r1(r: Reproduction) -> None:
-    """R1: the §3.3 table (one check per row), per-step patterns, identities, lower bound."""
+    """R1: the reference table (one check per row), per-step patterns, identities, lower bound."""
     wide, long = [], []
     Ts = r1_horizons(r.quick)
     for T in Ts:
@@ -144,18 +150,18 @@ def r1(r: Reproduction) -> None:
                     "T": pow2(T),
                     "quantity": col,
                     "ours": f"{mine:.6g}",
-                    "spec §3.3": printed,
-                    "|ours - spec| (3rd-digit units)": round(dev, 4),
+                    "reference": printed,
+                    "|ours - reference| (3rd-digit units)": round(dev, 4),
                     "all printed digits": "yes" if printed_ok else "no",
                 }
             )
         long += rows
         r.check(
             "R1",
-            f"§3.3 row T = {pow2(T)}: 9 numbers + D",
+            f"reference row T = {pow2(T)}: 9 numbers + D",
             f"max dev {worst:.3f} units of the 3rd digit; D = {D}",
             f"≤ 0.5 unit (3 significant digits); D = {spec[9]}",
-            "dp.md §3.3 [C]",
+            "independent exact computation (reference table)",
             worst <= 0.5 and spec[9] == D,
             "every printed digit matches"
             if all_digits
@@ -165,14 +171,14 @@ def r1(r: Reproduction) -> None:
         "R1",
         "losses",
         pd.DataFrame(wide),
-        "**R1: exact losses** (loss = per-step error variance at ρ = 1/2, dp.md §3.1) from "
-        "`privacy.factorization`; compare dp.md §3.3.",
+        "**R1: exact losses** (loss = per-step error variance at ρ = 1/2) from "
+        "`privacy.factorization`; compare the reference table (R1_comparison).",
     )
     r.table(
         "R1",
         "comparison",
         pd.DataFrame(long),
-        "**R1: entry by entry** against dp.md §3.3 as printed.",
+        "**R1: entry by entry** against the independently computed reference table as printed.",
     )
     _r1_patterns(r, Ts)
     r.figure("R1", "losses", _r1_figure(Ts[-1]))
@@ -192,7 +198,7 @@ def _r1_patterns(r: Reproduction, Ts: list[int]) -> None:
         "binary per-step loss = L popcount(t), all t, all T",
         "exact" if ok else "differs",
         "popcount(t) (L = ⌊log2 T⌋ + 1)",
-        "dp.md §3.2; TF tree_aggregation_test",
+        "Dwork et al. STOC 2010; TF Privacy tree_aggregation_test",
         ok,
     )
     h = loss("honaker", 16) / fz.binary_depth(16)
@@ -203,7 +209,7 @@ def _r1_patterns(r: Reproduction, Ts: list[int]) -> None:
         "Honaker per-step loss / L at t = 4, 8, 7",
         ", ".join(f"{g:.6f}" for g in got),
         "4/7, 8/15, 4/7 + 2/3 + 1 = " + ", ".join(f"{w:.6f}" for w in want),
-        "dp.md §3.2; TF EfficientTreeAggregator tests",
+        "Honaker TPDP 2015; TF Privacy EfficientTreeAggregator tests",
         np.allclose(got, want, rtol=1e-12, atol=0),
     )
     dev = max(
@@ -215,7 +221,7 @@ def _r1_patterns(r: Reproduction, Ts: list[int]) -> None:
         "Honaker per-step loss / L = Σ_{bits j of t} 2^j/(2^{j+1}-1), all t, all T",
         f"max rel. dev {dev:.1e}",
         "≤ 1e-12 (float rounding)",
-        "dp.md §3.2 (TF docstring)",
+        "Honaker TPDP 2015 (TF Privacy EfficientTreeAggregator docstring)",
         dev <= 1e-12,
         "the oracle uses the estimator recursion; the closed form is independent",
     )
@@ -234,7 +240,7 @@ def _r1_patterns(r: Reproduction, Ts: list[int]) -> None:
         "smooth binary: the same loss D²/4 at every t",
         "constant" if flat else "varies",
         "constant (Andersson & Pagh 2023)",
-        "dp.md §3.2",
+        "Andersson & Pagh, NeurIPS 2023 (abstract)",
         flat,
     )
     ok_sqrt = True
@@ -247,7 +253,7 @@ def _r1_patterns(r: Reproduction, Ts: list[int]) -> None:
         "sqrt: loss_t = s_T s_t, max at t = T (max error = last iterate)",
         "yes" if ok_sqrt else "no",
         "s_T s_t; max at T",
-        "dp.md §3.2, §6 item 7",
+        "Fichtenberger, Henzinger & Upadhyay, ICML 2023; jax_privacy toeplitz.py",
         ok_sqrt,
     )
     err = 0.0
@@ -263,7 +269,7 @@ def _r1_patterns(r: Reproduction, Ts: list[int]) -> None:
         "C@C = tri(n), C@C⁻¹ = I, n = 1, 2, 10, 100",
         f"max abs err {err:.1e}",
         "≤ 1e-6",
-        "dp.md §5 R1; jax_privacy test_fhu_coefs",
+        "jax_privacy test_fhu_coefs, test_fhu_inv_coefs",
         err <= 1e-6,
     )
     dense_err, loss_err, smooth_ok = 0.0, 0.0, True
@@ -281,7 +287,7 @@ def _r1_patterns(r: Reproduction, Ts: list[int]) -> None:
         "dense factorisations (T = 16, 256, 1024): B C = A, dense loss = oracle",
         f"max |BC - A| {dense_err:.1e}; max rel. loss dev {loss_err:.1e}",
         "≤ 1e-9; ≤ 1e-9 (smooth: ‖B[t]‖² = D/2, column count ≤ D/2)",
-        "dp.md §3.1",
+        "factorisation mechanism A = BC (loss = sens² ‖B[t,:]‖²)",
         dense_err <= 1e-9 and loss_err <= 1e-9 and smooth_ok,
     )
     A = fz.prefix_matrix(64)
@@ -293,7 +299,7 @@ def _r1_patterns(r: Reproduction, Ts: list[int]) -> None:
         "mean loss ≥ (‖A‖_*/T)² for every mechanism and T; closed form = SVD at T = 64",
         f"{'all above' if above else 'VIOLATED'}; closed form vs SVD {lb_err:.1e}",
         "all above; ≤ 1e-12",
-        "dp.md §3.3, §6 item 8",
+        "(‖A‖_*/T)² bound: Henzinger, Upadhyay & Upadhyay, SODA 2023 (recalled)",
         above and lb_err <= 1e-12,
     )
     T = 16
@@ -344,7 +350,7 @@ def _r1_figure(T_max: int):
     b.set_xscale("log", base=2)
     b.set_yscale("log")
     b.set_xlabel("T")
-    b.set_title("max and mean loss vs T (dp.md §3.3)")
+    b.set_title("max and mean loss vs T")
     b.legend(fontsize=7, ncol=2)
     return fig
 
@@ -431,7 +437,7 @@ def r2(r: Reproduction) -> None:
                 f"T = {pow2(T)} {LABEL[m]}: v̂_t within ±tol of Var_t at every t",
                 f"max dev {100 * dev:.2f}% ({dev / sd:.1f} sd), N = {N}",
                 f"±{100 * tol:.1f}% (±3% at N = 1e5: 6.7 sd)",
-                "dp.md §5 R2",
+                "χ²_N law of the sample variance (docstring)",
                 dev <= tol,
             )
         _r2_max_and_flat(r, T, N, tol, results)
@@ -455,7 +461,7 @@ def _r2_max_and_flat(r: Reproduction, T: int, N: int, tol: float, results: dict)
         f"T = {pow2(T)}: max_t v̂_t = max_t Var_t (all four)",
         ", ".join(f"{m} {v:.4f}" for m, v in ratios.items()),
         f"ratio 1 ± {tol:.3f}",
-        "dp.md §5 R2",
+        "χ²_N law of the sample variance (docstring)",
         worst <= tol,
     )
     v = results[(T, "smooth")]["var"]
@@ -466,7 +472,7 @@ def _r2_max_and_flat(r: Reproduction, T: int, N: int, tol: float, results: dict)
         f"T = {pow2(T)} smooth binary: v̂_t flat at D²/4 = {D * D / 4:g}",
         f"mean {v.mean():.3f}, (max - min)/(D²/4) = {100 * spread:.1f}%",
         f"spread ≤ 2 tol = {200 * tol:.1f}%",
-        "dp.md §5 R2",
+        "Andersson & Pagh, NeurIPS 2023 (same variance at every t)",
         spread <= 2 * tol and abs(v.mean() / (D * D / 4) - 1) <= tol,
     )
 

@@ -1,8 +1,11 @@
-"""R5 of dp.md §5: continual MaxSum error vs T and d (Jain et al., ICML 2023; [proposal] grid).
+"""R5 of our reproduction (docs/privacy.md): continual MaxSum error vs T and d (Jain,
+Raskhodnikova, Sivakumar & Smith, ICML 2023, arXiv:2112.00828; the paper has no experiments, so the
+grid is ours).
 
-Mechanisms (`privacy.maxsum`, reconstructions [I] of dp.md §2.3; run by `privacy.r5.run_point`,
-i.e. `maxsum.rollout`: jit(vmap over seeds(scan over steps))), ε = 1, δ = 1/T², ρ = `rho_for(ε, δ)`,
-leader stream (one coordinate at p = 0.55, the others 0.5), mean over seeds of max_t error:
+Mechanisms (`privacy.maxsum`, our reconstructions of the paper's upper-bound mechanisms; run by
+`privacy.r5.run_point`, i.e. `maxsum.rollout`: jit(vmap over seeds(the engine's rollout))), ε = 1, δ
+= 1/T², ρ = `rho_for(ε, δ)`, leader stream (one coordinate at p = 0.55, the others 0.5), mean over
+seeds of max_t error:
 
 * counters: d binary-tree counters + max (expected Õ(√d log^{1.5} T / ε));
 * svt: sparse-vector re-release with a capped number of epochs (expected Õ(T^{1/3}/ε^{2/3}), flat
@@ -15,7 +18,7 @@ leader stream (one coordinate at p = 0.55, the others 0.5), mean over seeds of m
   chosen mechanism's runs);
 * batch: Laplace(1/ε) on max_j S_t[j] at every t independently (reference only, not continual).
 
-Grids. Full (the spec's): T = 2^10 ... 2^16 at d = 16; d = 1, 16, 256, 4096 at T = 2^12; SVT long
+Grids. Full (our proposal): T = 2^10 ... 2^16 at d = 16; d = 1, 16, 256, 4096 at T = 2^12; SVT long
 grid T = 2^14 ... 2^20 at d = 4 (with the batch baseline there, for the continual/batch ratio);
 30 seeds. Quick: T = 2^8 ... 2^12 at d = 4; d = 1, 16, 256 at T = 2^10; long grid 2^14 ... 2^18;
 16 seeds. Each (T, d, mechanisms) point is cached in ``runs/R5/`` (resume).
@@ -31,7 +34,8 @@ Checks and tolerances:
   coordinates: the union bound `maxsum.counter_bound` predicts 0.5 + a little, reported);
 * crossover: the first grid d where the counters' mean error exceeds SVT's is the one where the
   mechanisms' own bounds cross (as `MinCombination` chooses), up to one grid step, and lies within
-  a factor 16 of T^{2/3} (dp.md: "near d ≈ T^{2/3}, up to log factors");
+  a factor 16 of T^{2/3} (the two regimes' bounds √d and T^{1/3} cross near d ≈ T^{2/3}, up to log
+  factors);
 * batch level: |Lap(1/ε)| per step is Exp(ε) (truncated at ln(1/(2·10^-7)) = 15.4 by the
   sampler's clip of u to [1e-7, 1 - 1e-7]), so E[max_t error] = ∫_0^c 1 - (1 - e^{-εx})^T dx ≈
   H_T/ε exactly; z-test per T with the known sd sqrt(Σ 1/k²)/ε ≈ 1.28/ε of that max (|z| <=
@@ -127,7 +131,7 @@ def r5(r: Reproduction) -> None:
         f"SVT error T-slope, T = {pow2(Tl[0])}..{pow2(Tl[-1])}, d = {dl}",
         f"{slope:.3f} ± {se:.3f}",
         f"{pred:.3f} ± 0.1 (τ(T) slope: 1/3 + logs); in (0.283, 0.5)",
-        "dp.md §2.3 b, §5 R5 [I]; privacy.r5",
+        "Jain et al., ICML 2023: T^(1/3) regime (reconstructed calibration); privacy.r5",
         abs(slope - pred) <= 0.1 and 1 / 3 - 0.05 < slope < 0.5,
         "the T^{1/3} rate; a naive pure-DP SVT analysis gives √T",
     )
@@ -140,7 +144,7 @@ def r5(r: Reproduction) -> None:
         f"SVT error flat in d (T = {pow2(T_at)}, d = {big[0]}..{big[-1]})",
         f"{s_d:+.3f} ± {se_d:.3f}",
         "|slope| < 0.1",
-        "dp.md §5 R5 [I]",
+        "Jain et al., ICML 2023: T^(1/3) regime, independent of d (reconstructed)",
         abs(s_d) < 0.1,
     )
     # (c) counters grow like √d
@@ -155,7 +159,7 @@ def r5(r: Reproduction) -> None:
         f"counters error grows like √d (T = {pow2(T_at)}, d = {big[0]}..{big[-1]})",
         f"{c_d:.3f} ± {cse_d:.3f}",
         "in [0.45, 0.8] (√d · √log d)",
-        "dp.md §2.3 a, §5 R5 [I]",
+        "Jain et al., ICML 2023: √d regime (reconstructed)",
         0.45 <= c_d <= 0.8,
         f"the union bound's slope is {c_pred:.3f}",
     )
@@ -173,7 +177,7 @@ def r5(r: Reproduction) -> None:
         f"crossover d (counters worse than SVT from d = ..., T = {pow2(T_at)})",
         f"d = {emp}",
         f"the bounds' crossover d = {bnd} ± 1 grid step; within 16× of T^(2/3) = {t23:.0f}",
-        "dp.md §5 R5 [I]; privacy.maxsum.MinCombination",
+        "Jain et al., ICML 2023: min of the two bounds (reconstructed); maxsum.MinCombination",
         steps is not None and steps <= 1 and t23 / 16 <= emp <= 16 * t23,
         "SVT is in its trivial regime at this T (τ ≥ max S_T)"
         if tau(T_at, 4) >= 0.55 * T_at
@@ -207,7 +211,7 @@ def r5(r: Reproduction) -> None:
         "continual (min-combination) error above batch at every grid point",
         f"ratio {min(x[3] for x in ratios):.1f} .. {max(x[3] for x in ratios):.1f}",
         "> 1 (Ω̃(T^{1/3}) × batch)",
-        "Jain et al. 2023, abstract [V]",
+        "Jain et al., ICML 2023, abstract",
         min(x[3] for x in ratios) > 1,
     )
     batch_long = [_mean(df, "batch long", T, dl) for T in Tl]
@@ -220,7 +224,7 @@ def r5(r: Reproduction) -> None:
         f"continual/batch ratio in the SVT regime: T-slope, T = {pow2(Tl[0])}..{pow2(Tl[-1])}",
         f"{rs:.3f} ± {rse:.3f} (ratio {ratio_long[0]:.0f} → {ratio_long[-1]:.0f})",
         f"{r_pred:.3f} ± 0.1 (slope of τ(T)/E[batch])",
-        "dp.md §5 R5 [I]: ≈ T^{1/3}·polylog",
+        "Jain et al., ICML 2023, abstract: continual/batch ≈ T^(1/3)·polylog",
         abs(rs - r_pred) <= 0.1 and rs > 0,
     )
     _tables(r, df, summary, ratios, Tl, ratio_long, g)

@@ -1,8 +1,8 @@
-"""R6 of Wang (ICML 2023, arXiv:2306.02208; spec streaming_mab.md §4, §6 R6): every memory-bounded
-streaming algorithm on the Omega(K^{1/3} T^{2/3}) lower-bound family.
+"""R6 of our reproduction of Wang (ICML 2023, arXiv:2306.02208): every memory-bounded streaming
+algorithm on a family for the Omega(K^{1/3} T^{2/3}) lower bound (abstract).
 
-**[INFERENCE] family.** The hard instances are the spec's §4 construction (``env.instance=
-lower_bound``), which is inferred, not read in the paper: K - 1 body arms at 1/2, one of them (at a
+**Reconstructed family.** The hard instances are our construction (``env.instance=lower_bound``),
+not stated in the paper: K - 1 body arms at 1/2, one of them (at a
 uniform position, present with probability 1/2) at 1/2 + eps with eps = (K/T)^{1/3}, and a last arm
 at 0 or 1 with probability 1/2 each. Bernoulli rewards, corrected mode, fresh instance per seed.
 
@@ -112,7 +112,7 @@ def special_wins(K: int, b: int, eps: float) -> float:
 
 def uniform_outcomes(K: int, T: int) -> dict[str, float]:
     """The possible values of streaming uniform exploration's regret / (K^{1/3} T^{2/3}) on the
-    [INFERENCE] family, one per outcome (b its batch, eps = (K/T)^{1/3}):
+    reconstructed family, one per outcome (b its batch, eps = (K/T)^{1/3}):
 
       good, special / good, none: last arm 1: every body pull costs 1/2 (the special arm's
         1/2 - eps), the last arm wins (its b pulls are all 1; a body arm ties it with
@@ -135,7 +135,7 @@ def uniform_outcomes(K: int, T: int) -> dict[str, float]:
 
 
 def uniform_expectation(K: int, T: int, p_special: float = P_SPECIAL) -> float:
-    """E[regret] / (K^{1/3} T^{2/3}) of streaming uniform exploration on the [INFERENCE] family:
+    """E[regret] / (K^{1/3} T^{2/3}) of streaming uniform exploration on the reconstructed family:
     the outcomes of `uniform_outcomes` weighted by their probabilities (last arm 1 or 0 with
     probability 1/2, special arm present with probability p_special, hit with `special_wins`)."""
     v = uniform_outcomes(K, T)
@@ -173,7 +173,7 @@ def paired_slope(x: np.ndarray, ys: np.ndarray, B: int = 2000, seed: int = 0):
 
 
 def r6(r: Reproduction) -> None:
-    """R6: the seven streaming algorithms on the [INFERENCE] lower-bound family (docstring)."""
+    """R6: the seven streaming algorithms on the reconstructed lower-bound family (docstring)."""
     item = "R6"
     seeds = SEEDS[r.quick]
     rows = []
@@ -211,10 +211,10 @@ def r6(r: Reproduction) -> None:
         item,
         "lower_bound",
         table,
-        f"**{item}: the lower-bound family — [INFERENCE] construction (spec §4), not read in the "
-        "paper**: K - 1 body arms at 1/2, one at 1/2 + (K/T)^{1/3} with probability 1/2, last "
+        f"**{item}: the lower-bound family — our reconstruction, not stated in the paper**: "
+        " K - 1 body arms at 1/2, one at 1/2 + (K/T)^{1/3} with probability 1/2, last "
         f"arm 0 or 1; corrected mode, {seeds} seeds per point, regret normalised by "
-        "K^{1/3} T^{2/3}. `jin (stand-in)`: the [INFERENCE] doubling king/challenger.",
+        "K^{1/3} T^{2/3}. `jin (stand-in)`: our reconstructed doubling king/challenger.",
     )
     r.figure(item, "lower_bound", _figure(df))
 
@@ -231,7 +231,7 @@ def _uniform_checks(r: Reproduction, item: str, df: pd.DataFrame) -> None:
             f"{where} per-seed regret is one of the 5 closed-form outcomes",
             ", ".join(f"{k}: {n}" for k, n in counts.items()) + f"; unmatched: {unmatched}",
             "every seed within 1e-9 (relative; float64 sums)",
-            "closed form (uniform_outcomes), [INFERENCE] family",
+            "closed form (uniform_outcomes), reconstructed family",
             unmatched == 0,
         )
         hit, miss = counts["bad, hit"], counts["bad, miss"]
@@ -256,7 +256,7 @@ def _uniform_checks(r: Reproduction, item: str, df: pd.DataFrame) -> None:
             fmt_ci(row.mean, row.lo, row.hi),
             f"{want:.4g} ± {tol:.2g} (exact expectation; {want / lam:.3f} lambda, lambda = K b / "
             f"(K^1/3 T^2/3) = {lam:.3f} ~ (ln T)^1/3)",
-            "closed form (uniform_expectation), [INFERENCE] family",
+            "closed form (uniform_expectation), reconstructed family",
             abs(m - want) <= tol,
         )
 
@@ -269,7 +269,7 @@ def _constant_checks(r: Reproduction, item: str, df: pd.DataFrame) -> None:
         "c = min over sweep and algorithms of regret / (K^1/3 T^2/3)",
         f"{worst['mean']:.3g} ({worst['algorithm']}, K = {worst['K']}, T = {worst['T']:.3g})",
         f">= {C_MIN}",
-        "spec §4 (Omega(K^1/3 T^2/3)); bound of the docstring: >= 0.2 in expectation",
+        "Wang, ICML 2023, abstract (Omega(K^1/3 T^2/3)); docstring bound: >= 0.2 in expectation",
         worst["mean"] >= C_MIN,
     )
     fixed = df[df["K"] == K_FIXED]
@@ -283,7 +283,7 @@ def _constant_checks(r: Reproduction, item: str, df: pd.DataFrame) -> None:
             f"K = {K_FIXED}: {SHORT[agent]} log-log slope of regret / (K^1/3 T^2/3) in T",
             f"{s:+.3f} ± {se:.3f}",
             f">= -(3 se + {SLOPE_FLOOR}) (not trending down)",
-            "spec §6 R6; the family is scale-free in eps",
+            "Wang, ICML 2023, abstract (lower bound); the family is scale-free in eps",
             s >= -(3 * se + SLOPE_FLOOR),
         )
 
@@ -314,6 +314,6 @@ def _figure(df: pd.DataFrame):
     axes[1].set(xscale="log", yscale="log", xlabel="K (T = K^3)")
     axes[0].set_ylabel("regret / (K^{1/3} T^{2/3})")
     axes[0].legend(fontsize=7)
-    fig.suptitle("R6: [INFERENCE] lower-bound family (spec §4)", fontsize=10)
+    fig.suptitle("R6: lower-bound family (our reconstruction)", fontsize=10)
     fig.tight_layout()
     return fig

@@ -1,23 +1,25 @@
-"""R7 of Wang (ICML 2023, arXiv:2306.02208; spec streaming_mab.md §6 R7): memory accounting.
+"""R7 of our reproduction of Wang (ICML 2023, arXiv:2306.02208): memory accounting.
 
 Every streaming algorithm's peak memory (the env's final metric ``peak_memory``: most arms held at
 once, the arriving arm included) is compared, across several K, with
 
-* the spec's stated bound (§6 R7): uniform and naive 2 (one stored arm + the arriving arm, §1
-  "single-arm memory"), the doubling king/challenger (``stream_jin``, single-arm) 2, Game-of-Arms 3
-  (king + fractional-stream arm + arriving arm, §2.5), log <= 2 int(ln K), loglog
-  <= 2 (int(ln ln K) + 1), log* <= 2 (log* K + 1) with log* K = the number of times ln must be
-  applied to K to reach a value <= 1;
+* the bound each algorithm is designed for (the memory orders of Wang's abstract and Assadi & Wang,
+  STOC 2020; the constants are ours, from the authors' code's level counts): uniform and naive 2
+  (one stored arm + the arriving arm, "single-arm memory"), the doubling king/challenger
+  (``stream_jin``, single-arm) 2, Game-of-Arms 3 (king + fractional-stream arm + arriving arm), log
+  <= 2 int(ln K), loglog <= 2 (int(ln ln K) + 1), log* <= 2 (log* K + 1) with log* K = the number of
+  times ln must be applied to K to reach a value <= 1;
 * the algorithm's own ``memory_needed`` (the slots it asks of the env: 2, 3, or L + 1 for a
-  tower with L levels), which must lie between the peak and the spec's bound;
+  tower with L levels), which must lie between the peak and that bound;
 * for the towers, an independent reference: `tower_occupancy`, a plain-Python walk of the level
-  skeleton of spec §2.4 that tracks only which levels hold a king or a promoted arm. Which levels
-  are occupied does not depend on the rewards (the pull counters c[l] grow by b[l] per comparison
-  whoever wins, and a promotion always moves exactly one arm up), so the peak is a deterministic
-  function of K and the integer constants b[l], C[l], and every seed must match it exactly.
+  skeleton of the authors' tower routines that tracks only which levels hold a king or a promoted
+  arm. Which levels are occupied does not depend on the rewards (the pull counters c[l] grow by b[l]
+  per comparison whoever wins, and a promotion always moves exactly one arm up), so the peak is a
+  deterministic function of K and the integer constants b[l], C[l], and every seed must match it
+  exactly.
 
 Checks: equality where the bound is exact (2, 2, 2, 3 for every seed and K), equality with the
-occupancy walk for the towers, and peak <= memory_needed <= spec bound everywhere.
+occupancy walk for the towers, and peak <= memory_needed <= design bound everywhere.
 
 Sizes: T = K^3 (alpha = 1, beta = 3) and the seeds of R4's K sweep, so that the four agents R4
 also runs (uniform, naive, log*, GoA) compile to the same programs and hit JAX's persistent
@@ -68,7 +70,7 @@ def log_star(K: float) -> int:
 
 
 def spec_bound(agent: str, K: int) -> tuple[int, bool]:
-    """(bound on peak memory, whether the spec states it as an equality), spec §6 R7."""
+    """(bound on peak memory, whether it is an equality): the design bounds of the docstring."""
     if agent in ("stream_uniform", "stream_naive", "stream_jin"):
         return 2, True
     if agent == "stream_goa":
@@ -83,7 +85,7 @@ def spec_bound(agent: str, K: int) -> tuple[int, bool]:
 
 
 def tower_occupancy(b: Sequence[int], cap: Sequence[int], K: int) -> int:
-    """Peak number of arms held by the tower skeleton of spec §2.4 on a stream of K arms.
+    """Peak number of arms held by the authors' tower skeleton on a stream of K arms.
 
     Tracks per level: a king, a promoted arm waiting (at most one in the whole tower), the pull
     counter c[l]. Level l is full when c[l] > C[l] (the top level never is); a full level promotes
@@ -171,13 +173,13 @@ def memory_item(
                     "K": K,
                     "algorithm": SHORT[agent],
                     "peak memory (min–max over seeds)": f"{lo}" if lo == hi else f"{lo}–{hi}",
-                    "occupancy walk (§2.4)": "–" if ref is None else str(ref),
+                    "occupancy walk": "–" if ref is None else str(ref),
                     "memory_needed": need,
-                    "spec §6 R7 bound": f"= {bound}" if exact else f"<= {bound}",
+                    "design bound": f"= {bound}" if exact else f"<= {bound}",
                 }
             )
             name = f"K = {K} {SHORT[agent]} peak memory"
-            src = "spec §6 R7"
+            src = "design bound (docstring)"
             if exact:
                 r.check(
                     item, name, _span(lo, hi), f"= {bound} (every seed)", src, lo == hi == bound
@@ -188,8 +190,8 @@ def memory_item(
                     name,
                     _span(lo, hi),
                     f"= {ref} (occupancy walk, every seed); <= {need} (memory_needed) "
-                    f"<= {bound} (spec)",
-                    "spec §2.4 skeleton; §6 R7",
+                    f"<= {bound} (design bound)",
+                    "authors' tower skeleton; design bound (docstring)",
                     lo == hi == ref and ref <= need <= bound,
                 )
     df = pd.DataFrame(rows)
@@ -200,9 +202,9 @@ def memory_item(
         f"**{item}: peak memory** (arms held at once, the arriving arm included; the env's "
         f"`peak_memory`) on clear-cut instances, T = K^3, {seeds} seeds per K, corrected mode. "
         "`memory_needed`: the slots each algorithm asks of the env. Occupancy walk: an "
-        "independent plain-Python walk of the tower skeleton (spec §2.4), whose peak does not "
-        "depend on rewards. `jin (stand-in)` is the [INFERENCE] doubling king/challenger, not Jin "
-        "et al.'s Algorithm 1.",
+        "independent plain-Python walk of the authors' tower skeleton, whose peak does not "
+        "depend on rewards. `jin (stand-in)` is our reconstructed doubling king/challenger, not "
+        "Jin et al.'s Algorithm 1.",
     )
 
 

@@ -1,14 +1,14 @@
-"""R4 of Wang (ICML 2023, arXiv:2306.02208; spec streaming_mab.md §6 R4): the rate check.
+"""R4 of our reproduction of Wang (ICML 2023, arXiv:2306.02208): the rate check.
 
 Regret / (K^{1/3} T^{2/3}) of streaming uniform exploration, naive eps-best, log* (Aggressive
 Selective Promotion instantiation) and Game-of-Arms (corrected mode, clear-cut instances, a fresh
 instance per seed) against T at K = 1000 (T = K^beta, beta from 1.5 to 3) and against K at
 T = K^3 (alpha = 1, K from 250 to 64 000), on log-log axes with fitted slopes.
 
-Theory (abstract; spec §1, §2.1, §2.3): uniform is O(K^{1/3} T^{2/3} (ln T)^{1/3}), naive
-O(K^{1/3} T^{2/3} ln K), log* and GoA O(K^{1/3} T^{2/3}). In clear-cut instances the first two
-have closed forms. Uniform pulls every arm b_u = ceil((T/K)^{2/3} (ln T)^{1/3}) times, naive
-b_n = ceil(ln K (T/K)^{2/3}) times, then commits the remaining T - K b pulls to its king, so
+Theory (Wang, abstract; batch sizes of the authors' released code): uniform is O(K^{1/3} T^{2/3} (ln
+T)^{1/3}), naive O(K^{1/3} T^{2/3} ln K), log* and GoA O(K^{1/3} T^{2/3}). In clear-cut instances
+the first two have closed forms. Uniform pulls every arm b_u = ceil((T/K)^{2/3} (ln T)^{1/3}) times,
+naive b_n = ceil(ln K (T/K)^{2/3}) times, then commits the remaining T - K b pulls to its king, so
 
     regret = b sum_i gap_i + (T - K b) chosen_gap,  E[b sum_i gap_i] = b (K - 1) g,
 
@@ -121,7 +121,7 @@ def run_point(r: Reproduction, K: int, alpha: float, beta: float, seeds: int | N
 
 
 def batch(agent: str, K: int, T: int) -> int:
-    """Integer pulls per arm of uniform (spec §2.1) or naive (§2.3), corrected mode."""
+    """Integer pulls per arm of uniform or naive (authors' code), corrected mode."""
     if agent == "stream_uniform":
         return count((T / K) ** (2.0 / 3.0) * math.log(T) ** (1.0 / 3.0), "corrected")
     return count(math.log(K) / (K / T) ** (2.0 / 3.0), "corrected")
@@ -291,7 +291,7 @@ def _exploration_checks(r: Reproduction, item: str, df: pd.DataFrame) -> None:
             f"{SHORT[agent]}: exploration regret / (g (K-1) b) - 1 at all {len(a)} points",
             f"max |.| = {worst:.2%}",
             "0 within the 99% CI + 0.1% at each point",
-            "closed form (spec §2.1/§2.3 batch sizes; g from scipy truncnorm)",
+            "closed form (authors' code batch sizes; g from scipy truncnorm)",
             ok,
         )
 
@@ -346,7 +346,7 @@ def _ratio_checks(r: Reproduction, item: str, df: pd.DataFrame) -> None:
             f"K = {K}, T = {T:.3g}: naive / uniform",
             fmt_ci(ratio, lo, hi, digits=4),
             f"{want:.4f} ± {tol:.3f} (ln K / (ln T)^1/3 = {approx:.4f})",
-            "closed form (batch sizes of spec §2.1, §2.3)",
+            "closed form (batch sizes of the authors' code)",
             abs(ratio - want) <= tol,
         )
 
