@@ -32,16 +32,20 @@ which grows linearly within a batch of pulls of one arm). Seeds that reached the
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.lift import Lifted, freeze, lift
 from experiments.protocol import Agent, Env, Exogenous, IllegalActionError
 from experiments.rollout import (
     RNG_BLOCK,
@@ -107,7 +111,8 @@ class SimResult:
 # --------------------------------------------------------------------------- engine
 @dataclass
 class _Program:
-    """The compiled pieces of one (env, agent, shapes) simulation."""
+    """The compiled pieces of one (env, agent, shapes) simulation, and the numbers to run them
+    with (`args`: env numbers, agent numbers; the params pytree is given at run time)."""
 
     init: Callable
     chunk: Callable
@@ -116,6 +121,36 @@ class _Program:
     multi_round: bool
     metric_names: list[str]
     compile_seconds: float
+    numbers: tuple = ((), ())
+    cached: bool = False  # found in this process's program cache (no compilation)
+    lifted: tuple[str, str] = ("none", "none")  # env / agent numbers: arguments|constants|none
+    params_as_argument: bool = True
+
+    def reused(self, parts, compile_seconds: float = 0.0, cached: bool = True) -> _Program:
+        """This program with the numbers of `parts` (another object of the same static key)."""
+        return dataclasses.replace(
+            self,
+            numbers=(parts.env.numbers, parts.agent.numbers),
+            compile_seconds=compile_seconds,
+            cached=cached,
+            lifted=(parts.env.mode, parts.agent.mode),
+            params_as_argument=parts.params is None,
+        )
+
+
+class _Parts(NamedTuple):
+    """What a compiled program is a function of besides its state: env and agent numbers
+    (lifted hyperparameters, `experiments.lift`) and, unless `params` holds them as constants,
+    the env's params pytree."""
+
+    env: Lifted
+    agent: Lifted
+    params: Any = None  # None: params are an argument; else the params, closed over
+
+    def bind(self, h):
+        """(env, agent, params) inside a program, from its argument h."""
+        params = h[2] if self.params is None else self.params
+        return self.env.rebuild(h[0]), self.agent.rebuild(h[1]), params
 
 
 def _build(
@@ -129,28 +164,136 @@ def _build(
     slots: int,
     probe: Probe,
     per_seed_inputs: frozenset[str],
-):
-    """Compile init, chunk (and tail) and final programs; `slots` = grid points per chunk."""
+) -> _Program:
+    """Compile init, chunk (and tail) and final programs; `slots` = grid points per chunk.
+
+    Hyperparameters are arguments: the env's params pytree and the float attributes of the env
+    and agent objects (`experiments.lift`) are inputs of the programs, so objects that differ
+    only in those numbers share one program (cached in this process; across processes JAX's
+    persistent cache sees the same program). A component that needs a number as a constant (to
+    make a shape, or to branch in Python) is compiled with its numbers as constants instead.
+    """
+    attempts = [
+        _Parts(lift(env), lift(agent)),
+        _Parts(Lifted.static(env), lift(agent)),
+        _Parts(lift(env), Lifted.static(agent)),
+        _Parts(Lifted.static(env), Lifted.static(agent)),
+        _Parts(Lifted.static(env), Lifted.static(agent), params),  # everything a constant
+    ]
+    try:
+        params_shape = jax.tree.map(_abstract, params)
+    except TypeError:  # params that are not arrays: constants only
+        params_shape, attempts = None, attempts[-1:]
+    seen = set()
+    for parts in attempts:
+        if (parts.env.key, parts.agent.key, parts.params is None) in seen:
+            continue
+        seen.add((parts.env.key, parts.agent.key, parts.params is None))
+        key = _program_key(parts, params_shape, horizon_steps, n_seeds, chunk, tail, slots, probe)
+        key = (*key, tuple(sorted(per_seed_inputs)))
+        with _PROGRAMS_LOCK:  # agents of a run compile in threads (simulate_agents)
+            hit = _PROGRAMS.get(key)
+            if hit is not None:
+                _PROGRAMS.move_to_end(key)
+        if hit is not None:
+            return hit.reused(parts)
+        try:
+            prog = _compile(
+                parts,
+                params_shape,
+                horizon_steps,
+                n_seeds,
+                chunk,
+                tail,
+                slots,
+                probe,
+                per_seed_inputs,
+            )
+        except Exception:  # a number needed as a constant (tracer errors, hashing, numpy)
+            if parts.params is not None:
+                raise  # the all-constant attempt: a real error of the env or agent
+            continue
+        with _PROGRAMS_LOCK:
+            _PROGRAMS[key] = prog
+            while len(_PROGRAMS) > PROGRAM_CACHE_SIZE:
+                _PROGRAMS.popitem(last=False)
+        return prog.reused(parts, compile_seconds=prog.compile_seconds, cached=False)
+    raise AssertionError("unreachable: the all-constant attempt returns or raises")
+
+
+PROGRAM_CACHE_SIZE = 64  # compiled simulations kept in this process (least recently used go)
+_PROGRAMS: OrderedDict = OrderedDict()
+_PROGRAMS_LOCK = threading.Lock()
+
+
+def _abstract(x):
+    x = jnp.asarray(x)
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=x.weak_type)
+
+
+def _program_key(parts, params_shape, *sizes_and_probe):
+    """Everything a compiled program depends on besides its arguments: the static keys of env
+    and agent, the params' structure and shapes (or the params themselves when constant), the
+    sizes, and what the probe fixed statically (the agent's spec, the draws, the inputs)."""
+    *sizes, probe = sizes_and_probe
+    leaves, treedef = jax.tree.flatten(params_shape)
+    try:
+        constants = () if parts.params is None else freeze(jax.tree.map(np.asarray, parts.params))
+        spec = freeze(probe.spec)
+    except TypeError:  # cannot be keyed: a key that matches nothing else
+        return (object(),)
+    return (
+        parts.env.key,
+        parts.agent.key,
+        constants,
+        spec,
+        tuple(sorted(probe.env_draws.items())),
+        tuple(sorted(probe.agent_draws.items())),
+        treedef,
+        tuple((x.shape, x.dtype, x.weak_type) for x in leaves),
+        tuple(sizes),
+        tuple(sorted((k, v.shape, v.dtype) for k, v in probe.inputs.items())),
+        bool(jax.config.jax_enable_x64),
+        SCAN_UNROLL,
+    )
+
+
+def _compile(
+    parts: _Parts,
+    params_shape,
+    horizon_steps: int,
+    n_seeds: int,
+    chunk: int,
+    tail: int,
+    slots: int,
+    probe: Probe,
+    per_seed_inputs: frozenset[str],
+) -> _Program:
     multi_round = probe.multi_round
     names = probe.tracked
     limit = horizon_steps if multi_round else None
 
-    def init_one(run_key):
+    def init_one(h, run_key):
+        env, agent, params = parts.bind(h)
         return initial_carry(env, params, agent, probe, run_key)
 
-    def body(carry, xs):
-        core, rec = carry
-        (rng_env, rng_agent), inputs, slot = xs
-        core, _ = advance(env, params, agent, core, rng_env, rng_agent, inputs, limit, multi_round)
-        values = {k: sum_value(core.sums[k]) for k in names}
-        if multi_round:  # emit every step; the host interpolates the grid points between steps
-            return (core, rec), (core.rounds, values)
-        # One round per step: the grid rounds of this chunk are known steps (`slot` < `slots`
-        # there, = `slots` elsewhere, an index the scatter drops), so write only those.
-        rec = {k: rec[k].at[slot].set(values[k], mode="drop") for k in names}
-        return (core, rec), None
+    def chunk_one(h, state, step_key, first_block, slot_of_step, shared, mine, n_steps):
+        env, agent, params = parts.bind(h)
 
-    def chunk_one(state, step_key, first_block, slot_of_step, shared, mine, n_steps):
+        def body(carry, xs):
+            core, rec = carry
+            (rng_env, rng_agent), inputs, slot = xs
+            core, _ = advance(
+                env, params, agent, core, rng_env, rng_agent, inputs, limit, multi_round
+            )
+            values = {k: sum_value(core.sums[k]) for k in names}
+            if multi_round:  # emit every step; the host interpolates grid points between steps
+                return (core, rec), (core.rounds, values)
+            # One round per step: the grid rounds of this chunk are known steps (`slot` <
+            # `slots` there, = `slots` elsewhere, an index the scatter drops): write only those.
+            rec = {k: rec[k].at[slot].set(values[k], mode="drop") for k in names}
+            return (core, rec), None
+
         rng = draw_steps(step_key, first_block, n_steps, probe.env_draws, probe.agent_draws)
         rec = {k: jnp.zeros((slots,), jnp.result_type(float)) for k in names}
         xs = (rng, {**shared, **mine}, slot_of_step)
@@ -159,13 +302,24 @@ def _build(
         )
         return state, (emitted if multi_round else rec)
 
-    def final_one(state: Carry):
+    def final_one(h, state: Carry):
+        env, agent, params = parts.bind(h)
         return env.final_metrics(state.env_state, agent.output(state.agent_state), params)
 
+    def numbers(lifted: Lifted):
+        return tuple(
+            jax.ShapeDtypeStruct((), jnp.result_type(float), weak_type=True) for _ in lifted.numbers
+        )
+
+    h_shape = (
+        numbers(parts.env),
+        numbers(parts.agent),
+        params_shape if parts.params is None else (),
+    )
     t0 = time.perf_counter()
     keys = jax.random.split(jax.random.key(0), n_seeds)
-    init = jax.jit(jax.vmap(init_one)).lower(keys).compile()
-    state_shape, key_shape = jax.eval_shape(jax.vmap(init_one), keys)
+    init = jax.jit(jax.vmap(init_one, in_axes=(None, 0))).lower(h_shape, keys).compile()
+    state_shape, key_shape = jax.eval_shape(jax.vmap(init_one, in_axes=(None, 0)), h_shape, keys)
     block0 = jnp.zeros((), jnp.int32)
 
     def compile_chunk(n):
@@ -178,18 +332,24 @@ def _build(
             }
 
         f = jax.vmap(
-            lambda s, k, b, i, sh, mi: chunk_one(s, k, b, i, sh, mi, n),
-            in_axes=(0, 0, None, None, None, 0),
+            lambda h, s, k, b, i, sh, mi: chunk_one(h, s, k, b, i, sh, mi, n),
+            in_axes=(None, 0, 0, None, None, None, 0),
         )
         slot_shape = jax.ShapeDtypeStruct((n,), jnp.int32)
-        lowered = jax.jit(f, donate_argnums=0).lower(
-            state_shape, key_shape, block0, slot_shape, inputs_shape(False), inputs_shape(True)
+        lowered = jax.jit(f, donate_argnums=1).lower(
+            h_shape,
+            state_shape,
+            key_shape,
+            block0,
+            slot_shape,
+            inputs_shape(False),
+            inputs_shape(True),
         )
         return lowered.compile()
 
     chunk_fn = compile_chunk(chunk)
     tail_fn = compile_chunk(tail) if tail and not multi_round else None
-    final_fn = jax.jit(jax.vmap(final_one)).lower(state_shape).compile()
+    final_fn = jax.jit(jax.vmap(final_one, in_axes=(None, 0))).lower(h_shape, state_shape).compile()
     compile_seconds = time.perf_counter() - t0
     return _Program(init, chunk_fn, tail_fn, final_fn, multi_round, names, compile_seconds)
 
@@ -390,6 +550,11 @@ def simulate_agents(
     return {name: c.run(seed, progress, desc=name) for name, c in compiled.items()}
 
 
+def _weak(numbers: tuple) -> tuple:
+    """Lifted numbers as the programs take them: weakly typed scalars, like Python floats."""
+    return tuple(jnp.asarray(float(x)) for x in numbers)
+
+
 def _chunk_inputs(inputs: dict[str, Exogenous], first: int, n: int) -> tuple[dict, dict]:
     """Rows [first, first + n) of every input, on the device: (shared, per seed)."""
     shared, mine = {}, {}
@@ -409,7 +574,12 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> SimResult:
     bar = _progress_bar(progress, c.horizon, desc, "episode" if per_round > 1 else "round")
     t_start = time.perf_counter()
     run_keys = jax.random.split(jax.random.key(seed), seeds)
-    state, step_keys = prog.init(run_keys)
+    h = (
+        _weak(prog.numbers[0]),
+        _weak(prog.numbers[1]),
+        c.params if prog.params_as_argument else (),
+    )
+    state, step_keys = prog.init(h, run_keys)
     curves = {k: np.full((seeds, grid.size), np.nan) for k in prog.metric_names}
     prev_rounds = np.zeros(seeds, np.int64)
     prev_values = {k: np.zeros(seeds) for k in prog.metric_names}
@@ -426,7 +596,8 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> SimResult:
         if not prog.multi_round:
             slot_of_step[grid_steps[sel] - done - 1] = np.arange(sel.size, dtype=np.int32)
         shared, mine = _chunk_inputs(c.inputs, done, n)
-        state, out = fn(state, step_keys, jnp.asarray(block, jnp.int32), slot_of_step, shared, mine)
+        block_ = jnp.asarray(block, jnp.int32)
+        state, out = fn(h, state, step_keys, block_, slot_of_step, shared, mine)
         block += n // RNG_BLOCK
         steps += n
         _check_illegal(state)
@@ -451,7 +622,7 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> SimResult:
             if bar is not None:
                 bar((done + n) // per_round - done // per_round)
             done += n
-    final_metrics = prog.final(state)
+    final_metrics = prog.final(h, state)
     jax.block_until_ready(final_metrics)
     run_seconds = time.perf_counter() - t_start
     if bar is not None:
@@ -469,6 +640,8 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> SimResult:
         "multi_round": prog.multi_round,
         "steps_per_round": per_round,
         "exogenous_inputs": sorted(c.inputs),
+        "program_cache": "hit" if prog.cached else "compiled",
+        "hyperparameters": {"env": prog.lifted[0], "agent": prog.lifted[1]},
         "x64": bool(jax.config.jax_enable_x64),
         "prng": "threefry2x32",
         "jax_version": jax.__version__,
