@@ -153,18 +153,19 @@ class _Parts(NamedTuple):
         return self.env.rebuild(h[0]), self.agent.rebuild(h[1]), params
 
 
-def _build(
-    env: Env,
-    params,
-    agent: Agent,
-    horizon_steps: int,
-    n_seeds: int,
-    chunk: int,
-    tail: int,
-    slots: int,
-    probe: Probe,
-    per_seed_inputs: frozenset[str],
-) -> _Program:
+class _Layout(NamedTuple):
+    """The sizes a simulation's programs are compiled for (all static)."""
+
+    horizon_steps: int
+    seeds: int
+    chunk: int  # steps per chunk
+    tail: int  # steps of a shorter last chunk (one-round runs), 0 if none
+    slots: int  # most grid points in one chunk
+    probe: Probe
+    per_seed_inputs: tuple[str, ...]
+
+
+def _build(env: Env, params, agent: Agent, layout: _Layout) -> _Program:
     """Compile init, chunk (and tail) and final programs; `slots` = grid points per chunk.
 
     Hyperparameters are arguments: the env's params pytree and the float attributes of the env
@@ -189,8 +190,7 @@ def _build(
         if (parts.env.key, parts.agent.key, parts.params is None) in seen:
             continue
         seen.add((parts.env.key, parts.agent.key, parts.params is None))
-        key = _program_key(parts, params_shape, horizon_steps, n_seeds, chunk, tail, slots, probe)
-        key = (*key, tuple(sorted(per_seed_inputs)))
+        key = _program_key(parts, params_shape, layout)
         with _PROGRAMS_LOCK:  # agents of a run compile in threads (simulate_agents)
             hit = _PROGRAMS.get(key)
             if hit is not None:
@@ -198,17 +198,7 @@ def _build(
         if hit is not None:
             return hit.reused(parts)
         try:
-            prog = _compile(
-                parts,
-                params_shape,
-                horizon_steps,
-                n_seeds,
-                chunk,
-                tail,
-                slots,
-                probe,
-                per_seed_inputs,
-            )
+            prog = _compile(parts, params_shape, layout)
         except Exception:  # a number needed as a constant (tracer errors, hashing, numpy)
             if parts.params is not None:
                 raise  # the all-constant attempt: a real error of the env or agent
@@ -231,11 +221,11 @@ def _abstract(x):
     return jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=x.weak_type)
 
 
-def _program_key(parts, params_shape, *sizes_and_probe):
+def _program_key(parts: _Parts, params_shape, layout: _Layout) -> tuple:
     """Everything a compiled program depends on besides its arguments: the static keys of env
     and agent, the params' structure and shapes (or the params themselves when constant), the
     sizes, and what the probe fixed statically (the agent's spec, the draws, the inputs)."""
-    *sizes, probe = sizes_and_probe
+    *sizes, probe, per_seed = layout
     leaves, treedef = jax.tree.flatten(params_shape)
     try:
         constants = () if parts.params is None else freeze(jax.tree.map(np.asarray, parts.params))
@@ -253,22 +243,14 @@ def _program_key(parts, params_shape, *sizes_and_probe):
         tuple((x.shape, x.dtype, x.weak_type) for x in leaves),
         tuple(sizes),
         tuple(sorted((k, v.shape, v.dtype) for k, v in probe.inputs.items())),
+        per_seed,
         bool(jax.config.jax_enable_x64),
         SCAN_UNROLL,
     )
 
 
-def _compile(
-    parts: _Parts,
-    params_shape,
-    horizon_steps: int,
-    n_seeds: int,
-    chunk: int,
-    tail: int,
-    slots: int,
-    probe: Probe,
-    per_seed_inputs: frozenset[str],
-) -> _Program:
+def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
+    horizon_steps, n_seeds, chunk, tail, slots, probe, per_seed_inputs = layout
     multi_round = probe.multi_round
     names = probe.tracked
     limit = horizon_steps if multi_round else None
@@ -479,8 +461,9 @@ def compile_simulation(
     tail = steps % chunk  # one-round runs: a shorter last chunk; multi-round runs idle instead
     # Most grid points in one chunk: chunk j holds steps (j chunk, (j + 1) chunk].
     slots = int(np.unique((grid * per_round - 1) // chunk, return_counts=True)[1].max())
-    per_seed = frozenset(k for k, x in inputs.items() if x.per_seed)
-    prog = _build(env, params, agent, steps, seeds, chunk, tail, slots, probe_, per_seed)
+    per_seed = tuple(sorted(k for k, x in inputs.items() if x.per_seed))
+    layout = _Layout(steps, seeds, chunk, tail, slots, probe_, per_seed)
+    prog = _build(env, params, agent, layout)
     return CompiledSimulation(
         env, params, agent, horizon, seeds, grid, chunk, tail, slots, prog, per_round, inputs
     )
