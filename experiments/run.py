@@ -243,7 +243,10 @@ def execute(exp: Experiment, out_dir: Path) -> dict:
         )
     print(summary_table(summary, sims, exp.metric, exp.reference))
     compile_s = {n: round(a["compile_seconds"], 2) for n, a in summary["agents"].items()}
-    print(f"compile seconds (not in agent-steps/s): {compile_s}")
+    overlap = ", compiled side by side: the times overlap" if len(compile_s) > 1 else ""
+    reused = [n for n, a in summary["agents"].items() if a["engine"].get("program_cache") == "hit"]
+    reused_note = f"; programs reused: {', '.join(reused)}" if reused else ""
+    print(f"compile seconds (not in agent-steps/s{overlap}): {compile_s}{reused_note}")
     print(f"run directory: {out_dir}")
     return summary
 

@@ -125,6 +125,7 @@ class _Program:
     cached: bool = False  # found in this process's program cache (no compilation)
     lifted: tuple[str, str] = ("none", "none")  # env / agent numbers: arguments|constants|none
     params_as_argument: bool = True
+    program_seconds: dict[str, float] = field(default_factory=dict)  # per program, when compiled
 
     def reused(self, parts, compile_seconds: float = 0.0, cached: bool = True) -> _Program:
         """This program with the numbers of `parts` (another object of the same static key)."""
@@ -135,6 +136,7 @@ class _Program:
             cached=cached,
             lifted=(parts.env.mode, parts.agent.mode),
             params_as_argument=parts.params is None,
+            program_seconds=self.program_seconds if not cached else {},
         )
 
 
@@ -299,8 +301,10 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
         params_shape if parts.params is None else (),
     )
     t0 = time.perf_counter()
+    seconds = {}  # wall seconds per program (trace + lower + XLA compile)
     keys = jax.random.split(jax.random.key(0), n_seeds)
     init = jax.jit(jax.vmap(init_one, in_axes=(None, 0))).lower(h_shape, keys).compile()
+    seconds["init"] = time.perf_counter() - t0
     state_shape, key_shape = jax.eval_shape(jax.vmap(init_one, in_axes=(None, 0)), h_shape, keys)
     block0 = jnp.zeros((), jnp.int32)
 
@@ -329,11 +333,24 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
         )
         return lowered.compile()
 
-    chunk_fn = compile_chunk(chunk)
-    tail_fn = compile_chunk(tail) if tail and not multi_round else None
-    final_fn = jax.jit(jax.vmap(final_one, in_axes=(None, 0))).lower(h_shape, state_shape).compile()
+    def timed(name, make):
+        t = time.perf_counter()
+        out = make()
+        seconds[name] = time.perf_counter() - t
+        return out
+
+    chunk_fn = timed("chunk", lambda: compile_chunk(chunk))
+    tail_fn = timed("tail", lambda: compile_chunk(tail)) if tail and not multi_round else None
+    final_fn = timed(
+        "final",
+        lambda: (
+            jax.jit(jax.vmap(final_one, in_axes=(None, 0))).lower(h_shape, state_shape).compile()
+        ),
+    )
     compile_seconds = time.perf_counter() - t0
-    return _Program(init, chunk_fn, tail_fn, final_fn, multi_round, names, compile_seconds)
+    prog = _Program(init, chunk_fn, tail_fn, final_fn, multi_round, names, compile_seconds)
+    prog.program_seconds = {k: round(v, 3) for k, v in seconds.items()}
+    return prog
 
 
 def _choose_chunk(
@@ -624,6 +641,9 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> SimResult:
         "steps_per_round": per_round,
         "exogenous_inputs": sorted(c.inputs),
         "program_cache": "hit" if prog.cached else "compiled",
+        # wall seconds per compiled program; with several agents of one run compiled side by
+        # side (simulate_agents), these and compile_seconds overlap in time
+        "compile_seconds_by_program": prog.program_seconds,
         "hyperparameters": {"env": prog.lifted[0], "agent": prog.lifted[1]},
         "x64": bool(jax.config.jax_enable_x64),
         "prng": "threefry2x32",
