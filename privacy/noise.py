@@ -60,24 +60,33 @@ class SecretsSource:
         return secrets.randbits(k) if k > 0 else 0
 
 
-class GeneratorSource:
-    """Bits from a `numpy.random.Generator` (seeded: reproducible; or a CSPRNG-seeded SFC64),
-    fetched 64 bytes at a time and consumed in order."""
+class PoolSource:
+    """Uniform random bits (an `IntSource`) from 64-byte blocks of `block()`, consumed in order
+    (little-endian: the first block gives the lowest bits)."""
 
-    def __init__(self, rng: np.random.Generator):
-        self.rng = rng
+    def __init__(self, block):
+        self._block = block
         self._pool, self._bits = 0, 0
 
     def randbits(self, k: int) -> int:
         if k <= 0:
             return 0
         while self._bits < k:
-            self._pool |= int.from_bytes(self.rng.bytes(64), "little") << self._bits
-            self._bits += 8 * 64
+            self._pool |= int.from_bytes(self._block(), "little") << self._bits
+            self._bits += 512
         out = self._pool & ((1 << k) - 1)
         self._pool >>= k
         self._bits -= k
         return out
+
+
+class GeneratorSource(PoolSource):
+    """Bits from a `numpy.random.Generator` (seeded: reproducible; or a CSPRNG-seeded SFC64),
+    fetched 64 bytes at a time and consumed in order."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+        super().__init__(lambda: rng.bytes(64))
 
 
 def as_source(source: IntSource | np.random.Generator | int | None) -> IntSource:

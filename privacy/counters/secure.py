@@ -64,7 +64,7 @@ from jax.experimental import io_callback
 
 from privacy.continual import ContinualSpec
 from privacy.counters.state import CounterState
-from privacy.noise import discrete_gaussian, discrete_laplace
+from privacy.noise import PoolSource, discrete_gaussian, discrete_laplace
 
 GAUSS_TAIL = 40  # |N_Z(0, σ²)| > 40 σ has probability < 2 exp(-800) < 2^-1000
 LAPLACE_TAIL = 720  # |Lap_Z(b)| > 720 b has probability < 2 exp(-720) < 2^-1000
@@ -111,31 +111,10 @@ def noise_variance(noise: SecureNoise) -> float:
 
 
 # --------------------------------------------------------------------------- host draws
-class PoolSource:
-    """Uniform random bits (`privacy.noise.IntSource`) from 64-byte blocks, consumed in order.
-
-    `os_source()`: blocks from `os.urandom` (the OS CSPRNG, as `secrets`; buffered, so one
-    system call serves many draws). `keyed_source(seed)`: block i = BLAKE2b-512(seed, i), a
-    pseudorandom function in counter mode: reproducible from the seed, distinct seeds give
-    unrelated streams.
-    """
-
-    def __init__(self, block):
-        self._block = block
-        self._pool, self._bits = 0, 0
-
-    def randbits(self, k: int) -> int:
-        if k <= 0:
-            return 0
-        while self._bits < k:
-            self._pool |= int.from_bytes(self._block(), "little") << self._bits
-            self._bits += 512
-        out = self._pool & ((1 << k) - 1)
-        self._pool >>= k
-        self._bits -= k
-        return out
-
-
+# PoolSource (privacy.noise): uniform bits from 64-byte blocks. `os_source()`: blocks from
+# `os.urandom` (the OS CSPRNG, as `secrets`; buffered, so one system call serves many draws).
+# `keyed_source(seed)`: block i = BLAKE2b-512(seed, i), a pseudorandom function in counter mode:
+# reproducible from the seed, distinct seeds give unrelated streams.
 def os_source() -> PoolSource:
     return PoolSource(lambda: os.urandom(64))
 
