@@ -4,6 +4,7 @@
     regretlab env.means=[0.5,0.6] agents=[ucb1,thompson] horizon=100000 seeds=1000
     regretlab -m env.K=10,100 agents=[ucb1]     # one run directory per job
     regretlab hydra.run.dir=some/dir            # put the run where you say
+    regretlab sweep.agents.ucb1.c=[0.5,1,2]     # a sweep in one program: one job directory each
 
 Flow: compose -> validate (types by the structured schema, ranges by the domain classes) ->
 instantiate env and agents (``_target_``) -> compile every agent's program (concurrently) and
@@ -31,6 +32,7 @@ from hydra.errors import InstantiationException
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from experiments.config import ConfigError, check_choice, check_int
+from experiments.sweep import expand as expand_sweep
 
 MAX_RECORDED_VALUES = 50_000_000  # agents x seeds x grid points kept in memory and on disk
 
@@ -65,6 +67,7 @@ class RunConfig:
     compile_cache: str | None = "~/.cache/regretlab/jax"  # JAX's persistent cache; null: off
     env: Any = MISSING
     agents: dict[str, Any] = field(default_factory=dict)
+    sweep: Any = field(default_factory=lambda: OmegaConf.create({}, flags={"struct": False}))
 
 
 ConfigStore.instance().store(name="regretlab_schema", node=RunConfig)
@@ -242,22 +245,112 @@ def execute(exp: Experiment, out_dir: Path) -> dict:
             title=_title(exp),
         )
     print(summary_table(summary, sims, exp.metric, exp.reference))
+    _print_compile_seconds(summary)
+    print(f"run directory: {out_dir}")
+    return summary
+
+
+def _print_compile_seconds(summary: dict) -> None:
     compile_s = {n: round(a["compile_seconds"], 2) for n, a in summary["agents"].items()}
     overlap = ", compiled side by side: the times overlap" if len(compile_s) > 1 else ""
     reused = [n for n, a in summary["agents"].items() if a["engine"].get("program_cache") == "hit"]
     reused_note = f"; programs reused: {', '.join(reused)}" if reused else ""
     print(f"compile seconds (not in agent-steps/s{overlap}): {compile_s}{reused_note}")
-    print(f"run directory: {out_dir}")
-    return summary
+
+
+def execute_sweep(jobs: list, exps: list[Experiment], out_dir: Path) -> list[dict]:
+    """Run the jobs of a sweep (`experiments.sweep`) in as few programs as their configs allow,
+    write each job's run directory as a multirun would, print one table; return the summaries.
+
+    Finished jobs are found and skipped (resume); the others run together.
+    """
+    import json
+
+    from experiments import results
+    from experiments.simulate import simulate_sweep
+    from experiments.sweep import write_job_config
+
+    first = exps[0]
+    todo = [
+        i
+        for i, (j, e) in enumerate(zip(jobs, exps, strict=True))
+        if not results.is_complete(j.directory, e.config)
+    ]
+    if len(todo) < len(jobs):
+        print(
+            f"{out_dir}: {len(jobs) - len(todo)} of {len(jobs)} sweep jobs finished, not recomputed"
+        )
+    sims: dict[str, list] = {}
+    if todo:
+        variants = {
+            name: [(exps[i].env, exps[i].params, exps[i].agents[name]) for i in todo]
+            for name in first.agents
+        }
+        sims = simulate_sweep(
+            variants,
+            first.horizon,
+            first.seeds,
+            first.seed,
+            first.grid,
+            first.chunk_size,
+            first.progress,
+        )
+    summaries, rows = [], []
+    for i, (job, exp) in enumerate(zip(jobs, exps, strict=True)):
+        if i not in todo:
+            summary = json.loads((job.directory / results.SUMMARY_FILE).read_text())
+            summaries.append(summary)
+            continue
+        k = todo.index(i)
+        job_sims = {name: runs[k] for name, runs in sims.items()}
+        if exp.metric not in job_sims[next(iter(job_sims))].final:
+            known = ", ".join(sorted(next(iter(job_sims.values())).final))
+            raise ConfigError(f"metric: {exp.metric!r} is not a metric of this env ({known})")
+        write_job_config(job)
+        extra = {"metric": exp.metric, "sweep_job": {"number": job.number, "values": job.values}}
+        summary = results.write_run(job.directory, exp.config, job_sims, extra, exp.env)
+        if exp.plot:
+            from experiments.plot import plot_runs
+
+            plot_runs(
+                [results.Run(job.directory, summary)],
+                job.directory / f"{exp.metric}.png",
+                exp.metric,
+                title=f"{_title(exp)}, {job.label}",
+            )
+        summaries.append(summary)
+        rows += _rows(
+            summary, job_sims, exp.metric, exp.reference, prefix=f"{job.number}: {job.label} "
+        )
+    if rows:
+        print(_format_rows(rows, summaries[0], first.metric, first.reference))
+    groups = sorted(
+        {
+            (s["agents"][n]["engine"].get("sweep") or {}).get("configs_in_program", 1)
+            for s in summaries
+            for n in s["agents"]
+        }
+    )
+    print(f"{len(jobs)} jobs ({len(todo)} run), configs per program: {groups}")
+    if len(jobs[0].values) == 1:
+        field = next(iter(jobs[0].values))
+        print(
+            f"plot the final {first.metric} against {field}: regretlab-plot {out_dir} --x {field}"
+        )
+    print(f"sweep directory: {out_dir}")
+    return summaries
 
 
 def summary_table(summary: dict, sims: dict, metric: str, reference: str | None = None) -> str:
     """The table printed after a run: `metric` per agent, mean with its support's interval (and
     median), agent-steps/s, and with `reference` the ratio of means to that agent paired over
     seeds (`stats.ratio_ci` on the per-seed finals)."""
-    from experiments.protocol import MetricInfo
+    return _format_rows(_rows(summary, sims, metric, reference), summary, metric, reference)
+
+
+def _rows(summary: dict, sims: dict, metric: str, reference: str | None, prefix: str = "") -> list:
     from experiments.stats import ratio_ci
-    from experiments.tables import Row, format_table
+    from experiments.tables import Row
 
     rows = []
     for name, a in summary["agents"].items():
@@ -265,7 +358,14 @@ def summary_table(summary: dict, sims: dict, metric: str, reference: str | None 
         if reference is not None:
             r = ratio_ci(sims[name].final[metric], sims[reference].final[metric])
             ratios[metric] = tuple(float(v) for v in r)
-        rows.append(Row(name, {metric: a["final"][metric]}, a["steps_per_second"], ratios))
+        rows.append(Row(prefix + name, {metric: a["final"][metric]}, a["steps_per_second"], ratios))
+    return rows
+
+
+def _format_rows(rows: list, summary: dict, metric: str, reference: str | None) -> str:
+    from experiments.protocol import MetricInfo
+    from experiments.tables import format_table
+
     infos = {k: MetricInfo(**v) for k, v in summary.get("metrics", {}).items()}
     return format_table(rows, [metric], infos=infos, reference=reference)
 
@@ -296,13 +396,21 @@ def main(cfg: DictConfig) -> float | None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
+    overrides = list(hc.overrides.task)
     try:
-        exp = prepare(cfg, list(hc.overrides.task))
+        jobs = expand_sweep(cfg, overrides, out_dir)
+        if jobs:
+            exps = [_prepare_job(job) for job in jobs]
+        else:
+            exp = prepare(cfg, overrides)
     except ConfigError as e:
         _discard_run_dir(out_dir)
         print(f"regretlab: error: {e}", file=sys.stderr)
         sys.exit(2)
     try:
+        if jobs:
+            execute_sweep(jobs, exps, out_dir)
+            return None
         summary = execute(exp, out_dir)
     except ConfigError as e:
         _discard_run_dir(out_dir)
@@ -310,6 +418,14 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(2)
     first = next(iter(summary["agents"].values()))
     return first["final"].get(exp.metric, {}).get("mean")
+
+
+def _prepare_job(job) -> Experiment:
+    """`prepare` for one job of a sweep; an error names the job's swept values."""
+    try:
+        return prepare(job.config, job.overrides)
+    except ConfigError as e:
+        raise ConfigError(f"sweep job {job.number} ({job.label}): {e}") from None
 
 
 if __name__ == "__main__":

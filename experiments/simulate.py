@@ -32,6 +32,7 @@ which grows linearly within a batch of pulls of one arm). Seeds that reached the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import threading
@@ -112,30 +113,30 @@ class SimResult:
 @dataclass
 class _Program:
     """The compiled pieces of one (env, agent, shapes) simulation, and the numbers to run them
-    with (`args`: env numbers, agent numbers; the params pytree is given at run time)."""
+    with (`numbers`: per config, its env numbers and agent numbers; the params pytree is given
+    at run time)."""
 
     init: Callable
     chunk: Callable
-    tail: Callable | None
     final: Callable
     multi_round: bool
     metric_names: list[str]
     compile_seconds: float
-    numbers: tuple = ((), ())
+    numbers: tuple = ()  # per config: (env numbers, agent numbers)
     cached: bool = False  # found in this process's program cache (no compilation)
     lifted: tuple[str, str] = ("none", "none")  # env / agent numbers: arguments|constants|none
     params_as_argument: bool = True
     program_seconds: dict[str, float] = field(default_factory=dict)  # per program, when compiled
 
-    def reused(self, parts, compile_seconds: float = 0.0, cached: bool = True) -> _Program:
-        """This program with the numbers of `parts` (another object of the same static key)."""
+    def reused(self, parts: list, compile_seconds: float = 0.0, cached: bool = True) -> _Program:
+        """This program with the numbers of `parts` (one per config, all of this static key)."""
         return dataclasses.replace(
             self,
-            numbers=(parts.env.numbers, parts.agent.numbers),
+            numbers=tuple((p.env.numbers, p.agent.numbers) for p in parts),
             compile_seconds=compile_seconds,
             cached=cached,
-            lifted=(parts.env.mode, parts.agent.mode),
-            params_as_argument=parts.params is None,
+            lifted=(parts[0].env.mode, parts[0].agent.mode),
+            params_as_argument=parts[0].params is None,
             program_seconds=self.program_seconds if not cached else {},
         )
 
@@ -165,52 +166,73 @@ class _Layout(NamedTuple):
     slots: int  # most grid points in one chunk
     probe: Probe
     per_seed_inputs: tuple[str, ...]
+    configs: int = 1  # configs of a sweep run side by side (a vmapped axis outside the seeds)
 
 
-def _build(env: Env, params, agent: Agent, layout: _Layout) -> _Program:
-    """Compile init, chunk (and tail) and final programs; `slots` = grid points per chunk.
+def _build(variants: Sequence[tuple[Env, Any, Agent]], layout: _Layout) -> _Program | None:
+    """Compile init, chunk and final programs for the (env, params, agent) `variants` (one, or
+    the configs of a sweep), or return None when the variants cannot share one program.
 
     Hyperparameters are arguments: the env's params pytree and the float attributes of the env
     and agent objects (`experiments.lift`) are inputs of the programs, so objects that differ
     only in those numbers share one program (cached in this process; across processes JAX's
     persistent cache sees the same program). A component that needs a number as a constant (to
-    make a shape, or to branch in Python) is compiled with its numbers as constants instead.
+    make a shape, or to branch in Python) is compiled with its numbers as constants instead;
+    sweep configs then share a program only where those constants agree.
     """
-    attempts = [
-        _Parts(lift(env), lift(agent)),
-        _Parts(Lifted.static(env), lift(agent)),
-        _Parts(lift(env), Lifted.static(agent)),
-        _Parts(Lifted.static(env), Lifted.static(agent)),
-        _Parts(Lifted.static(env), Lifted.static(agent), params),  # everything a constant
+    modes = [  # (env lifted, agent lifted, params an argument), most shared first
+        (True, True, True),
+        (False, True, True),
+        (True, False, True),
+        (False, False, True),
+        (False, False, False),  # everything a constant
     ]
     try:
-        params_shape = jax.tree.map(_abstract, params)
+        shapes = [jax.tree.map(_abstract, params) for _, params, _ in variants]
     except TypeError:  # params that are not arrays: constants only
-        params_shape, attempts = None, attempts[-1:]
+        shapes, modes = None, modes[-1:]
+    params_shape = shapes[0] if shapes else None
+    if shapes and any(_shape_key(x) != _shape_key(params_shape) for x in shapes):
+        return None
     seen = set()
-    for parts in attempts:
-        if (parts.env.key, parts.agent.key, parts.params is None) in seen:
-            continue
-        seen.add((parts.env.key, parts.agent.key, parts.params is None))
-        key = _program_key(parts, params_shape, layout)
+    for mode in modes:
+        parts = [_parts(v, *mode) for v in variants]
+        keys = [_program_key(p, params_shape, layout) for p in parts]
+        if len(set(keys)) > 1 or (parts[0].env.key, parts[0].agent.key, mode[2]) in seen:
+            continue  # the configs differ in what this mode keeps static
+        seen.add((parts[0].env.key, parts[0].agent.key, mode[2]))
         with _PROGRAMS_LOCK:  # agents of a run compile in threads (simulate_agents)
-            hit = _PROGRAMS.get(key)
+            hit = _PROGRAMS.get(keys[0])
             if hit is not None:
-                _PROGRAMS.move_to_end(key)
+                _PROGRAMS.move_to_end(keys[0])
         if hit is not None:
             return hit.reused(parts)
         try:
-            prog = _compile(parts, params_shape, layout)
+            prog = _compile(parts[0], params_shape, layout)
         except Exception:  # a number needed as a constant (tracer errors, hashing, numpy)
-            if parts.params is not None:
-                raise  # the all-constant attempt: a real error of the env or agent
-            continue
+            if mode[2] or len(variants) > 1:
+                continue
+            raise  # the all-constant attempt of one config: a real error of the env or agent
         with _PROGRAMS_LOCK:
-            _PROGRAMS[key] = prog
+            _PROGRAMS[keys[0]] = prog
             while len(_PROGRAMS) > PROGRAM_CACHE_SIZE:
                 _PROGRAMS.popitem(last=False)
         return prog.reused(parts, compile_seconds=prog.compile_seconds, cached=False)
-    raise AssertionError("unreachable: the all-constant attempt returns or raises")
+    return None  # configs that differ in a constant: the caller runs them apart
+
+
+def _parts(variant: tuple[Env, Any, Agent], env_lifted: bool, agent_lifted: bool, params_arg: bool):
+    env, params, agent = variant
+    return _Parts(
+        lift(env) if env_lifted else Lifted.static(env),
+        lift(agent) if agent_lifted else Lifted.static(agent),
+        None if params_arg else params,
+    )
+
+
+def _shape_key(params_shape) -> tuple:
+    leaves, treedef = jax.tree.flatten(params_shape)
+    return treedef, tuple((x.shape, x.dtype, x.weak_type) for x in leaves)
 
 
 PROGRAM_CACHE_SIZE = 64  # compiled simulations kept in this process (least recently used go)
@@ -227,7 +249,7 @@ def _program_key(parts: _Parts, params_shape, layout: _Layout) -> tuple:
     """Everything a compiled program depends on besides its arguments: the static keys of env
     and agent, the params' structure and shapes (or the params themselves when constant), the
     sizes, and what the probe fixed statically (the agent's spec, the draws, the inputs)."""
-    *sizes, probe, per_seed = layout
+    *sizes, probe, per_seed, configs = layout
     leaves, treedef = jax.tree.flatten(params_shape)
     try:
         constants = () if parts.params is None else freeze(jax.tree.map(np.asarray, parts.params))
@@ -246,13 +268,22 @@ def _program_key(parts: _Parts, params_shape, layout: _Layout) -> tuple:
         tuple(sizes),
         tuple(sorted((k, v.shape, v.dtype) for k, v in probe.inputs.items())),
         per_seed,
+        configs,
         bool(jax.config.jax_enable_x64),
         SCAN_UNROLL,
     )
 
 
 def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
-    horizon_steps, n_seeds, chunk, tail, slots, probe, per_seed_inputs = layout
+    """Trace, lower and compile the init, chunk and final programs of `layout`.
+
+    Each is ``vmap`` over seeds of one run's function of (h, ...), h = (env numbers, agent
+    numbers, params); a sweep of C configs adds an outer ``vmap`` over h (states (C, seeds, ...)).
+    One chunk program serves every chunk: with a shorter last chunk (`layout.tail`), steps from
+    its argument ``n_active`` on are skipped by a ``lax.cond`` on the step index, which is the
+    same for every seed, so the skip is a real branch, not a select.
+    """
+    horizon_steps, n_seeds, chunk, tail, slots, probe, per_seed_inputs, configs = layout
     multi_round = probe.multi_round
     names = probe.tracked
     limit = horizon_steps if multi_round else None
@@ -261,7 +292,7 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
         env, agent, params = parts.bind(h)
         return initial_carry(env, params, agent, probe, run_key)
 
-    def chunk_one(h, state, step_key, first_block, slot_of_step, shared, mine, n_steps):
+    def chunk_one(h, state, step_key, first_block, slot_of_step, n_active, shared, mine):
         env, agent, params = parts.bind(h)
 
         def body(carry, xs):
@@ -278,11 +309,19 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
             rec = {k: rec[k].at[slot].set(values[k], mode="drop") for k in names}
             return (core, rec), None
 
-        rng = draw_steps(step_key, first_block, n_steps, probe.env_draws, probe.agent_draws)
+        def masked_body(carry, xs):
+            i, xs = xs
+            return jax.lax.cond(i < n_active, body, lambda c, _: (c, None), carry, xs)
+
+        rng = draw_steps(step_key, first_block, chunk, probe.env_draws, probe.agent_draws)
         rec = {k: jnp.zeros((slots,), jnp.result_type(float)) for k in names}
         xs = (rng, {**shared, **mine}, slot_of_step)
+        if tail:
+            body_, xs = masked_body, (jnp.arange(chunk), xs)
+        else:
+            body_ = body
         (state, rec), emitted = jax.lax.scan(
-            body, (state, rec), xs, length=n_steps, unroll=min(SCAN_UNROLL, n_steps)
+            body_, (state, rec), xs, length=chunk, unroll=min(SCAN_UNROLL, chunk)
         )
         return state, (emitted if multi_round else rec)
 
@@ -290,48 +329,41 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
         env, agent, params = parts.bind(h)
         return env.final_metrics(state.env_state, agent.output(state.agent_state), params)
 
+    def over_configs(f, seed_axes, config_axes):
+        """`f` vmapped over seeds, and over a sweep's configs when there are any (h, states
+        and step keys have a config axis; run keys and exogenous inputs are shared)."""
+        f = jax.vmap(f, in_axes=seed_axes)
+        return f if configs == 1 else jax.vmap(f, in_axes=config_axes)
+
+    lead = () if configs == 1 else (configs,)
+
     def numbers(lifted: Lifted):
         return tuple(
-            jax.ShapeDtypeStruct((), jnp.result_type(float), weak_type=True) for _ in lifted.numbers
+            jax.ShapeDtypeStruct(lead, jnp.result_type(float), weak_type=True)
+            for _ in lifted.numbers
         )
 
     h_shape = (
         numbers(parts.env),
         numbers(parts.agent),
-        params_shape if parts.params is None else (),
+        jax.tree.map(lambda x: _with_lead(x, lead), params_shape) if parts.params is None else (),
     )
     t0 = time.perf_counter()
     seconds = {}  # wall seconds per program (trace + lower + XLA compile)
     keys = jax.random.split(jax.random.key(0), n_seeds)
-    init = jax.jit(jax.vmap(init_one, in_axes=(None, 0))).lower(h_shape, keys).compile()
+    init_all = over_configs(init_one, (None, 0), (0, None))
+    init = jax.jit(init_all).lower(h_shape, keys).compile()
     seconds["init"] = time.perf_counter() - t0
-    state_shape, key_shape = jax.eval_shape(jax.vmap(init_one, in_axes=(None, 0)), h_shape, keys)
-    block0 = jnp.zeros((), jnp.int32)
+    state_shape, key_shape = jax.eval_shape(init_all, h_shape, keys)
+    scalar = jax.ShapeDtypeStruct((), jnp.int32)
 
-    def compile_chunk(n):
-        def inputs_shape(per_seed: bool):
-            lead = (n_seeds, n) if per_seed else (n,)
-            return {
-                k: jax.ShapeDtypeStruct((*lead, *v.shape), v.dtype)
-                for k, v in probe.inputs.items()
-                if (k in per_seed_inputs) == per_seed
-            }
-
-        f = jax.vmap(
-            lambda h, s, k, b, i, sh, mi: chunk_one(h, s, k, b, i, sh, mi, n),
-            in_axes=(None, 0, 0, None, None, None, 0),
-        )
-        slot_shape = jax.ShapeDtypeStruct((n,), jnp.int32)
-        lowered = jax.jit(f, donate_argnums=1).lower(
-            h_shape,
-            state_shape,
-            key_shape,
-            block0,
-            slot_shape,
-            inputs_shape(False),
-            inputs_shape(True),
-        )
-        return lowered.compile()
+    def inputs_shape(per_seed: bool):
+        lead_ = (n_seeds, chunk) if per_seed else (chunk,)
+        return {
+            k: jax.ShapeDtypeStruct((*lead_, *v.shape), v.dtype)
+            for k, v in probe.inputs.items()
+            if (k in per_seed_inputs) == per_seed
+        }
 
     def timed(name, make):
         t = time.perf_counter()
@@ -339,18 +371,36 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
         seconds[name] = time.perf_counter() - t
         return out
 
-    chunk_fn = timed("chunk", lambda: compile_chunk(chunk))
-    tail_fn = timed("tail", lambda: compile_chunk(tail)) if tail and not multi_round else None
-    final_fn = timed(
-        "final",
+    chunk_all = over_configs(
+        chunk_one, (None, 0, 0, None, None, None, None, 0), (0, 0, 0, None, None, None, None, None)
+    )
+    chunk_fn = timed(
+        "chunk",
         lambda: (
-            jax.jit(jax.vmap(final_one, in_axes=(None, 0))).lower(h_shape, state_shape).compile()
+            jax.jit(chunk_all, donate_argnums=1)
+            .lower(
+                h_shape,
+                state_shape,
+                key_shape,
+                scalar,
+                jax.ShapeDtypeStruct((chunk,), jnp.int32),
+                scalar,
+                inputs_shape(False),
+                inputs_shape(True),
+            )
+            .compile()
         ),
     )
+    final_all = over_configs(final_one, (None, 0), (0, 0))
+    final_fn = timed("final", lambda: jax.jit(final_all).lower(h_shape, state_shape).compile())
     compile_seconds = time.perf_counter() - t0
-    prog = _Program(init, chunk_fn, tail_fn, final_fn, multi_round, names, compile_seconds)
+    prog = _Program(init, chunk_fn, final_fn, multi_round, names, compile_seconds)
     prog.program_seconds = {k: round(v, 3) for k, v in seconds.items()}
     return prog
+
+
+def _with_lead(x: jax.ShapeDtypeStruct, lead: tuple) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct((*lead, *x.shape), x.dtype, weak_type=x.weak_type)
 
 
 def _choose_chunk(
@@ -386,6 +436,9 @@ class CompiledSimulation:
     `steps_per_round` is 1, or an episodic env's episode length H (a "round" is an episode:
     `horizon` episodes are horizon H steps, recorded at the ends of the grid's episodes).
     `inputs` are the host-side exogenous inputs (raw and prepared), streamed per chunk.
+    A sweep's group of configs compiled as one program (`compile_sweep`) has its
+    (env, params, agent) `variants` (the first is `env`, `params`, `agent`); `run_configs` runs
+    them side by side and returns one result per config.
     """
 
     env: Env
@@ -400,6 +453,7 @@ class CompiledSimulation:
     program: _Program
     steps_per_round: int = 1
     inputs: dict[str, Exogenous] = field(default_factory=dict)
+    variants: list = field(default_factory=list)
 
     def run(
         self,
@@ -407,6 +461,17 @@ class CompiledSimulation:
         progress: bool | Callable[[int], None] = False,
         desc: str = "",
     ) -> SimResult:
+        if len(self.variants) > 1:
+            raise ValueError("a sweep's program: use run_configs (one result per config)")
+        return _run(self, seed, progress, desc)[0]
+
+    def run_configs(
+        self,
+        seed: int = 0,
+        progress: bool | Callable[[int], None] = False,
+        desc: str = "",
+    ) -> list[SimResult]:
+        """One result per config of `variants`, each identical to its own `simulate`."""
         return _run(self, seed, progress, desc)
 
 
@@ -457,6 +522,22 @@ def compile_simulation(
     chunk_size: int | None = None,
 ) -> CompiledSimulation:
     """Validate the arguments and compile the programs of a simulation (see `simulate`)."""
+    compiled = _compile_group([(env, params, agent)], horizon, seeds, grid, chunk_size)
+    assert compiled is not None  # one config always compiles (or raises)
+    return compiled
+
+
+def _compile_group(
+    variants: list[tuple[Env, Any, Agent]],
+    horizon: int,
+    seeds: int,
+    grid: np.ndarray | Sequence[int] | None,
+    chunk_size: int | None,
+    probe_: Probe | None = None,
+) -> CompiledSimulation | None:
+    """`compile_simulation` for configs that share their static facts (None: they cannot share
+    one program; see `compile_sweep`)."""
+    env, params, agent = variants[0]
     if horizon < 1:
         raise ValueError(f"horizon: must be an integer >= 1 (got {horizon})")
     if seeds < 1:
@@ -470,19 +551,92 @@ def compile_simulation(
         raise ValueError("grid: must be increasing rounds within [1, horizon]")
 
     inputs = host_inputs(env, params, steps, seeds)
-    probe_ = probe(env, params, agent, horizon, step_inputs(inputs))
+    if probe_ is None:
+        probe_ = probe(env, params, agent, horizon, step_inputs(inputs))
     if probe_.multi_round and (inputs or per_round > 1):
         raise ValueError("env: multi-round steps cannot be combined with inputs or episodes")
+    lanes = seeds * len(variants)
     per_step = 8 + probe_.draws_per_step + _input_elements(probe_.inputs, inputs)
-    chunk = _choose_chunk(steps, seeds, per_step, chunk_size, not probe_.multi_round)
-    tail = steps % chunk  # one-round runs: a shorter last chunk; multi-round runs idle instead
+    chunk = _choose_chunk(steps, lanes, per_step, chunk_size, not probe_.multi_round)
+    # one-round runs: a shorter last chunk (masked); multi-round runs idle instead
+    tail = 0 if probe_.multi_round else steps % chunk
     # Most grid points in one chunk: chunk j holds steps (j chunk, (j + 1) chunk].
     slots = int(np.unique((grid * per_round - 1) // chunk, return_counts=True)[1].max())
     per_seed = tuple(sorted(k for k, x in inputs.items() if x.per_seed))
-    layout = _Layout(steps, seeds, chunk, tail, slots, probe_, per_seed)
-    prog = _build(env, params, agent, layout)
+    layout = _Layout(steps, seeds, chunk, tail, slots, probe_, per_seed, len(variants))
+    prog = _build(variants, layout)
+    if prog is None:
+        return None
     return CompiledSimulation(
-        env, params, agent, horizon, seeds, grid, chunk, tail, slots, prog, per_round, inputs
+        env,
+        params,
+        agent,
+        horizon,
+        seeds,
+        grid,
+        chunk,
+        tail,
+        slots,
+        prog,
+        per_round,
+        inputs,
+        list(variants),
+    )
+
+
+def compile_sweep(
+    variants: Sequence[tuple[Env, Any, Agent]],
+    horizon: int,
+    seeds: int,
+    grid: np.ndarray | Sequence[int] | None = None,
+    chunk_size: int | None = None,
+) -> list[tuple[list[int], CompiledSimulation]]:
+    """Compile the (env, params, agent) configs of a sweep into as few programs as they allow.
+
+    Configs that differ only in numbers the programs take as arguments (float hyperparameters,
+    the params pytree's values) and agree on everything static (classes, integer fields,
+    shapes, the env's spec, the draws) run as one program, vmapped over a config axis outside the
+    seed axis. Configs of an env with exogenous inputs, or that differ in something static, get
+    programs of their own (still shared through the program cache where their static keys
+    agree). Returns (indices of `variants`, compiled program) per group.
+    """
+    groups: dict[Any, list[int]] = {}
+    probes = {}
+    for i, (env, params, agent) in enumerate(variants):
+        key: Any = ("alone", i)
+        if not _has_inputs(env):
+            probes[i] = probe(env, params, agent, horizon)
+            with contextlib.suppress(TypeError):  # unhashable static facts: a group alone
+                key = _probe_key(probes[i])
+        groups.setdefault(key, []).append(i)
+    compiled = []
+    for indices in groups.values():
+        members = [tuple(variants[i]) for i in indices]
+        c = _compile_group(members, horizon, seeds, grid, chunk_size, probes.get(indices[0]))
+        if c is not None:
+            compiled.append((indices, c))
+            continue
+        for i in indices:  # configs that differ in a constant: one program each
+            one = _compile_group([tuple(variants[i])], horizon, seeds, grid, chunk_size)
+            compiled.append(([i], one))
+    return sorted(compiled, key=lambda g: g[0][0])
+
+
+def _has_inputs(env: Env) -> bool:
+    """Whether `env` may declare exogenous inputs (it overrides `EnvBase.exogenous`)."""
+    from experiments.protocol import EnvBase
+
+    method = getattr(type(env), "exogenous", None)
+    return method is not None and method is not EnvBase.exogenous
+
+
+def _probe_key(p: Probe) -> tuple:
+    """The static facts of one config's step: spec, draws, metric shapes (hashable)."""
+    return (
+        freeze(p.spec),
+        tuple(sorted(p.env_draws.items())),
+        tuple(sorted(p.agent_draws.items())),
+        tuple(sorted((k, v.shape, str(v.dtype)) for k, v in p.metrics.items())),
     )
 
 
@@ -534,76 +688,155 @@ def simulate_agents(
     (each already uses every core). Each result's ``compile_seconds`` is the wall time of its own
     compilation, which overlaps with the others'. Same results as separate `simulate` calls.
     """
+    sweep = {name: [(env, params, a)] for name, a in agents.items()}
+    results = simulate_sweep(sweep, horizon, seeds, seed, grid, chunk_size, progress, workers)
+    return {name: r[0] for name, r in results.items()}
+
+
+def simulate_sweep(
+    variants: dict[str, Sequence[tuple[Env, Any, Agent]]],
+    horizon: int,
+    seeds: int,
+    seed: int = 0,
+    grid: np.ndarray | Sequence[int] | None = None,
+    chunk_size: int | None = None,
+    progress: bool = False,
+    workers: int | None = None,
+) -> dict[str, list[SimResult]]:
+    """Run every (env, params, agent) config of a sweep, per agent name, in as few programs as
+    the configs allow (`compile_sweep`): configs that differ only in float hyperparameters or
+    the env's params values are vmapped side by side in one program.
+
+    Result i of a name is identical to ``simulate(*variants[name][i], horizon, seeds, seed, ...)``
+    (same draws per seed; the same arithmetic, vectorised). Programs are compiled concurrently
+    in `workers` threads, then run one after another. In a group of C configs the first result
+    carries the compile seconds and every result carries 1/C of the group's run seconds
+    (``info["sweep"]`` has the group's totals).
+    """
     from concurrent.futures import ThreadPoolExecutor
 
-    workers = workers or min(len(agents), os.cpu_count() or 1)
+    distinct = {name: _distinct(vs) for name, vs in variants.items()}  # identical configs: once
 
-    def build(agent):
-        return compile_simulation(env, params, agent, horizon, seeds, grid, chunk_size)
+    def build(name):
+        unique, _ = distinct[name]
+        return compile_sweep(unique, horizon, seeds, grid, chunk_size)
 
-    if workers <= 1 or len(agents) <= 1:
-        compiled = {name: build(a) for name, a in agents.items()}
+    names = list(variants)
+    workers = workers or min(len(names), os.cpu_count() or 1)
+    if workers <= 1 or len(names) <= 1:
+        compiled = {name: build(name) for name in names}
     else:
         with ThreadPoolExecutor(workers) as pool:
-            futures = {name: pool.submit(build, a) for name, a in agents.items()}
+            futures = {name: pool.submit(build, name) for name in names}
             compiled = {name: f.result() for name, f in futures.items()}
-    return {name: c.run(seed, progress, desc=name) for name, c in compiled.items()}
+    out = {}
+    for name in names:
+        unique, which = distinct[name]
+        results: list[SimResult | None] = [None] * len(unique)
+        for indices, c in compiled[name]:
+            for i, r in zip(indices, c.run_configs(seed, progress, desc=name), strict=True):
+                results[i] = r
+        out[name] = [results[u] for u in which]
+    return out
 
 
-def _weak(numbers: tuple) -> tuple:
-    """Lifted numbers as the programs take them: weakly typed scalars, like Python floats."""
-    return tuple(jnp.asarray(float(x)) for x in numbers)
+def _distinct(variants: Sequence[tuple[Env, Any, Agent]]) -> tuple[list, list[int]]:
+    """The distinct configs of `variants` and, per variant, the index of its distinct config
+    (configs compare by class, static fields, numbers and params values)."""
+    unique, keys, which = [], {}, []
+    for v in variants:
+        env, params, agent = v
+        try:
+            lifted = [lift(env), lift(agent)]
+            key = (*((x.key, x.numbers) for x in lifted), freeze(jax.tree.map(np.asarray, params)))
+            hash(key)
+        except TypeError:  # cannot be compared: a config of its own
+            key = object()
+        if key not in keys:
+            keys[key] = len(unique)
+            unique.append(tuple(v))
+        which.append(keys[key])
+    return unique, which
+
+
+def _arguments(c: CompiledSimulation) -> tuple:
+    """The programs' argument h: env numbers, agent numbers (weakly typed, like Python floats)
+    and the params pytree, each stacked on a leading config axis for a sweep's group."""
+    prog = c.program
+
+    def weak(numbers: tuple) -> tuple:
+        return tuple(jnp.asarray(float(x)) for x in numbers)
+
+    def params_of(i: int):
+        return c.variants[i][1] if prog.params_as_argument else ()
+
+    if len(prog.numbers) == 1:
+        env_numbers, agent_numbers = prog.numbers[0]
+        return weak(env_numbers), weak(agent_numbers), params_of(0)
+
+    def stacked(j: int) -> tuple:
+        columns = zip(*(weak(n[j]) for n in prog.numbers), strict=True)
+        return tuple(jnp.stack(col) for col in columns)
+
+    params = jax.tree.map(lambda *xs: jnp.stack(xs), *map(params_of, range(len(prog.numbers))))
+    return stacked(0), stacked(1), params
 
 
 def _chunk_inputs(inputs: dict[str, Exogenous], first: int, n: int) -> tuple[dict, dict]:
-    """Rows [first, first + n) of every input, on the device: (shared, per seed)."""
+    """Rows [first, first + n) of every input, on the device, padded with their last row to n
+    rows when fewer are left (a shorter last chunk): (shared, per seed)."""
     shared, mine = {}, {}
     for name, x in inputs.items():
         rows = np.asarray(x.data[:, first : first + n] if x.per_seed else x.data[first : first + n])
+        axis = 1 if x.per_seed else 0
+        short = n - rows.shape[axis]
+        if short:
+            last = np.take(rows, [-1], axis=axis)
+            rows = np.concatenate([rows, np.repeat(last, short, axis=axis)], axis=axis)
         value = jnp.asarray(rows, jax.dtypes.canonicalize_dtype(rows.dtype))
         (mine if x.per_seed else shared)[name] = value
     return shared, mine
 
 
-def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> SimResult:
-    """Execute a compiled simulation: the chunk loop, recording and final metrics."""
+def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResult]:
+    """Execute a compiled simulation: the chunk loop, recording and final metrics (per config)."""
     prog, grid, seeds = c.program, c.grid, c.seeds
-    chunk, tail, slots, per_round = c.chunk, c.tail, c.slots, c.steps_per_round
+    chunk, slots, per_round = c.chunk, c.slots, c.steps_per_round
+    configs = len(prog.numbers)
+    lanes = configs * seeds  # host side: config-major rows (config i: rows i seeds ...)
+
+    def host(x) -> np.ndarray:  # a device value with leading (configs, seeds) or (seeds,) axes
+        x = np.asarray(x)
+        return x.reshape(lanes, *x.shape[2:]) if configs > 1 else x
+
     horizon = c.horizon * per_round  # in steps
     grid_steps = grid * per_round
     bar = _progress_bar(progress, c.horizon, desc, "episode" if per_round > 1 else "round")
     t_start = time.perf_counter()
     run_keys = jax.random.split(jax.random.key(seed), seeds)
-    h = (
-        _weak(prog.numbers[0]),
-        _weak(prog.numbers[1]),
-        c.params if prog.params_as_argument else (),
-    )
+    h = _arguments(c)
     state, step_keys = prog.init(h, run_keys)
-    curves = {k: np.full((seeds, grid.size), np.nan) for k in prog.metric_names}
-    prev_rounds = np.zeros(seeds, np.int64)
-    prev_values = {k: np.zeros(seeds) for k in prog.metric_names}
+    curves = {k: np.full((lanes, grid.size), np.nan) for k in prog.metric_names}
+    prev_rounds = np.zeros(lanes, np.int64)
+    prev_values = {k: np.zeros(lanes) for k in prog.metric_names}
     block, done, steps = 0, 0, 0
     while True:
-        if prog.multi_round:
-            n, fn = chunk, prog.chunk
-        else:
-            if done >= horizon:
-                break
-            n, fn = (chunk, prog.chunk) if horizon - done >= chunk else (tail, prog.tail)
+        if not prog.multi_round and done >= horizon:
+            break
+        n = chunk if prog.multi_round else min(chunk, horizon - done)
         sel = np.nonzero((grid_steps > done) & (grid_steps <= done + n))[0]
-        slot_of_step = np.full(n, slots, np.int32)
+        slot_of_step = np.full(chunk, slots, np.int32)
         if not prog.multi_round:
             slot_of_step[grid_steps[sel] - done - 1] = np.arange(sel.size, dtype=np.int32)
-        shared, mine = _chunk_inputs(c.inputs, done, n)
-        block_ = jnp.asarray(block, jnp.int32)
-        state, out = fn(h, state, step_keys, block_, slot_of_step, shared, mine)
-        block += n // RNG_BLOCK
+        shared, mine = _chunk_inputs(c.inputs, done, chunk)
+        args = (jnp.asarray(block, jnp.int32), slot_of_step, jnp.asarray(n, jnp.int32))
+        state, out = prog.chunk(h, state, step_keys, *args, shared, mine)
+        block += chunk // RNG_BLOCK
         steps += n
-        _check_illegal(state)
+        _check_illegal(host(state.illegal), seeds)
         if prog.multi_round:
-            rounds = np.asarray(out[0], np.int64)
-            values = {k: np.asarray(v, np.float64) for k, v in out[1].items()}
+            rounds = host(out[0]).astype(np.int64)
+            values = {k: host(v).astype(np.float64) for k, v in out[1].items()}
             _interpolate(grid, curves, rounds, values, prev_rounds, prev_values)
             prev_rounds = rounds[:, -1]
             prev_values = {k: v[:, -1] for k, v in values.items()}
@@ -612,13 +845,14 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> SimResult:
                 bar(min(reached, horizon) - done)
             if reached <= done and reached < horizon and steps > chunk:
                 stuck = int(np.argmin(prev_rounds))
-                raise IllegalActionError(f"seed {stuck} made no progress in a whole chunk of steps")
+                where = _lane_name(stuck, seeds, configs)
+                raise IllegalActionError(f"{where} made no progress in a whole chunk of steps")
             done = reached
             if reached >= horizon:
                 break
         else:
             for k, v in out.items():
-                curves[k][:, sel] = np.asarray(v[:, : sel.size], np.float64)
+                curves[k][:, sel] = host(v)[:, : sel.size].astype(np.float64)
             if bar is not None:
                 bar((done + n) // per_round - done // per_round)
             done += n
@@ -628,8 +862,8 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> SimResult:
     if bar is not None:
         bar(None)
 
-    final = {k: sum_host_value(state.sums[k]) for k in prog.metric_names}
-    final.update({k: np.asarray(v, np.float64) for k, v in final_metrics.items()})
+    final = {k: host(sum_host_value(state.sums[k])) for k in prog.metric_names}
+    final.update({k: host(v).astype(np.float64) for k, v in final_metrics.items()})
     if grid[-1] == c.horizon:
         for k in prog.metric_names:
             curves[k][:, -1] = final[k]
@@ -650,9 +884,38 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> SimResult:
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
     }
-    return SimResult(
-        grid, curves, final, prog.compile_seconds, run_seconds, steps, seeds, c.horizon, info
-    )
+    results = []
+    for i in range(configs):
+        rows = slice(i * seeds, (i + 1) * seeds)
+        info_i = dict(info)
+        if configs > 1:
+            info_i["sweep"] = {
+                "configs_in_program": configs,
+                "index_in_program": i,
+                "group_run_seconds": run_seconds,
+                "group_compile_seconds": prog.compile_seconds,
+            }
+            if i:
+                info_i["program_cache"] = "shared in sweep"
+        results.append(
+            SimResult(
+                grid,
+                {k: v[rows] for k, v in curves.items()},
+                {k: v[rows] for k, v in final.items()},
+                prog.compile_seconds if i == 0 else 0.0,
+                run_seconds / configs,
+                steps,
+                seeds,
+                c.horizon,
+                info_i,
+            )
+        )
+    return results
+
+
+def _lane_name(lane: int, seeds: int, configs: int) -> str:
+    seed = f"seed {lane % seeds}"
+    return seed if configs == 1 else f"config {lane // seeds} of the sweep, {seed}"
 
 
 def _interpolate(grid, curves, rounds, values, prev_rounds, prev_values):
@@ -670,12 +933,13 @@ def _interpolate(grid, curves, rounds, values, prev_rounds, prev_values):
             curves[k][s, mine] = np.interp(grid[mine], xs_u, ys)
 
 
-def _check_illegal(state: Carry) -> None:
-    illegal = np.asarray(state.illegal)
+def _check_illegal(illegal: np.ndarray, seeds: int) -> None:
+    """Raise when a lane (config-major: config i holds lanes i seeds ...) took an illegal action."""
     if np.any(illegal > 0):
-        s = int(np.argmax(illegal > 0))
+        lane = int(np.argmax(illegal > 0))
         raise IllegalActionError(
-            f"seed {s}: illegal action in step {int(illegal[s])} (the environment forbids it)"
+            f"{_lane_name(lane, seeds, illegal.size // seeds)}: illegal action in step"
+            f" {int(illegal[lane])} (the environment forbids it)"
         )
 
 
