@@ -114,8 +114,14 @@ def final_points(runs: list[Run], metric: str, x: str) -> dict[str, tuple[np.nda
                 raise ValueError(f"--metric: {metric!r} is not a metric of {run.path} ({known})")
             f = a["final"][metric]
             label = f"{agent} ({', '.join(extra)})" if extra else agent
-            series.setdefault(label, []).append((xv, f["mean"], f["ci_low"], f["ci_high"]))
+            point = (xv, f["mean"], _bound(f["ci_low"]), _bound(f["ci_high"]))
+            series.setdefault(label, []).append(point)
     return {k: tuple(np.asarray(sorted(v), np.float64).T) for k, v in series.items()}
+
+
+def _bound(x: float | None) -> float:
+    """An interval's end from summary.json; null (one seed: no interval) is drawn as no bar."""
+    return np.nan if x is None else float(x)
 
 
 # --------------------------------------------------------------------------- figures
@@ -192,7 +198,7 @@ def _final_points_figure(runs: list[Run], metric: str, info: MetricInfo):
         for agent, a in run.summary["agents"].items():
             f = a["final"][metric]
             labels.append(f"{agent} ({', '.join(extra)})" if extra else agent)
-            stats.append((f["mean"], f["ci_low"], f["ci_high"]))
+            stats.append((f["mean"], _bound(f["ci_low"]), _bound(f["ci_high"])))
     fig, ax = plt.subplots(
         figsize=(max(4.5, 1.0 + 0.9 * len(labels)), 4.4), constrained_layout=True
     )

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.protocol import CURVE, FINAL, NONNEGATIVE, MetricInfo, metric_info
+from experiments.protocol import CURVE, FINAL, INDICATOR, NONNEGATIVE, MetricInfo, metric_info
 from experiments.simulate import SimResult
 from experiments.stats import METHODS, interval
 
@@ -110,11 +110,12 @@ def summarize_values(values: np.ndarray, info: MetricInfo, level: float = 0.95) 
     """Per-seed values of one metric -> mean, support-aware interval, std, n (+ median if >= 0)."""
     v = np.asarray(values, np.float64)
     mean, lo, hi = interval(v, info.support, level)
+    undefined = v.size < 2 and info.support != INDICATOR  # one seed: no spread to estimate
     out = {
         "mean": float(mean),
-        "ci_low": float(lo),
-        "ci_high": float(hi),
-        "std": float(np.std(v, ddof=1)) if v.size > 1 else 0.0,
+        "ci_low": None if undefined else float(lo),  # null in summary.json: no interval
+        "ci_high": None if undefined else float(hi),
+        "std": float(np.std(v, ddof=1)) if v.size > 1 else None,
         "n": int(v.size),
         "interval": METHODS[info.support],
     }

@@ -139,17 +139,13 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
         for name, node in cfg.agents.items()
     }
     params = env.default_params()
-    spec = env.spec(params, horizon)
-    for name, agent in agents.items():  # trace (not compile) init: checks that need the spec
-        try:
-            jax.eval_shape(lambda k, a=agent: a.init(k, spec), jax.random.key(0))
-        except ConfigError as e:
-            raise ConfigError(_prefixed(f"agents.{name}", str(e))) from None
-        except Exception as e:  # an agent written for another env's spec
-            raise ConfigError(
-                f"agents.{name}: does not fit env {type(env).__name__}"
-                f" ({type(e).__name__}: {_one_line(e)})"
-            ) from None
+    metric = cfg.metric or getattr(env, "primary_metric", "regret")
+    metrics: set[str] = set()
+    for name, agent in agents.items():  # trace (not compile) a step: the agent fits the env
+        metrics |= check_fit(env, params, agent, horizon, f"agents.{name}")
+    if metrics and metric not in metrics:
+        known = ", ".join(sorted(metrics))
+        raise ConfigError(f"metric: {metric!r} is not a metric of this env (one of: {known})")
     return Experiment(
         env,
         params,
@@ -161,10 +157,43 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
         cfg.chunk_size,
         bool(cfg.progress),
         bool(cfg.plot),
-        cfg.metric or getattr(env, "primary_metric", "regret"),
+        metric,
         OmegaConf.to_container(cfg, resolve=True),
         cfg.reference,
     )
+
+
+def check_fit(env, params, agent, horizon: int, where: str) -> set[str]:
+    """Trace (never compile) one whole step of `agent` on `env` and its final metrics; return
+    the metric names (empty for an env with exogenous inputs, whose step is traced only at
+    compile time; its agent's `init` is traced instead). Raise one ConfigError line naming
+    `where`, the env and what does not fit."""
+    import jax
+
+    from experiments.rollout import rollout
+    from experiments.simulate import _has_inputs
+
+    def one_step(key):
+        r = rollout(env, params, agent, key, 1, horizon=horizon)
+        final = env.final_metrics(r.env_state, agent.output(r.agent_state), params)
+        return r.totals, final
+
+    def init_only(key):
+        return agent.init(key, env.spec(params, horizon))
+
+    inputs = _has_inputs(env)
+    try:
+        out = jax.eval_shape(init_only if inputs else one_step, jax.random.key(0))
+    except ConfigError as e:
+        raise ConfigError(_prefixed(where, str(e))) from None
+    except Exception as e:  # an agent written for another env's observations or actions
+        raise ConfigError(
+            f"{where}: does not fit env {type(env).__name__} ({type(e).__name__}: {_one_line(e)})"
+        ) from None
+    if inputs:
+        return set()
+    totals, final = out
+    return (set(totals) - {"rounds"}) | set(final)
 
 
 def enable_compile_cache(path: str) -> None:

@@ -37,14 +37,14 @@ class Interval(NamedTuple):
 def mean_ci(x: np.ndarray, level: float = 0.95, axis: int = 0):
     """Mean and two-sided Student-t confidence interval of the mean along `axis`.
 
-    mean ± t_{n-1, (1+level)/2} s / sqrt(n). With one sample the interval is the point itself
-    (no spread can be estimated).
+    mean ± t_{n-1, (1+level)/2} s / sqrt(n). With one sample no spread can be estimated: the
+    interval is undefined, (mean, nan, nan).
     """
     x = np.asarray(x, np.float64)
     n = x.shape[axis]
     mean = x.mean(axis=axis)
     if n < 2:
-        return mean, mean, mean
+        return mean, mean * np.nan, mean * np.nan
     half = stats.t.ppf(0.5 + level / 2, n - 1) * x.std(axis=axis, ddof=1) / np.sqrt(n)
     return mean, mean - half, mean + half
 
@@ -123,13 +123,13 @@ def bootstrap_mean_ci(
     z_1,2 = Φ^{-1}((1 ∓ level)/2). Same numbers as ``scipy.stats.bootstrap(method="BCa")``
     with ``rng=default_rng(seed)``, in O(B n). Endpoints are resample means: within
     [min x, max x], so never below 0 for non-negative x. All-equal x gives the point; one
-    sample gives the point; a column with a NaN gives NaN.
+    sample gives an undefined interval (nan, nan); a column with a NaN gives NaN.
     """
     x = np.moveaxis(np.asarray(x, np.float64), axis, 0)
     mean = x.mean(axis=0)
     n = x.shape[0]
     if n < 2:
-        return mean, mean, mean
+        return mean, mean * np.nan, mean * np.nan
     boot = np.sort(bootstrap_means(x, n_resamples, seed), axis=0)
     below = np.count_nonzero(boot < mean, axis=0) + np.count_nonzero(boot <= mean, axis=0)
     z0 = special.ndtri(np.clip(below / (2 * n_resamples), 0.5 / n_resamples, 1 - 0.5 / n_resamples))
@@ -190,8 +190,8 @@ def ratio_ci(a: np.ndarray, b: np.ndarray, level: float = 0.95):
     Delta method on the paired differences: R's standard error is the standard error of the mean
     of d_i = (a_i - R b_i) / mean(b), which accounts for the correlation of a and b that common
     random numbers create (both agents meet the same instance in seed i). Student t with n - 1
-    degrees of freedom; with one sample the interval is the point itself. When mean(b) = 0 the
-    ratio is undefined: (nan, nan, nan).
+    degrees of freedom; with one sample the interval is undefined (ratio, nan, nan). When
+    mean(b) = 0 the ratio is undefined: (nan, nan, nan).
     """
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
@@ -202,7 +202,7 @@ def ratio_ci(a: np.ndarray, b: np.ndarray, level: float = 0.95):
     ratio = a.mean() / b.mean()
     n = a.size
     if n < 2:
-        return ratio, ratio, ratio
+        return ratio, np.nan, np.nan
     d = (a - ratio * b) / b.mean()
     half = stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / np.sqrt(n)
     return ratio, ratio - half, ratio + half

@@ -164,13 +164,20 @@ def _cell(r: Row, m: str, what: str, fmt: str, mark: bool, best: float | None) -
         if m not in r.ratios:
             return ""
         ratio, lo, hi = r.ratios[m]
-        return "n/a" if np.isnan(ratio) else f"{_num(ratio)} [{_num(lo)}, {_num(hi)}]"
+        if np.isnan(ratio):
+            return "n/a"
+        if np.isnan(lo):  # one seed: no interval
+            return f"{_num(ratio)} [no interval: n = 1]"
+        return f"{_num(ratio)} [{_num(lo)}, {_num(hi)}]"
     if m not in r.final:
         return ""
     s = r.final[m]
     if what == "median":
         return _num(s["median"]) if "median" in s else ""
-    cell = f"{_num(s['mean'])} [{_num(s['ci_low'])}, {_num(s['ci_high'])}]"
+    if s["ci_low"] is None:  # one seed: no interval
+        cell = f"{_num(s['mean'])} [no interval: n = 1]"
+    else:
+        cell = f"{_num(s['mean'])} [{_num(s['ci_low'])}, {_num(s['ci_high'])}]"
     if mark and s["mean"] == best:
         cell = f"**{cell}**" if fmt == "markdown" else f"\\textbf{{{cell}}}"
     return cell

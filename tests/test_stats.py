@@ -102,7 +102,19 @@ def test_bootstrap_vectorised_edge_cases():
     assert (mean[0], lo[0], hi[0]) == pytest.approx(one, rel=1e-12)  # columns independent
     assert (lo[1], hi[1]) == (2.5, 2.5)
     assert np.isnan(lo[2]) and np.isnan(hi[2])
-    assert bootstrap_mean_ci(np.array([3.0])) == (3.0, 3.0, 3.0)
+    m1, lo1, hi1 = bootstrap_mean_ci(np.array([3.0]))  # one sample: no interval, not a point
+    assert m1 == 3.0 and np.isnan(lo1) and np.isnan(hi1)
+
+
+def test_one_sample_intervals_are_undefined_not_zero_width():
+    """n = 1 gives no estimate of spread: Student t and the ratio have no interval either,
+    while the exact binomial interval is defined for one trial (Clopper-Pearson, k = 0, n = 1:
+    [0, 1 - 0.025] = [0, 0.975])."""
+    m, lo, hi = mean_ci(np.array([2.0]))
+    assert m == 2.0 and np.isnan(lo) and np.isnan(hi)
+    r, rlo, rhi = ratio_ci(np.array([3.0]), np.array([1.5]))
+    assert r == 2.0 and np.isnan(rlo) and np.isnan(rhi)
+    assert clopper_pearson_ci(0, 1) == pytest.approx((0.0, 0.975))
 
 
 def test_bootstrap_coverage_on_a_skewed_law():
