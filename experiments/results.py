@@ -210,8 +210,27 @@ def _json_default(x):
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
+# Settings that change how a run is shown or compiled, never its results: a finished run whose
+# config differs from the requested one only in these is not recomputed.
+DISPLAY_SETTINGS = ("progress", "plot", "compile_cache", "metric", "reference")
+
+
+def result_config(config: dict) -> dict:
+    """The part of a run's config that determines its results (JSON-normalised)."""
+    return {k: v for k, v in json.loads(json.dumps(config)).items() if k not in DISPLAY_SETTINGS}
+
+
+def remove_stray_temporaries(out_dir: Path) -> list[Path]:
+    """Delete the temporary files `atomic_write` leaves when killed before its rename."""
+    stray = [p for p in Path(out_dir).glob(".*.tmp") if p.is_file()]
+    for p in stray:
+        p.unlink(missing_ok=True)
+    return stray
+
+
 def is_complete(out_dir: Path, config: dict | None = None) -> bool:
-    """True when `out_dir` holds a finished run (of `config`, when given)."""
+    """True when `out_dir` holds a finished run (of `config`, when given, up to the display
+    and cache settings of `DISPLAY_SETTINGS`)."""
     path = Path(out_dir) / SUMMARY_FILE
     if not all((Path(out_dir) / f).is_file() for f in (METRICS_FILE, FINAL_FILE)):
         return False
@@ -221,7 +240,7 @@ def is_complete(out_dir: Path, config: dict | None = None) -> bool:
         summary = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return config is None or summary.get("config") == json.loads(json.dumps(config))
+    return config is None or result_config(summary.get("config") or {}) == result_config(config)
 
 
 @dataclass

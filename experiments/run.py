@@ -109,6 +109,8 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
             raise ConfigError(
                 f"chunk_size: must be a multiple of {RNG_BLOCK} (got {cfg.chunk_size})"
             )
+    if horizon > 2**63 - 1:
+        raise ConfigError(f"horizon: must be an integer <= 2^63 - 1 (got {horizon})")
     if horizon > 2**31 - 1 and not cfg.x64:
         raise ConfigError(f"horizon: {horizon} > 2^31 - 1 needs x64=true (64-bit round counters)")
     if not cfg.agents:
@@ -138,7 +140,7 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
         name: _instantiate(f"agents.{name}", OmegaConf.to_container(node, resolve=True))
         for name, node in cfg.agents.items()
     }
-    params = env.default_params()
+    params = _finite_params(env)
     metric = cfg.metric or getattr(env, "primary_metric", "regret")
     metrics: set[str] = set()
     for name, agent in agents.items():  # trace (not compile) a step: the agent fits the env
@@ -161,6 +163,28 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
         OmegaConf.to_container(cfg, resolve=True),
         cfg.reference,
     )
+
+
+def _finite_params(env) -> Any:
+    """`env.default_params()`, refused when a value overflows its dtype (e.g. env.sigma=1e300
+    is inf in float32): one line naming the parameter, instead of NaN results later."""
+    import warnings
+
+    import jax
+    import numpy as np
+
+    with warnings.catch_warnings():  # the cast's overflow warning: reported below, in one line
+        warnings.simplefilter("ignore", RuntimeWarning)
+        params = env.default_params()
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        value = np.asarray(leaf)
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            name = jax.tree_util.keystr(path).lstrip(".")
+            raise ConfigError(
+                f"env: parameter {name} is not finite in {value.dtype} (an env value too large"
+                " for it; use smaller values, or x64=true for float64)"
+            )
+    return params
 
 
 def check_fit(env, params, agent, horizon: int, where: str) -> set[str]:
@@ -240,14 +264,15 @@ def _instantiate(where: str, node: Any):
 # --------------------------------------------------------------------------- execution
 def execute(exp: Experiment, out_dir: Path) -> dict:
     """Simulate every agent, write the run directory, print the table; return the summary."""
-    import json
 
     from experiments import results
     from experiments.simulate import simulate_agents
 
     if results.is_complete(out_dir, exp.config):
         print(f"{out_dir}: finished run found, not recomputed")
-        return json.loads((out_dir / results.SUMMARY_FILE).read_text())
+        return repair_finished(out_dir, exp)
+    results.remove_stray_temporaries(out_dir)  # left by a killed attempt
+    _announce(exp, list(exp.agents))
     sims = simulate_agents(
         exp.env,
         exp.params,
@@ -259,10 +284,7 @@ def execute(exp: Experiment, out_dir: Path) -> dict:
         exp.chunk_size,
         exp.progress,
     )
-    first = next(iter(sims.values()))
-    if exp.metric not in first.final:
-        known = ", ".join(sorted(first.final))
-        raise ConfigError(f"metric: {exp.metric!r} is not a metric of this env ({known})")
+    check_results(sims, exp.metric)
     summary = results.write_run(out_dir, exp.config, sims, {"metric": exp.metric}, exp.env)
     if exp.plot:
         from experiments.plot import plot_runs
@@ -273,10 +295,70 @@ def execute(exp: Experiment, out_dir: Path) -> dict:
             exp.metric,
             title=_title(exp),
         )
-    print(summary_table(summary, sims, exp.metric, exp.reference))
+    table = summary_table(summary, sims, exp.metric, exp.reference)
+    print(table)
     _print_compile_seconds(summary)
     print(f"run directory: {out_dir}")
+    _to_log_file(table)
     return summary
+
+
+def check_results(sims: dict, metric: str) -> None:
+    """Refuse results that are not numbers: a NaN or infinite final metric (an overflow, e.g.
+    ``env.sigma=1e300``) is an error naming the agent, the metric and a seed, never a value in
+    summary.json; and the headline metric must be one the run reports."""
+    import numpy as np
+
+    first = next(iter(sims.values()))
+    if metric not in first.final:
+        known = ", ".join(sorted(first.final))
+        raise ConfigError(f"metric: {metric!r} is not a metric of this env ({known})")
+    for name, sim in sims.items():
+        for k, values in sim.final.items():
+            bad = ~np.isfinite(np.asarray(values, np.float64))
+            if bad.any():
+                seed = int(np.argmax(bad))
+                raise ConfigError(
+                    f"agents.{name}: final {k} is {values[seed]} for seed {seed} (an overflow or"
+                    " an undefined value; check the env's and agent's parameters)"
+                )
+
+
+def _announce(exp: Experiment, names: list[str]) -> None:
+    """A line before compiling (which is silent and can take tens of seconds), also in
+    regretlab.log with the run's settings."""
+    import jax
+
+    log = logging.getLogger("regretlab")
+    log.info(
+        "%s; %s, seed=%d, x64=%s, backend=%s",
+        _describe(exp.env),
+        _title(exp),
+        exp.seed,
+        jax.config.jax_enable_x64,
+        jax.default_backend(),
+    )
+    log.info("compiling %s (cached programs of these shapes load instead)", ", ".join(names))
+
+
+def _describe(obj: Any) -> str:
+    import dataclasses
+
+    fields = [f.name for f in dataclasses.fields(obj)] if dataclasses.is_dataclass(obj) else []
+    shown = ", ".join(f"{k}={getattr(obj, k)!r}" for k in fields if not k.startswith("_"))
+    return f"{type(obj).__name__}({shown[:300]})"
+
+
+def _to_log_file(text: str) -> None:
+    """Append `text` to the run's log file (regretlab.log) only, not to the console."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.acquire()
+            try:
+                handler.stream.write(text + "\n")
+                handler.flush()
+            finally:
+                handler.release()
 
 
 def _print_compile_seconds(summary: dict) -> None:
@@ -284,7 +366,28 @@ def _print_compile_seconds(summary: dict) -> None:
     overlap = ", compiled side by side: the times overlap" if len(compile_s) > 1 else ""
     reused = [n for n, a in summary["agents"].items() if a["engine"].get("program_cache") == "hit"]
     reused_note = f"; programs reused: {', '.join(reused)}" if reused else ""
-    print(f"compile seconds (not in agent-steps/s{overlap}): {compile_s}{reused_note}")
+    line = f"compile seconds (not in agent-steps/s{overlap}): {compile_s}{reused_note}"
+    print(line)
+    run_s = {n: round(a["run_seconds"], 2) for n, a in summary["agents"].items()}
+    _to_log_file(f"{line}\nrun seconds: {run_s}")
+
+
+def repair_finished(out_dir: Path, exp: Experiment) -> dict:
+    """A finished run found on resume: remove temporary files a kill left, draw its figure if
+    it is missing (a kill between summary.json and the figure); return its summary."""
+    import json
+
+    from experiments import results
+
+    results.remove_stray_temporaries(out_dir)
+    summary = json.loads((out_dir / results.SUMMARY_FILE).read_text())
+    figure = out_dir / f"{exp.metric}.png"
+    if exp.plot and not figure.is_file():
+        from experiments.plot import plot_runs
+
+        plot_runs([results.Run(out_dir, summary)], figure, exp.metric, title=_title(exp))
+        print(f"{out_dir}: missing figure drawn again: {figure.name}")
+    return summary
 
 
 def execute_sweep(jobs: list, exps: list[Experiment], out_dir: Path) -> list[dict]:
@@ -293,7 +396,6 @@ def execute_sweep(jobs: list, exps: list[Experiment], out_dir: Path) -> list[dic
 
     Finished jobs are found and skipped (resume); the others run together.
     """
-    import json
 
     from experiments import results
     from experiments.simulate import simulate_sweep
@@ -315,6 +417,7 @@ def execute_sweep(jobs: list, exps: list[Experiment], out_dir: Path) -> list[dic
             name: [(exps[i].env, exps[i].params, exps[i].agents[name]) for i in todo]
             for name in first.agents
         }
+        _announce(first, [f"{n} ({len(todo)} configs)" for n in first.agents])
         sims = simulate_sweep(
             variants,
             first.horizon,
@@ -327,14 +430,15 @@ def execute_sweep(jobs: list, exps: list[Experiment], out_dir: Path) -> list[dic
     summaries, rows = [], []
     for i, (job, exp) in enumerate(zip(jobs, exps, strict=True)):
         if i not in todo:
-            summary = json.loads((job.directory / results.SUMMARY_FILE).read_text())
-            summaries.append(summary)
+            summaries.append(repair_finished(job.directory, exp))
             continue
         k = todo.index(i)
+        results.remove_stray_temporaries(job.directory)  # left by a killed attempt
         job_sims = {name: runs[k] for name, runs in sims.items()}
-        if exp.metric not in job_sims[next(iter(job_sims))].final:
-            known = ", ".join(sorted(next(iter(job_sims.values())).final))
-            raise ConfigError(f"metric: {exp.metric!r} is not a metric of this env ({known})")
+        try:
+            check_results(job_sims, exp.metric)
+        except ConfigError as e:
+            raise ConfigError(f"sweep job {job.number} ({job.label}): {e}") from None
         write_job_config(job)
         extra = {"metric": exp.metric, "sweep_job": {"number": job.number, "values": job.values}}
         summary = results.write_run(job.directory, exp.config, job_sims, extra, exp.env)
@@ -445,6 +549,15 @@ def main(cfg: DictConfig) -> float | None:
         _discard_run_dir(out_dir)
         print(f"regretlab: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # results are renamed into place, summary.json last: nothing
+        # half-written is ever taken for a finished run; a rerun computes what is missing
+        print(
+            f"regretlab: interrupted; rerun the same command to finish {out_dir}", file=sys.stderr
+        )
+        sys.exit(130)
+    except OSError as e:
+        print(f"regretlab: error: {out_dir}: {e.strerror or e}", file=sys.stderr)
+        sys.exit(1)
     first = next(iter(summary["agents"].values()))
     return first["final"].get(exp.metric, {}).get("mean")
 
@@ -457,5 +570,13 @@ def _prepare_job(job) -> Experiment:
         raise ConfigError(f"sweep job {job.number} ({job.label}): {e}") from None
 
 
+def cli() -> None:
+    """The ``regretlab`` console script: the command line checked whole (`experiments.preflight`:
+    Hydra's errors and every job of a multirun, one line each, exit 2), then `main`."""
+    from experiments.preflight import run_checked
+
+    run_checked(main, _conf_dir())
+
+
 if __name__ == "__main__":
-    main()
+    cli()

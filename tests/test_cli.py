@@ -285,8 +285,8 @@ def test_bad_input_exits_with_one_line_and_no_run_directory(override, field, tmp
 def test_unknown_agent_exits_naming_the_config(tmp_path):
     d = tmp_path / "run"
     proc = cli("run", "agents=[nope]", f"hydra.run.dir={d}")
-    assert proc.returncode != 0
-    assert "Could not load 'agents/nope'" in proc.stderr
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("regretlab: error: agents: no config 'nope' (one of: ")
     assert files_under(d) == []
 
 

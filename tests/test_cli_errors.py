@@ -5,7 +5,7 @@ and the env's final metrics abstractly (`experiments.run.check_fit`), not when c
 from __future__ import annotations
 
 import pytest
-from test_cli import cli, files_under
+from test_cli import cli, files_under, summary
 
 MISFITS = [  # (overrides, start of the one-line error)
     (["env=streaming", "agents=[ucb1]"], "agents.ucb1: does not fit env StreamingBandit ("),
@@ -15,11 +15,94 @@ MISFITS = [  # (overrides, start of the one-line error)
 ]
 
 
-@pytest.mark.parametrize(("overrides", "message"), MISFITS, ids=lambda v: " ".join(v)[:40])
+@pytest.mark.parametrize(("overrides", "message"), MISFITS, ids=[" ".join(m[0]) for m in MISFITS])
 def test_misfit_exits_with_one_line_before_compiling(overrides, message, tmp_path):
     d = tmp_path / "run"
     proc = cli("run", *overrides, "horizon=1000", "seeds=2", "progress=false", f"hydra.run.dir={d}")
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"regretlab: error: {message}"), lines
+    assert files_under(d) == []
+
+
+HYDRA_MISTAKES = [  # (override, the one-line error)
+    ("horizon=abc", "horizon: must be an integer (got 'abc')"),
+    ("horizon=2.5", "horizon: must be an integer (got '2.5')"),
+    ("seeds=2.5", "seeds: must be an integer (got '2.5')"),
+    ("x64=maybe", "x64: must be true or false (got 'maybe')"),
+    ("horizn=5", "horizn: not a field of the config (did you mean horizon?)"),
+    ("agents.ucb1.cc=1", "agents.ucb1.cc: not a field of the config (did you mean c?)"),
+    ("env=nope", "env: no config 'nope' (one of: bernoulli, "),
+    ("hydra.run.dir=", "hydra.run.dir: must name a directory (got an empty path)"),
+    ("hydra.run.dir=/proc/regretlab", "hydra.run.dir: cannot write /proc/regretlab ("),
+    ("horizon=[1", "overrides: cannot parse ("),
+    ("horizon=1e20", "horizon: must be an integer <= 2^63 - 1 (got 100000000000000000000)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"), HYDRA_MISTAKES, ids=[m[0] for m in HYDRA_MISTAKES]
+)
+def test_hydra_mistake_exits_with_one_line(override, message, tmp_path):
+    d = tmp_path / "run"
+    args = ["agents=[ucb1]", "progress=false"]
+    if not override.startswith("hydra.run.dir"):
+        args.append(f"hydra.run.dir={d}")
+    proc = cli("run", *args, override)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"regretlab: error: {message}"), lines
+    assert files_under(d) == []
+
+
+def test_unknown_agent_lists_the_agents_that_exist(tmp_path):
+    proc = cli("run", "agents=[nope]", f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert (
+        line.startswith("regretlab: error: agents: no config 'nope' (one of: ") and "ucb1" in line
+    )
+
+
+def test_exact_integer_in_scientific_notation_is_an_integer(tmp_path):
+    d = tmp_path / "run"
+    proc = cli(
+        "run", "agents=[ucb1]", "horizon=3e2", "seeds=4", "progress=false", f"hydra.run.dir={d}"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert summary(d)["horizon"] == 300
+
+
+def test_multirun_with_bad_jobs_refuses_before_any_job_runs(tmp_path):
+    """Every job is validated up front; all bad ones are listed (one line each), none runs."""
+    d = tmp_path / "sweep"
+    proc = cli("run", "-m", "env.K=5,1,10", "agents=[ucb1]", "agents.ucb1.c=1,-2", "horizon=300",
+               "seeds=2", "progress=false", f"hydra.sweep.dir={d}")  # fmt: skip
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert [ln.split(":")[2].strip() for ln in lines] == ["job 1 (env.K=5 agents.ucb1.c=-2)",
+        "job 2 (env.K=1 agents.ucb1.c=1)", "job 3 (env.K=1 agents.ucb1.c=-2)",
+        "job 5 (env.K=10 agents.ucb1.c=-2)"]  # fmt: skip
+    assert all(ln.startswith("regretlab: error: job ") for ln in lines)
+    assert files_under(d) == []
+
+
+@pytest.mark.parametrize(
+    ("sigma", "message"),
+    [
+        ("1e300", "env: parameter sigma is not finite in float32"),  # refused before compiling
+        # finite in float32, but rewards of ~1e38 overflow the float32 regret sums: NaN
+        ("3e38", "agents.ucb1: final realized_regret is nan for seed 0"),
+    ],
+)
+def test_non_finite_values_are_errors_not_numbers(sigma, message, tmp_path):
+    """A parameter that overflows its dtype, or a final metric that is NaN or infinite, fails
+    with one line (naming the parameter, or the agent, metric and seed); no run directory."""
+    d = tmp_path / "run"
+    proc = cli("run", "agents=[ucb1]", "env=gaussian", f"env.sigma={sigma}", "horizon=300",
+               "seeds=2", "progress=false", f"hydra.run.dir={d}")  # fmt: skip
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"regretlab: error: {message}"), lines
     assert files_under(d) == []

@@ -1,0 +1,57 @@
+"""Resume after a kill (issue 10): no finished job recomputed, every result and figure present,
+no temporary file left; settings that only change the display never force a recomputation."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+from test_cli import _CACHES, PNG_MAGIC, ROOT, cli, ok
+
+SWEEP = [
+    "-m",
+    "agents.ucb1.c=1,2,3",
+    "agents=[ucb1]",
+    "horizon=20000",
+    "seeds=50",
+    "progress=false",
+]
+
+
+def _start(args: list[str]) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | _CACHES
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "experiments.run", *args],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_multirun_killed_mid_sweep_resumes_without_recomputing(tmp_path):
+    d = tmp_path / "sweep"
+    args = [*SWEEP, f"hydra.sweep.dir={d}"]
+    proc = _start(args)
+    deadline = time.monotonic() + 300
+    while not (d / "0" / "regret.png").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "job 0 never finished"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # mid-sweep: job 0 finished, job 1 (maybe) under way
+    proc.wait()
+    finished = (d / "0" / "summary.json").read_bytes()
+    # a kill between summary.json and the figure, and a temporary file left by a killed rename
+    (d / "0" / "regret.png").unlink()
+    (d / "0" / ".metrics.parquet.abc123.tmp").write_bytes(b"half")
+    out = ok(cli("run", *args, "plot=true", "compile_cache=null")).stdout  # display settings only
+    assert f"{d / '0'}: finished run found, not recomputed" in out
+    assert f"{d / '0'}: missing figure drawn again: regret.png" in out
+    assert (d / "0" / "summary.json").read_bytes() == finished
+    for job in ("0", "1", "2"):
+        assert (d / job / "regret.png").read_bytes()[:8] == PNG_MAGIC
+        assert not list((d / job).glob(".*.tmp"))
+        assert pd.read_parquet(d / job / "final.parquet").shape[0] == 50
+    again = ok(cli("run", *args)).stdout
+    assert again.count("finished run found, not recomputed") == 3
