@@ -575,7 +575,11 @@ def cli() -> None:
     Hydra's errors and every job of a multirun, one line each, exit 2), then `main`."""
     from experiments.preflight import run_checked
 
-    run_checked(main, _conf_dir())
+    try:
+        run_checked(main, _conf_dir())
+    except KeyboardInterrupt:  # Ctrl-C before or between runs (a run's own is handled in main)
+        print("regretlab: interrupted; rerun the same command to finish", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,12 @@ SWEEP = [
 ]
 
 
-def _start(args: list[str]) -> subprocess.Popen:
+def _start(args: list[str], stderr=subprocess.DEVNULL) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | _CACHES
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.Popen(
         [sys.executable, "-m", "experiments.run", *args],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
     )  # fmt: skip
 
 
@@ -55,3 +55,23 @@ def test_multirun_killed_mid_sweep_resumes_without_recomputing(tmp_path):
         assert pd.read_parquet(d / job / "final.parquet").shape[0] == 50
     again = ok(cli("run", *args)).stdout
     assert again.count("finished run found, not recomputed") == 3
+
+
+def test_ctrl_c_stops_with_one_line_and_exit_130(tmp_path):
+    """SIGINT while a run simulates: exit 130, one line, and the run not marked finished."""
+    d = tmp_path / "run"
+    proc = _start(["agents=[ucb1]", "horizon=2000000", "seeds=200", "progress=false",
+                   "compile_cache=null", f"hydra.run.dir={d}"], stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while (
+        not (d / "regretlab.log").exists() or "compiling" not in (d / "regretlab.log").read_text()
+    ):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    while proc.poll() is None:  # again until it stops: XLA may drop one sent while compiling
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+    assert proc.wait(timeout=120) == 130
+    lines = proc.stderr.read().decode().strip().splitlines()
+    assert lines == [f"regretlab: interrupted; rerun the same command to finish {d}"], lines
+    assert not (d / "summary.json").exists()
