@@ -10,13 +10,15 @@ Randomness (part of the definition of a seed). A run key is split into an initia
 key; the initial key into the environment's and the agent's ``init`` keys. The declared draws of
 steps ``[100 b, 100 b + 100)`` (block b) come from ``fold_in(step_key, b)``, then ``fold_in(., 0)``
 for the environment and ``fold_in(., 1)`` for the agent, then ``fold_in(., tag(name))`` for each
-draw, where ``tag(name)`` is the CRC-32 of the draw's name: a draw's stream depends on its own
+draw (that key seeds the draw's xoshiro128++ streams, `experiments.bitgen`, one per number of a
+step), where ``tag(name)`` is the CRC-32 of the draw's name: a draw's stream depends on its own
 name only, so declaring another draw leaves it unchanged, the results do not depend on how steps
 are cut into chunks, and every agent meets the same environment draws (common random numbers).
 """
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -25,10 +27,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import bitgen
 from experiments.accumulate import KahanSum, kahan_add, kahan_value
 from experiments.protocol import KEY, NORMAL, UNIFORM, Agent, Draw, Env, Exogenous
 
 RNG_BLOCK = 100  # steps per block of pre-drawn randomness (part of the definition of a seed)
+GENERATORS = ("xoshiro128++", "threefry")  # bulk generators of uniform and normal draws
+GENERATOR = os.environ.get("REGRETLAB_RNG", GENERATORS[0])  # read once, at import
+if GENERATOR not in GENERATORS:
+    raise ValueError(f"REGRETLAB_RNG: must be one of {', '.join(GENERATORS)} (got {GENERATOR!r})")
 RESERVED = ("rounds", "illegal")  # metric names the engine interprets (experiments.protocol)
 
 
@@ -39,12 +46,18 @@ def draw_tag(name: str) -> int:
 
 
 def draw(key: jax.Array, d: Draw, n: int) -> jax.Array:
-    """`n` draws of kind `d` stacked on a leading axis: shape (n, *d.shape)."""
+    """`n` draws of kind `d` stacked on a leading axis: shape (n, *d.shape).
+
+    Uniform and normal draws come from the bulk generator `GENERATOR` (default: xoshiro128++
+    streams seeded by threefry, `experiments.bitgen`; ``REGRETLAB_RNG=threefry`` selects
+    `jax.random`'s threefry); keys are always split by threefry.
+    """
     shape = (n, *d.shape)
+    fast = GENERATOR == "xoshiro128++"
     if d.kind == UNIFORM:
-        return jax.random.uniform(key, shape)
+        return bitgen.uniform(key, shape) if fast else jax.random.uniform(key, shape)
     if d.kind == NORMAL:
-        return jax.random.normal(key, shape)
+        return bitgen.normal(key, shape) if fast else jax.random.normal(key, shape)
     if d.kind == KEY:
         return jax.random.split(key, n * int(np.prod(d.shape, dtype=np.int64))).reshape(shape)
     raise ValueError(f"unknown draw kind {d.kind!r}; allowed: uniform, normal, key")

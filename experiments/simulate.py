@@ -46,9 +46,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import bitgen
 from experiments.lift import Lifted, freeze, lift
 from experiments.protocol import Agent, Env, Exogenous, IllegalActionError
 from experiments.rollout import (
+    GENERATOR,
     RNG_BLOCK,
     Carry,
     Probe,
@@ -880,7 +882,7 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
         "compile_seconds_by_program": prog.program_seconds,
         "hyperparameters": {"env": prog.lifted[0], "agent": prog.lifted[1]},
         "x64": bool(jax.config.jax_enable_x64),
-        "prng": "threefry2x32",
+        "prng": bitgen.NAME if GENERATOR == "xoshiro128++" else "threefry2x32",
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
     }
