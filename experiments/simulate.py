@@ -46,7 +46,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import bitgen
 from experiments.lift import Lifted, freeze, lift
 from experiments.protocol import Agent, Env, Exogenous, IllegalActionError
 from experiments.rollout import (
@@ -64,6 +63,10 @@ from experiments.rollout import (
 )
 
 INT32_MAX = 2**31 - 1
+PRNG_NAMES = {  # what summary.json records of the engine's draws
+    "threefry": "threefry2x32, non-partitionable (2 words per hash)",
+    "threefry-partitionable": "threefry2x32, partitionable (jax default)",
+}
 DEFAULT_CHUNK_ELEMENTS = 1 << 22  # random numbers + recorded values per chunk, all seeds
 # Steps of the scan body unrolled into one loop iteration (`lax.scan(unroll=...)`): 1 keeps
 # compiles short on CPU; on a GPU a larger value amortises the per-iteration loop overhead of
@@ -882,7 +885,7 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
         "compile_seconds_by_program": prog.program_seconds,
         "hyperparameters": {"env": prog.lifted[0], "agent": prog.lifted[1]},
         "x64": bool(jax.config.jax_enable_x64),
-        "prng": bitgen.NAME if GENERATOR == "xoshiro128++" else "threefry2x32",
+        "prng": PRNG_NAMES[GENERATOR],
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
     }
