@@ -11,6 +11,7 @@ Per-step metrics: ``regret`` (pseudo-regret increment, n (mu* - mu_a)) and ``rea
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
@@ -31,10 +32,25 @@ class Pull(NamedTuple):
 
 
 class BanditSpec(NamedTuple):
-    """What a bandit agent may know before it starts."""
+    """What a bandit agent may know before it starts (`reward_range`: where one round's reward
+    lies, e.g. (0, 1) for Bernoulli arms, None when the env does not say; agents for bounded
+    rewards check it)."""
 
     num_arms: int
     horizon: int
+    reward_range: tuple[float, float] | None = None
+
+
+def check_unit_rewards(spec: BanditSpec, agent: str) -> None:
+    """Refuse an env whose rewards may leave [0, 1], for agents whose algorithm needs them."""
+    if spec.reward_range is None:
+        return
+    low, high = spec.reward_range
+    if low < 0.0 or high > 1.0:
+        raise ConfigError(
+            f"needs rewards in [0, 1] ({agent}; this env's lie in [{low:g}, {high:g}]);"
+            " for Gaussian rewards use gaussian_thompson, ucb1 or moss"
+        )
 
 
 class BanditParams(NamedTuple):
@@ -80,6 +96,7 @@ def make_means(
 class _KArmed:
     means: tuple[float, ...]
     sigma: float = 1.0
+    reward_range: ClassVar[tuple[float, float]] = (-math.inf, math.inf)
     primary_metric: ClassVar[str] = "regret"
     x_label: ClassVar[str] = "round t"
 
@@ -99,7 +116,7 @@ class _KArmed:
         return BanditParams(m, m.max() - m, m.max(), jnp.asarray(self.sigma, m.dtype))
 
     def spec(self, params: BanditParams, horizon: int) -> BanditSpec:
-        return BanditSpec(self.num_arms, int(horizon))
+        return BanditSpec(self.num_arms, int(horizon), self.reward_range)
 
     def init(self, key: jax.Array, params: BanditParams) -> BanditState:
         return BanditState(jnp.zeros((), jnp.result_type(int)))
@@ -126,6 +143,8 @@ class _KArmed:
 @dataclass(frozen=True)
 class BernoulliBandit(_KArmed):
     """K arms with Bernoulli(mu_a) rewards. One round uses one uniform: r = 1[u < mu_a]."""
+
+    reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
 
     def __post_init__(self):
         _check_means(self.means, bernoulli=True)

@@ -4,7 +4,8 @@ Task: K = 10 Bernoulli arms, means linspace(0.1, 0.9, 10); UCB1 and Beta-Bernoul
 Thompson sampling; agent-steps/s = N T / run seconds (engine compile time excluded and reported
 separately). The implementations run in this one process, interleaved: one warm-up call each
 (horizon min(T, --warmup-horizon), same N), then `--rounds` rounds round-robin; reported are the
-median and min–max. Ratios are to the Numba reference measured in the same run.
+median and min–max. Ratios are to the Numba references measured in the same run: the
+single-threaded loop and the same loop with `numba.prange` over seeds (all cores).
 
 A fresh subprocess measures the peak RSS of the engine at T = 10^6, N = 1000 with UCB1.
 
@@ -97,11 +98,12 @@ def ref_impl(fn: Callable) -> Impl:
 
 
 def implementations(agent: str) -> dict[str, Impl]:
-    if agent == "ucb1":
-        numba, numpy = _refs.ucb1_numba, _refs.ucb1_numpy
-    else:
-        numba, numpy = _refs.thompson_numba, _refs.thompson_numpy
-    return {"engine": engine_impl(agent), "numba": ref_impl(numba), "numpy": ref_impl(numpy)}
+    refs = {
+        "numba": getattr(_refs, f"{agent}_numba"),
+        "numba_prange": getattr(_refs, f"{agent}_numba_prange"),
+        "numpy": getattr(_refs, f"{agent}_numpy"),
+    }
+    return {"engine": engine_impl(agent), **{name: ref_impl(fn) for name, fn in refs.items()}}
 
 
 # --------------------------------------------------------------------------- measurement
@@ -135,6 +137,7 @@ def summarise(raw: dict) -> list[dict]:
     steps = raw["T"] * raw["N"]
     res = raw["results"]
     numba_rates = np.array([steps / r.run_s for r in res["numba"]["runs"]])
+    prange_rates = np.array([steps / r.run_s for r in res["numba_prange"]["runs"]])
     ref_final = res["numba"]["runs"][0].final
     rows = []
     for name, d in res.items():
@@ -159,6 +162,8 @@ def summarise(raw: dict) -> list[dict]:
                 "rate_max": float(rates.max()),
                 "ratio": float(np.median(rates) / np.median(numba_rates)),
                 "ratio_rounds": (rates / numba_rates).tolist(),
+                "ratio_prange": float(np.median(rates) / np.median(prange_rates)),
+                "ratio_prange_rounds": (rates / prange_rates).tolist(),
                 "cpu_rate": float(np.median(cpu)) if all(cpu) else None,
                 "cpu_ratio": cpu_ratio,
                 "compile_s": float(np.median(compile_s)) if compile_s else None,
@@ -183,19 +188,22 @@ def table(raw: dict, rows: list[dict]) -> str:
         "",
         "| implementation | agent-steps/s (median) | min–max | run s (median) "
         "| compile s (median) | warm-up call s | ratio to Numba (median; per round) "
+        "| ratio to Numba prange (median; per round) "
         "| agent-steps per CPU-s | CPU ratio to Numba | final regret ± SE | Δ vs Numba (SE) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         comp = f"{r['compile_s']:.2f}" if r["compile_s"] is not None else "–"
         per_round = ", ".join(f"{x:.2f}" for x in r["ratio_rounds"])
+        per_round_p = ", ".join(f"{x:.2f}" for x in r["ratio_prange_rounds"])
         cpu = f"{r['cpu_rate']:.3g}" if r["cpu_rate"] else "–"
         cpu_ratio = f"**{r['cpu_ratio']:.2f}**" if r["cpu_ratio"] else "–"
         name = r["impl"] + (f" (chunk {r['info']['chunk_size']})" if r["info"] else "")
         lines.append(
             f"| {name} | **{r['rate']:.3g}** | {r['rate_min']:.3g}–{r['rate_max']:.3g} "
             f"| {r['median_s']:.2f} | {comp} | {r['first_s']:.2f} "
-            f"| **{r['ratio']:.2f}** ({per_round}) | {cpu} | {cpu_ratio} "
+            f"| **{r['ratio']:.2f}** ({per_round}) | **{r['ratio_prange']:.2f}** ({per_round_p}) "
+            f"| {cpu} | {cpu_ratio} "
             f"| {r['final_mean']:.1f} ± {r['final_se']:.1f} "
             f"| {r['z_vs_numba']:.1f}{'' if r['agree'] else ' DISAGREE'} |"
         )
@@ -250,7 +258,8 @@ def report(facts: dict, sections: list[str], memory: list[dict], argv: list[str]
     lines = [
         "# Bandit benchmark: regretlab engine vs Numba / NumPy references",
         "",
-        f"Written by `bench/bandits.py` (`{' '.join(argv) or '(no flags)'}`) on {facts['date']}.",
+        f"Written by `{' '.join(['uv run --group bench python bench/bandits.py', *argv])}` on "
+        f"{facts['date']}.",
         "",
         f"**Machine:** {facts['cpu']}, {facts['cores']} cores; Python {facts['python']}, "
         f"jax {facts['jax']} ({facts['backend']}, x64 {facts['x64']}), numba {facts['numba']}, "
@@ -258,9 +267,9 @@ def report(facts: dict, sections: list[str], memory: list[dict], argv: list[str]
         "",
         "Other processes share the cores; compare only within one table. agent-steps/s = N T / run "
         "seconds; the engine's compile time is excluded and reported apart. agent-steps per CPU-s: "
-        "per second of process CPU time (all implementations run single-threaded here; for the "
-        "engine from the end of its first chunk to the end of its last), the measure least "
-        "disturbed by other processes. Each implementation: "
+        "per second of process CPU time, summed over threads (the engine and Numba prange use "
+        "every core, Numba and NumPy one; for the engine from the end of its first chunk to the "
+        "end of its last), the measure least disturbed by other processes. Each implementation: "
         "one warm-up call, then rounds round-robin; median and min–max over rounds. Final regret: "
         "pseudo-regret at T, mean ± standard error over seeds (engine: seed 0 → its own streams; "
         "references: their own RNGs), Δ = |mean − Numba mean| / SE of the difference.",
@@ -288,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--agents", default="ucb1,thompson", help="comma list: ucb1, thompson")
     p.add_argument("--horizon", type=int, default=None, help="UCB1 T (default 1e5)")
     p.add_argument("--seeds", type=int, default=None, help="N for both agents (default 1000)")
-    p.add_argument("--ts-horizon", type=int, default=None, help="Thompson T (default 1e3)")
+    p.add_argument("--ts-horizon", type=int, default=None, help="Thompson T (default 1e4)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--warmup-horizon", type=int, default=10_000)
     p.add_argument("--mem-horizon", type=int, default=None, help="memory run T (default 1e6)")
@@ -306,9 +315,9 @@ def main(argv: list[str] | None = None) -> None:
     quick = a.quick
     horizon = a.horizon or (10_000 if quick else 100_000)
     seeds = a.seeds or (100 if quick else 1000)
-    # Thompson: the engine runs at ~1e5 agent-steps per CPU-s here (~0.16x Numba), so T=1e5,
-    # N=1000 would take hours of wall time per call on the loaded 2-core machine.
-    ts_horizon = a.ts_horizon or (500 if quick else 1_000)
+    # Thompson: every implementation runs at ~1e5-1e6 agent-steps/s here, so T=1e5, N=1000 would
+    # take 2-7 minutes per call (hours in all) on the loaded 2-core machine.
+    ts_horizon = a.ts_horizon or (500 if quick else 10_000)
     out = a.out or (None if quick else str(ROOT / "bench" / "results.md"))
 
     facts = machine_facts()

@@ -11,18 +11,19 @@ Two configurations, ρ = 1/2, float32 (the engine's default, x64 off):
   default log grid; checked by the per-stream MSE = final ``sq_error`` / T, whose mean over the
   independent streams must lie within 4 SE of the exact mean variance σ² mean_t ‖B[t]‖²
   (`counter.variance`, from `privacy.factorization`).
-* ``r2``: noise only (reproduction item R2, docs/privacy.md), `privacy.counters.noise_streams` for N
-  = 10^5 streams at T = 2^12, jitted with the sum over streams of e_t² (batches of 10^4 streams);
+* ``r2``: noise only (reproduction item R2, docs/privacy.md), the sum over N = 10^5 streams of
+  e_t² at T = 2^12, `privacy.counters.noise_sum_of_squares` jitted (batches of 10^4 streams; the
+  scan-free counters run each batch in chunks of streams that stay in cache, as NumPy's blocks);
   checked by the per-step variance: max_t |v̂_t / Var_t - 1| <= 6.7 sqrt(2/N) (3% at N = 10^5, as in
   item R2: the relative SE of v̂_t is sqrt(2/N), and 6.7 SE is never reached by the max over 4096
   steps).
 
 * ``path`` (``--configs path``; not in the default run): the R2 computation at the main size,
-  T = 2^20, N = 1000 streams, in batches of <= 2^27 elements. The binary counter's noise path is
-  scan-free (`BinaryTree.noise_paths_closed_form`: all steps at once), so this is the counter
-  vmapped over streams without the per-step loop of the engine; the square root's is one FFT per
-  stream (`SqrtToeplitz.noise_paths_closed_form`), the others' scan over steps. Checked like R2
-  (the tolerance 6.7 sqrt(2/N) is 30% at N = 1000).
+  T = 2^20, N = 1000 streams, in batches of <= 2^27 elements. The binary tree's and Honaker's
+  noise paths are scan-free (level by level, `BinaryTree.path_from_nodes`,
+  `Honaker.path_from_draws`), BLT's runs in blocks of 64 steps (`BLTStrategy.paths_from_draws`),
+  the square root's is one FFT per stream (`SqrtToeplitz.noise_paths_closed_form`), smooth's
+  scans over steps. Checked like R2 (the tolerance 6.7 sqrt(2/N) is 30% at N = 1000).
 
 NumPy references (same computation, vectorised over a block of streams at a time, blocks of
 about 2^22 elements so memory stays bounded; PCG64, `standard_normal(dtype=float32)`):
@@ -83,7 +84,13 @@ from experiments.protocol import step_key  # noqa: E402
 from experiments.simulate import make_grid, simulate  # noqa: E402
 from privacy import factorization as fz  # noqa: E402
 from privacy.continual import ContinualSpec, continual_bernoulli  # noqa: E402
-from privacy.counters import COUNTERS, BinaryTree, Counter, noise_streams  # noqa: E402
+from privacy.counters import (  # noqa: E402
+    COUNTERS,
+    BinaryTree,
+    Counter,
+    noise_streams,
+    noise_sum_of_squares,
+)
 
 RHO = 0.5  # σ² = loss (item R2)
 # noise_streams(agent=...) selects the act/update path where privacy/counters/ offers it
@@ -92,7 +99,7 @@ P = 0.5  # Bernoulli stream of the main configuration
 MAIN_Z = 4.0  # |mean MSE - oracle| / SE bound: P(|N(0,1)| > 4) = 6e-5 per check
 R2_SE = 6.7  # per-step bound in SEs of v̂_t (item R2: 3% at N = 1e5)
 NP_BLOCK = 1 << 22  # elements per NumPy block (~16 MB per float32 array)
-R2_BATCH = 10_000  # streams per jitted noise_streams call (as tests/test_privacy_counters.py)
+R2_BATCH = 10_000  # streams per jitted call (as tests/test_privacy_counters.py)
 MECHS = ("binary", "honaker", "smooth", "sqrt", "blt")
 
 
@@ -297,11 +304,12 @@ def _r2_batches(N: int, T: int) -> tuple[int, int]:
 
 
 def engine_r2(mech: str, T: int, N: int, seed: int) -> dict:
-    """jit(Σ_streams noise_streams(...)²) over batches of streams; compile timed apart."""
+    """jit(noise_sum_of_squares) (Σ over streams of e_t²) over batches of streams; compile timed
+    apart."""
     counter = COUNTERS[mech](rho=RHO)
     spec = ContinualSpec(T, 1, 1.0)
     nb, batch = _r2_batches(N, T)
-    f = jax.jit(lambda k: jnp.sum(jnp.square(noise_streams(counter, spec, k)[..., 0]), 0))
+    f = jax.jit(lambda k: noise_sum_of_squares(counter, spec, k)[:, 0])
     base = jax.random.key(seed)
     t0 = time.perf_counter()
     fc = f.lower(jax.random.split(base, batch)).compile()
@@ -546,7 +554,11 @@ def profile(T: int, N: int) -> list[dict]:
             "counter alone: act + update per step, draws replaced by (k + t) mod 7 - 3 (no RNG)",
             streams(True if _HAS_AGENT else None, Counter(strategy=_CheapDraws(), rho=RHO)),
         ),
-        ("r2_path", "counter alone: noise_streams default (the R2 path)", streams(None)),
+        (
+            "r2_path",
+            "counter alone: noise_sum_of_squares (the R2 path)",
+            lambda k: noise_sum_of_squares(c, spec, k)[:, 0],
+        ),
         (
             "advance_once",
             "counter alone: one advance per step (one fold_in + normal)",
@@ -706,7 +718,7 @@ def profile_table(rows: list[dict], T: int, N: int) -> list[str]:
             f"{ns['advance_once']:.0f}; with that step's normal drawn in bulk instead of from "
             f"fold_in(key, t) {ns['advance_bulk']:.0f}. The per-step draw alone (fold_in + one "
             f"normal, inside the scan) {ns['rng_step']:.0f}, against {ns['rng_bulk']:.0f} in bulk. "
-            f"The R2 path (`noise_streams` default) {ns.get('r2_path', float('nan')):.0f}; the "
+            f"The R2 path (`noise_sum_of_squares`) {ns.get('r2_path', float('nan')):.0f}; the "
             f"NumPy algorithm in jax.numpy {ns.get('xla', float('nan')):.0f}. "
             f"NumPy: {ns['np_r2']:.0f} noise only, {ns['np_main']:.0f} for the whole main "
             "computation.",

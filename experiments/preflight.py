@@ -28,6 +28,7 @@ import itertools
 import os
 import re
 import sys
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -167,11 +168,11 @@ def jobs_of(overrides: list[str], multirun: bool) -> list[list[str]] | None:
     return [list(job) for job in itertools.product(*choices)]
 
 
-def preflight(args: list[str], conf_dir: str) -> list[str]:
-    """The one-line errors of the command line `args` ([] when it may run)."""
+def preflight(args: list[str], conf_dir: str, prepare: Callable) -> list[str]:
+    """The one-line errors of the command line `args` ([] when it may run); `prepare(cfg,
+    overrides)` validates one job's composed config (`experiments.run.prepare`)."""
     from hydra import compose, initialize_config_dir
 
-    from experiments.run import prepare
     from experiments.sweep import expand as expand_sweep
 
     multirun = any(a in ("-m", "--multirun") for a in args)
@@ -208,13 +209,15 @@ def preflight(args: list[str], conf_dir: str) -> list[str]:
     return errors
 
 
-def run_checked(main, conf_dir: str, argv: list[str] | None = None) -> None:
+def run_checked(
+    main: Callable, conf_dir: str, prepare: Callable, argv: list[str] | None = None
+) -> None:
     """Preflight the command line, then hand it to Hydra's `main` (exit 2 on mistakes)."""
     argv = list(sys.argv if argv is None else argv)
     args = integer_literals(argv[1:])
     sys.argv = [argv[0], *args]
     if not any(a.split("=", 1)[0] in _INFO_FLAGS for a in args):
-        errors = preflight(args, conf_dir)
+        errors = preflight(args, conf_dir, prepare)
         if errors:
             for line in errors:
                 print(f"regretlab: error: {line}", file=sys.stderr)

@@ -246,7 +246,10 @@ def _one_line(e: BaseException) -> str:
 
 def _prefixed(where: str, msg: str) -> str:
     """`msg` with the config path `where` in front, unless it already names its group."""
-    return msg if msg.startswith(where.split(".")[0] + ".") else f"{where}.{msg}"
+    if msg.startswith(where.split(".")[0] + "."):
+        return msg
+    names_a_field = msg.split(" ", 1)[0].endswith(":")  # "c: must be ..." vs "needs ..."
+    return f"{where}.{msg}" if names_a_field else f"{where}: {msg}"
 
 
 def _instantiate(where: str, node: Any):
@@ -576,7 +579,7 @@ def cli() -> None:
     from experiments.preflight import run_checked
 
     try:
-        run_checked(main, _conf_dir())
+        run_checked(main, _conf_dir(), prepare)
     except KeyboardInterrupt:  # Ctrl-C before or between runs (a run's own is handled in main)
         print("regretlab: interrupted; rerun the same command to finish", file=sys.stderr)
         sys.exit(130)

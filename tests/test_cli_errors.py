@@ -12,6 +12,9 @@ MISFITS = [  # (overrides, start of the one-line error)
     (["env=streaming", "agents=[thompson]"], "agents.thompson: does not fit env StreamingBandit ("),
     (["env=streaming", "agents=[etc]"], "agents.etc: does not fit env StreamingBandit ("),
     (["agents=[ucb1]", "metric=faults"], "metric: 'faults' is not a metric of this env (one of: "),
+    # Beta-Bernoulli Thompson sampling and Bernoulli KL-UCB need rewards in [0, 1]
+    (["env=gaussian", "agents=[thompson]"], "agents.thompson: needs rewards in [0, 1] ("),
+    (["env=gaussian", "agents=[kl_ucb]"], "agents.kl_ucb: needs rewards in [0, 1] ("),
 ]
 
 

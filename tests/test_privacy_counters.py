@@ -6,6 +6,7 @@ engine run, secure (exact integer) noise, the pure-DP Laplace option, bad input.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -202,13 +203,59 @@ def test_binary_vectorised_path_is_b_times_used_nodes(T):
     assert key(J) == key(B[:, np.any(B != 0, axis=0)])
 
 
+@pytest.mark.parametrize("T", [1, 2, 16, 21, 64])
+def test_honaker_closed_form_is_b_times_all_nodes(T):
+    """Honaker's scan-free R2 path (`path_from_draws`: estimates level by level, then the binary
+    tree's prefix doubling) is linear in the Σ_j (T >> j) node draws with exactly the columns of
+    Honaker's B, one draw per column."""
+    n = sum(T >> j for j in range(fz.binary_depth(T)))
+    J = jax.jacfwd(lambda v: cnt.Honaker.path_from_draws(v, T)[:, 0])(jnp.zeros((n, 1)))
+    B = fz.factorisation("honaker", T).B
+    key = lambda M: sorted(map(tuple, np.round(M.T.astype(np.float64), 5)))
+    assert key(np.asarray(J).reshape(T, n)) == key(B[:, np.any(B != 0, axis=0)])
+
+
+@pytest.mark.parametrize(("T", "K"), [(1, 64), (5, 64), (100, 64), (1000, 64), (300, 7)])
+def test_blt_blocks_are_the_toeplitz_product(T, K):
+    """BLT's R2 path in blocks of K steps (`paths_from_draws`) equals Toeplitz(b) z (float64
+    NumPy) for the same draws, including a last block past T; float32 error ~1e-7 × |b|₁ |z|,
+    so atol 1e-4 at T = 1000 (the step recursion `noise_from_draws` is held to the same)."""
+    counter = COUNTERS["blt"](rho=0.5)
+    n = -(-T // min(K, T)) * min(K, T)
+    z = jax.random.normal(jax.random.key(T), (3, n))
+    got = np.asarray(counter.strategy.paths_from_draws(z, T, K), np.float64)
+    b = counter.strategy.noise_coefficients(T)
+    want = np.asarray(z[:, :T], np.float64) @ fz.toeplitz(b).T
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    spec = ContinualSpec(T, 1, 1.0)
+    step = np.asarray(noise_from_draws(counter, spec, z[0, :T, None]))[:, 0]
+    np.testing.assert_allclose(step, want[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("N", [37, 40])
+@pytest.mark.parametrize("name", ["binary", "honaker", "blt"])
+def test_sum_of_squares_in_chunks(name, N):
+    """`noise_sum_of_squares` over chunks of streams (N = 40: 4 chunks of 10; N = 37, prime: a
+    last chunk filled with weight-0 repeats) is the sum of the squared `noise_paths` of all
+    streams at once (float32 sums: rtol 1e-5)."""
+    counter = COUNTERS[name](rho=0.5)
+    spec = ContinualSpec(64, 2, 1.0)
+    keys = jax.random.split(jax.random.key(2), N)
+    small = type("Small", (type(counter.strategy),), {"chunk_elements": 10 * 64 * 2})
+    chunked = dataclasses.replace(counter, strategy=small())  # chunks of 10 streams
+    whole = np.sum(np.asarray(noise_paths(counter, spec, keys), np.float64) ** 2, 1)
+    for c in (chunked, counter):
+        got = np.asarray(noise_sum_of_squares(c, spec, keys))
+        np.testing.assert_allclose(got, whole, rtol=1e-5)
+
+
 @pytest.mark.parametrize("T", [5, 1000])
 def test_sqrt_noise_path_is_the_toeplitz_product(T):
     """The FFT path equals Toeplitz(f) z (numpy float64 reference) and the step-by-step form."""
     counter = COUNTERS["sqrt"](rho=0.5)
     spec = ContinualSpec(T, 2, 1.0)
     key = jax.random.key(3)
-    z = np.asarray(jax.random.normal(jax.random.fold_in(key, 0), (T, 2)), np.float64)
+    z = np.asarray(counter.backend.unit(jax.random.fold_in(key, 0), (T, 2)), np.float64)
     want = fz.toeplitz(fz.sqrt_coefficients(T)) @ z
     path = np.asarray(counter.init(key, spec).strategy.path, np.float64)
     # float32 FFT: error ~ 1e-7 × ‖f‖₁ ‖z‖ ≲ 1e-4 at T = 1000

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from bandits.agents.stats import ArmStats, add_reward, arm_stats, unpulled_first
-from bandits.envs import BanditSpec
+from bandits.envs import BanditSpec, check_unit_rewards
 from experiments.config import check_float, check_int
 from experiments.protocol import AgentBase
 
@@ -96,6 +96,7 @@ class KLUCB(AgentBase):
         check_int("iters", self.iters, 1, 64)
 
     def init(self, key, spec: BanditSpec) -> KLUCBState:
+        check_unit_rewards(spec, "KL-UCB with the Bernoulli divergence")
         return KLUCBState(arm_stats(spec.num_arms))
 
     def act(self, rng, state: KLUCBState, t) -> jax.Array:

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from bandits.streaming.common import StreamAgent, action, count, eps_of
 from bandits.streaming.env import StreamSpec
-from experiments.protocol import step_key
+from experiments import threefry as bits
 
 FIRST, ARRIVE, CHALLENGE, FRAC, COMMIT = 0, 1, 2, 3, 4
 
@@ -119,7 +119,7 @@ class GameOfArms(StreamAgent):
     # ----------------------------------------------------------------- helpers
     def _frac_sel(self, s: GoAState, pos: jax.Array) -> jax.Array:
         """Is the arm at stream position `pos` in the fractional stream (prob. 1.5/ln K)?"""
-        u = jax.random.uniform(step_key(s.key, pos), (), s.eps.dtype)
+        u = bits.uniform(bits.fold_in(bits.key_data(s.key), pos), (), s.eps.dtype)
         return u < 1.5 / jnp.log(s.K.astype(s.eps.dtype))
 
     def _dethrone(self, s: GoAState) -> jax.Array:

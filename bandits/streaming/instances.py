@@ -28,6 +28,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from experiments import threefry as bits
+
 KINDS = ("clear_cut", "mix_in", "lower_bound", "explicit")
 ORDERS = ("random", "given", "best_last", "best_first")
 
@@ -63,16 +65,17 @@ class InstanceConfig(NamedTuple):
 
 
 def _base(cfg: InstanceConfig, key: jax.Array, j: jax.Array, dtype) -> jax.Array:
-    """The i.i.d. base mean of position j (before planting)."""
-    k = jax.random.fold_in(key, j)
-    if cfg.kind == "clear_cut":
-        lo = (cfg.tn_low - cfg.tn_mean) / cfg.tn_sd
-        hi = (cfg.tn_high - cfg.tn_mean) / cfg.tn_sd
-        z = jax.random.truncated_normal(k, lo, hi, (), dtype)
-        return jnp.clip(cfg.tn_mean + cfg.tn_sd * z, cfg.tn_low, cfg.tn_high)
+    """The i.i.d. base mean of position j (before planting): a draw from ``fold_in(key, j)``
+    (`bits`: `jax.random`'s values, computed without its per-hash loops)."""
+    if cfg.kind not in ("clear_cut", "mix_in"):
+        return jnp.full((), 0.5, dtype)  # lower_bound body
+    k = bits.fold_in(bits.key_data(key), j)
     if cfg.kind == "mix_in":
-        return jax.random.uniform(k, (), dtype)
-    return jnp.full((), 0.5, dtype)  # lower_bound body
+        return bits.uniform(k, (), dtype)
+    lo = (cfg.tn_low - cfg.tn_mean) / cfg.tn_sd
+    hi = (cfg.tn_high - cfg.tn_mean) / cfg.tn_sd
+    z = bits.truncated_normal(k, lo, hi, dtype)
+    return jnp.clip(cfg.tn_mean + cfg.tn_sd * z, cfg.tn_low, cfg.tn_high)
 
 
 def mean_at(cfg: InstanceConfig, inst: InstanceState, means: jax.Array, i: jax.Array) -> jax.Array:

