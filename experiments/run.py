@@ -132,12 +132,12 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
             " use record.grid=log or fewer record.points"
         )
 
-    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
+    env_cfg = _container("env", cfg.env)
     if _user_set(overrides, "env.means") and not _user_set(overrides, "env.K") and "K" in env_cfg:
         env_cfg["K"] = None  # explicit means define the number of arms
     env = _instantiate("env", env_cfg)
     agents = {
-        name: _instantiate(f"agents.{name}", OmegaConf.to_container(node, resolve=True))
+        name: _instantiate(f"agents.{name}", _container(f"agents.{name}", node))
         for name, node in cfg.agents.items()
     }
     params = _finite_params(env)
@@ -250,6 +250,18 @@ def _prefixed(where: str, msg: str) -> str:
         return msg
     names_a_field = msg.split(" ", 1)[0].endswith(":")  # "c: must be ..." vs "needs ..."
     return f"{where}.{msg}" if names_a_field else f"{where}: {msg}"
+
+
+def _container(where: str, node: Any) -> Any:
+    """A config node as plain Python, its interpolations resolved; a reference to a key the
+    config lacks (an agent written for another env: ``${env.problem}``) is one ConfigError."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(node, resolve=True)
+    except OmegaConfBaseException as e:
+        text = _one_line(e).split(" full_key:")[0]
+        raise ConfigError(f"{where}: {text} (is it meant for another env?)") from None
 
 
 def _instantiate(where: str, node: Any):

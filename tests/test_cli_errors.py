@@ -12,6 +12,11 @@ MISFITS = [  # (overrides, start of the one-line error)
     (["env=streaming", "agents=[thompson]"], "agents.thompson: does not fit env StreamingBandit ("),
     (["env=streaming", "agents=[etc]"], "agents.etc: does not fit env StreamingBandit ("),
     (["agents=[ucb1]", "metric=faults"], "metric: 'faults' is not a metric of this env (one of: "),
+    (["env=streaming", "agents=[maxsum_batch]"], "agents.maxsum_batch: Interpolation key 'env."),
+    (
+        ["env=streaming", "agents=[stream_uniform]", "env.memory=1000000000000"],
+        "env.memory: must be an integer in [1, 2147483647] (got 1000000000000)",
+    ),
     # Beta-Bernoulli Thompson sampling and Bernoulli KL-UCB need rewards in [0, 1]
     (["env=gaussian", "agents=[thompson]"], "agents.thompson: needs rewards in [0, 1] ("),
     (["env=gaussian", "agents=[kl_ucb]"], "agents.kl_ucb: needs rewards in [0, 1] ("),
@@ -109,3 +114,77 @@ def test_non_finite_values_are_errors_not_numbers(sigma, message, tmp_path):
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"regretlab: error: {message}"), lines
     assert files_under(d) == []
+
+
+# In process: the whole validation (compose, then `prepare`, which builds env and agents and
+# traces their step) of a one-job multirun, through `preflight`; each bad input gives exactly
+# one line, naming the field first.
+INPUTS = [
+    ("env.K", ["env.K=0"]),
+    ("env.K", ["env.K=abc"]),
+    ("env.means", ["env.means=[0.5,1.5]"]),
+    ("env.means", ["env.means=[]"]),
+    ("env.sigma", ["env=gaussian", "env.sigma=0"]),
+    ("env.sigma", ["env=gaussian", "env.sigma=-1"]),
+    ("agents.ucb1.c", ["agents.ucb1.c=-1"]),
+    ("agents.ucb1.c", ["agents.ucb1.c=abc"]),
+    (
+        "agents.epsilon_greedy.epsilon",
+        ["agents=[epsilon_greedy]", "agents.epsilon_greedy.epsilon=2"],
+    ),
+    ("agents.etc.m", ["agents=[etc]", "agents.etc.m=0"]),
+    ("agents.etc.m", ["agents=[etc]", "agents.etc.m=2.5"]),
+    ("agents.thompson.spares", ["agents=[thompson]", "agents.thompson.spares=-1"]),
+    ("agents.kl_ucb.c", ["agents=[kl_ucb]", "agents.kl_ucb.c=-1"]),
+    ("horizon", ["horizon=0"]),
+    ("seeds", ["seeds=-1"]),
+    ("seed", ["seed=-1"]),
+    ("record.points", ["record.points=1"]),
+    ("record.grid", ["record.grid=foo"]),
+    ("chunk_size", ["chunk_size=0"]),
+    ("chunk_size", ["chunk_size=150"]),
+    ("reference", ["reference=nope"]),
+    ("horizon", ["horizon=3000000000"]),
+    ("agents", ["agents=[]"]),
+    ("env.K", ["env=streaming", "agents=[stream_uniform]", "env.K=1"]),
+    ("env.memory", ["env=streaming", "agents=[stream_uniform]", "env.memory=0"]),
+    ("env.mode", ["env=streaming", "agents=[stream_uniform]", "env.mode=foo"]),
+    ("env.instance", ["env=streaming", "agents=[stream_uniform]", "env.instance=foo"]),
+    ("env.p", ["env=continual_bernoulli", "agents=[counter_tree]", "env.p=2"]),
+    ("env.d", ["env=continual_bernoulli", "agents=[counter_tree]", "env.d=0"]),
+    (
+        "agents.counter_tree.rho",
+        ["env=continual_bernoulli", "agents=[counter_tree]", "agents.counter_tree.rho=0"],
+    ),
+    (
+        "agents.counter_tree.neighbouring",
+        [
+            "env=continual_bernoulli",
+            "agents=[counter_tree]",
+            "agents.counter_tree.neighbouring=foo",
+        ],
+    ),
+    (
+        "agents.counter_tree.noise",
+        ["env=continual_bernoulli", "agents=[counter_tree]", "agents.counter_tree.noise=foo"],
+    ),
+    (
+        "agents.counter_blt.rho",
+        ["env=continual_bernoulli", "agents=[counter_blt]", "agents.counter_blt.rho=-1"],
+    ),
+    ("env.problem", ["env=maxsum_adaptive", "agents=[maxsum_batch]", "env.problem=foo"]),
+    ("env.d", ["env=maxsum_adaptive", "agents=[maxsum_batch]", "env.d=0"]),
+    ("agents.ucb1", ["env=continual_bernoulli"]),
+    ("agents.counter_tree", ["agents=[counter_tree]"]),
+]
+
+
+@pytest.mark.parametrize(("field", "overrides"), INPUTS, ids=[" ".join(o) for _, o in INPUTS])
+def test_every_input_is_one_line_naming_its_field(field, overrides):
+    from experiments.preflight import preflight
+    from experiments.run import _conf_dir, prepare
+
+    args = ["-m", "agents=[ucb1]", "horizon=1000", "seeds=2"]
+    args = [a for a in args if a.split("=")[0] not in {o.split("=")[0] for o in overrides}]
+    errors = preflight([*args, *overrides], _conf_dir(), prepare)
+    assert len(errors) == 1 and errors[0].startswith(f"{field}: "), errors

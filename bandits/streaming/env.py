@@ -251,7 +251,7 @@ def streaming_bandit(
     horizon = check_int("env.horizon", horizon, 1)
     if horizon < K:
         raise ConfigError(f"env.horizon: must be >= env.K = {K} (got {horizon})")
-    check_int("env.memory", memory, 1)
+    check_int("env.memory", memory, 1, 2**31 - 1)  # slot indices are int32
     if alpha is not None or beta is not None:
         if alpha is None or beta is None:
             raise ConfigError("env.alpha: alpha and beta must be given together (T = alpha K^beta)")
