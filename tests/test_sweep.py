@@ -47,7 +47,9 @@ def test_agent_hyperparameter_sweep_is_one_program_and_matches_separate_runs():
     assert [s.info["sweep"]["index_in_program"] for s in swept] == [0, 1, 2]
     # compiled once, by compile_sweep above: the run found it in the program cache
     assert [s.info["program_cache"] for s in swept] == ["hit", "shared in sweep", "shared in sweep"]
-    assert swept[1].compile_seconds == swept[2].compile_seconds == 0.0
+    # bookkeeping, not timing: only the first config of a program carries its compile time
+    carried = [s.compile_seconds for s in swept[1:]]
+    assert carried == [0.0, 0.0]
     # c really changes the run (the sweep is not three copies of one config)
     assert not np.array_equal(swept[0].final["regret"], swept[2].final["regret"])
 
