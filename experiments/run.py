@@ -222,11 +222,14 @@ def check_fit(env, params, agent, horizon: int, where: str) -> set[str]:
 
 def enable_compile_cache(path: str) -> None:
     """Turn on JAX's persistent compilation cache in `path` (programs that took >= 1 s to
-    compile are stored; a rerun of the same shapes loads them instead of compiling again)."""
+    compile are stored; a rerun of the same shapes loads them instead of compiling again).
+    A cache directory set in the environment (JAX_COMPILATION_CACHE_DIR) takes precedence."""
     import os
 
     import jax
 
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
     directory = os.path.expanduser(path)
     try:
         os.makedirs(directory, exist_ok=True)
