@@ -47,6 +47,11 @@ def check_float(
     raise ConfigError(f"{name}: must be a finite number {interval} (got {value!r})")
 
 
+def one_line(e: BaseException) -> str:
+    """An exception's message on one line (OmegaConf's ``full_key: ...`` trailer dropped)."""
+    return " ".join(str(e).split()).split(" full_key:")[0] or type(e).__name__
+
+
 def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     if value in allowed:
         return value

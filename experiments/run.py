@@ -31,7 +31,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from experiments.config import ConfigError, check_choice, check_int
+from experiments.config import ConfigError, check_choice, check_int, one_line
 from experiments.sweep import expand as expand_sweep
 
 MAX_RECORDED_VALUES = 50_000_000  # agents x seeds x grid points kept in memory and on disk
@@ -212,7 +212,7 @@ def check_fit(env, params, agent, horizon: int, where: str) -> set[str]:
         raise ConfigError(_prefixed(where, str(e))) from None
     except Exception as e:  # an agent written for another env's observations or actions
         raise ConfigError(
-            f"{where}: does not fit env {type(env).__name__} ({type(e).__name__}: {_one_line(e)})"
+            f"{where}: does not fit env {type(env).__name__} ({type(e).__name__}: {one_line(e)})"
         ) from None
     if inputs:
         return set()
@@ -243,10 +243,6 @@ def _user_set(overrides: list[str] | None, key: str) -> bool:
     return any(o.lstrip("+~").split("=", 1)[0] == key for o in overrides or [])
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
-
-
 def _prefixed(where: str, msg: str) -> str:
     """`msg` with the config path `where` in front, unless it already names its group."""
     if msg.startswith(where.split(".")[0] + "."):
@@ -263,7 +259,7 @@ def _container(where: str, node: Any) -> Any:
     try:
         return OmegaConf.to_container(node, resolve=True)
     except OmegaConfBaseException as e:
-        text = _one_line(e).split(" full_key:")[0]
+        text = one_line(e)
         raise ConfigError(f"{where}: {text} (is it meant for another env?)") from None
 
 
@@ -276,7 +272,7 @@ def _instantiate(where: str, node: Any):
         cause = e.__cause__ or e
         if isinstance(cause, ConfigError):
             raise ConfigError(_prefixed(where, str(cause))) from None
-        raise ConfigError(f"{where}: cannot build {node['_target_']}: {_one_line(cause)}") from None
+        raise ConfigError(f"{where}: cannot build {node['_target_']}: {one_line(cause)}") from None
 
 
 # --------------------------------------------------------------------------- execution

@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.config import ConfigError
+from experiments.config import ConfigError, one_line
 
 SWEEPABLE = ("env", "agents")  # groups whose fields may be swept inside one program
 _ABSENT = object()
@@ -86,7 +86,7 @@ def expand(cfg: DictConfig, overrides: list[str], out_dir: Path) -> list[Job]:
             try:
                 OmegaConf.update(config, path, value, merge=False)
             except Exception as e:  # a typed field given a value of another type
-                raise ConfigError(f"sweep.{path}: cannot take {value!r} ({_one_line(e)})") from None
+                raise ConfigError(f"sweep.{path}: cannot take {value!r} ({one_line(e)})") from None
         mine = []  # the sweep's overrides replaced, in place, by this job's values
         for o in base:
             key = _override_key(o)
@@ -162,7 +162,3 @@ def _hydra_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ",".join(_hydra_value(v) for v in value) + "]"
     return str(value)
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()).split(" full_key:")[0] or type(e).__name__
