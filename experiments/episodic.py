@@ -7,7 +7,8 @@ what every episodic domain needs, so none re-invents it:
 * the reset at the end of each episode, from the env's declared reset draws (``reset/<name>`` among
   the step's draws, so the engine draws them in bulk like any other);
 * the end-of-episode revelation (e.g. the latent context of a latent MDP, revealed in hindsight)
-  passed to the agent's ``update`` as ``EpisodeFeedback(feedback, done, revealed)``;
+  passed to the agent's ``update`` as ``EpisodeFeedback(feedback, done, revealed)``, masked on
+  every other step (-1 for integers, NaN for floats, False for booleans);
 * per-episode metrics added at an episode's last step (e.g. the episode's regret against a value
   computed when the env was built), so cumulative curves read per episode.
 
@@ -45,7 +46,18 @@ class EpisodeObs(NamedTuple):
 class EpisodeFeedback(NamedTuple):
     feedback: Any  # the env's per-step feedback
     done: jax.Array  # True at an episode's last step
-    revealed: Any  # what the env reveals at an episode's end (read it only when `done`)
+    revealed: Any  # what the env reveals at an episode's end; masked (`_hidden`) before it
+
+
+def _hidden(x: jax.Array) -> jax.Array:
+    """The masked value of a revealed leaf before an episode's end: -1 (integers), NaN (floats),
+    False (booleans), so that nothing of the hidden context reaches the agent mid-episode."""
+    x = jnp.asarray(x)
+    if jnp.issubdtype(x.dtype, jnp.bool_):
+        return jnp.zeros_like(x)
+    if jnp.issubdtype(x.dtype, jnp.inexact):
+        return jnp.full_like(x, jnp.nan)
+    return jnp.full_like(x, -1)
 
 
 class EpisodicEnv(EnvBase):
@@ -108,6 +120,7 @@ class EpisodicEnv(EnvBase):
             add = jnp.where(done, value, jnp.zeros_like(value))
             metrics[name] = metrics[name] + add if name in metrics else add
         revealed = self.reveal(inner, params)
+        revealed = jax.tree.map(lambda x: jnp.where(done, x, _hidden(x)), revealed)
         fresh = self.reset_env(reset_rng, params)
         inner = jax.tree.map(lambda new, old: jnp.where(done, new, old), fresh, inner)
         nxt = EpisodeState(

@@ -267,6 +267,24 @@ def test_episodic_greedy_learns_the_context_prior():
     assert r.final["regret"].mean() / 400 == pytest.approx(0.85, abs=0.05)
 
 
+def test_the_context_is_revealed_only_at_an_episode_end():
+    """Context in hindsight: `revealed` is the context at the last step, -1 on every other."""
+    from experiments.rollout import draw_once
+
+    env = TwoStateContext(episode_length=3)
+    params = env.default_params()
+    names = env.randomness(params, 0)
+    state = env.init(jax.random.key(0), params)
+    seen = []
+    for t in range(9):
+        rng = draw_once(jax.random.fold_in(jax.random.key(1), t), names)
+        context = int(state.inner.context)
+        state, feedback, _ = env.step(rng, state, jnp.int32(0), params)
+        want = context if t % 3 == 2 else -1
+        seen.append((int(feedback.revealed), bool(feedback.done), want))
+    assert all(r == w and d == (w >= 0) for r, d, w in seen), seen
+
+
 # --------------------------------------------------------------------------- rollout
 def test_rollout_reproduces_the_engine_seed_by_seed():
     env = BernoulliBandit((0.2, 0.5, 0.7))
