@@ -27,6 +27,16 @@ non-negative support, or an exact binomial interval for an indicator) and its di
 ``primary_metric`` is the headline of tables and figures and ``x_label`` names the x-axis of
 its curves. `EnvBase` gives every optional method a default.
 
+Two optional hooks let a run check and explain itself (`experiments.results.declared`):
+
+* ``Env.oracle(params, agent, horizon) -> {metric: (T,) array}``: the exact expected per-step
+  increment of a curve metric under `agent`, t = 1..T, where the domain knows it ({} otherwise;
+  `EnvBase`'s default). The run's summary prints, and summary.json and ``regretlab-table``
+  record, the per-step mean and maximum over t beside it (`results.self_check`);
+* ``Agent.info(spec) -> {name: dict}``: facts about the agent's run to record in summary.json
+  (JSON values; an item's ``message`` is printed after the summary table), e.g. inputs it
+  rounded on request.
+
 Three shapes beside the plain per-step protocol, each carried once by the engine:
 
 * *final answer*: ``final_metrics(state, agent.output(agent_state), params)`` only (no curve);
@@ -127,7 +137,7 @@ class EnvBase:
     """Defaults for the optional parts of the environment protocol.
 
     ``randomness``: none; ``final_metrics``: none; ``metric_info``: every metric a real-valued
-    curve named by itself; no exogenous inputs; ``feed`` ignores inputs.
+    curve named by itself; no exogenous inputs; ``feed`` ignores inputs; no ``oracle``.
     """
 
     primary_metric: str = "regret"
@@ -152,6 +162,9 @@ class EnvBase:
 
     def feed(self, state: PyTree, inputs: Mapping[str, Array], params: PyTree) -> PyTree:
         return state
+
+    def oracle(self, params: PyTree, agent: Any, horizon: int) -> dict[str, Any]:
+        return {}
 
 
 def metric_info(env: Any, name: str, final: bool = False) -> MetricInfo:

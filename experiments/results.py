@@ -9,7 +9,12 @@
   ``n``, ``interval``: the method, and ``median`` for non-negative metrics), ``compile_seconds``,
   ``run_seconds`` and ``steps_per_second`` (seeds x rounds / run seconds); the metric semantics
   declared by the environment (``metrics``: name -> `MetricInfo` fields, ``primary_metric``,
-  ``x_label``); the resolved config, package versions and the git revision.
+  ``x_label``); the resolved config, package versions and the git revision;
+* where the environment declares an exact oracle for a curve metric (``Env.oracle``: the expected
+  per-step increment, t = 1..T, for a given agent), per agent ``oracle``: metric -> the run's
+  self-check (`self_check`): the per-step mean (mean over t and seeds) and the maximum over t of
+  the mean over seeds, each beside its oracle value, with a z-score or ratio; and where an agent
+  declares facts about its run (``Agent.info(spec)``, e.g. inputs it rounded), per agent ``info``.
 
 An environment with final metrics only (a final-answer problem) has an empty metrics table: a
 valid ``metrics.parquet`` with the columns ``agent``, ``seed``, ``t`` and no rows, so a finished
@@ -146,6 +151,99 @@ def summarize(
     }
 
 
+def declared(env: Any, params: Any, agents: dict[str, Any], horizon: int) -> tuple[dict, dict]:
+    """({agent: {metric: exact expected per-step increments, (T,)}}, {agent: info dict}) from
+    the optional hooks ``env.oracle(params, agent, horizon)`` and ``agent.info(spec)``; agents or
+    envs without them give nothing."""
+    oracles, infos = {}, {}
+    hook = getattr(env, "oracle", None)
+    spec = None
+    for name, agent in agents.items():
+        if hook is not None:
+            found = {k: np.asarray(v, np.float64) for k, v in hook(params, agent, horizon).items()}
+            if found:
+                oracles[name] = found
+        if hasattr(agent, "info"):
+            spec = env.spec(params, horizon) if spec is None else spec
+            info = agent.info(spec)
+            if info:
+                infos[name] = info
+    return oracles, infos
+
+
+def oracle_summary(rounds: np.ndarray, per_step: np.ndarray) -> dict[str, Any]:
+    """The oracle's figures on the recorded grid: its per-step mean over t = 1..T, and the
+    largest of its means over the recorded intervals (t_{i-1}, t_i] (per step when every round
+    is recorded) with that interval (1-based, inclusive)."""
+    per_step = np.asarray(per_step, np.float64)
+    cum = np.concatenate([[0.0], np.cumsum(per_step)])
+    ends = np.asarray(rounds, np.int64)
+    starts = np.concatenate([[0], ends[:-1]])
+    means = (cum[ends] - cum[starts]) / (ends - starts)
+    i = int(np.argmax(means))
+    return {
+        "oracle_mean": float(cum[-1] / per_step.size),
+        "oracle_max": float(means[i]),
+        "oracle_t": [int(starts[i]) + 1, int(ends[i])],
+    }
+
+
+def self_check(
+    rounds: np.ndarray, cumulative: np.ndarray, oracle_mean: float, oracle_max: float, oracle_t
+) -> dict[str, Any]:
+    """A run's curve metric against its exact oracle (`oracle_summary`), from the recorded
+    cumulative values `cumulative` (seeds x rounds, the last round = T):
+
+    * ``mean``: the per-step mean over t and seeds, C_s(T)/T averaged over seeds, its standard
+      error over seeds, the oracle mean, z = (value - oracle)/se and the ratio;
+    * ``max``: the largest mean over seeds of the per-step values (per recorded interval when
+      not every round is recorded), where it is, the oracle's largest, and the ratio (a max of
+      noisy means: above 1 by the noise, more so with few seeds); and at the oracle's argmax
+      interval the mean over seeds with its standard error and z (no selection bias there).
+    """
+    c = np.asarray(cumulative, np.float64)
+    n = c.shape[0]
+    ends = np.asarray(rounds, np.int64)
+    starts = np.concatenate([[0], ends[:-1]])
+    per_seed = c[:, -1] / ends[-1]
+    steps = np.diff(np.concatenate([np.zeros((n, 1)), c], axis=1), axis=1) / (ends - starts)
+    means = steps.mean(axis=0)
+    j = int(np.argmax(means))
+    i = int(np.searchsorted(ends, oracle_t[1]))
+
+    def se(x):
+        return float(np.std(x, ddof=1) / np.sqrt(n)) if n > 1 else None
+
+    def z(value, oracle, err):
+        return (value - oracle) / err if err else None
+
+    def ratio(value, oracle):
+        return value / oracle if oracle else None
+
+    mean, mean_se = float(per_seed.mean()), se(per_seed)
+    at, at_se = float(means[i]), se(steps[:, i])
+    return {
+        "per_step": bool(np.all(ends - starts == 1)),
+        "mean": {
+            "value": mean,
+            "se": mean_se,
+            "oracle": oracle_mean,
+            "z": z(mean, oracle_mean, mean_se),
+            "ratio": ratio(mean, oracle_mean),
+        },
+        "max": {
+            "value": float(means[j]),
+            "t": [int(starts[j]) + 1, int(ends[j])],
+            "oracle": oracle_max,
+            "oracle_t": list(oracle_t),
+            "ratio": ratio(float(means[j]), oracle_max),
+            "at_oracle_t": at,
+            "se": at_se,
+            "z": z(at, oracle_max, at_se),
+        },
+    }
+
+
 def versions() -> dict[str, str]:
     out = {}
     for p in PACKAGES:
@@ -171,11 +269,14 @@ def write_run(
     sims: dict[str, SimResult],
     extra: dict | None = None,
     env: Any = None,
+    oracles: dict[str, dict[str, np.ndarray]] | None = None,
+    infos: dict[str, dict] | None = None,
 ) -> dict:
     """Write metrics.parquet, final.parquet, then summary.json (atomically); return the summary.
 
     `env` supplies the metric semantics (``metric_info``, ``primary_metric``, ``x_label``);
     without it every metric is real-valued and the defaults of `protocol.EnvBase` apply.
+    `oracles` and `infos` (`declared`) add each agent's ``oracle`` self-check and ``info``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -183,13 +284,25 @@ def write_run(
     atomic_write(out_dir / METRICS_FILE, lambda p: df.to_parquet(p, index=False))
     finals = final_frame(sims)
     atomic_write(out_dir / FINAL_FILE, lambda p: finals.to_parquet(p, index=False))
-    infos = metric_infos(env, sims)
+    semantics = metric_infos(env, sims)
     first = next(iter(sims.values()))
+    agents = {name: summarize(sim, infos=semantics) for name, sim in sims.items()}
+    for name, per_metric in (oracles or {}).items():
+        sim = sims[name]
+        checks = {}
+        for metric, per_step in per_metric.items():
+            if metric in sim.curves and np.size(per_step) == sim.horizon:
+                o = oracle_summary(sim.rounds, per_step)
+                checks[metric] = {**o, **self_check(sim.rounds, sim.curves[metric], **o)}
+        if checks:
+            agents[name]["oracle"] = checks
+    for name, info in (infos or {}).items():
+        agents[name]["info"] = info
     summary = {
-        "agents": {name: summarize(sim, infos=infos) for name, sim in sims.items()},
+        "agents": agents,
         "horizon": first.horizon,
         "seeds": first.seeds,
-        "metrics": {k: info._asdict() for k, info in infos.items()},
+        "metrics": {k: info._asdict() for k, info in semantics.items()},
         "primary_metric": getattr(env, "primary_metric", "regret"),
         "x_label": getattr(env, "x_label", "round t"),
         "config": config,

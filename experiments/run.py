@@ -13,7 +13,10 @@ figure. The table shows the headline metric (``metric``, default the env's ``pri
 with the interval its support calls for, its median when it is non-negative, and with
 ``reference=AGENT`` each agent's ratio of means to that agent, paired over the seeds. Nothing
 is compiled before the whole config has been validated; a bad value exits with status 2 and
-one line naming the field, and leaves no run directory behind.
+one line naming the field, and leaves no run directory behind. After the table come the agents'
+notes (``Agent.info``, e.g. inputs rounded on request) and, where the env declares an exact
+oracle (``Env.oracle``), the self-check: the per-step mean and the maximum over t of the curve
+metric, each beside its oracle value.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ class RunConfig:
     plot: bool = True
     metric: str | None = None  # headline metric of table and figure; None: the env's choice
     reference: str | None = None  # an agent: the summary prints every agent's ratio to it
-    compile_cache: str | None = "~/.cache/regretlab/jax"  # JAX's persistent cache; null: off
+    compile_cache: str | None = "~/.cache/regretlab/jax"  # JAX's persistent cache; null/false: off
     env: Any = MISSING
     agents: dict[str, Any] = field(default_factory=dict)
     sweep: Any = field(default_factory=lambda: OmegaConf.create({}, flags={"struct": False}))
@@ -118,7 +121,8 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
     if cfg.reference is not None:
         check_choice("reference", cfg.reference, tuple(cfg.agents))
     jax.config.update("jax_enable_x64", bool(cfg.x64))
-    if cfg.compile_cache:
+    # `compile_cache=false` reaches this str field as "False": off, like null
+    if cfg.compile_cache and str(cfg.compile_cache).lower() not in ("false", "off"):
         enable_compile_cache(cfg.compile_cache)
 
     from experiments.simulate import make_grid
@@ -299,7 +303,10 @@ def execute(exp: Experiment, out_dir: Path) -> dict:
         exp.progress,
     )
     check_results(sims, exp.metric)
-    summary = results.write_run(out_dir, exp.config, sims, {"metric": exp.metric}, exp.env)
+    oracles, infos = results.declared(exp.env, exp.params, exp.agents, exp.horizon)
+    summary = results.write_run(
+        out_dir, exp.config, sims, {"metric": exp.metric}, exp.env, oracles, infos
+    )
     if exp.plot:
         from experiments.plot import plot_runs
 
@@ -310,6 +317,7 @@ def execute(exp: Experiment, out_dir: Path) -> dict:
             title=_title(exp),
         )
     table = summary_table(summary, sims, exp.metric, exp.reference)
+    table += summary_notes(summary)
     print(table)
     _print_compile_seconds(summary)
     print(f"run directory: {out_dir}")
@@ -455,7 +463,10 @@ def execute_sweep(jobs: list, exps: list[Experiment], out_dir: Path) -> list[dic
             raise ConfigError(f"sweep job {job.number} ({job.label}): {e}") from None
         write_job_config(job)
         extra = {"metric": exp.metric, "sweep_job": {"number": job.number, "values": job.values}}
-        summary = results.write_run(job.directory, exp.config, job_sims, extra, exp.env)
+        oracles, infos = results.declared(exp.env, exp.params, exp.agents, exp.horizon)
+        summary = results.write_run(
+            job.directory, exp.config, job_sims, extra, exp.env, oracles, infos
+        )
         if exp.plot:
             from experiments.plot import plot_runs
 
@@ -493,6 +504,28 @@ def summary_table(summary: dict, sims: dict, metric: str, reference: str | None 
     median), agent-steps/s, and with `reference` the ratio of means to that agent paired over
     seeds (`stats.ratio_ci` on the per-seed finals)."""
     return _format_rows(_rows(summary, sims, metric, reference), summary, metric, reference)
+
+
+def summary_notes(summary: dict) -> str:
+    """What follows the table: each agent's ``info`` messages (e.g. inputs it rounded), and the
+    self-check of the curve metrics against the env's exact oracle (`tables.format_checks`): the
+    per-step mean and the maximum over t, each beside its oracle value."""
+    from experiments.tables import format_checks
+
+    lines = [
+        f"{name}: {item['message']}"
+        for name, a in summary["agents"].items()
+        for item in (a.get("info") or {}).values()
+        if isinstance(item, dict) and item.get("message")
+    ]
+    checks = [
+        (name, metric, check)
+        for name, a in summary["agents"].items()
+        for metric, check in (a.get("oracle") or {}).items()
+    ]
+    if checks:
+        lines += ["self-check against the exact oracle (mean over seeds):", format_checks(checks)]
+    return "".join(f"\n{line}" for line in lines)
 
 
 def _rows(summary: dict, sims: dict, metric: str, reference: str | None, prefix: str = "") -> list:

@@ -7,6 +7,12 @@ metrics, Clopper–Pearson for indicators), a non-negative metric gets a median 
 mean, and the best mean of a column is the lowest or the highest as the metric's direction says.
 ``--reference AGENT`` adds, per metric, the ratio of each agent's mean to the reference agent's
 in the same run, with a paired interval over the seeds (`stats.ratio_ci`, from final.parquet).
+
+Runs whose environment declared an exact oracle for a curve metric (summary.json: an agent's
+``oracle``) get a second table, the self-check, recomputed here from metrics.parquet
+(`results.self_check`): the per-step mean over t and seeds beside the oracle's mean with a
+z-score, and the maximum over t of the mean over seeds beside the oracle's maximum with their
+ratio, and the mean over seeds at the oracle's argmax with a z-score.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from experiments.protocol import MetricInfo
-from experiments.results import Run, find_runs
+from experiments.results import Run, find_runs, self_check
 from experiments.stats import ratio_ci
 
 
@@ -144,6 +150,85 @@ def format_table(
     return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in body])
 
 
+def check_rows(runs: list[Run]) -> list[tuple[str, str, dict]]:
+    """(row label, metric, `self_check` recomputed from metrics.parquet) for every agent of
+    `runs` with a recorded oracle."""
+    distinct = _distinct_overrides(runs)
+    out = []
+    for run, extra in zip(runs, distinct, strict=True):
+        for name, a in run.summary["agents"].items():
+            for metric, o in (a.get("oracle") or {}).items():
+                df = run.metrics
+                rows = df[df["agent"] == name].sort_values(["seed", "t"])
+                rounds = np.sort(rows["t"].unique())
+                cum = rows[metric].to_numpy(np.float64).reshape(-1, rounds.size)
+                check = self_check(rounds, cum, o["oracle_mean"], o["oracle_max"], o["oracle_t"])
+                label = f"{name} ({', '.join(extra)})" if extra else name
+                out.append((label, metric, check))
+    return out
+
+
+def format_checks(checks: list[tuple[str, str, dict]], fmt: str = "markdown") -> str:
+    """The self-check table of `check_rows` (or of summaries' ``oracle`` entries): per agent and
+    metric, the per-step mean ± se, its oracle and z; the max over t, the oracle's max, their
+    ratio; the mean at the oracle's argmax t ± se and its z. A note follows when the metrics were
+    recorded on a grid coarser than every step (then "per step" means per recorded interval)."""
+    if not checks:
+        return ""
+    header = ["agent", "metric", "per-step mean ± se", "oracle mean", "z", "max over t (t)",
+              "oracle max (t)", "max / oracle", "at oracle's t ± se",
+              "z at oracle's t"]  # fmt: skip
+    body = []
+    for label, metric, c in checks:
+        m, x = c["mean"], c["max"]
+        body.append(
+            [
+                _escape(label, fmt),
+                _escape(metric, fmt),
+                _pm(m["value"], m["se"], fmt),
+                _num(m["oracle"]),
+                _opt(m["z"], ".2f"),
+                f"{_num(x['value'])} ({_span(x['t'])})",
+                f"{_num(x['oracle'])} ({_span(x['oracle_t'])})",
+                _opt(x["ratio"], ".4f"),
+                _pm(x["at_oracle_t"], x["se"], fmt),
+                _opt(x["z"], ".2f"),
+            ]
+        )
+    note = ""
+    if not all(c["per_step"] for _, _, c in checks):
+        note = (
+            "\nmax over t: over the recorded intervals (means per step within each);"
+            " record.grid=every gives per-step values"
+        )
+    if fmt == "latex":
+        lines = [
+            "\\begin{tabular}{ll" + "r" * (len(header) - 2) + "}",
+            "\\toprule",
+            " & ".join(_escape(h, fmt) for h in header) + " \\\\",
+            "\\midrule",
+            *(" & ".join(c) + " \\\\" for c in body),
+            "\\bottomrule",
+            "\\end{tabular}",
+        ]
+        return "\n".join(lines) + note.replace("\n", "\n% ")
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in body]) + note
+
+
+def _pm(value: float, se: float | None, fmt: str) -> str:
+    pm = "$\\pm$" if fmt == "latex" else "±"
+    return _num(value) if se is None else f"{_num(value)} {pm} {_num(se)}"
+
+
+def _opt(x: float | None, spec: str) -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def _span(t: list[int]) -> str:
+    return f"t = {t[0]}" if t[0] == t[1] else f"t = {t[0]}..{t[1]}"
+
+
 def _lower(metric: str, override: bool | None, infos: dict[str, MetricInfo]) -> bool:
     if override is not None:
         return override
@@ -239,6 +324,10 @@ def main(argv: list[str] | None = None) -> int:
             reference=args.reference,
         )
     )
+    checks = format_checks(check_rows(runs), args.format)
+    if checks:
+        print("\nself-check against the exact oracle (mean over seeds):")
+        print(checks)
     return 0
 
 

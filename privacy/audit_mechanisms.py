@@ -224,6 +224,11 @@ class ChallengeStream:
     def check_horizon(self, horizon: int) -> None:
         return None
 
+    def grid(self, horizon: int) -> None:
+        """The records' input grid (`privacy.streams`): not declared, since the challenge record
+        is a parameter (unknown here); the agents audited on this stream do not quantise."""
+        return None
+
     def randomness(self) -> dict:
         return self.adversary.randomness()
 

@@ -10,6 +10,13 @@ error e_t = release_t - S_t is scored. Per-step metrics (increments, summed by t
 
 Final metric ``max_abs_error`` = max_t max_j |e_t[j]| (the ℓ∞ error of continual counting),
 tracked in the environment state. A non-finite release is illegal.
+
+Exact oracle (`oracle`): for a counter that declares its per-step error variance (`variance`,
+the exact oracles of `privacy.factorization` times the node variance) and the values it counts
+(`counted_values`: clipped or snapped to its grid), E[sq_error_t] = d Var_t + ‖b_t‖², where
+b_t = Σ_{s<=t} (counted x_s - x_s) is the bias of the counted values: zero for an unclipped
+stream on the counter's grid, exact for a fixed stream; for a random stream that the counter
+would change, no oracle is declared. The engine prints the run's per-step figures beside it.
 """
 
 from __future__ import annotations
@@ -20,9 +27,16 @@ from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from experiments.protocol import FINAL, NONNEGATIVE, MetricInfo
-from privacy.streams import BernoulliStream, FixedStream, bernoulli_stream, fixed_stream
+from privacy.streams import (
+    BernoulliStream,
+    FixedStream,
+    InputGrid,
+    bernoulli_stream,
+    fixed_stream,
+)
 
 
 class ContinualSpec(NamedTuple):
@@ -31,6 +45,9 @@ class ContinualSpec(NamedTuple):
     horizon: int
     d: int
     bound: float  # declared bound on every stream value: x_t[j] in [0, bound]
+    # which grids the stream's values lie on (`privacy.streams.InputGrid`): checked at load time
+    # by mechanisms that quantise their input, never used in a release; None: not declared
+    inputs: InputGrid | None = None
 
 
 class ContinualState(NamedTuple):
@@ -61,7 +78,8 @@ class ContinualCounting:
 
     def spec(self, params, horizon: int) -> ContinualSpec:
         self.stream.check_horizon(int(horizon))
-        return ContinualSpec(int(horizon), self.stream.d, float(self.stream.bound))
+        T = int(horizon)
+        return ContinualSpec(T, self.stream.d, float(self.stream.bound), self.stream.grid(T))
 
     def randomness(self, params, action) -> dict:
         return self.stream.randomness()
@@ -90,6 +108,24 @@ class ContinualCounting:
 
     def final_metrics(self, state: ContinualState, output, params) -> dict:
         return {"max_abs_error": state.max_abs}
+
+    def oracle(self, params, agent, horizon: int) -> dict[str, np.ndarray]:
+        """Exact E[sq_error_t], t = 1..T, for `agent` (module docstring); {} where unknown."""
+        variance = getattr(agent, "variance", None)
+        counted = getattr(agent, "counted_values", None)
+        if variance is None or counted is None:
+            return {}
+        spec = self.spec(params, horizon)
+        var = np.asarray(variance(spec), np.float64) * spec.d
+        if isinstance(self.stream, FixedStream):
+            dtype = np.dtype(jnp.result_type(float))
+            x = np.asarray(self.stream.values[:horizon], dtype).astype(np.float64)
+            bias = np.cumsum(counted(x, spec) - x, axis=0)
+            return {"sq_error": var + np.sum(bias**2, axis=1)}
+        support = np.asarray(spec.inputs.held if spec.inputs else (), np.float64)
+        if np.any(counted(support, spec) != support):  # a random bias: no exact oracle here
+            return {}
+        return {"sq_error": var}
 
 
 def continual_bernoulli(p: float | Sequence[float] = 0.5, d: int = 1) -> ContinualCounting:

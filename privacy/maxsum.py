@@ -25,7 +25,11 @@ streams fixed in advance and for adaptively chosen ones (`privacy.streams.Adapti
   batch baseline run independently at every t, for reference only; R5).
 
 All noise is research-mode float noise from `jax.random` (keyed per step), recorded by the
-agents' ``noise: research`` field; exact discrete noise is in `privacy.noise`.
+agents' ``noise: research`` field; exact discrete noise is in `privacy.noise`. No agent here
+quantises its input, so no input grid applies (records are counted as they are); the env still
+declares its records' grid (`MaxSumSpec.inputs`, {0, 1} by construction for the leader and
+adaptive streams, value by value for a fixed one) and `CounterMaxSum` passes it to its counters,
+whose secure mode refuses values off its grid (`privacy.counters.agent`).
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from privacy.streams import (
     AdaptiveStream,
     BernoulliStream,
     FixedStream,
+    InputGrid,
     LeaderStream,
     leader_stream,
 )
@@ -71,6 +76,9 @@ class MaxSumSpec(NamedTuple):
     horizon: int
     d: int
     problem: str  # "maxsum" | "sumselect"
+    # which grids the records lie on (`privacy.streams.InputGrid`), passed on to the counters
+    # of `CounterMaxSum`, whose secure mode would check it at load time; None: not declared
+    inputs: InputGrid | None = None
 
 
 class MaxSumState(NamedTuple):
@@ -108,7 +116,8 @@ class ContinualMaxSum:
 
     def spec(self, params, horizon: int) -> MaxSumSpec:
         self.stream.check_horizon(int(horizon))
-        return MaxSumSpec(int(horizon), int(self.stream.d), self.problem)
+        T = int(horizon)
+        return MaxSumSpec(T, int(self.stream.d), self.problem, self.stream.grid(T))
 
     def randomness(self, params, action) -> dict:
         return self.stream.randomness()
@@ -238,7 +247,7 @@ class CounterMaxSum(_Agent):
 
     def init(self, key: jax.Array, spec: MaxSumSpec):
         _check_problem(self.problem, spec)
-        return self._counter.init(key, ContinualSpec(spec.horizon, spec.d, 1.0))
+        return self._counter.init(key, ContinualSpec(spec.horizon, spec.d, 1.0, spec.inputs))
 
     def act(self, rng, state, obs):
         return _answer(self.problem, self._counter.act({}, state, obs))

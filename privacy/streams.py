@@ -4,13 +4,22 @@
 * `FixedStream`: a sequence fixed in advance (non-adaptive), given explicitly.
 
 A stream declares its `bound`; values outside it are a configuration error, never clipped here.
+
+Every stream also declares which dyadic grids 2^-k its values lie on (`InputGrid`, from
+``grid(horizon)``), so that a mechanism which quantises its input (the secure counters,
+`privacy.counters.secure`) can refuse a value it would round before anything is compiled: by
+construction for a random law (its support: {0, 1} for the Bernoulli and MaxSum streams), value
+by value for an explicit sequence. A mechanism never reads the values from it: it is a check of
+the configuration, made at load time.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from fractions import Fraction
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +27,99 @@ import numpy as np
 
 from experiments.config import ConfigError, check_float, check_int
 from experiments.protocol import UNIFORM, Draw
+
+# --------------------------------------------------------------------------- input grids
+MAX_GRID_K = 60  # the largest grid exponent a mechanism accepts (`grid_k` <= 60)
+
+
+def grid_exponent(value: float) -> int:
+    """The smallest k >= 0 with `value` a multiple of 2^-k, exactly (a finite float is a dyadic
+    rational m 2^-e, so k <= 1074; 0.3 as a double is 5404319552844595 2^-54: k = 54)."""
+    return Fraction(value).denominator.bit_length() - 1
+
+
+def snap_to_grid(x: np.ndarray, k: int, grid_bound: int) -> np.ndarray:
+    """The secure counters' input map in value units: min(max(round(x 2^k), 0), Δ_g) 2^-k
+    (round half to even, as `jnp.round`; `privacy.counters.secure.Secure.snap`), in float64."""
+    n = np.minimum(np.clip(np.round(np.asarray(x, np.float64) * 2.0**k), 0, None), grid_bound)
+    return n * 2.0**-k
+
+
+class OffGrid(NamedTuple):
+    """What snapping a stream to the grid 2^-k changes (`InputGrid.off_grid`)."""
+
+    count: int | None  # values the snap changes; None: unknown (a random law off the grid)
+    total: int | None  # values in the run (T d); None for a random law
+    largest_change: float  # max |snapped - value| (nan when unknown)
+    first: tuple[int, float] | None  # (1-based step, value) of the first changed value
+    exponent: int  # smallest k that holds every value of the stream exactly
+    hardest: float  # a value that needs 2^-exponent
+
+
+@dataclass(frozen=True)
+class InputGrid:
+    """The distinct values of a stream's first T steps (all coordinates), as the run's float
+    dtype holds them, for grid checks at load time (module docstring).
+
+    `counts` and `first` (1-based step of each value's first occurrence) are None for a random
+    law, whose `values` are then its support and `law` describes it.
+    """
+
+    values: tuple[float, ...]  # distinct values as written (float64)
+    held: tuple[float, ...]  # the same values in the run's float dtype
+    counts: tuple[int, ...] | None = None
+    first: tuple[int, ...] | None = None
+    law: str = ""
+
+    def off_grid(self, k: int, grid_bound: int, clip_to: float | None = None) -> OffGrid:
+        """The values that `snap_to_grid` (after clipping to `clip_to`, if given) changes."""
+        v = np.asarray(self.values, np.float64)
+        held = np.asarray(self.held, np.float64)
+        if clip_to is not None:
+            v, held = np.minimum(v, clip_to), np.minimum(held, clip_to)
+        change = np.abs(snap_to_grid(held, k, grid_bound) - v)
+        off = change > 0
+        exponents = [grid_exponent(float(x)) for x in v]
+        i = int(np.argmax(exponents)) if exponents else 0
+        exponent, hardest = (exponents[i], float(v[i])) if exponents else (0, 0.0)
+        if self.counts is None:  # a random law: decided by its support
+            if not off.any():
+                return OffGrid(0, None, 0.0, None, exponent, hardest)
+            return OffGrid(None, None, float("nan"), None, exponent, hardest)
+        counts = np.asarray(self.counts, np.int64)
+        first = None
+        if off.any():
+            i = int(np.argmin(np.where(off, np.asarray(self.first), np.iinfo(np.int64).max)))
+            first = (int(self.first[i]), float(self.values[i]))
+        return OffGrid(
+            int(counts[off].sum()),
+            int(counts.sum()),
+            float(change.max(initial=0.0)),
+            first,
+            exponent,
+            hardest,
+        )
+
+
+BITS = "values in {0, 1}"  # the law of the Bernoulli and MaxSum streams
+
+
+@functools.cache
+def _bits_grid() -> InputGrid:
+    return InputGrid(values=(0.0, 1.0), held=(0.0, 1.0), law=BITS)
+
+
+@functools.lru_cache(maxsize=32)
+def _sequence_grid(values: tuple, horizon: int, dtype: str) -> InputGrid:
+    x = np.asarray(values[:horizon], np.float64).reshape(-1)
+    d = len(values[0])
+    distinct, index, counts = np.unique(x, return_index=True, return_counts=True)
+    return InputGrid(
+        values=tuple(float(v) for v in distinct),
+        held=tuple(float(v) for v in distinct.astype(dtype).astype(np.float64)),
+        counts=tuple(int(c) for c in counts),
+        first=tuple(int(i) // d + 1 for i in index),
+    )
 
 
 @dataclass(frozen=True)
@@ -45,6 +147,10 @@ class BernoulliStream:
 
     def check_horizon(self, horizon: int) -> None:
         return None
+
+    def grid(self, horizon: int) -> InputGrid:
+        """By construction: values in {0, 1}, on every grid."""
+        return _bits_grid()
 
     def randomness(self) -> dict[str, Draw]:
         return {"u": Draw(UNIFORM, (self.d,))}
@@ -94,6 +200,11 @@ class FixedStream:
             raise ConfigError(
                 f"horizon: {horizon} exceeds the fixed sequence's length {len(self.values)}"
             )
+
+    def grid(self, horizon: int) -> InputGrid:
+        """Value by value: the distinct values of the first `horizon` rows, as the run's float
+        dtype (float32 unless x64) holds them."""
+        return _sequence_grid(self.values, int(horizon), np.dtype(jnp.result_type(float)).name)
 
     def randomness(self) -> dict[str, Draw]:
         return {}  # a fixed stream needs no randomness
@@ -168,6 +279,10 @@ class LeaderStream:
     def check_horizon(self, horizon: int) -> None:
         return None
 
+    def grid(self, horizon: int) -> InputGrid:
+        """By construction: records in {0, 1}^d, on every grid."""
+        return _bits_grid()
+
     def randomness(self) -> dict[str, Draw]:
         return {"u": Draw(UNIFORM, (self.d,))}
 
@@ -223,6 +338,10 @@ class AdaptiveStream:
 
     def check_horizon(self, horizon: int) -> None:
         return None
+
+    def grid(self, horizon: int) -> InputGrid:
+        """By construction: records in {0, 1}^d, on every grid."""
+        return _bits_grid()
 
     def randomness(self) -> dict[str, Draw]:
         return {"u": Draw(UNIFORM, (self.d,))}

@@ -256,3 +256,14 @@ def test_compile_cache_that_cannot_be_created_is_one_line(tmp_path):
     blocker.write_text("")
     with pytest.raises(ConfigError, match=r"^compile_cache: cannot create .+a_file/cache"):
         build([f"compile_cache={blocker}/cache", "horizon=100", "seeds=2", "agents=[ucb1]"])
+
+
+@pytest.mark.parametrize("off", ["false", "False", "null"])
+def test_compile_cache_false_is_off(off, tmp_path, monkeypatch):
+    """`compile_cache=false` reaches the str field as "False": off, never a directory "False"."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    before = jax.config.jax_compilation_cache_dir
+    build([f"compile_cache={off}", "horizon=100", "seeds=2", "agents=[ucb1]"])
+    assert jax.config.jax_compilation_cache_dir == before
+    assert not any(tmp_path.iterdir())

@@ -6,6 +6,10 @@ and adaptive streams.
 Every audit uses a fixed seed and alpha = 0.05: a correct ε-DP mechanism is flagged with
 probability <= 0.05 per audit (Clopper-Pearson validity), and the positive controls' true ε is
 far enough above the claim that the fixed-seed bound clears it (measured margins in comments).
+Audits without ``family=`` use the default events (`privacy.audit.default_families`: for vector
+outputs also differences, block sums and a learned direction, Bonferroni over the 3 tested
+events); the vector-output controls are in tests/test_privacy_audit_controls.py. Jain et al.'s
+SVT audits compile jitted rollouts (10-15 s each): slow tier (also checked by R8).
 """
 
 from __future__ import annotations
@@ -143,6 +147,7 @@ def test_maxsum_releases_are_engine_rollouts():
     assert seen.shape == (2, 5)
 
 
+@pytest.mark.slow  # two jitted rollout programs per case: 10-15 s each on 2 cores
 @pytest.mark.parametrize("problem", ["maxsum", "sumselect"])
 def test_paper_b_svt_fixed_streams(problem):
     """Pure ε = 1 SVT MaxSum / SumSelect on neighbouring 4-step streams passes; the same mechanism
@@ -156,6 +161,7 @@ def test_paper_b_svt_fixed_streams(problem):
     assert audit(bad, pairs, 1.0, 2000, 5000, seed=2).flagged
 
 
+@pytest.mark.slow  # two jitted rollout programs: 15 s on 2 cores
 def test_paper_b_svt_adaptive_adversary():
     """The adaptive game (Jain et al. 2023): a deterministic adversary picks records from the
     last release; at step 2 the challenge record is (1, 1) vs (0, 0). ε = 1 passes; the

@@ -231,3 +231,52 @@ def test_reproduce_runs_a_final_only_experiment(tmp_path, monkeypatch):
     run = tmp_path / "repro" / "runs" / "bai"
     assert pd.read_parquet(run / "metrics.parquet").empty
     assert "Checks (1/1 ok)" in (tmp_path / "repro" / "report.md").read_text()
+
+
+# --------------------------------------------------------------------------- oracle self-check
+def test_self_check_against_a_declared_oracle_matches_numpy(tmp_path):
+    """`results.write_run` with an oracle (`Env.oracle`'s per-step expectations) records the
+    self-check, and `tables.check_rows` recomputes it from metrics.parquet; both equal a direct
+    NumPy computation: per-step mean C_s(T)/T over seeds with its standard error, the means per
+    recorded interval (t_{i-1}, t_i] of the run and of the oracle, their maxima and the run's
+    value at the oracle's argmax. Synthetic cumulative curves (no engine run)."""
+    from experiments import results, tables
+    from experiments.simulate import SimResult, make_grid
+
+    T, n = 50, 7
+    rounds = make_grid(T, "log", 12)
+    rng = np.random.default_rng(3)
+    oracle = 1.0 + np.sin(np.arange(1, T + 1)) ** 2  # any per-step expectation
+    steps = oracle * rng.chisquare(1, (n, T))
+    cum = np.cumsum(steps, axis=1)[:, rounds - 1]
+    sim = SimResult(rounds, {"err": cum}, {"err": cum[:, -1]}, 0.0, 1.0, T, n, T)
+    summary = results.write_run(tmp_path, {}, {"a": sim}, oracles={"a": {"err": oracle}},
+                                infos={"a": {"note": {"message": "hello"}}})  # fmt: skip
+    check = summary["agents"]["a"]["oracle"]["err"]
+    assert summary["agents"]["a"]["info"] == {"note": {"message": "hello"}}
+
+    starts = np.concatenate([[0], rounds[:-1]])
+    width = rounds - starts
+    o_int = np.array([oracle[a:b].mean() for a, b in zip(starts, rounds, strict=True)])
+    r_int = np.stack([steps[:, a:b].mean(axis=1) for a, b in zip(starts, rounds, strict=True)], 1)
+    i, j = int(np.argmax(o_int)), int(np.argmax(r_int.mean(0)))
+    per_seed = steps.sum(axis=1) / T
+    assert not check["per_step"] and width.max() > 1
+    assert check["mean"]["value"] == pytest.approx(per_seed.mean(), rel=1e-12)
+    assert check["mean"]["se"] == pytest.approx(per_seed.std(ddof=1) / np.sqrt(n), rel=1e-12)
+    assert check["mean"]["oracle"] == pytest.approx(oracle.mean(), rel=1e-12)
+    assert check["max"]["oracle"] == pytest.approx(o_int[i], rel=1e-12)
+    assert check["max"]["oracle_t"] == [int(starts[i]) + 1, int(rounds[i])]
+    assert check["max"]["value"] == pytest.approx(r_int.mean(0)[j], rel=1e-12)
+    assert check["max"]["t"] == [int(starts[j]) + 1, int(rounds[j])]
+    assert check["max"]["at_oracle_t"] == pytest.approx(r_int[:, i].mean(), rel=1e-12)
+    se_i = r_int[:, i].std(ddof=1) / np.sqrt(n)
+    assert check["max"]["z"] == pytest.approx((r_int[:, i].mean() - o_int[i]) / se_i, rel=1e-9)
+
+    ((_, metric, recomputed),) = tables.check_rows(results.find_runs([tmp_path]))
+    assert metric == "err" and recomputed == {
+        k: v for k, v in check.items() if k in ("per_step", "mean", "max")
+    }
+    text = tables.format_checks([("a", "err", recomputed)])
+    assert "record.grid=every gives per-step values" in text
+    assert f"| {check['mean']['z']:.2f} |" in text

@@ -33,10 +33,18 @@ statement holds for the real-valued mechanism, but floats are open to attacks on
 (`privacy.counters.secure`) snaps the inputs, runs an integer strategy and draws exact discrete
 Gaussian or Laplace node noise with the same calibration in grid units; its module gives the
 argument that the released values are ρ-zCDP or ε-DP.
+
+Input grid (secure mode). The snap to the grid 2^-k changes any value that is not a multiple
+of 2^-k, which biases the releases; so a stream value off the grid is refused at load time
+(`_check`, from the env's `ContinualSpec.inputs`: by construction for a random law, value by
+value for a fixed sequence), with one line naming `grid_k` and the grid that holds the stream,
+unless ``snap: true`` asks for the rounding; then `info` counts the snapped values and the
+largest change, and the run's summary reports them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -67,6 +75,7 @@ from privacy.counters.state import CounterState
 from privacy.counters.strategy import Strategy
 from privacy.counters.toeplitz import SqrtToeplitz
 from privacy.counters.tree import BinaryTree
+from privacy.streams import MAX_GRID_K, OffGrid, snap_to_grid
 
 MODES = ("research", "secure")
 DISTRIBUTIONS = ("gaussian", "laplace")
@@ -88,6 +97,7 @@ class Counter(AgentBase):
     epsilon: float | None = None
     grid_k: int = 0
     source: str = "os"
+    snap: bool = False  # secure: round stream values off the grid (counted) instead of refusing
 
     def __post_init__(self):
         check_float("bound", self.bound, 0.0, low_open=True)
@@ -97,7 +107,14 @@ class Counter(AgentBase):
         check_choice("noise", self.noise, MODES)
         check_choice("distribution", self.distribution, DISTRIBUTIONS)
         check_choice("source", self.source, SOURCES)
-        check_int("grid_k", self.grid_k, 0, 60)
+        check_int("grid_k", self.grid_k, 0, MAX_GRID_K)
+        if not isinstance(self.snap, bool):
+            raise ConfigError(f"snap: must be true or false (got {self.snap!r})")
+        if self.snap and self.noise != "secure":
+            raise ConfigError(
+                "snap: used only with noise=secure (research mode counts the values as they"
+                " are); set snap=false"
+            )
         if self.distribution == "gaussian":
             check_float("rho", self.rho, 0.0, low_open=True)
             if self.epsilon is not None:
@@ -201,6 +218,84 @@ class Counter(AgentBase):
                 f"bound: stream values may reach {spec.bound:g} > the counter's bound"
                 f" {self.bound:g}; raise bound or set clip=true (values are never clipped silently)"
             )
+        if self.noise == "secure" and spec.inputs is not None and not self.snap:
+            off = self.off_grid(spec)
+            if off.count != 0:
+                raise ConfigError(self._grid_refusal(spec, off))
+
+    def off_grid(self, spec: ContinualSpec) -> OffGrid:
+        """What the secure snap changes in the env's stream (`spec.inputs`, after clipping)."""
+        clip_to = self.bound if self.clip else None
+        return spec.inputs.off_grid(self.grid_k, self.grid_bound(), clip_to)
+
+    def _grid_refusal(self, spec: ContinualSpec, off: OffGrid) -> str:
+        """One line: the first value off the grid, and which grid_k holds every value."""
+        k = self.grid_k
+        if off.first is None:  # a random law off the grid
+            clipped = f", clipped to {self.bound:g}" if self.clip else ""
+            law = spec.inputs.law or "random law"
+            what = f"the stream's law ({law}{clipped}) has values off the grid 2^-{k}"
+        else:
+            step, value = off.first
+            what = (
+                f"stream value {value!r} (step {step}) is not a multiple of 2^-{k}"
+                f" and would be rounded ({off.count} of {off.total} values)"
+            )
+        need = off.exponent
+        if need > MAX_GRID_K:
+            fix = f"no grid_k <= {MAX_GRID_K} holds every value exactly (one needs 2^-{need})"
+        else:
+            exact = self._exact_at(spec, need)
+            fix = f"grid_k={need} holds every value exactly" + exact
+            if need > 24:  # beyond float32's mantissa: say why
+                f = Fraction(off.hardest)
+                fix += f" ({off.hardest!r} is {f.numerator}/2^{need} as a double)"
+        return f"grid_k: {what}; {fix}; or set snap=true to round them (counted in the summary)"
+
+    def _exact_at(self, spec: ContinualSpec, k: int) -> str:
+        """'' if grid_k = k represents the stream in this run, else why not (a clause)."""
+        other = dataclasses.replace(self, grid_k=k)
+        int_max = int(jnp.iinfo(jnp.result_type(int)).max)
+        try:
+            other._plan(spec, 2**63 - 1)
+        except ConfigError:
+            return f", but the secure {self.mechanism} counter's integers overflow there"
+        try:
+            other._plan(spec, int_max)
+        except ConfigError:
+            return " only with x64=true (64-bit floats and integers)"
+        if other.off_grid(spec).count != 0:  # the run's float32 changes a value
+            return " only with x64=true (64-bit floats and integers)"
+        return ""
+
+    def counted_values(self, x: np.ndarray, spec: ContinualSpec) -> np.ndarray:
+        """The values the counter sums for stream values `x` (float64, value units): clipped
+        (``clip``) and, in secure mode, snapped to the grid 2^-grid_k."""
+        x = np.asarray(x, np.float64)
+        if self.clip:
+            x = np.minimum(np.clip(x, 0.0, None), self.bound)
+        if self.noise == "secure":
+            x = snap_to_grid(x, self.grid_k, self.grid_bound())
+        return x
+
+    def info(self, spec: ContinualSpec) -> dict:
+        """What the run's summary reports about this counter's input: with ``snap``, how many
+        stream values were snapped to the grid and the largest change."""
+        if not (self.noise == "secure" and self.snap and spec.inputs is not None):
+            return {}
+        off = self.off_grid(spec)
+        count = "an unknown number" if off.count is None else f"{off.count} of {off.total}"
+        change = "" if off.count is None else f", largest change {off.largest_change:.6g}"
+        return {
+            "input_grid": {
+                "grid_k": self.grid_k,
+                "snapped": off.count,
+                "values": off.total,
+                "largest_change": None if off.count is None else off.largest_change,
+                "message": f"snap=true: {count} stream values snapped to the grid"
+                f" 2^-{self.grid_k}{change}",
+            }
+        }
 
     def _x(self, obs: jax.Array) -> jax.Array:
         return jnp.clip(obs, 0.0, self.bound) if self.clip else obs

@@ -9,7 +9,10 @@ sensitivities in place of sens² and sens1. The argument:
    with Δ_g = round(bound 2^k) >= 1 (the clamp is a no-op for values within the declared bound;
    it makes the next line hold whatever the floats). This is a per-element map into {0..Δ_g}, so
    neighbouring streams give integer streams n, n' that differ in one element by at most Δ_g per
-   coordinate. The counter counts the snapped values (exact for bit streams at k = 0).
+   coordinate. The counter counts the snapped values, which are the values themselves: a stream
+   value off the grid is refused at load time (`privacy.counters.agent`, "Input grid"), unless
+   the user asked for rounding (``snap: true``, counted and reported). Exact for bit streams at
+   k = 0.
 2. Node values are integers: the strategy's integer form (`Strategy.integer_strategies`) has an
    integer C̃ (trees: C is 0/1; Toeplitz strategies: c̃_k = round(2^q c_k), `QuantisedToeplitz`).
    Integer sums are exact (the int32 / int64 range is checked at init, with the noise bound of
