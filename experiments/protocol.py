@@ -192,6 +192,13 @@ class Agent(Protocol):
         """The agent's final answer where the problem has one (e.g. a recommended arm)."""
         ...
 
+    def max_steps(self, spec: Any) -> int | None:
+        """Optional, for multi-round steps: an upper bound on the steps the agent takes to spend
+        the horizon (a phased algorithm knows it: a few pulls of n rounds each). The engine
+        sizes its chunks by it instead of by the horizon; a run that takes more steps still
+        completes, in more chunks. None: unknown."""
+        ...
+
 
 def step_key(key: Array, t: Array, *tags: int) -> Array:
     """The one documented way for a component to get keys beyond its declared draws.
@@ -217,3 +224,6 @@ class AgentBase:
 
     def output(self, state: PyTree) -> PyTree:
         return ()
+
+    def max_steps(self, spec: Any) -> int | None:
+        return None

@@ -434,6 +434,16 @@ def _choose_chunk(
     return budget
 
 
+def _declared_chunk(variants, spec) -> int | None:
+    """Whole RNG blocks covering the most steps any variant's agent declares (`max_steps`) for
+    a multi-round run; None where one declares nothing."""
+    declared = [getattr(agent, "max_steps", lambda _: None)(spec) for _, _, agent in variants]
+    if not declared or any(d is None for d in declared):
+        return None
+    most = max(1, *(int(d) for d in declared))
+    return -(-most // RNG_BLOCK) * RNG_BLOCK
+
+
 @dataclass
 class CompiledSimulation:
     """A simulation compiled for (env, params, agent, horizon, seeds, grid): run it with `run`.
@@ -563,6 +573,8 @@ def _compile_group(
     lanes = seeds * len(variants)
     per_step = 8 + probe_.draws_per_step + _input_elements(probe_.inputs, inputs)
     chunk = _choose_chunk(steps, lanes, per_step, chunk_size, not probe_.multi_round)
+    if probe_.multi_round and chunk_size is None:
+        chunk = min(chunk, _declared_chunk(variants, probe_.spec) or chunk)
     # one-round runs: a shorter last chunk (masked); multi-round runs idle instead
     tail = 0 if probe_.multi_round else steps % chunk
     # Most grid points in one chunk: chunk j holds steps (j chunk, (j + 1) chunk].

@@ -218,6 +218,24 @@ def test_chunk_size_independent_multi_round():
     _assert_identical(runs[0], runs[2])
 
 
+@dataclass(frozen=True)
+class DeclaredCyclicPull(CyclicPull):
+    """`CyclicPull` declaring its step count (`max_steps`): 80 steps spend T = 200."""
+
+    def max_steps(self, spec):
+        return 80
+
+
+def test_declared_max_steps_sizes_the_chunk_and_changes_nothing():
+    """A multi-round agent's `max_steps` caps the default chunk (whole RNG blocks: 100 steps
+    for 80), so a phased algorithm does not idle through a horizon-sized chunk; the results are
+    those of any other chunk size."""
+    grid = make_grid(200, "every")
+    declared = _run(GAUSS3, DeclaredCyclicPull(3), 200, 6, grid=grid)
+    assert declared.info["chunk_size"] == 100
+    _assert_identical(declared, _run(GAUSS3, CyclicPull(3), 200, 6, grid=grid, chunk_size=300))
+
+
 # --------------------------------------------------------------------------- grids and curves
 @pytest.mark.parametrize("horizon", [1, 7, 1000, 12_345, 10**9])
 @pytest.mark.parametrize("kind", ["linear", "log"])

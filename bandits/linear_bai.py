@@ -1,0 +1,386 @@
+"""Fixed-budget best-arm identification in linear bandits (final-answer shape).
+
+Model (Soare, Lazaric & Munos, "Best-Arm Identification in Linear Bandits", NeurIPS 2014, §2;
+Yang & Tan, "Minimax Optimal Fixed-Budget Best Arm Identification in Linear Bandits", NeurIPS
+2022, §2; Chen, Karthik, Chee & Tan, "Fixed-Budget Differentially Private Best Arm
+Identification", ICLR 2024, §2): K arms with public features a_1, ..., a_K in R^d, an unknown
+θ in R^d, arm i's rewards i.i.d. in [0, 1] with mean μ_i = <a_i, θ> (Bernoulli(μ_i) here), a
+budget of T pulls (the run's ``horizon``). The learner recommends one arm at the end and is
+judged on it only: ``error`` = 1[recommended arm != argmax μ] (an indicator: exact
+Clopper-Pearson interval, log scale) and ``simple_regret`` = μ* - μ_recommended.
+
+Potential-reward table. The rewards are the K x T table X with X[i, t] the reward arm i would
+give if pulled in round t (0-based); pulling arm i in round t reveals X[i, t] and nothing else.
+`LinearBAI` samples X[i, t] ~ Bernoulli(μ_i) lazily (one engine uniform per round, or a
+Binomial(n, μ_i) sum for an n-round `Pull`, which is the sum of the n fresh entries
+X[i, t..t+n-1] in distribution); `TableLinearBAI` reads an explicit table (tests, audits).
+Differential privacy is stated for this table: neighbours differ in one entry (the relation of
+Chen et al.), or, as a stress test, in one column (a whole round).
+
+Interface (the contract every fixed-budget agent codes against):
+
+* action: an arm index (int32, one round), or ``bandits.envs.Pull(arm, n)``: n rounds of one
+  arm in one step, whose feedback is the sum of the n rewards; the step reports ``rounds = n``,
+  so a phase of a fixed-budget algorithm is a few steps instead of T. A step that runs past the
+  budget, an arm outside [0, K) or n < 1 is illegal;
+* observation: the number of rounds used so far (``t``);
+* ``env.spec(params, horizon)`` -> `LinearBAISpec`: the public features (``spec.features``, a
+  read-only (K, d) float64 array, static at trace time), ``spec.horizon`` = T, ``num_arms``,
+  ``reward_range`` = (0, 1) and ``reward_grid`` = 0 (every reward sum is an integer);
+* `instance_arrays(env)` -> (features (K, d), θ (d,), means (K,)) as float64 NumPy arrays.
+
+Instances (``instance``):
+
+* ``soare``: d = 4, K = 5, a_i = e_i (i <= 4), a_5 = cos ω e_1 + sin ω e_2, θ = 0.9 e_1, so
+  μ = (0.9, 0, 0, 0, 0.9 cos ω) (the shape of Soare et al. 2014's experiment, recalled;
+  means scaled into [0, 1]);
+* ``od_linbai``: the instance of Yang & Tan 2022, §5.1: in R^2, θ = (1, 0), arm (1, 0), K - 2
+  arms at angle π/4 + φ_i (φ_i ~ N(0, phi_sd^2), seeded by ``instance_seed``), one arm at 3π/4;
+* ``sphere``: K directions uniform on the unit sphere of R^d (seeded), θ = (1 - α) x + α y for
+  the two closest arms x, y (x is then the best arm for α < 1/2);
+* ``custom``: explicit ``features`` (K rows of d numbers) and ``theta`` (d numbers).
+
+Lifting (``od_linbai`` and ``sphere``): <a, θ> lies in [-1, 1] there, so each feature becomes
+(a, 1) and θ becomes (θ/2, 1/2): μ_i = (1 + <a_i, θ>)/2 in [0, 1], the same ordering and gaps
+halved; the lifted dimension is d + 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bandits.envs import Pull
+from experiments.config import ConfigError, check_choice, check_float, check_int
+from experiments.protocol import (
+    FINAL,
+    INDICATOR,
+    KEY,
+    NONNEGATIVE,
+    UNIFORM,
+    Draw,
+    EnvBase,
+    MetricInfo,
+)
+
+INSTANCES = ("soare", "od_linbai", "sphere", "custom")
+RANK_TOL = 1e-9  # relative singular-value threshold of the rank checks (float64)
+MIN_GAP = 1e-6  # the best arm must beat the second by this much (float32 means stay ordered)
+
+
+class LinearBAISpec(NamedTuple):
+    """What a fixed-budget agent may know before it starts (static and hashable).
+
+    `feature_rows`: the public features as a tuple of K tuples of d floats; use `features`.
+    `reward_grid`: every reward (and every sum of rewards) is a multiple of 2^-reward_grid
+    (0: integers, Bernoulli rewards); None when the env does not say.
+    """
+
+    feature_rows: tuple[tuple[float, ...], ...]
+    horizon: int
+    reward_range: tuple[float, float] = (0.0, 1.0)
+    reward_grid: int | None = 0
+
+    @property
+    def features(self) -> np.ndarray:
+        """The (K, d) features as a read-only float64 array."""
+        a = np.asarray(self.feature_rows, np.float64)
+        a.setflags(write=False)
+        return a
+
+    @property
+    def num_arms(self) -> int:
+        return len(self.feature_rows)
+
+    @property
+    def dim(self) -> int:
+        return len(self.feature_rows[0])
+
+
+class LinearBAIParams(NamedTuple):
+    means: jax.Array  # (K,) μ_i = <a_i, θ>
+
+
+class LinearBAIState(NamedTuple):
+    t: jax.Array  # rounds used so far
+
+
+@dataclass(frozen=True)
+class LinearBAI(EnvBase):
+    """K arms with public features, Bernoulli(<a_i, θ>) rewards, a budget of T pulls.
+
+    Build it with `linear_bai` (the Hydra target), which makes the instance's features and θ.
+    """
+
+    features: tuple[tuple[float, ...], ...]
+    theta: tuple[float, ...]
+    instance: str = "custom"
+    primary_metric: ClassVar[str] = "error"
+    x_label: ClassVar[str] = "round t"
+    reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+
+    def __post_init__(self):
+        validate(self.features, self.theta)
+
+    @property
+    def num_arms(self) -> int:
+        return len(self.features)
+
+    def metric_info(self) -> dict[str, MetricInfo]:
+        return {
+            "error": MetricInfo(
+                label="error probability", kind=FINAL, scale="log", support=INDICATOR
+            ),
+            "simple_regret": MetricInfo(label="simple regret", kind=FINAL, support=NONNEGATIVE),
+        }
+
+    def default_params(self) -> LinearBAIParams:
+        _, _, means = instance_arrays(self)
+        return LinearBAIParams(jnp.asarray(means, jnp.result_type(float)))
+
+    def spec(self, params, horizon: int) -> LinearBAISpec:
+        return LinearBAISpec(self.features, int(horizon), self.reward_range, 0)
+
+    def randomness(self, params, action) -> dict[str, Draw]:
+        return {"key": Draw(KEY)} if isinstance(action, Pull) else {"u": Draw(UNIFORM)}
+
+    def init(self, key: jax.Array, params) -> LinearBAIState:
+        return LinearBAIState(jnp.zeros((), jnp.result_type(int)))
+
+    def observe(self, state: LinearBAIState, params) -> jax.Array:
+        return state.t
+
+    def _reward(self, rng, state, arm, n, params):
+        mu = params.means[jnp.clip(arm, 0, self.num_arms - 1)]
+        if "key" in rng:
+            return jax.random.binomial(rng["key"], n.astype(mu.dtype), mu).astype(mu.dtype)
+        return (rng["u"] < mu).astype(mu.dtype)
+
+    def step(self, rng: Mapping[str, jax.Array], state, action, params):
+        arm, n = _arm_n(action, state.t.dtype)
+        reward = self._reward(rng, state, arm, n, params)
+        metrics = {"illegal": (arm < 0) | (arm >= self.num_arms) | (n < 1)}
+        if isinstance(action, Pull):
+            metrics["rounds"] = n
+        return state._replace(t=state.t + n), reward, metrics
+
+    def final_metrics(self, state, output, params) -> dict[str, jax.Array]:
+        if isinstance(output, tuple) and not output:
+            raise ConfigError("env: fixed-budget BAI needs an agent whose output() is an arm")
+        arm = jnp.asarray(output)
+        best = jnp.argmax(params.means)
+        return {
+            "error": (arm != best).astype(params.means.dtype),
+            "simple_regret": params.means[best] - params.means[arm],
+        }
+
+
+def _arm_n(action, dtype) -> tuple[jax.Array, jax.Array]:
+    if isinstance(action, Pull):
+        return jnp.asarray(action.arm), jnp.asarray(action.n).astype(dtype)
+    return jnp.asarray(action), jnp.ones((), dtype)
+
+
+class TableParams(NamedTuple):
+    means: jax.Array  # (K,) for the final metrics
+    cumulative: jax.Array  # (K, T + 1) prefix sums of the table along rounds (exact for bits)
+
+
+class TableState(NamedTuple):
+    t: jax.Array
+    reads: jax.Array  # (K, T) times each entry was revealed (only with track_reads)
+
+
+@dataclass(frozen=True)
+class TableLinearBAI(LinearBAI):
+    """`LinearBAI` whose rewards are read from an explicit K x T table (`table_params`).
+
+    A pull of arm i for n rounds from round t returns X[i, t] + ... + X[i, t + n - 1]. With
+    ``track_reads`` the state counts how often each entry was revealed (the data path of the
+    privacy tests: every entry at most once).
+    """
+
+    track_reads: bool = False
+
+    def table_params(self, table) -> TableParams:
+        """Params for the table X (K, T) with entries in [0, 1] (integers keep sums exact)."""
+        x = np.asarray(table, np.float64)
+        if x.ndim != 2 or x.shape[0] != self.num_arms:
+            raise ConfigError(f"table: must have shape (K={self.num_arms}, T) (got {x.shape})")
+        if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1:
+            raise ConfigError("table: entries must be finite numbers in [0, 1]")
+        cum = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, 1)], 1)
+        dt = jnp.result_type(float)
+        return TableParams(jnp.asarray(instance_arrays(self)[2], dt), jnp.asarray(cum, dt))
+
+    def default_params(self) -> TableParams:
+        raise ConfigError("env: a TableLinearBAI takes its params from table_params(table)")
+
+    def randomness(self, params, action) -> dict[str, Draw]:
+        return {}
+
+    def init(self, key: jax.Array, params: TableParams) -> TableState:
+        shape = (self.num_arms, params.cumulative.shape[1] - 1) if self.track_reads else (0, 0)
+        it = jnp.result_type(int)
+        return TableState(jnp.zeros((), it), jnp.zeros(shape, it))
+
+    def step(self, rng, state: TableState, action, params: TableParams):
+        arm, n = _arm_n(action, state.t.dtype)
+        horizon = params.cumulative.shape[1] - 1
+        a = jnp.clip(arm, 0, self.num_arms - 1)
+        lo = jnp.clip(state.t, 0, horizon)
+        hi = jnp.clip(state.t + n, 0, horizon)
+        reward = params.cumulative[a, hi] - params.cumulative[a, lo]
+        reads = state.reads
+        if self.track_reads:
+            cols = jnp.arange(horizon)
+            hit = (jnp.arange(self.num_arms)[:, None] == a) & (cols >= lo) & (cols < hi)
+            reads = reads + hit.astype(reads.dtype)
+        metrics = {"illegal": (arm < 0) | (arm >= self.num_arms) | (n < 1)}
+        if isinstance(action, Pull):
+            metrics["rounds"] = n
+        return TableState(state.t + n, reads), reward, metrics
+
+
+# --------------------------------------------------------------------------- validation
+def validate(features, theta) -> None:
+    """One ConfigError line naming the field: K >= 2, finite features spanning R^d, θ of
+    length d giving means in [0, 1] with a unique best arm."""
+    if not isinstance(features, Sequence) or not features:
+        raise ConfigError("env.features: must be a list of K >= 2 feature vectors (got none)")
+    rows = [tuple(r) if isinstance(r, Sequence) else (r,) for r in features]
+    if len(rows) < 2:
+        raise ConfigError(f"env.K: must be an integer >= 2 (got {len(rows)} arms)")
+    d = len(rows[0])
+    if d < 1 or any(len(r) != d for r in rows):
+        raise ConfigError("env.features: every arm needs the same number d >= 1 of coordinates")
+    try:
+        a = np.asarray(rows, np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError("env.features: must be numbers") from None
+    if not np.all(np.isfinite(a)):
+        i = int(np.argmax(~np.all(np.isfinite(a), axis=1)))
+        raise ConfigError(f"env.features: must be finite numbers (arm {i} has NaN or inf)")
+    rank = _rank(a)
+    if rank < d:
+        raise ConfigError(
+            f"env.features: must span R^d (rank {rank} < d = {d}); drop the dimensions the"
+            " arms do not use"
+        )
+    if not isinstance(theta, Sequence) or len(theta) != d:
+        got = len(theta) if isinstance(theta, Sequence) else theta
+        raise ConfigError(f"env.theta: must have d = {d} numbers (got {got!r})")
+    th = np.asarray([check_float("env.theta", x) for x in theta])
+    means = a @ th
+    bad = np.nonzero((means < 0) | (means > 1))[0]
+    if bad.size:
+        i = int(bad[0])
+        raise ConfigError(
+            f"env.theta: gives means outside [0, 1] (arm {i}: <a, theta> = {means[i]:.6g});"
+            " rewards are Bernoulli(<a, theta>)"
+        )
+    top = np.sort(means)[::-1]
+    if top[0] - top[1] < MIN_GAP:
+        raise ConfigError(
+            f"env.theta: the best arm must be unique (the two largest means differ by"
+            f" {top[0] - top[1]:.3g} < {MIN_GAP:g})"
+        )
+
+
+def _rank(a: np.ndarray) -> int:
+    s = np.linalg.svd(a, compute_uv=False)
+    return int(np.sum(s > RANK_TOL * max(a.shape) * max(s[0], 1e-300)))
+
+
+def instance_arrays(env: LinearBAI) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features (K, d), θ (d,), means (K,)) of `env` as float64 NumPy arrays."""
+    a = np.asarray(env.features, np.float64)
+    th = np.asarray(env.theta, np.float64)
+    return a, th, a @ th
+
+
+# --------------------------------------------------------------------------- instances
+def _lift(a: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a, 1) and (θ/2, 1/2): means (1 + <a, θ>)/2 (module docstring, "Lifting")."""
+    return np.hstack([a, np.ones((a.shape[0], 1))]), np.append(theta / 2, 0.5)
+
+
+def soare_instance(omega: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """d = 4, K = 5: e_1..e_4 and cos ω e_1 + sin ω e_2; θ = 0.9 e_1."""
+    omega = check_float("env.omega", omega, 0.0, math.pi / 2, low_open=True, high_open=True)
+    a = np.vstack([np.eye(4), [math.cos(omega), math.sin(omega), 0.0, 0.0]])
+    return a, np.array([0.9, 0.0, 0.0, 0.0])
+
+
+def od_linbai_instance(
+    K: int = 20, phi_sd: float = 0.09, instance_seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Yang & Tan 2022, §5.1 (lifted): (1, 0); K - 2 arms at π/4 + φ, φ ~ N(0, phi_sd²); 3π/4."""
+    K = check_int("env.K", K, 3)
+    phi_sd = check_float("env.phi_sd", phi_sd, 0.0)
+    seed = check_int("env.instance_seed", instance_seed, 0)
+    phi = np.random.default_rng(seed).normal(0.0, phi_sd, K - 2)
+    angles = np.concatenate([[0.0], np.pi / 4 + phi, [3 * np.pi / 4]])
+    a = np.stack([np.cos(angles), np.sin(angles)], 1)
+    return _lift(a, np.array([1.0, 0.0]))
+
+
+def sphere_instance(
+    K: int = 16, d: int = 10, alpha: float = 0.1, instance_seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """K uniform unit vectors in R^d (lifted); θ = (1 - α) x + α y, x, y the closest pair."""
+    K = check_int("env.K", K, 2)
+    d = check_int("env.d", d, 1)
+    alpha = check_float("env.alpha", alpha, 0.0, 0.5, high_open=True)
+    g = np.random.default_rng(check_int("env.instance_seed", instance_seed, 0)).normal(size=(K, d))
+    a = g / np.linalg.norm(g, axis=1, keepdims=True)
+    cos = a @ a.T - 2 * np.eye(K)
+    i, j = np.unravel_index(int(np.argmax(cos)), cos.shape)
+    return _lift(a, (1 - alpha) * a[i] + alpha * a[j])
+
+
+def linear_bai(
+    instance: str = "soare",
+    omega: float = 0.3,
+    K: int = 20,
+    d: int = 10,
+    phi_sd: float = 0.09,
+    alpha: float = 0.1,
+    instance_seed: int = 0,
+    features: Sequence[Sequence[float]] | None = None,
+    theta: Sequence[float] | None = None,
+) -> LinearBAI:
+    """The Hydra target of ``env=linear_bai``: the named instance (module docstring)."""
+    check_choice("env.instance", instance, INSTANCES)
+    if instance == "custom":
+        if features is None or theta is None:
+            raise ConfigError("env.features: instance=custom needs env.features and env.theta")
+        rows = tuple(tuple(_number("env.features", x) for x in _row(r)) for r in features)
+        th = tuple(_number("env.theta", x) for x in theta)
+        return LinearBAI(rows, th, "custom")
+    if instance == "soare":
+        a, th = soare_instance(omega)
+    elif instance == "od_linbai":
+        a, th = od_linbai_instance(K, phi_sd, instance_seed)
+    else:
+        a, th = sphere_instance(K, d, alpha, instance_seed)
+    rows = tuple(tuple(float(x) for x in r) for r in a)
+    return LinearBAI(rows, tuple(float(x) for x in th), instance)
+
+
+def _row(r) -> Sequence:
+    if isinstance(r, Sequence) and not isinstance(r, str):
+        return r
+    raise ConfigError(f"env.features: each arm must be a list of numbers (got {r!r})")
+
+
+def _number(name: str, x) -> float:
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        raise ConfigError(f"{name}: must be numbers (got {x!r})")
+    return float(x)  # NaN / inf are reported by `validate` with the arm

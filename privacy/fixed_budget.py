@@ -1,0 +1,255 @@
+"""Shared machinery of the fixed-budget best-arm identification algorithms (private or not).
+
+Every phase-based fixed-budget algorithm of `privacy/` (DP-BAI, Sequential Halving and DP-SH,
+OD-LinBAI and DP-OD-LinBAI) runs on `bandits.linear_bai.LinearBAI` with the same bookkeeping,
+so that the privacy argument lives here, once:
+
+* a phase *allocation* ``alloc`` (K,) ints: how many pulls each arm gets in the current phase;
+  `next_pull` pulls the first arm whose allocation is not complete, all its remaining pulls in
+  one step (``Pull(arm, n)``: one step, n rounds); after the last phase it spends what is left
+  of the budget on arm 0 in one step whose reward is discarded (`spend_rest`: the engine runs a
+  multi-round run until T rounds are used);
+* `PhaseStats` (per-arm counts and reward sums of the *current* phase only; `record` clips the
+  reward of an n-round step to [0, n], i.e. each round's reward to [0, 1] when the env keeps to
+  its model), reset at every phase end, so no reward is used in two phases;
+* `noisy_means`: the only place where rewards leave an agent: per released arm, the mean of its
+  n phase rewards plus Laplace(1/(ε n)) noise (``epsilon = inf``: no noise);
+* `top_mask` / `best_arm`: elimination and the recommendation, from released values only;
+  `select`: a state's fields chosen per seed (phase ends happen at different steps per seed).
+
+Privacy (pure ε-DP, entry level; Chen, Karthik, Chee & Tan, ICLR 2024, §2 for the model and
+relation; Dwork, McSherry, Nissim & Smith, TCC 2006 for the Laplace mechanism; McSherry, SIGMOD
+2009, Theorem 4 for parallel composition). The data is the K x T potential-reward table X;
+neighbours differ in one entry X[i, t]. An agent built on this module observes X[i, t] only if
+it pulls arm i in round t, and then the reward enters exactly one release: arm i's noisy mean
+at the end of that phase (or none: the rounds of `spend_rest` are discarded). A mean of n values
+in [0, 1] has sensitivity 1/n for one entry, so mean + Laplace(1/(ε n)) is ε-DP for that entry.
+Given the releases so far, the schedule of the next phase is fixed (it is computed from the
+public features and released values only), so the entries a release reads are fixed by the past
+releases; each entry influences at most one release, and the transcript of all releases is
+ε-DP (adaptive parallel composition: the density ratio of the transcript factorises over the
+releases, and only the release that reads the changed entry has a ratio other than 1). The
+pulls and the recommendation are post-processing of the transcript. The same holds for the
+one-column relation (a whole round differs): only one arm is pulled per round.
+
+Noise modes (`NOISE_MODES`, as for the counters in `privacy.counters`):
+
+* ``research``: mean + Laplace(1) / (ε n) in floating point from the release's key (fast, on
+  the device; exposed to floating-point attacks, Mironov CCS 2012);
+* ``secure``: on the host, the clipped sum is released by `privacy.noise.laplace_mechanism`
+  (sensitivity 1, the given ε: the sum rounded to the grid 2^-40 plus exact discrete Laplace
+  noise of scale (1 + 2^-40)/ε in grid units, Canonne, Kamath & Steinke, NeurIPS 2020, Alg. 2),
+  then divided by n (post-processing). Bits come from BLAKE2b keyed by the release's key
+  (reproducible: simulations) or the OS (``source="os"``: releases). ε must be a Python number
+  (a constant of the program), so the guarantee is for exactly the ε configured.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import struct
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import custom_batching
+from jax.experimental import io_callback
+
+from bandits.envs import Pull
+from experiments.config import ConfigError, check_choice
+from privacy.accounting import Neighbouring, PureDP
+from privacy.counters.secure import keyed_source, os_source
+from privacy.noise import DEFAULT_GRID_K, NOISE_MODES, laplace_mechanism
+
+SOURCES = ("key", "os")
+_SEED_TAG = 0x66626169  # separates these host seeds from the counters' ("fbai")
+
+
+# --------------------------------------------------------------------------- validation
+def check_epsilon(name: str, epsilon) -> float:
+    """ε > 0 (``inf``: no noise, the non-private algorithm), or one ConfigError line."""
+    ok = isinstance(epsilon, int | float) and not isinstance(epsilon, bool)
+    if not ok or math.isnan(epsilon) or epsilon <= 0:
+        raise ConfigError(f"{name}: must be a number > 0, or .inf for no noise (got {epsilon!r})")
+    return float(epsilon)
+
+
+def check_noise(name: str, noise) -> str:
+    return check_choice(name, noise, NOISE_MODES)
+
+
+def guarantee(epsilon: float) -> PureDP | None:
+    """The guarantee of an agent built on this module: pure ε-DP with respect to the K x T
+    reward table, neighbours differing in one entry (`Neighbouring("event")`); None for ε = inf."""
+    if math.isinf(epsilon):
+        return None
+    return PureDP(float(epsilon), Neighbouring("event"))
+
+
+# --------------------------------------------------------------------------- phase bookkeeping
+class PhaseStats(NamedTuple):
+    counts: jax.Array  # (K,) int: pulls of each arm in the current phase
+    sums: jax.Array  # (K,) float: clipped reward sums of the current phase
+
+
+def phase_zeros(num_arms: int) -> PhaseStats:
+    return PhaseStats(
+        jnp.zeros((num_arms,), jnp.result_type(int)), jnp.zeros((num_arms,), jnp.result_type(float))
+    )
+
+
+def record(stats: PhaseStats, action: Pull, reward) -> PhaseStats:
+    """Add an n-round step's reward, clipped to [0, n], to the pulled arm's phase sum."""
+    n = jnp.asarray(action.n)
+    r = jnp.clip(jnp.asarray(reward, stats.sums.dtype), 0, n.astype(stats.sums.dtype))
+    hot = jnp.arange(stats.counts.shape[0]) == action.arm
+    return PhaseStats(
+        stats.counts + jnp.where(hot, n, 0).astype(stats.counts.dtype),
+        stats.sums + jnp.where(hot, r, 0),
+    )
+
+
+def record_sums(stats: PhaseStats) -> PhaseStats:
+    """Phase statistics given whole (counts, sums) at once, each sum clipped to [0, count]."""
+    c = stats.counts.astype(stats.sums.dtype)
+    return PhaseStats(stats.counts, jnp.clip(stats.sums, 0, c))
+
+
+def select(flag, new: NamedTuple, old: NamedTuple, fields: tuple[str, ...]) -> NamedTuple:
+    """`old` with each of `fields` taken from `new` where `flag` (per seed under vmap); other
+    fields (PRNG keys, static plans) are kept from `old`."""
+    return old._replace(
+        **{
+            f: jax.tree.map(lambda a, b: jnp.where(flag, a, b), getattr(new, f), getattr(old, f))
+            for f in fields
+        }
+    )
+
+
+def phase_complete(alloc: jax.Array, stats: PhaseStats) -> jax.Array:
+    """True when every arm has had its allocation of the current phase."""
+    return jnp.all(stats.counts >= alloc)
+
+
+def next_pull(alloc: jax.Array, stats: PhaseStats, t: jax.Array, horizon: int, finished) -> Pull:
+    """The next step: all remaining pulls of the lowest-index arm whose allocation is not
+    complete; once `finished` (after the last phase), the rest of the budget (`spend_rest`)."""
+    it = jnp.result_type(int)
+    left = jnp.maximum(alloc - stats.counts, 0).astype(it)
+    arm = jnp.argmax(left > 0).astype(jnp.int32)
+    rest = spend_rest(t, horizon)
+    return Pull(
+        jnp.where(finished, jnp.int32(0), arm),
+        jnp.where(finished, rest.n, jnp.maximum(left[arm], 1)).astype(it),
+    )
+
+
+def spend_rest(t: jax.Array, horizon: int) -> Pull:
+    """Arm 0 for the T - t rounds left (at least 1); the agent discards this reward."""
+    it = jnp.result_type(int)
+    return Pull(jnp.int32(0), jnp.maximum(jnp.asarray(horizon, it) - t.astype(it), 1))
+
+
+# --------------------------------------------------------------------------- releases
+def noisy_means(
+    sums: jax.Array,
+    counts: jax.Array,
+    epsilon,
+    key: jax.Array,
+    noise: str = "research",
+    *,
+    release: jax.Array | None = None,
+    source: str = "key",
+) -> jax.Array:
+    """The released means: per arm, clip(sum, 0, n)/n + Laplace(1/(ε n)), n = counts.
+
+    `release` (K,) bool: the arms released (default: counts > 0); other entries are 0. `key`
+    must be fresh for every release (derive it with ``experiments.protocol.step_key`` from the
+    agent's key and the phase). ``epsilon = inf`` gives the plain means. ``research``: float
+    noise from `key`, `epsilon` may be traced; ``secure``: `epsilon` a Python number, exact
+    noise on the host (module docstring).
+    """
+    check_noise("noise", noise)
+    counts = jnp.asarray(counts)
+    dt = jnp.result_type(float)
+    mask = counts > 0 if release is None else jnp.asarray(release) & (counts > 0)
+    n = jnp.maximum(counts, 1).astype(dt)
+    clipped = jnp.clip(jnp.asarray(sums, dt), 0, n)
+    if noise == "research":
+        eps = jnp.asarray(epsilon, dt)
+        lap = jax.random.laplace(key, counts.shape, dt)
+        return jnp.where(mask, clipped / n + lap / (eps * n), 0.0)
+    try:
+        eps = float(epsilon)
+    except (TypeError, jax.errors.ConcretizationTypeError):
+        raise ConfigError("epsilon: secure noise needs a constant epsilon") from None
+    check_epsilon("epsilon", eps)
+    check_choice("source", source, SOURCES)
+    if math.isinf(eps):
+        return jnp.where(mask, clipped / n, 0.0)
+    noisy_sums = _secure_release(eps, source, np.dtype(dt).name)(
+        jax.random.key_data(key), clipped, mask
+    )
+    return jnp.where(mask, noisy_sums / n, 0.0)
+
+
+def _host_sums(epsilon, source, dtype, key_data, sums, mask) -> np.ndarray:
+    """Exact Laplace releases of the masked sums (sensitivity 1), one keyed source per release."""
+    sums, mask = np.asarray(sums), np.asarray(mask, bool)
+    kd = np.asarray(key_data).reshape(-1, np.shape(key_data)[-1])
+    flat_s, flat_m = sums.reshape(kd.shape[0], -1), mask.reshape(kd.shape[0], -1)
+    out = np.zeros(flat_s.shape, dtype)
+    for b in range(kd.shape[0]):
+        cols = np.flatnonzero(flat_m[b])
+        if cols.size == 0:
+            continue
+        if source == "os":
+            src = os_source()
+        else:
+            words = [int(w) for w in kd[b]]
+            src = keyed_source(struct.pack(f"<{len(words) + 1}Q", _SEED_TAG, *words))
+        values = [float(v) for v in flat_s[b, cols]]
+        out[b, cols] = laplace_mechanism(values, 1.0, epsilon, src, DEFAULT_GRID_K)
+    return out.reshape(sums.shape)
+
+
+@functools.cache
+def _secure_release(epsilon: float, source: str, dtype_name: str):
+    """`release(key_data, sums, mask)`: one host call per step for a whole vmapped batch."""
+    dtype = np.dtype(dtype_name)
+    host = functools.partial(_host_sums, epsilon, source, dtype)
+
+    @custom_batching.custom_vmap
+    def release(kd, sums, mask):
+        return io_callback(host, jax.ShapeDtypeStruct(sums.shape, dtype), kd, sums, mask)
+
+    @release.def_vmap
+    def _batched(axis_size, in_batched, kd, sums, mask):
+        args = [
+            x if b else jnp.broadcast_to(x, (axis_size, *x.shape))
+            for x, b in zip((kd, sums, mask), in_batched, strict=True)
+        ]
+        return release(*args), True
+
+    return release
+
+
+# --------------------------------------------------------------------------- decisions
+def top_mask(scores: jax.Array, active: jax.Array, m, k_max: int | None = None) -> jax.Array:
+    """The `m` arms of `active` with the largest scores (ties to the lower index), as a mask.
+
+    `m` may be traced; `k_max` (static, default K) bounds it: a partial sort of that size
+    (`lax.top_k`, which puts the lower index first among equal values), cheaper than ranking
+    all K arms when few are kept.
+    """
+    k = scores.shape[0]
+    k0 = k if k_max is None else max(1, min(k, int(k_max)))
+    _, idx = jax.lax.top_k(jnp.where(active, scores, -jnp.inf), k0)
+    return jnp.zeros((k,), bool).at[idx].set(jnp.arange(k0) < m) & active
+
+
+def best_arm(scores: jax.Array, active: jax.Array) -> jax.Array:
+    """argmax of `scores` over `active` (ties to the lower index)."""
+    return jnp.argmax(jnp.where(active, scores, -jnp.inf)).astype(jnp.int32)

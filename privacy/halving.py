@@ -1,0 +1,203 @@
+"""Sequential Halving and its ε-differentially private version DP-SH (fixed-budget BAI).
+
+Sequential Halving: Karnin, Koren & Somekh, "Almost Optimal Exploration in Multi-Armed
+Bandits", ICML 2013, Algorithm 1. With budget T and K arms, S_0 = [K]; for r = 0, ...,
+⌈log2 K⌉ - 1: pull each arm of S_r t_r = ⌊T / (|S_r| ⌈log2 K⌉)⌋ times (fresh samples, never
+reused in a later round) and keep the ⌈|S_r| / 2⌉ arms of S_r with the largest empirical
+means (ties to the lower index); recommend the arm of S_{⌈log2 K⌉}. The sizes are
+|S_r| = ⌈K / 2^r⌉ (`schedule`). Beware the variant that floors the halving and never goes
+below two arms: for odd |S_r| it keeps fewer arms and spends the budget differently.
+
+DP-SH: the same schedule with each round's per-arm means released as
+mean + Laplace(1/(ε t_r)) (`privacy.fixed_budget.noisy_means`), the private Sequential Halving
+baseline of Chen, Karthik, Chee & Tan, ICLR 2024 (§5 [recalled: the paper's text was not
+available; its reviewers describe a DP Sequential Halving baseline]). Pure ε-DP with respect
+to the K x T reward table, entry-level neighbours (`privacy.fixed_budget`, "Privacy").
+
+Both work on any env whose spec has ``num_arms`` and ``horizon`` and that accepts
+``bandits.envs.Pull`` actions (the linear BAI env; the Bernoulli bandit); features are ignored.
+Unused budget (fewer than K ⌈log2 K⌉ rounds) is spent after the last round and discarded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bandits.envs import Pull
+from experiments.config import ConfigError, check_choice
+from experiments.protocol import AgentBase, step_key
+from privacy import fixed_budget as fb
+
+
+def schedule(num_arms: int, horizon: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(|S_0|, ..., |S_{R-1}|) and (t_0, ..., t_{R-1}), R = ⌈log2 K⌉ (Karnin et al., Alg. 1)."""
+    rounds = max(1, math.ceil(math.log2(num_arms)))
+    sizes = tuple(math.ceil(num_arms / 2**r) for r in range(rounds))
+    pulls = tuple(horizon // (s * rounds) for s in sizes)
+    return sizes, pulls
+
+
+@jax.tree_util.register_static
+@dataclass(frozen=True)
+class HalvingPlan:
+    """The static schedule: horizon, sizes |S_r| and pulls t_r per arm (a leafless pytree)."""
+
+    horizon: int
+    sizes: tuple[int, ...]
+    pulls: tuple[int, ...]
+
+
+class HalvingState(NamedTuple):
+    key: jax.Array  # round r's release key is step_key(key, r)
+    plan: HalvingPlan  # static
+    phase: jax.Array  # round r (0-based)
+    active: jax.Array  # (K,) bool: S_r
+    alloc: jax.Array  # (K,) int: t_r on S_r
+    stats: fb.PhaseStats  # this round's counts and sums
+    finished: jax.Array
+    choice: jax.Array
+    releases: jax.Array  # (R, K) the transcript: row r = round r's released means (0: none)
+
+
+_DYNAMIC = ("phase", "active", "alloc", "stats", "finished", "choice", "releases")
+
+
+@dataclass(frozen=True)
+class SequentialHalving(AgentBase):
+    """Sequential Halving (Karnin, Koren & Somekh, ICML 2013, Algorithm 1); no privacy."""
+
+    def _release(self, state: HalvingState) -> jax.Array:
+        """This round's empirical means (plain: no noise)."""
+        return fb.noisy_means(state.stats.sums, state.stats.counts, math.inf, state.key, "research")
+
+    def init(self, key: jax.Array, spec: Any) -> HalvingState:
+        k = int(spec.num_arms)
+        if k < 2:
+            raise ConfigError(f"env: Sequential Halving needs K >= 2 arms (got {k})")
+        sizes, pulls = schedule(k, int(spec.horizon))
+        if pulls[0] < 1:
+            need = k * len(sizes)
+            raise ConfigError(
+                f"horizon T = {spec.horizon} is smaller than the {need} rounds Sequential"
+                f" Halving needs (K ceil(log2 K) = {k} x {len(sizes)}: one pull per arm and round)"
+            )
+        it = jnp.result_type(int)
+        return HalvingState(
+            key=key,
+            plan=HalvingPlan(int(spec.horizon), sizes, pulls),
+            phase=jnp.zeros((), it),
+            active=jnp.ones((k,), bool),
+            alloc=jnp.full((k,), pulls[0], it),
+            stats=fb.phase_zeros(k),
+            finished=jnp.zeros((), bool),
+            choice=jnp.zeros((), jnp.int32),
+            releases=jnp.zeros((len(sizes), k), jnp.result_type(float)),
+        )
+
+    def max_steps(self, spec: Any) -> int:
+        """One step per arm and round, one for the unused budget (the engine's chunk size)."""
+        sizes, _ = schedule(int(spec.num_arms), int(spec.horizon))
+        return sum(sizes) + 2
+
+    def act(self, rng, state: HalvingState, t: jax.Array) -> Pull:
+        return fb.next_pull(state.alloc, state.stats, t, state.plan.horizon, state.finished)
+
+    def update(self, state: HalvingState, t, action: Pull, reward) -> HalvingState:
+        live = ~state.finished
+        stats = fb.record(state.stats, action, reward)  # discarded once finished
+        state = fb.select(live, state._replace(stats=stats), state, ("stats",))
+        done = live & fb.phase_complete(state.alloc, state.stats)
+        return fb.select(done, self.end_phase(state), state, _DYNAMIC)
+
+    def end_phase(self, state: HalvingState) -> HalvingState:
+        """Release this round's means, keep the ⌈|S_r|/2⌉ best, allocate t_{r+1} to them."""
+        pl = state.plan
+        rounds = len(pl.sizes)
+        means = self._release(state)
+        keep = jnp.asarray([math.ceil(s / 2) for s in pl.sizes])[state.phase]
+        active = fb.top_mask(means, state.active, keep, math.ceil(pl.sizes[0] / 2))
+        last = state.phase >= rounds - 1
+        nxt = jnp.asarray((*pl.pulls[1:], 0))[state.phase]
+        k = state.active.shape[0]
+        return state._replace(
+            phase=state.phase + 1,
+            active=active,
+            alloc=jnp.where(active & ~last, nxt, 0).astype(state.alloc.dtype),
+            stats=fb.phase_zeros(k),
+            finished=last,
+            choice=jnp.argmax(active).astype(jnp.int32),
+            releases=state.releases.at[state.phase].set(means),
+        )
+
+    def output(self, state: HalvingState) -> jax.Array:
+        return state.choice
+
+
+@dataclass(frozen=True)
+class DPSequentialHalving(SequentialHalving):
+    """DP-SH: Sequential Halving with each round's means + Laplace(1/(ε t_r)) (module doc)."""
+
+    epsilon: float = 1.0
+    noise: str = "research"
+    source: str = "key"  # secure noise bits: key (reproducible from the seed) | os (releases)
+
+    def __post_init__(self):
+        fb.check_epsilon("epsilon", self.epsilon)
+        fb.check_noise("noise", self.noise)
+        check_choice("source", self.source, fb.SOURCES)
+
+    def guarantee(self):
+        """Pure ε-DP, entry-level neighbours of the K x T reward table (None for ε = inf)."""
+        return fb.guarantee(self.epsilon)
+
+    def _release(self, state: HalvingState) -> jax.Array:
+        key = step_key(state.key, state.phase)
+        stats = state.stats
+        return fb.noisy_means(
+            stats.sums, stats.counts, self.epsilon, key, self.noise, source=self.source
+        )
+
+
+def sh_error_probability(means, horizon: int) -> float:
+    """Exact error probability of `SequentialHalving` on K <= 4 Bernoulli arms (reference).
+
+    Sums over the Binomial(t_r, μ_i) laws of every round's sums: the kept set of each round is
+    a function of that round's sums (ties to the lower index), rounds are independent given
+    the kept set. For tests (the cost grows like Π_r (t_r + 1)^|S_r|).
+    """
+    from scipy import stats
+
+    mu = np.asarray(means, float)
+    k = mu.size
+    sizes, pulls = schedule(k, horizon)
+    best = int(np.argmax(mu))
+
+    def rec(active: tuple[int, ...], r: int) -> float:
+        if r == len(sizes):
+            return float(active[0] != best)
+        t = pulls[r]
+        keep = math.ceil(len(active) / 2)
+        pmf = [stats.binom.pmf(np.arange(t + 1), t, mu[i]) for i in active]
+        grids = np.meshgrid(*[np.arange(t + 1)] * len(active), indexing="ij")
+        sums = np.stack([g.ravel() for g in grids], 1)  # (outcomes, |active|)
+        prob = np.ones(sums.shape[0])
+        for j in range(len(active)):
+            prob *= pmf[j][sums[:, j]]
+        # rank: larger sum first, ties to the lower index (= stable sort on -sum)
+        order = np.argsort(-sums, axis=1, kind="stable")[:, :keep]
+        total = 0.0
+        kept_sets: dict[tuple[int, ...], float] = {}
+        for row, p in zip(order, prob, strict=True):
+            kept = tuple(sorted(active[j] for j in row))
+            kept_sets[kept] = kept_sets.get(kept, 0.0) + p
+        for kept, p in kept_sets.items():
+            total += p * rec(kept, r + 1)
+        return total
+
+    return rec(tuple(range(k)), 0)

@@ -1,0 +1,69 @@
+"""The DP-BAI reproduction (privacy/dpbai_reproduction.py): its analysis by hand (default tier,
+no simulation) and a reduced end-to-end run through the engine (slow tier)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from experiments.reproduce import load_paper
+from privacy import dpbai_reproduction as rep
+
+
+def test_registered():
+    m = load_paper("dpbai_chen2024")
+    assert m is rep and list(m.ITEMS) == ["R1", "R2", "R3", "R4"]
+
+
+def test_hardness_by_hand():
+    # Soare-type instance: means (0.9, 0, 0, 0, 0.9 cos ω); d = 4 so i = 2..4: the gaps of the
+    # 2nd..4th best arms are 0.9 (1 - cos ω), 0.9, 0.9.
+    w = 0.3
+    means = np.array([0.9, 0.0, 0.0, 0.0, 0.9 * math.cos(w)])
+    g2 = 0.9 * (1 - math.cos(w))
+    h_bai, h_pri = rep.hardness(means, 4)
+    assert h_bai == pytest.approx(max(2 / g2**2, 3 / 0.81, 4 / 0.81), rel=1e-12)
+    assert h_pri == pytest.approx(max(2 / g2, 3 / 0.9, 4 / 0.9), rel=1e-12)
+    # d ∧ K: with d = 2 only the second-best arm counts
+    assert rep.hardness(means, 2) == pytest.approx((2 / g2**2, 2 / g2))
+
+
+def test_decay_fit_exact_exponential():
+    # error = 0.4 exp(-T/2000) exactly (k = n p): the weighted fit returns the slope -1/2000,
+    # R² = 1; points with fewer than 5 errors or error > 0.5 are left out.
+    T = np.array([500, 1000, 3000, 6000, 30_000])
+    n = np.full(5, 10**6)
+    p = 0.4 * np.exp(-T / 2000)
+    k = n * p
+    f = rep.decay_fit(T, k, n)
+    assert f["points"] == 4  # T = 30000: 10^6 p = 0.12 errors < 5
+    assert f["slope"] == pytest.approx(-1 / 2000, rel=1e-9)
+    assert f["r2"] == pytest.approx(1.0, abs=1e-12) and f["se"] == pytest.approx(0, abs=1e-9)
+    k2 = k.copy()
+    k2[0] = 0.6 * n[0]  # above 0.5: not in the decay regime
+    assert rep.decay_fit(T, k2, n)["points"] == 3
+    assert math.isnan(rep.decay_fit(T[:1], k[:1], n[:1])["slope"])
+
+
+@pytest.mark.slow
+def test_reduced_reproduction_end_to_end(tmp_path, monkeypatch, capsys):
+    # R1 on T ∈ {1000, 3000}, 100 repetitions (the quick grid shrunk): every algorithm and ε
+    # runs through the engine, the tables, figure and checks are written, and a second call
+    # finds every run finished (resume) and gives the same tables.
+    from experiments.reproduce import reproduce
+
+    monkeypatch.setitem(rep.GRIDS, "quick", rep.Grid((1000, 3000), 100, 100))
+    r = reproduce("dpbai_chen2024", tmp_path, quick=True, only=["R1"], progress=False)
+    for name in ("R1_errors.md", "R1_slopes.md", "R1_error_vs_T.png", "report.md"):
+        assert (tmp_path / name).is_file()
+    errors = (tmp_path / "R1_errors.csv").read_text()
+    assert "DP-OD-LinBAI" in errors and "OD-LinBAI" in errors and "DP-SH" in errors
+    checks = [c for c in r.checks if c.item == "R1"]
+    assert len(checks) >= 5 and all(isinstance(c.ok, bool) for c in checks)
+    capsys.readouterr()
+    reproduce("dpbai_chen2024", tmp_path, quick=True, only=["R1"], progress=False)
+    out = capsys.readouterr().out
+    assert "5 of 5 sweep jobs finished, not recomputed" in out
+    assert (tmp_path / "R1_errors.csv").read_text() == errors

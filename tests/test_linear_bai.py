@@ -1,0 +1,183 @@
+"""The fixed-budget linear BAI env and the shared release machinery (privacy.fixed_budget)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from bandits.envs import Pull
+from bandits.linear_bai import TableLinearBAI, instance_arrays, linear_bai
+from experiments.config import ConfigError
+from privacy import fixed_budget as fb
+
+
+# --------------------------------------------------------------------------- instances
+def test_soare_instance_means():
+    a, _, mu = instance_arrays(linear_bai("soare", omega=0.5))
+    assert a.shape == (5, 4)
+    np.testing.assert_allclose(mu, [0.9, 0, 0, 0, 0.9 * math.cos(0.5)], atol=1e-15)
+
+
+def test_od_linbai_instance_is_lifted_section_5_1():
+    a, _, mu = instance_arrays(linear_bai("od_linbai", K=6, phi_sd=0.0))
+    # lifted: features (cos, sin, 1), θ' = (1/2, 0, 1/2): μ = (1 + cos angle)/2
+    angles = np.array([0, *[np.pi / 4] * 4, 3 * np.pi / 4])
+    np.testing.assert_allclose(mu, (1 + np.cos(angles)) / 2, atol=1e-12)
+    np.testing.assert_allclose(a[:, 2], 1.0)
+
+
+def test_sphere_instance_best_is_closest_pair_member():
+    a, _, mu = instance_arrays(linear_bai("sphere", K=12, d=5, alpha=0.2, instance_seed=3))
+    x = a[:, :5]
+    cos = x @ x.T - 2 * np.eye(12)
+    i, j = np.unravel_index(np.argmax(cos), cos.shape)
+    assert np.argmax(mu) == i and np.sort(mu)[-2] == pytest.approx(mu[j])
+    assert mu.min() >= 0 and mu.max() <= 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"features": [[1.0, 0.0]], "theta": [0.5, 0.0]}, "env.K"),
+        ({"features": [[1.0, 0.0], [2.0, 0.0]], "theta": [0.4, 0.0]}, "env.features"),  # rank 1
+        ({"features": [[1.0, 0.0], [0.0, float("nan")]], "theta": [0.5, 0.2]}, "env.features"),
+        ({"features": [[1.0, 0.0], [0.0, 1.0]], "theta": [1.5, 0.2]}, "env.theta"),
+        ({"features": [[1.0, 0.0], [0.0, 1.0]], "theta": [0.5]}, "env.theta"),
+        ({"features": [[1.0, 0.0], [0.0, 1.0]], "theta": [0.5, 0.5]}, "env.theta"),  # tie
+    ],
+)
+def test_bad_input_is_one_line_naming_the_field(kwargs, field):
+    with pytest.raises(ConfigError) as e:
+        linear_bai("custom", **kwargs)
+    assert str(e.value).startswith(field + ":") and "\n" not in str(e.value)
+
+
+def test_bad_instance_fields():
+    with pytest.raises(ConfigError, match=r"^env.instance:"):
+        linear_bai("nope")
+    with pytest.raises(ConfigError, match=r"^env.K:"):
+        linear_bai("sphere", K=1)
+
+
+# --------------------------------------------------------------------------- the env
+def test_spec_is_static_and_hashable():
+    env = linear_bai("soare")
+    spec = env.spec(env.default_params(), 100)
+    assert spec.horizon == 100 and spec.num_arms == 5 and hash(spec) == hash(env.spec(None, 100))
+    assert not spec.features.flags.writeable
+    np.testing.assert_array_equal(spec.features, instance_arrays(env)[0])
+
+
+def test_pull_reward_is_binomial():
+    """n pulls in one step: Binomial(n, μ). 4000 draws; the chi-square goodness of fit at the
+    0.1% level fails a correct sampler with probability 0.001 (fixed key: deterministic)."""
+    env = linear_bai("soare", omega=1.2)
+    params = env.default_params()
+    mu = float(params.means[4])
+    n = 12
+    keys = jax.random.split(jax.random.key(1), 4000)
+
+    def one(k):
+        _, r, m = env.step(
+            {"key": k}, env.init(k, params), Pull(jnp.int32(4), jnp.int32(n)), params
+        )
+        return r, m["rounds"]
+
+    r, rounds = jax.vmap(one)(keys)
+    assert np.all(np.asarray(rounds) == n)
+    counts = np.bincount(np.asarray(r).astype(int), minlength=n + 1)
+    expected = 4000 * stats.binom.pmf(np.arange(n + 1), n, mu)
+    keep = expected >= 5
+    obs = np.append(counts[keep], counts[~keep].sum())
+    exp = np.append(expected[keep], expected[~keep].sum())
+    assert stats.chisquare(obs, exp * obs.sum() / exp.sum()).pvalue > 1e-3
+
+
+def test_final_metrics_error_and_simple_regret():
+    env = linear_bai("soare", omega=0.5)
+    p = env.default_params()
+    f = env.final_metrics(None, jnp.int32(4), p)
+    assert float(f["error"]) == 1 and float(f["simple_regret"]) == pytest.approx(
+        0.9 - 0.9 * math.cos(0.5), abs=1e-6
+    )
+    assert float(env.final_metrics(None, jnp.int32(0), p)["error"]) == 0
+
+
+def test_table_env_sums_window_and_counts_reads():
+    env = TableLinearBAI(
+        features=((1.0, 0.0), (0.0, 1.0)), theta=(0.6, 0.3), instance="custom", track_reads=True
+    )
+    table = np.array([[1, 0, 1, 1, 0, 1], [0, 1, 1, 0, 0, 1]], float)
+    p = env.table_params(table)
+    s = env.init(jax.random.key(0), p)
+    s, r, m = env.step({}, s, Pull(jnp.int32(0), jnp.int32(3)), p)
+    assert float(r) == 2 and int(m["rounds"]) == 3
+    s, r, _ = env.step({}, s, Pull(jnp.int32(1), jnp.int32(3)), p)
+    assert float(r) == 1  # X[1, 3:6] = 0 + 0 + 1
+    np.testing.assert_array_equal(s.reads, [[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]])
+
+
+# --------------------------------------------------------------------------- releases
+def test_noisy_means_research_is_laplace_of_scale_one_over_eps_n():
+    """mean + Laplace(1/(ε n)): the standardised noise of 20000 releases against Laplace(1) by
+    Kolmogorov-Smirnov (p > 1e-3 fails a correct sampler with probability 1e-3)."""
+    eps, n = 0.7, 8
+    keys = jax.random.split(jax.random.key(2), 20000)
+    f = jax.vmap(lambda k: fb.noisy_means(jnp.array([3.0, 9.0]), jnp.array([n, 0]), eps, k))
+    out = np.asarray(f(keys))
+    assert np.all(out[:, 1] == 0)  # unpulled arm: nothing released
+    z = (out[:, 0] - 3.0 / n) * eps * n
+    assert stats.kstest(z, stats.laplace.cdf).pvalue > 1e-3
+
+
+def test_noisy_means_clips_and_no_noise_at_infinite_epsilon():
+    out = fb.noisy_means(jnp.array([12.0, -1.0]), jnp.array([10, 4]), math.inf, jax.random.key(0))
+    np.testing.assert_allclose(out, [1.0, 0.0])
+
+
+def test_noisy_means_secure_is_exact_grid_and_reproducible():
+    k = jax.random.key(5)
+    a = fb.noisy_means(jnp.array([3.0, 5.0]), jnp.array([10, 10]), 1.0, k, "secure")
+    b = fb.noisy_means(jnp.array([3.0, 5.0]), jnp.array([10, 10]), 1.0, k, "secure")
+    np.testing.assert_array_equal(a, b)
+    # noisy sums are multiples of 2^-40 (exact discrete Laplace on the grid)
+    sums = np.asarray(a, np.float64) * 10
+    assert not np.allclose(sums, [3.0, 5.0])
+    with pytest.raises(ConfigError, match=r"^epsilon:"):
+        fb.noisy_means(jnp.ones(2), jnp.ones(2, int), 0.0, k, "secure")
+
+
+def test_check_epsilon_and_guarantee():
+    assert fb.check_epsilon("agents.x.epsilon", math.inf) == math.inf
+    for bad in (0, -1.0, float("nan"), "1"):
+        with pytest.raises(ConfigError, match=r"^agents.x.epsilon:"):
+            fb.check_epsilon("agents.x.epsilon", bad)
+    assert fb.guarantee(0.5).epsilon == 0.5 and fb.guarantee(math.inf) is None
+
+
+def test_top_mask_and_best_arm_ties_to_lower_index():
+    s = jnp.array([0.3, 0.5, 0.5, 0.9])
+    act = jnp.array([True, True, True, False])
+    np.testing.assert_array_equal(fb.top_mask(s, act, 2), [False, True, True, False])
+    np.testing.assert_array_equal(fb.top_mask(s, act, 1), [False, True, False, False])
+    assert int(fb.best_arm(s, act)) == 1
+
+
+def test_top_mask_equals_ranking_definition():
+    """The partial sort keeps the same set as ranking every active arm (ties to the lower
+    index), on random scores with many ties (K = 10; k_max = K and 6: two compilations)."""
+    rng = np.random.default_rng(0)
+    k = 10
+    f = jax.jit(fb.top_mask, static_argnums=3)
+    for trial in range(60):
+        s = rng.integers(0, 4, k).astype(float)
+        act = rng.random(k) < 0.7
+        k_max = (None, 6)[trial % 2]
+        m = int(rng.integers(1, (k_max or k) + 1))
+        order = sorted(np.flatnonzero(act), key=lambda i: (-s[i], i))[:m]
+        expect = np.zeros(k, bool)
+        expect[order] = True
+        np.testing.assert_array_equal(f(jnp.asarray(s), jnp.asarray(act), m, k_max), expect)

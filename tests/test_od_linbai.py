@@ -1,0 +1,410 @@
+"""G-optimal design, budget split and OD-LinBAI / DP-OD-LinBAI (privacy/od_linbai.py).
+
+References: the Kiefer–Wolfowitz theorem (min_π max_i a_i^T A(π)^{-1} a_i = r, the dimension of
+the span; Lattimore & Szepesvári, "Bandit Algorithms", 2020, Theorem 21.1), scipy's SLSQP on
+log det A(π) and a brute-force grid over the simplex on tiny instances, and the budget split of
+Yang & Tan (NeurIPS 2022), Algorithm 1, computed by hand.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import optimize
+
+from bandits.linear_bai import TableLinearBAI, linear_bai
+from experiments.config import ConfigError
+from experiments.lift import lift
+from experiments.protocol import step_key
+from experiments.rollout import rollout
+from privacy.od_linbai import (
+    ODLinBAI,
+    allocation,
+    g_optimal_design,
+    g_optimal_design_host,
+    od_linbai_budget,
+    reduce_support,
+)
+
+
+def variances64(X: np.ndarray, pi: np.ndarray) -> np.ndarray:
+    """a_i^T A(π)^+ a_i in float64 with a pseudo-inverse (independent of the module's solve)."""
+    X = np.asarray(X, np.float64)
+    A = (X * np.asarray(pi, np.float64)[:, None]).T @ X
+    return np.einsum("ij,jk,ik->i", X, np.linalg.pinv(A, rcond=1e-10), X)
+
+
+def scipy_d_optimal(X: np.ndarray) -> np.ndarray:
+    """max log det A(π) over the simplex by SLSQP (the D-optimal = G-optimal design)."""
+    K = X.shape[0]
+
+    def f(p):
+        sign, logdet = np.linalg.slogdet((X * p[:, None]).T @ X)
+        return -logdet if sign > 0 else 1e10
+
+    res = optimize.minimize(
+        f,
+        np.full(K, 1.0 / K),
+        method="SLSQP",
+        bounds=[(0, 1)] * K,
+        constraints=[{"type": "eq", "fun": lambda p: p.sum() - 1}],
+        options={"ftol": 1e-14, "maxiter": 1000},
+    )
+    return np.maximum(res.x, 0) / np.maximum(res.x, 0).sum()
+
+
+PAD_K, PAD_D = 64, 11  # every JAX design test runs one compiled program of this shape
+
+
+@functools.cache
+def _design_program(batched: bool):
+    f = jax.vmap(g_optimal_design, in_axes=(None, 0)) if batched else g_optimal_design
+    return jax.jit(f)
+
+
+def design(X, mask=None, batched=False):
+    """`g_optimal_design` on X zero-padded to (64, 11) (zero columns leave every span, rank and
+    a^T A^- a unchanged; padded rows are masked off), float32; weights of the first K rows."""
+    X = np.asarray(X)
+    K, d = X.shape
+    P = np.zeros((PAD_K, PAD_D), np.float32)
+    P[:K, :d] = X
+    m = np.ones((K,), bool) if mask is None else np.asarray(mask, bool)
+    M = np.zeros((*m.shape[:-1], PAD_K), bool)
+    M[..., :K] = m
+    out = _design_program(batched)(jnp.asarray(P), jnp.asarray(M))
+    return out._replace(weights=np.asarray(out.weights)[..., :K])
+
+
+INSTANCES = [np.random.default_rng(s).normal(size=(K, d)) for s, (K, d) in enumerate(
+    [(3, 2), (5, 3), (6, 4), (12, 3), (64, 11)])]  # fmt: skip
+
+
+@pytest.mark.parametrize("X", INSTANCES, ids=lambda X: f"K{X.shape[0]}d{X.shape[1]}")
+def test_kiefer_wolfowitz_certificate(X):
+    # Any design has max g >= r (Σ π_i g_i = r); the stopping rule certifies <= (1 + tol) r.
+    # Recomputed in float64 from the float32 weights: 5e-4 relative slack covers float32 weights
+    # (relative error ~1e-6 each) and the float32 solve behind the JAX certificate.
+    r = np.linalg.matrix_rank(X)
+    des = design(X)
+    w = np.asarray(des.weights, np.float64)
+    assert w.min() >= 0 and abs(w.sum() - 1) < 1e-5
+    g = variances64(X, w / w.sum())  # the KW bound is for a probability vector
+    assert int(des.rank) == r
+    assert r - 1e-9 <= g.max() <= (1 + 1e-3) * r * (1 + 5e-4)
+    assert abs(float(des.max_variance) - g.max()) <= 1e-3 * r
+    wh, _, rh = g_optimal_design_host(X)
+    assert rh == r and np.count_nonzero(wh) <= r * (r + 1) // 2
+    assert variances64(X, wh).max() <= (1 + 1e-6) * r * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("X", INSTANCES[:3], ids=lambda X: f"K{X.shape[0]}d{X.shape[1]}")
+def test_against_scipy(X):
+    # The information matrix A(π*) of a D-optimal design is unique (log det is strictly concave
+    # on positive definite matrices), so compare matrices. Host design: tol 1e-6 on max g means
+    # log det within r log(1 + 1e-6) of the optimum; a relative Frobenius distance of 1e-3
+    # allows for SLSQP's own stopping (ftol 1e-14 on log det) and the flat direction.
+    p_ref = scipy_d_optimal(X)
+    A_ref = (X * p_ref[:, None]).T @ X
+    wh, _, _ = g_optimal_design_host(X)
+    A_host = (X * wh[:, None]).T @ X
+    assert np.linalg.norm(A_host - A_ref) <= 1e-3 * np.linalg.norm(A_ref)
+    # the KW value of scipy's design is r too (an independent check of the theorem on the data)
+    assert variances64(X, p_ref).max() == pytest.approx(X.shape[1], rel=1e-3)
+
+
+def test_against_brute_force_grid():
+    # K = 3 arms in R^2: min over a 1/400 grid of the simplex of max_i g_i, against our designs.
+    # The grid's best point is within a grid step of the optimum: g is Lipschitz near it, and
+    # max g at the grid's best is within 2% of r here (checked: the 2% covers one grid step).
+    X = INSTANCES[0]
+    n = 400
+    ij = np.array([(i, j) for i, j in itertools.product(range(1, n), repeat=2) if i + j < n])
+    P = np.column_stack([ij, n - ij.sum(1)]) / n  # (N, 3) grid designs
+    A = np.einsum("nk,ki,kj->nij", P, X, X)
+    g = np.einsum("ki,nij,kj->nk", X, np.linalg.inv(A), X)
+    best = g.max(axis=1).min()
+    assert 2 - 1e-9 <= best <= 2 * 1.02
+    des = design(X)
+    assert variances64(X, np.asarray(des.weights, np.float64)).max() <= best + 1e-2
+
+
+def test_masked_and_projected():
+    # Active arms spanning a 2-dim subspace of R^4: the design lives in that span (r = 2), gives
+    # no weight off the mask, and the KW value is 2. Linearly independent active arms: uniform.
+    rng = np.random.default_rng(3)
+    B = rng.normal(size=(2, 4))
+    X = np.concatenate([rng.normal(size=(5, 2)) @ B, rng.normal(size=(3, 4))])
+    mask = np.array([True] * 5 + [False] * 3)
+    des = design(X, mask)
+    w = np.asarray(des.weights, np.float64)
+    assert int(des.rank) == 2 and np.all(w[~mask] == 0)
+    assert variances64(X[mask], w[mask]).max() <= 2 * (1 + 1e-3) * (1 + 5e-4)
+    ind = np.array([False] * 5 + [True] * 3)
+    des = design(X, ind)
+    assert int(des.iterations) == 0 and int(des.rank) == 3
+    np.testing.assert_allclose(np.asarray(des.weights)[ind], 1 / 3, rtol=1e-6)
+
+
+@pytest.mark.slow  # a second compiled program (vmapped); the engine's runs vmap it anyway
+def test_vmap_over_active_sets():
+    X = INSTANCES[3]
+    masks = np.random.default_rng(0).random((4, 12)) < 0.6
+    batched = design(X, masks, batched=True)
+    for b in range(4):
+        np.testing.assert_allclose(batched.weights[b], design(X, masks[b]).weights, atol=1e-6)
+
+
+def test_reduce_support():
+    # 4 directions in R^2, each duplicated 3 times (12 arms, D = 3): the host design's support is
+    # at most 3 and A(π) is the same as for the design on the 4 distinct arms.
+    base = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7], [0.6, -0.8]])
+    X = np.repeat(base, 3, axis=0)
+    w, mv, r = g_optimal_design_host(X)
+    assert r == 2 and np.count_nonzero(w) <= 3 and mv <= 2 * (1 + 1e-6)
+    # reduce_support alone, from a spread-out optimal design: support drops, A(π) is kept.
+    wb, _, _ = g_optimal_design_host(base)
+    spread = np.repeat(wb / 3, 3)
+    red = reduce_support(X, spread)
+    assert np.count_nonzero(red) <= 3
+    A0, A1 = (X * spread[:, None]).T @ X, (X * red[:, None]).T @ X
+    np.testing.assert_allclose(A1, A0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- budget split
+def test_budget_split_by_hand():
+    # d = 11, K = 64 (the lifted sphere instance): M = 4, reserve min(64, 66) + 6 + 3 + 2 = 75,
+    # m = (10^5 - 75) / 4; keeps ⌈11/2⌉, ⌈11/4⌉, ⌈11/8⌉, ⌈11/16⌉ = 6, 3, 2, 1.
+    b = od_linbai_budget(100_000, 64, 11)
+    assert b.phases == 4 and b.reserve == 75 and b.keep == (6, 3, 2, 1)
+    assert b.per_phase == pytest.approx((100_000 - 75) / 4)
+    # d = 4, K = 5 (Soare): M = 2, reserve min(5, 10) + 2 = 7; d = 2: one phase, keep 1.
+    assert od_linbai_budget(1000, 5, 4) == (2, (1000 - 7) / 2, 7, (2, 1))
+    assert od_linbai_budget(1000, 30, 2) == (1, 1000 - 3, 3, (1,))
+    # the first phase keeps ⌈d/2⌉ whatever K is
+    for K in (6, 20, 200):
+        assert od_linbai_budget(10_000, K, 6).keep[0] == 3
+
+
+def test_budget_too_small():
+    with pytest.raises(ConfigError, match=r"^horizon T = 78 is smaller than the 79 rounds"):
+        od_linbai_budget(78, 64, 11)
+    od_linbai_budget(79, 64, 11)
+
+
+def test_allocation_rounding_fits_reserve():
+    # Σ ⌈π_i m⌉ <= m + |support| (each ceil adds < 1): the reserve pays exactly for this.
+    for X in INSTANCES:
+        w, _, r = g_optimal_design_host(X)
+        m = 1234.5
+        n = allocation(w, m)
+        assert np.all(n[w > 0] >= 1) and np.all(n[w == 0] == 0)
+        assert n.sum() <= m + np.count_nonzero(w)
+        assert np.count_nonzero(w) <= min(X.shape[0], r * (r + 1) // 2)
+    assert math.isclose(float(allocation(jnp.asarray([0.5, 0.0, 0.5]), 3.0).sum()), 4.0)
+
+
+# --------------------------------------------------------------------------- the agents
+def reference_od_linbai(features, table, epsilon, laplace):
+    """OD-LinBAI / DP-OD-LinBAI in plain NumPy float64 (Yang & Tan 2022, Algorithm 1).
+
+    Budget split by the formula, designs from `g_optimal_design_host` (tested above against
+    scipy and the Kiefer–Wolfowitz theorem), pulls in ascending arm order, released means
+    clip(S)/n + z/(ε n) with z = `laplace(phase)` (the agent's Laplace(1) draws: same noise),
+    least squares in an orthonormal basis of the active arms' span (SVD), elimination by a
+    stable sort. Returns (pulls [(arm, n)], recommendation, smallest gap between the kept and
+    the first dropped estimate per phase: the margin a float32 run must not cross).
+    """
+    X = np.asarray(features, np.float64)
+    K = X.shape[0]
+    T = table.shape[1]
+    d = np.linalg.matrix_rank(X)
+    M = max(1, math.ceil(math.log2(d)))
+    reserve = min(K, d * (d + 1) // 2) + sum(math.ceil(d / 2**r) for r in range(1, M))
+    m = (T - reserve) / M
+    active, t, pulls, margin = list(range(K)), 0, [], np.inf
+    for r in range(M):
+        w = np.zeros(K)
+        w[active] = g_optimal_design_host(X[active])[0]
+        n = np.where(w > 0, np.ceil(w * m), 0).astype(int)
+        mean = np.zeros(K)
+        z = laplace(r)
+        for i in range(K):
+            if n[i]:
+                s = table[i, t : t + n[i]].sum()
+                pulls.append((i, int(n[i])))
+                t += n[i]
+                mean[i] = s / n[i] + (z[i] / (epsilon * n[i]) if math.isfinite(epsilon) else 0)
+        _, sv, Vt = np.linalg.svd(X[active])
+        U = Vt[: int(np.sum(sv > 1e-9 * sv[0]))].T
+        Y = X @ U
+        V = (Y * n[:, None]).T @ Y
+        est = Y @ np.linalg.solve(V, Y.T @ (n * mean))
+        keep = math.ceil(d / 2 ** (r + 1))
+        order = sorted(active, key=lambda i: (-est[i], i))
+        if keep < len(order):
+            margin = min(margin, est[order[keep - 1]] - est[order[keep]])
+        active = sorted(order[:keep])
+    if t < T:
+        pulls.append((0, T - t))
+    return pulls, active[0], margin
+
+
+class _Rebuild:
+    """`lifted.rebuild` hashed by the agent's static key (one compiled rollout per shape)."""
+
+    def __init__(self, lifted):
+        self.lifted = lifted
+
+    def __call__(self, numbers):
+        return self.lifted.rebuild(numbers)
+
+    def __hash__(self):
+        return hash(self.lifted.key)
+
+    def __eq__(self, other):
+        return isinstance(other, _Rebuild) and other.lifted.key == self.lifted.key
+
+
+@functools.cache
+def _program(env, rebuild, steps, horizon):
+    def run(params, numbers, run_key):
+        return rollout(
+            env, params, rebuild(numbers), run_key, steps, emit=lambda tr: tr.action,
+            horizon=horizon,
+        )  # fmt: skip
+
+    return jax.jit(run)
+
+
+def run_on_table(env, table, agent, run_key, steps=16):
+    """One engine rollout on an explicit reward table: (pulls up to T rounds, agent state)."""
+    lifted = lift(agent)
+    prog = _program(env, _Rebuild(lifted), steps, table.shape[1])
+    numbers = tuple(jnp.asarray(x) for x in lifted.numbers)
+    r = prog(env.table_params(table), numbers, run_key)
+    assert int(r.illegal) == 0
+    pulls, used = [], 0
+    for arm, n in zip(np.asarray(r.emitted.arm), np.asarray(r.emitted.n), strict=True):
+        if used >= table.shape[1]:
+            break
+        pulls.append((int(arm), int(n)))
+        used += int(n)
+    assert used == table.shape[1]
+    return pulls, r.agent_state
+
+
+def agent_key(run_key):
+    """The agent's init key of a run (experiments.rollout.start)."""
+    init_key, _ = jax.random.split(run_key)
+    return jax.random.split(init_key)[1]
+
+
+# Soare-type arms plus one parallel to arm 0, so that a rank-deficient active set can survive
+# phase 1 (the projection onto the span; its design then puts all weight on the longer arm).
+FEATURES = ((1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0),
+            (0.0, 0.0, 0.0, 1.0), (0.6, 0.0, 0.0, 0.0), (0.3, 0.8, 0.0, 0.0))  # fmt: skip
+THETA = (0.9, 0.5, 0.2, 0.1)
+
+
+@pytest.mark.parametrize("epsilon", [math.inf, 2.0])
+def test_matches_numpy_reference_on_the_same_table_and_noise(epsilon):
+    # Same rewards (an explicit table) and, for ε < inf, the same Laplace draws: the pull
+    # schedule must be identical and the recommendation too, except where the float64
+    # reference's kept/dropped estimates are within 1e-4 (float32 least squares may order a
+    # near-tie differently; the estimates are O(1), float32 error ~1e-6).
+    env = TableLinearBAI(FEATURES, THETA)
+    means = np.asarray(FEATURES) @ np.asarray(THETA)
+    T = 317  # m = (317 - 8)/2 = 154.5: no π_i m within 1e-3 of an integer here
+    agent = ODLinBAI(epsilon=epsilon)
+    compared = 0
+    for seed in range(6):
+        table = (np.random.default_rng(seed).random((6, T)) < means[:, None]).astype(float)
+        run_key = jax.random.key(seed)
+        key = agent_key(run_key)
+
+        def laplace(r, key=key):
+            return np.asarray(jax.random.laplace(step_key(key, r), (6,), jnp.float32), np.float64)
+
+        ref_pulls, ref_arm, margin = reference_od_linbai(FEATURES, table, epsilon, laplace)
+        pulls, state = run_on_table(env, table, agent, run_key)
+        assert pulls == ref_pulls
+        if margin > 1e-4:
+            assert int(state.recommendation) == ref_arm
+            compared += 1
+    assert compared >= 4
+
+
+@pytest.mark.parametrize(
+    "K", [20, pytest.param(4, marks=pytest.mark.slow), pytest.param(64, marks=pytest.mark.slow)]
+)
+def test_schedule_first_phase_keeps_ceil_half_d_whatever_K(K):
+    # Yang & Tan 2022 instance (lifted, d = 3): M = 2 phases, phase 1 = ⌈π_i m⌉ on the host
+    # design's support, then ⌈3/2⌉ = 2 arms, linearly independent in R^3 (uniform design):
+    # two steps of ⌈m/2⌉, then the rest of the budget on arm 0 (discarded).
+    # (one compile per K: K = 4 and 64 in the slow tier)
+    env = linear_bai("od_linbai", K=K)
+    X = np.asarray(env.features)
+    T = 1001
+    reserve = min(K, 6) + 2
+    m = (T - reserve) / 2
+    w, _, _ = g_optimal_design_host(X)
+    first = [(i, math.ceil(w[i] * m)) for i in range(K) if w[i] > 0]
+    means = X @ np.asarray(env.theta)
+    table = (np.random.default_rng(K).random((K, T)) < means[:, None]).astype(float)
+    pulls, state = run_on_table(TableLinearBAI(env.features, env.theta), table, ODLinBAI(),
+                                jax.random.key(0))  # fmt: skip
+    assert pulls[: len(first)] == first
+    second = pulls[len(first) : len(first) + 2]
+    assert len({a for a, _ in second}) == 2 and all(n == math.ceil(m / 2) for _, n in second)
+    used = sum(n for _, n in first) + 2 * math.ceil(m / 2)
+    assert pulls[len(first) + 2 :] == ([(0, T - used)] if used < T else [])
+    assert bool(state.finished) and int(state.recommendation) in {a for a, _ in second}
+
+
+def test_bad_input():
+    with pytest.raises(ConfigError, match=r"^epsilon: must be a number > 0"):
+        ODLinBAI(epsilon=0.0)
+    with pytest.raises(ConfigError, match=r"^epsilon: must be a number > 0"):
+        ODLinBAI(epsilon=-1.0)
+    with pytest.raises(ConfigError, match=r"^noise: must be one of secure, research"):
+        ODLinBAI(noise="float")
+    with pytest.raises(ConfigError, match=r"^design_tol: must be a finite number"):
+        ODLinBAI(design_tol=0.0)
+    env = linear_bai("sphere", K=64, d=10)
+    spec = env.spec(env.default_params(), 78)
+    with pytest.raises(ConfigError, match=r"^horizon T = 78 is smaller than the 79 rounds"):
+        ODLinBAI().init(jax.random.key(0), spec)
+    with pytest.raises(ConfigError, match=r"^needs env=linear_bai"):
+        ODLinBAI().init(jax.random.key(0), object())
+
+
+@pytest.mark.slow
+def test_engine_error_rate_matches_reference_in_distribution():
+    # The engine's n-round pulls (Binomial sums, `bandits.linear_bai.LinearBAI`) against the
+    # NumPy reference on independent Bernoulli tables: the same law of the recommendation.
+    # Two-proportion z-test on the error rate, 3000 runs each; |z| <= 4 (a false alarm has
+    # probability 6e-5; an error in the schedule or the estimator moves the rate by far more).
+    from experiments.simulate import simulate
+
+    env = linear_bai("custom", features=[list(r) for r in FEATURES], theta=list(THETA))
+    means = np.asarray(FEATURES) @ np.asarray(THETA)
+    T, R, eps = 317, 3000, 0.05  # strong noise: errors are frequent enough to compare
+    res = simulate(env, env.default_params(), ODLinBAI(epsilon=eps), T, R, chunk_size=100)
+    p_engine = res.final["error"].mean()
+    rng = np.random.default_rng(1)
+    wrong = 0
+    for _ in range(R):
+        table = (rng.random((6, T)) < means[:, None]).astype(float)
+        _, arm, _ = reference_od_linbai(FEATURES, table, eps, lambda r: rng.laplace(size=6))
+        wrong += arm != int(np.argmax(means))
+    p_ref = wrong / R
+    pool = (p_engine + p_ref) / 2
+    z = (p_engine - p_ref) / math.sqrt(pool * (1 - pool) * 2 / R)
+    assert 0.01 < p_ref < 0.5 and abs(z) <= 4, (p_engine, p_ref, z)
