@@ -39,6 +39,8 @@ from experiments.results import Run, atomic_write, git_revision
 PAPERS = {
     "streaming_wang2023": "bandits.streaming.reproduction",
     "dp_continual_jain2023": "privacy.reproduction",
+    "dpbai_chen2024": "privacy.dpbai_reproduction",
+    "paging_antoniadis2023": "paging.reproduction",
 }
 
 

@@ -1,0 +1,117 @@
+"""Classic paging agents (paging/classic.py) against plain-Python reference simulators.
+
+Exact fault counts on one fixed Zipf trace (300 requests, 12 pages, k = 4) and on the cyclic
+(k + 1)-page adversary (closed forms). Marker is compared with a reference that uses the same
+engine uniforms (drawn as the engine draws them for seed 0), so the evictions must agree exactly.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from experiments.rollout import draw_steps, probe, start
+from paging.classic import FIFO, LFU, LRU, Belady, Marker
+from paging.env import Paging
+from paging.opt import opt_brute_force
+from tests.test_paging_env import run
+
+K, LENGTH = 4, 300
+ENV = Paging(trace="zipf", length=LENGTH, pages=12, alpha=0.8, cache_size=K, trace_seed=5)
+
+
+def trace():
+    from experiments.simulate import host_inputs
+
+    return np.asarray(host_inputs(ENV, (), LENGTH, 1)["page"].data)
+
+
+def reference(trace, k, choose):
+    """Generic slot-based simulator: `choose(slots, t, info)` names the slot to evict."""
+    slots, faults, info = [], 0, {"last": {}, "count": {}, "loaded": {}}
+    for t, p in enumerate(trace):
+        info["count"][p] = info["count"].get(p, 0) + 1
+        if p not in slots:
+            faults += 1
+            if len(slots) < k:
+                slots.append(p)
+            else:
+                s = choose(slots, t, info)
+                slots[s] = p
+            info["loaded"][p] = t
+        info["last"][p] = t
+    return faults
+
+
+def lru(slots, t, info):
+    return min(range(len(slots)), key=lambda s: info["last"][slots[s]])
+
+
+def fifo(slots, t, info):
+    return min(range(len(slots)), key=lambda s: info["loaded"][slots[s]])
+
+
+def lfu(slots, t, info):
+    return min(
+        range(len(slots)), key=lambda s: (info["count"][slots[s]] - 1, info["last"][slots[s]])
+    )
+
+
+@pytest.mark.parametrize("agent, choose", [(LRU(), lru), (FIFO(), fifo), (LFU(), lfu)])
+def test_deterministic_agents_equal_reference_simulators(agent, choose):
+    tr = trace()
+    assert int(run(ENV, agent, LENGTH).totals["faults"]) == reference(tr, K, choose)
+
+
+def test_belady_agent_equals_exhaustive_opt_and_the_env_opt():
+    r = run(ENV, Belady(), LENGTH)
+    assert int(r.totals["faults"]) == int(r.totals["opt_faults"])
+    short = Paging(trace="zipf", length=18, pages=6, cache_size=2, trace_seed=1)
+    x = np.asarray(short.host(18)["page"].data)
+    assert int(run(short, Belady(), 18).totals["faults"]) == opt_brute_force(x, 2)
+
+
+def test_marker_equals_a_reference_on_the_same_engine_uniforms():
+    agent = Marker()
+    p = probe(ENV, (), agent, LENGTH)
+    key = jax.random.key(0)  # the run key of `run`
+    _, _, step_key = start(ENV, (), agent, p.spec, key)
+    _, agent_rng = draw_steps(step_key, 0, LENGTH, p.env_draws, p.agent_draws)
+    u = np.asarray(agent_rng["u"], np.float32)
+    r = run(ENV, agent, LENGTH, emit=lambda tr: tr.action)
+    tr = trace()
+    slots, marked, faults, phases = [], [], 0, 0
+    for t, page in enumerate(tr):
+        if page in slots:
+            marked[slots.index(page)] = True
+            continue
+        faults += 1
+        if len(slots) < K:
+            slots.append(page)
+            marked.append(True)
+            continue
+        if all(marked):
+            marked, phases = [False] * K, phases + 1
+        unmarked = [s for s in range(K) if not marked[s]]
+        j = min(int(np.floor(np.float32(u[t]) * np.float32(len(unmarked)))), len(unmarked) - 1)
+        s = unmarked[j]
+        assert int(r.emitted[t]) == s, t
+        slots[s], marked[s] = page, True
+    assert int(r.totals["faults"]) == faults
+    # Marker's phases are the k-distinct-pages partition
+    from paging.predictions import phase_ids_reference
+
+    assert phases == int(phase_ids_reference(tr, K)[-1])
+    assert int(r.agent_state.phase) == phases
+
+
+def test_cyclic_adversary_closed_forms():
+    """k + 1 pages in a cycle: LRU and FIFO fault on every request; OPT on
+    k + ceil((L - k) / k) requests (after the compulsory misses, one fault per k requests)."""
+    k, L = 3, 40
+    env = Paging(trace="cyclic", length=L, cache_size=k)
+    assert int(run(env, LRU(), L).totals["faults"]) == L
+    assert int(run(env, FIFO(), L).totals["faults"]) == L
+    r = run(env, Belady(), L)
+    assert int(r.totals["faults"]) == int(r.totals["opt_faults"]) == k + -(-(L - k) // k)
