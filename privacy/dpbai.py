@@ -54,9 +54,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bandits.envs import Pull
-from experiments.config import ConfigError, check_choice
-from experiments.protocol import AgentBase, step_key
+from experiments.config import ConfigError
+from experiments.protocol import step_key
 from privacy import fixed_budget as fb
 
 SPANNER_C = 2.0  # local swaps stop when no swap grows |det| by more than this factor
@@ -265,30 +264,14 @@ class DPBAIState(NamedTuple):
     releases: jax.Array  # (M, K) the transcript: row p = phase p's released noisy means (0: none)
 
 
-_DYNAMIC = ("phase", "active", "alloc", "stats", "finished", "choice", "releases")
-
-
 @dataclass(frozen=True)
-class DPBAI(AgentBase):
+class DPBAI(fb.PrivateReleases, fb.PhasedAgent):
     """DP-BAI (Chen et al., ICLR 2024, Algorithm 1; reconstruction: module docstring).
 
     `epsilon`: pure ε-DP per table entry (``inf``: no noise, the non-private algorithm);
     `noise`: research | secure (`privacy.fixed_budget.noisy_means`). Acts with
     ``Pull(arm, n)``: one step per Max-Det arm and phase, then one step for the unused budget.
     """
-
-    epsilon: float = 1.0
-    noise: str = "research"
-    source: str = "key"  # secure noise bits: key (reproducible from the seed) | os (releases)
-
-    def __post_init__(self):
-        fb.check_epsilon("epsilon", self.epsilon)
-        fb.check_noise("noise", self.noise)
-        check_choice("source", self.source, fb.SOURCES)
-
-    def guarantee(self):
-        """Pure ε-DP, entry-level neighbours of the K x T reward table (None for ε = inf)."""
-        return fb.guarantee(self.epsilon)
 
     def init(self, key: jax.Array, spec: Any) -> DPBAIState:
         pl = make_plan(spec.features, spec.horizon)
@@ -320,16 +303,6 @@ class DPBAI(AgentBase):
         of A_p when |A_p| <= d_p), one for the unused budget: the engine's chunk size."""
         k, d = np.shape(spec.features)
         return max(1, math.ceil(math.log2(max(d, 1)))) * min(k, d) + 2
-
-    def act(self, rng, state: DPBAIState, t: jax.Array) -> Pull:
-        return fb.next_pull(state.alloc, state.stats, t, state.plan.horizon, state.finished)
-
-    def update(self, state: DPBAIState, t, action: Pull, reward) -> DPBAIState:
-        live = ~state.finished
-        stats = fb.record(state.stats, action, reward)  # discarded once finished
-        state = fb.select(live, state._replace(stats=stats), state, ("stats",))
-        done = live & fb.phase_complete(state.alloc, state.stats)
-        return fb.select(done, self.end_phase(state), state, _DYNAMIC)
 
     def end_phase(self, state: DPBAIState) -> DPBAIState:
         """Release B_p's noisy means, estimate μ̂ on A_p, keep the top s_{p+1}, plan p + 1."""

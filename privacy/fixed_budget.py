@@ -49,6 +49,7 @@ from __future__ import annotations
 import functools
 import math
 import struct
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
@@ -59,6 +60,7 @@ from jax.experimental import io_callback
 
 from bandits.envs import Pull
 from experiments.config import ConfigError, check_choice
+from experiments.protocol import AgentBase
 from privacy.accounting import Neighbouring, PureDP
 from privacy.counters.secure import keyed_source, os_source
 from privacy.noise import DEFAULT_GRID_K, NOISE_MODES, laplace_mechanism
@@ -86,6 +88,27 @@ def guarantee(epsilon: float) -> PureDP | None:
     if math.isinf(epsilon):
         return None
     return PureDP(float(epsilon), Neighbouring("event"))
+
+
+@dataclass(frozen=True)
+class PrivateReleases:
+    """The privacy fields every private fixed-budget agent has, validated at construction:
+    `epsilon` (pure ε-DP per table entry; ``inf``: no noise), `noise` (research | secure,
+    `noisy_means`) and `source` of the secure noise bits (key: reproducible from the seed;
+    os: for real releases); `guarantee` states the DP definition that holds."""
+
+    epsilon: float = 1.0
+    noise: str = "research"
+    source: str = "key"
+
+    def __post_init__(self):
+        check_epsilon("epsilon", self.epsilon)
+        check_noise("noise", self.noise)
+        check_choice("source", self.source, SOURCES)
+
+    def guarantee(self) -> PureDP | None:
+        """Pure ε-DP, entry-level neighbours of the K x T reward table (None for ε = inf)."""
+        return guarantee(self.epsilon)
 
 
 # --------------------------------------------------------------------------- phase bookkeeping
@@ -150,6 +173,28 @@ def spend_rest(t: jax.Array, horizon: int) -> Pull:
     """Arm 0 for the T - t rounds left (at least 1); the agent discards this reward."""
     it = jnp.result_type(int)
     return Pull(jnp.int32(0), jnp.maximum(jnp.asarray(horizon, it) - t.astype(it), 1))
+
+
+# The fields a phase end rewrites (the rest of a phased agent's state is its key and plan).
+PHASE_FIELDS = ("phase", "active", "alloc", "stats", "finished", "choice", "releases")
+
+
+class PhasedAgent(AgentBase):
+    """`act` and `update` of a phased fixed-budget agent whose state has ``plan.horizon``,
+    ``alloc``, ``stats``, ``finished`` and `PHASE_FIELDS`: pull each arm its allocation
+    (`next_pull`), record the rewards (`record`), and at a phase's end take the subclass's
+    ``end_phase(state)`` (its release and elimination); after the last phase spend the rest of
+    the budget and discard it."""
+
+    def act(self, rng, state, t: jax.Array) -> Pull:
+        return next_pull(state.alloc, state.stats, t, state.plan.horizon, state.finished)
+
+    def update(self, state, t, action: Pull, reward):
+        live = ~state.finished
+        stats = record(state.stats, action, reward)  # discarded once finished
+        state = select(live, state._replace(stats=stats), state, ("stats",))
+        done = live & phase_complete(state.alloc, state.stats)
+        return select(done, self.end_phase(state), state, PHASE_FIELDS)
 
 
 # --------------------------------------------------------------------------- releases

@@ -29,9 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bandits.envs import Pull
-from experiments.config import ConfigError, check_choice
-from experiments.protocol import AgentBase, step_key
+from experiments.config import ConfigError
+from experiments.protocol import step_key
 from privacy import fixed_budget as fb
 
 
@@ -65,11 +64,8 @@ class HalvingState(NamedTuple):
     releases: jax.Array  # (R, K) the transcript: row r = round r's released means (0: none)
 
 
-_DYNAMIC = ("phase", "active", "alloc", "stats", "finished", "choice", "releases")
-
-
 @dataclass(frozen=True)
-class SequentialHalving(AgentBase):
+class SequentialHalving(fb.PhasedAgent):
     """Sequential Halving (Karnin, Koren & Somekh, ICML 2013, Algorithm 1); no privacy."""
 
     def _release(self, state: HalvingState) -> jax.Array:
@@ -105,16 +101,6 @@ class SequentialHalving(AgentBase):
         sizes, _ = schedule(int(spec.num_arms), int(spec.horizon))
         return sum(sizes) + 2
 
-    def act(self, rng, state: HalvingState, t: jax.Array) -> Pull:
-        return fb.next_pull(state.alloc, state.stats, t, state.plan.horizon, state.finished)
-
-    def update(self, state: HalvingState, t, action: Pull, reward) -> HalvingState:
-        live = ~state.finished
-        stats = fb.record(state.stats, action, reward)  # discarded once finished
-        state = fb.select(live, state._replace(stats=stats), state, ("stats",))
-        done = live & fb.phase_complete(state.alloc, state.stats)
-        return fb.select(done, self.end_phase(state), state, _DYNAMIC)
-
     def end_phase(self, state: HalvingState) -> HalvingState:
         """Release this round's means, keep the ⌈|S_r|/2⌉ best, allocate t_{r+1} to them."""
         pl = state.plan
@@ -140,21 +126,8 @@ class SequentialHalving(AgentBase):
 
 
 @dataclass(frozen=True)
-class DPSequentialHalving(SequentialHalving):
+class DPSequentialHalving(fb.PrivateReleases, SequentialHalving):
     """DP-SH: Sequential Halving with each round's means + Laplace(1/(ε t_r)) (module doc)."""
-
-    epsilon: float = 1.0
-    noise: str = "research"
-    source: str = "key"  # secure noise bits: key (reproducible from the seed) | os (releases)
-
-    def __post_init__(self):
-        fb.check_epsilon("epsilon", self.epsilon)
-        fb.check_noise("noise", self.noise)
-        check_choice("source", self.source, fb.SOURCES)
-
-    def guarantee(self):
-        """Pure ε-DP, entry-level neighbours of the K x T reward table (None for ε = inf)."""
-        return fb.guarantee(self.epsilon)
 
     def _release(self, state: HalvingState) -> jax.Array:
         key = step_key(state.key, state.phase)

@@ -44,15 +44,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from bandits.envs import Pull
-from experiments.config import ConfigError, check_choice, check_float
+from experiments.config import ConfigError, check_float
 from experiments.protocol import AgentBase, step_key
 from privacy.fixed_budget import (
-    SOURCES,
     PhaseStats,
+    PrivateReleases,
     best_arm,
-    check_epsilon,
-    check_noise,
-    guarantee,
     next_pull,
     noisy_means,
     phase_complete,
@@ -370,7 +367,7 @@ def plan(feature_rows: tuple, horizon: int) -> Plan:
 
 
 @dataclass(frozen=True)
-class ODLinBAI(AgentBase):
+class ODLinBAI(PrivateReleases, AgentBase):
     """OD-LinBAI (Yang & Tan, NeurIPS 2022, Algorithm 1), and DP-OD-LinBAI for finite ε.
 
     ⌈log2 d⌉ phases (`od_linbai_budget`). Phase r: project the active arms A_{r−1} onto their
@@ -395,19 +392,11 @@ class ODLinBAI(AgentBase):
     """
 
     epsilon: float = math.inf
-    noise: str = "research"
-    source: str = "key"
     design_tol: float = DESIGN_TOL
 
     def __post_init__(self):
-        check_epsilon("epsilon", self.epsilon)
-        check_noise("noise", self.noise)
-        check_choice("source", self.source, SOURCES)
+        super().__post_init__()
         check_float("design_tol", self.design_tol, 0.0, 1.0, low_open=True)
-
-    def guarantee(self):
-        """Pure ε-DP for the entry relation (None when ε = inf)."""
-        return guarantee(self.epsilon)
 
     def init(self, key: jax.Array, spec) -> ODState:
         if not hasattr(spec, "feature_rows"):
