@@ -87,6 +87,7 @@ class PagingSpec(NamedTuple):
     cache_size: int  # k
     pages: int  # n distinct pages (dense ids 0..n-1)
     horizon: int  # requests in the run
+    predictions: str | None = None  # env.predictions (none | discard | phase | next_arrival)
 
 
 class PagingObs(NamedTuple):
@@ -324,7 +325,12 @@ class Paging(EnvBase):
             raise ConfigError(
                 f"horizon: {horizon} requests > the trace's {self._L} (set horizon <= env.length)"
             )
-        return PagingSpec(cache_size=self.cache_size, pages=self._n, horizon=int(horizon))
+        return PagingSpec(
+            cache_size=self.cache_size,
+            pages=self._n,
+            horizon=int(horizon),
+            predictions=self.predictions,
+        )
 
     def randomness(self, params, action):
         if self._host_noise():

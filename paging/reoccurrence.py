@@ -69,7 +69,7 @@ class BlindOracle(AgentBase):
     Theorem 1, eta the l1 error). Exact predictions: Belady's rule (Belady 1966)."""
 
     def init(self, key, spec) -> PredState:
-        k, _ = spec_sizes(spec)
+        k, _ = spec_sizes(spec, reads="next_arrival")
         return PredState(pred=jnp.full(k, -1.0, F32))
 
     def act(self, rng, state: PredState, obs) -> jax.Array:
@@ -109,7 +109,7 @@ def _new_marking_phase(state: MarkerPredState, obs):
 
 
 def _marker_init(spec) -> MarkerPredState:
-    k, n = spec_sizes(spec)
+    k, n = spec_sizes(spec, reads="next_arrival")
     return MarkerPredState(
         marks=new_marks(k),
         pred=jnp.full(k, -1.0, F32),
@@ -217,7 +217,7 @@ class LNonMarkerNonRobust(AgentBase):
         return {"u": Draw(UNIFORM)}
 
     def init(self, key, spec) -> NonMarkerState:
-        k, n = spec_sizes(spec)
+        k, n = spec_sizes(spec, reads="next_arrival")
         return NonMarkerState(
             mark=jnp.zeros(k, bool),
             pred=jnp.full(k, -1.0, F32),

@@ -51,6 +51,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from experiments.config import ConfigError
 from experiments.protocol import UNIFORM, AgentBase, Draw
 from paging.marking import (
     Marks,
@@ -73,8 +74,15 @@ def oldest(mask: jax.Array, times: jax.Array) -> jax.Array:
     return jnp.where(mask.any(), s, -1)
 
 
-def spec_sizes(spec) -> tuple[int, int]:
-    """(k, n): cache size and number of distinct pages of a `PagingSpec`."""
+def spec_sizes(spec, reads: str | None = None) -> tuple[int, int]:
+    """(k, n): cache size and number of distinct pages of a `PagingSpec`; with `reads`, the
+    kind of prediction the agent reads, which the env must give (one line otherwise: an agent
+    for phase bits fed discard bits would run and mislead)."""
+    given = getattr(spec, "predictions", None)
+    if reads is not None and given is not None and given != reads:
+        raise ConfigError(
+            f"needs env.predictions={reads} (it reads {reads} predictions; got {given})"
+        )
     return int(spec.cache_size), int(spec.pages)
 
 
@@ -99,7 +107,7 @@ class FollowDiscardBits(AgentBase):
     """
 
     def init(self, key, spec) -> FtDState:
-        k, _ = spec_sizes(spec)
+        k, _ = spec_sizes(spec, reads="discard")
         return FtDState(bit=jnp.zeros(k, I32), used=jnp.full(k, -1, I32))
 
     def act(self, rng, state: FtDState, obs) -> jax.Array:
@@ -151,7 +159,7 @@ class Mark0(AgentBase):
         return {"u": Draw(UNIFORM)}
 
     def init(self, key, spec) -> Mark0State:
-        k, n = spec_sizes(spec)
+        k, n = spec_sizes(spec, reads="discard")
         return Mark0State(
             mark=jnp.zeros(k, bool),
             drop=jnp.zeros(k, bool),
@@ -206,7 +214,7 @@ class MarkAndPredict(AgentBase):
         return {"u": Draw(UNIFORM)}
 
     def init(self, key, spec) -> MarkState:
-        k, _ = spec_sizes(spec)
+        k, _ = spec_sizes(spec, reads="phase")
         return MarkState(marks=new_marks(k), bit=jnp.zeros(k, I32))
 
     def act(self, rng, state: MarkState, obs) -> jax.Array:

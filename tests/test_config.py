@@ -77,6 +77,19 @@ def test_default_config_is_the_issues_experiment():
 
 # Extra overrides an env needs whatever the agent: continual_fixed's stream has 8 items, so T <= 8.
 ENV_NEEDS = {"continual_fixed": ["horizon=8"]}
+# ... and an agent needs whatever the env: a paging agent reads one kind of prediction, which
+# env=paging must give (it refuses the others in one line).
+_READS = {
+    "discard": ("follow_discard_bits", "mark0"),
+    "phase": ("mark_and_predict",),
+    "next_arrival": ("blind_oracle", "predictive_marker", "lmarker", "lnonmarker"),
+}
+AGENT_NEEDS = {
+    a: [f"env.predictions={kind}"]
+    for kind, stems in _READS.items()
+    for a in AGENTS
+    if a.startswith(stems)
+}
 
 
 def first_working(pairs: list[list[str]]):
@@ -115,7 +128,10 @@ def test_every_agent_config_instantiates(name: str):
     """With the first env config it works with (streaming agents need env=streaming, ...)."""
     path = CONF / "agents" / f"{name}.yaml"
     assert path.read_text().startswith(f"# @package agents.{name}\n")
-    _, exp = first_working([[f"env={e}", f"agents=[{name}]", *ENV_NEEDS.get(e, [])] for e in ENVS])
+    needs = AGENT_NEEDS.get(name, [])
+    _, exp = first_working(
+        [[f"env={e}", f"agents=[{name}]", *ENV_NEEDS.get(e, []), *needs] for e in ENVS]
+    )
     assert list(exp.agents) == [name]
     agent = exp.agents[name]
     make = target_class(OmegaConf.load(path)._target_)
@@ -267,3 +283,11 @@ def test_compile_cache_false_is_off(off, tmp_path, monkeypatch):
     build([f"compile_cache={off}", "horizon=100", "seeds=2", "agents=[ucb1]"])
     assert jax.config.jax_compilation_cache_dir == before
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("agent", "kind"), [("mark_and_predict", "discard"), ("lmarker", "none")])
+def test_paging_agent_fed_the_wrong_predictions_is_one_line(agent, kind):
+    """Mark&Predict run on discard bits would run and mislead: refused, naming what it needs."""
+    with pytest.raises(ConfigError, match=rf"^agents\.{agent}: needs env\.predictions=") as info:
+        build(["env=paging", f"agents=[{agent}]", f"env.predictions={kind}", "horizon=100"])
+    assert "\n" not in str(info.value)
