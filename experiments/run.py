@@ -598,6 +598,7 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(2)
     except KeyboardInterrupt:  # results are renamed into place, summary.json last: nothing
         # half-written is ever taken for a finished run; a rerun computes what is missing
+        _ignore_further_interrupts()
         print(
             f"regretlab: interrupted; rerun the same command to finish {out_dir}", file=sys.stderr
         )
@@ -625,8 +626,19 @@ def cli() -> None:
     try:
         run_checked(main, _conf_dir(), prepare)
     except KeyboardInterrupt:  # Ctrl-C before or between runs (a run's own is handled in main)
+        _ignore_further_interrupts()
         print("regretlab: interrupted; rerun the same command to finish", file=sys.stderr)
         sys.exit(130)
+
+
+def _ignore_further_interrupts() -> None:
+    """Once interrupted, a second Ctrl-C during the exit (Hydra's unwinding, JAX's threads
+    shutting down) must not kill the process by the signal instead of exit status 130."""
+    import contextlib
+    import signal
+
+    with contextlib.suppress(ValueError):  # not the main thread (a launcher's worker)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":
