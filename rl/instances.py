@@ -74,6 +74,17 @@ def _garnet_rows(
     return out.reshape(*shape, S)
 
 
+def _sizes(where: str, num_contexts, num_states, num_actions, horizon, degree, seed):
+    """(M, S, A, H, Γ, rng) of a random instance, each checked (one line naming the field)."""
+    M = check_int(f"{where}num_contexts", num_contexts, 1)
+    S = check_int(f"{where}num_states", num_states, 1)
+    A = check_int(f"{where}num_actions", num_actions, 1)
+    H = check_int(f"{where}episode_length" if where else "horizon", horizon, 1)
+    G = check_int(f"{where}degree", degree, 1, S)
+    rng = np.random.default_rng(check_int(f"{where}instance_seed" if where else "seed", seed, 0))
+    return M, S, A, H, G, rng
+
+
 def garnet(
     num_contexts: int = 2,
     num_states: int = 4,
@@ -85,12 +96,7 @@ def garnet(
     where: str = "",
 ) -> LatentModel:
     """A random Garnet-style LMDP with maximum transition degree Γ = `degree` (see module doc)."""
-    M = check_int(f"{where}num_contexts", num_contexts, 1)
-    S = check_int(f"{where}num_states", num_states, 1)
-    A = check_int(f"{where}num_actions", num_actions, 1)
-    H = check_int(f"{where}episode_length" if where else "horizon", horizon, 1)
-    G = check_int(f"{where}degree", degree, 1, S)
-    rng = np.random.default_rng(check_int(f"{where}instance_seed" if where else "seed", seed, 0))
+    M, S, A, H, G, rng = _sizes(where, num_contexts, num_states, num_actions, horizon, degree, seed)
     P = _garnet_rows(rng, (M, S, A), S, G)
     nu = rng.dirichlet(np.ones(S), M)
     R = rng.uniform(0, 1, (M, S, A)) / H
@@ -142,13 +148,8 @@ def interpolation(
     where: str = "",
 ) -> LatentModel:
     """(1-ε) deterministic + ε Garnet (see module doc); ε = 0 is deterministic (Var* = 0)."""
-    M = check_int(f"{where}num_contexts", num_contexts, 1)
-    S = check_int(f"{where}num_states", num_states, 1)
-    A = check_int(f"{where}num_actions", num_actions, 1)
-    H = check_int(f"{where}episode_length" if where else "horizon", horizon, 1)
+    M, S, A, H, G, rng = _sizes(where, num_contexts, num_states, num_actions, horizon, degree, seed)
     eps = check_float(f"{where}epsilon", epsilon, 0.0, 1.0)
-    G = check_int(f"{where}degree", degree, 1, S)
-    rng = np.random.default_rng(check_int(f"{where}instance_seed" if where else "seed", seed, 0))
     P_det = np.eye(S)[rng.integers(0, S, (M, S, A))]
     nu_det = np.eye(S)[rng.integers(0, S, M)]
     P_rand = _garnet_rows(rng, (M, S, A), S, G)
