@@ -565,8 +565,11 @@ def _discard_run_dir(out_dir: Path) -> None:
         log.unlink(missing_ok=True)
     cwd = Path.cwd().resolve()
     d = out_dir.resolve()
-    while d != cwd and d.is_dir() and not any(d.iterdir()) and cwd in d.parents:
+    if d != cwd and d.is_dir() and not any(d.iterdir()):  # the job's own directory, now empty
         d.rmdir()
+        d = d.parent
+    while d != cwd and d.is_dir() and not any(d.iterdir()) and cwd in d.parents:
+        d.rmdir()  # empty parents Hydra made, inside the working directory only
         d = d.parent
 
 

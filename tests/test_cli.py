@@ -279,7 +279,7 @@ def test_bad_input_exits_with_one_line_and_no_run_directory(override, field, tmp
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"regretlab: error: {field}: "), lines
-    assert files_under(d) == []
+    assert not d.exists(), files_under(d)  # no run directory, not even an empty one
 
 
 def test_unknown_agent_exits_naming_the_config(tmp_path):
@@ -287,7 +287,7 @@ def test_unknown_agent_exits_naming_the_config(tmp_path):
     proc = cli("run", "agents=[nope]", f"hydra.run.dir={d}")
     assert proc.returncode == 2
     assert proc.stderr.startswith("regretlab: error: agents: no config 'nope' (one of: ")
-    assert files_under(d) == []
+    assert not d.exists(), files_under(d)  # no run directory, not even an empty one
 
 
 # ------------------------------------------------------------------ Hydra's own flags

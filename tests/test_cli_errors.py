@@ -30,7 +30,7 @@ def test_misfit_exits_with_one_line_before_compiling(overrides, message, tmp_pat
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"regretlab: error: {message}"), lines
-    assert files_under(d) == []
+    assert not d.exists(), files_under(d)  # no run directory, not even an empty one
 
 
 HYDRA_MISTAKES = [  # (override, the one-line error)
@@ -60,7 +60,7 @@ def test_hydra_mistake_exits_with_one_line(override, message, tmp_path):
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"regretlab: error: {message}"), lines
-    assert files_under(d) == []
+    assert not d.exists(), files_under(d)  # no run directory, not even an empty one
 
 
 def test_unknown_agent_lists_the_agents_that_exist(tmp_path):
@@ -92,7 +92,7 @@ def test_multirun_with_bad_jobs_refuses_before_any_job_runs(tmp_path):
         "job 2 (env.K=1 agents.ucb1.c=1)", "job 3 (env.K=1 agents.ucb1.c=-2)",
         "job 5 (env.K=10 agents.ucb1.c=-2)"]  # fmt: skip
     assert all(ln.startswith("regretlab: error: job ") for ln in lines)
-    assert files_under(d) == []
+    assert not d.exists(), files_under(d)  # no run directory, not even an empty one
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ def test_non_finite_values_are_errors_not_numbers(sigma, message, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"regretlab: error: {message}"), lines
-    assert files_under(d) == []
+    assert not d.exists(), files_under(d)  # no run directory, not even an empty one
 
 
 # In process: the whole validation (compose, then `prepare`, which builds env and agents and

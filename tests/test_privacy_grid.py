@@ -154,7 +154,7 @@ def test_refusal_through_the_cli_exits_2_before_anything_runs(tmp_path):
         " multiple of 2^-0"
     )
     assert "snap=true" in lines[0]
-    assert files_under(d) == []
+    assert not d.exists(), files_under(d)  # no run directory, not even an empty one
 
 
 # --------------------------------------------------------------------------- the oracle

@@ -120,4 +120,4 @@ def test_bad_sweep_exits_with_one_line_and_no_run_directory(override, message, t
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"regretlab: error: {message}"), lines
-    assert files_under(d) == []
+    assert not d.exists(), files_under(d)  # no run directory, not even an empty one
