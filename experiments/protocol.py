@@ -137,7 +137,8 @@ class EnvBase:
     """Defaults for the optional parts of the environment protocol.
 
     ``randomness``: none; ``final_metrics``: none; ``metric_info``: every metric a real-valued
-    curve named by itself; no exogenous inputs; ``feed`` ignores inputs; no ``oracle``.
+    curve named by itself; no exogenous inputs; ``feed`` ignores inputs; no ``oracle``; no
+    ``agent_metrics``.
     """
 
     primary_metric: str = "regret"
@@ -164,6 +165,15 @@ class EnvBase:
         return state
 
     def oracle(self, params: PyTree, agent: Any, horizon: int) -> dict[str, Any]:
+        return {}
+
+    def agent_metrics(
+        self, params: PyTree, agent: Any, agent_state: PyTree, feedback: PyTree
+    ) -> Metrics:
+        """Per-step metrics that depend on the agent's state *before* its update, i.e. on the
+        policy that chose this step's action (e.g. exact pseudo-regret V* - V^{pi_k} at an
+        episode's end, with pi_k read from the agent). Traced inside the step like `step`'s
+        own metrics and summed the same way; none by default."""
         return {}
 
 

@@ -196,6 +196,9 @@ def step(env: Env, params, agent: Agent, e_state, a_state, rng_env, rng_agent, i
     obs = env.observe(e_state, params)
     action = agent.act(rng_agent, a_state, obs)
     e_next, feedback, metrics = env.step(rng_env, e_state, action, params)
+    agent_metrics = getattr(env, "agent_metrics", None)  # optional (EnvBase: none)
+    if agent_metrics is not None:
+        metrics = {**metrics, **agent_metrics(params, agent, a_state, feedback)}
     a_next = agent.update(a_state, obs, action, feedback)
     return Transition(obs, action, feedback, metrics), e_next, a_next
 

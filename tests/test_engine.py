@@ -507,3 +507,32 @@ def test_recorded_arrays_do_not_grow_with_horizon():
         assert all(a.size <= 4 * grid.size for a in arrays)
         assert all(c.shape == (4, grid.size) for c in r.curves.values())
         assert r.rounds.shape == (grid.size,) and grid.size <= 41
+
+
+@dataclass(frozen=True)
+class CountingRoundRobin(RoundRobin):
+    """Round robin whose state counts its own updates (the policy index of the step)."""
+
+    def update(self, state, obs, action, feedback):
+        return state + 1
+
+
+@dataclass(frozen=True)
+class StateReadingBandit(BernoulliBandit):
+    """Reports, through `agent_metrics`, the agent's state before its update."""
+
+    def agent_metrics(self, params, agent, agent_state, feedback):
+        return {"policy_index": agent_state.astype(jnp.float32)}
+
+
+def test_agent_metrics_read_the_state_that_chose_the_action():
+    """`Env.agent_metrics` sees the agent's state before its update: step t (0-based) reports t,
+    so the curve is the exact triangular sum 0 + 1 + ... + (t - 1) (integers below 2^24: exact
+    in float32), across a chunk boundary and the tail."""
+    env = StateReadingBandit(means=(0.3, 0.6))
+    r = _run(env, CountingRoundRobin(2), 250, 2, grid=make_grid(250, "every"), chunk_size=100)
+    t = np.arange(1, 251)
+    np.testing.assert_array_equal(
+        r.curves["policy_index"], np.broadcast_to(t * (t - 1) / 2, (2, 250))
+    )
+    assert "regret" in r.curves  # the env's own metrics are kept beside
