@@ -20,16 +20,16 @@ One episode is one bandit run of `horizon` rounds (Lattimore & Szepesvári, "Ban
 * info: ``regret`` (pseudo-regret increment mu* - mu_a), ``realized_regret`` (mu* - X_t),
   ``rounds`` (rounds completed).
 
-Randomness: ``reset(seed=s)`` sets the JAX key ``key(s)`` (without a seed, the first reset draws
-one from ``np_random``; later ones continue the stream). Each step splits the key
-(key, sub = split(key)) and draws the env's declared random inputs from sub. This per-step path is
+Randomness (`experiments.gym.FunctionalGymEnv`, the base of every regretlab gymnasium wrapper):
+``reset(seed=s)`` sets the JAX key ``key(s)`` (without a seed, the first reset draws one from
+``np_random``; later ones continue the stream). Each step splits the key (key, sub = split(key))
+and draws the env's declared random inputs from sub (a reset draws nothing). This per-step path is
 for interoperability; experiments use `experiments.simulate`, which draws randomness in bulk.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import gymnasium
 import jax
@@ -38,7 +38,8 @@ import numpy as np
 
 from bandits.envs import BanditState, BernoulliBandit, GaussianBandit
 from experiments.config import check_int
-from experiments.protocol import KEY, NORMAL, UNIFORM, Draw, IllegalActionError
+from experiments.gym import FunctionalGymEnv, register
+from experiments.protocol import KEY, NORMAL, UNIFORM, Draw
 
 BERNOULLI_ID = "regretlab/BernoulliBandit-v0"
 GAUSSIAN_ID = "regretlab/GaussianBandit-v0"
@@ -60,10 +61,12 @@ def draw(key: jax.Array, spec: Mapping[str, Draw]) -> dict[str, jax.Array]:
     return out
 
 
-class BanditEnv(gymnasium.Env):
-    """A K-armed functional bandit (`BernoulliBandit` or `GaussianBandit`) as a `gymnasium.Env`."""
+class BanditEnv(FunctionalGymEnv):
+    """A K-armed functional bandit (`BernoulliBandit` or `GaussianBandit`) as a `gymnasium.Env`
+    (`experiments.gym.FunctionalGymEnv`: key stream, compiled step, checks)."""
 
-    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's class attribute)
+    kind = "bandit"
+    reset_uses_key = False  # the start of a run is deterministic (round 0)
 
     def __init__(
         self,
@@ -71,52 +74,32 @@ class BanditEnv(gymnasium.Env):
         horizon: int,
         render_mode: str | None = None,
     ):
-        if render_mode is not None:
-            raise ValueError(f"render_mode: bandit envs do not render (got {render_mode!r})")
+        super().__init__(bandit.default_params(), render_mode)
         self.bandit = bandit
         self.horizon = check_int("horizon", horizon, 1)
-        self.params = bandit.default_params()
         self.action_space = gymnasium.spaces.Discrete(bandit.num_arms)
         self.observation_space = gymnasium.spaces.Discrete(self.horizon + 1)
-        self.render_mode = None
-        self._int_dtype = np.dtype(jnp.result_type(int))  # int32, or int64 under x64
-        arm = jax.ShapeDtypeStruct((), self._int_dtype)
+        arm = jax.ShapeDtypeStruct((), self._int)
         self._spec = dict(bandit.randomness(self.params, arm))
-        self._step_fn = jax.jit(self._jax_step)
-        self._key: jax.Array | None = None
-        self._t: int | None = None  # None: reset() needed
 
-    def _jax_step(self, key: jax.Array, t: jax.Array, arm: jax.Array):
-        key, sub = jax.random.split(key)
-        _, reward, metrics = self.bandit.step(
-            draw(sub, self._spec), BanditState(t), arm, self.params
-        )
-        return key, jnp.stack([reward, metrics["regret"], metrics["realized_regret"]])
+    def reset_fn(self, key, params) -> BanditState:
+        return BanditState(jnp.zeros((), self._int))
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.int64, dict[str, Any]]:
-        super().reset(seed=seed)
-        if seed is not None:
-            self._key = jax.random.key(seed)
-        elif self._key is None:
-            self._key = jax.random.key(int(self.np_random.integers(0, 2**31 - 1)))
-        self._t = 0
-        return np.int64(0), {}
+    def step_fn(self, key, state: BanditState, arm, params):
+        new, reward, metrics = self.bandit.step(draw(key, self._spec), state, arm, params)
+        return new, jnp.stack([reward, metrics["regret"], metrics["realized_regret"]])
 
-    def step(self, action) -> tuple[np.int64, float, bool, bool, dict[str, Any]]:
-        if self._t is None or self._t >= self.horizon:
-            raise RuntimeError("the episode is over (or never began): call reset() first")
-        if not self.action_space.contains(action):
-            raise IllegalActionError(
-                f"action: must be an arm in 0..{self.bandit.num_arms - 1} (got {action!r})"
-            )
-        int_t = self._int_dtype
-        self._key, out = self._step_fn(self._key, int_t.type(self._t), int_t.type(action))
+    def observation(self, state) -> np.int64:
+        return np.int64(self.steps_taken)  # rounds completed (no transfer to read it)
+
+    def transition(self, before, state, out, action):
         reward, regret, realized = np.asarray(out, np.float64).tolist()  # one transfer
-        self._t += 1
-        info = {"regret": regret, "realized_regret": realized, "rounds": self._t}
-        return np.int64(self._t), reward, False, self._t == self.horizon, info
+        t = self.steps_taken
+        info = {"regret": regret, "realized_regret": realized, "rounds": t}
+        return np.int64(t), reward, False, t == self.horizon, info
+
+    def illegal_action(self, action) -> str:
+        return f"action: must be an arm in 0..{self.bandit.num_arms - 1} (got {action!r})"
 
 
 def make_bernoulli(
@@ -136,12 +119,8 @@ def make_gaussian(
 
 def register_envs() -> None:
     """Register the bandit ids with gymnasium (idempotent: known ids are left alone)."""
-    for env_id, entry_point in (
-        (BERNOULLI_ID, "bandits.gym:make_bernoulli"),
-        (GAUSSIAN_ID, "bandits.gym:make_gaussian"),
-    ):
-        if env_id not in gymnasium.registry:
-            gymnasium.register(id=env_id, entry_point=entry_point)
+    register(BERNOULLI_ID, "bandits.gym:make_bernoulli")
+    register(GAUSSIAN_ID, "bandits.gym:make_gaussian")
 
 
 register_envs()

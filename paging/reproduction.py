@@ -43,7 +43,7 @@ before the run with its reason; nothing is tuned to pass.
 
 Sizes: full: T = 10^5 requests over 1000 pages (Zipf alpha = 1), k = 10 (R1, R2), 10 seeds, p in
 {0, 0.01, 0.05, 0.1, 0.2, 0.5}; quick: T = 2 * 10^4 over 200 pages, 4 seeds, p in {0, 0.05, 0.2,
-0.5}. Trust&Doubt is not implemented.
+0.5}. Trust&Doubt (R4) is reported, not checked.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ BASELINES = [
     "predictive_marker",
     "lmarker",
     "lnonmarker",
+    "trust_doubt",
 ]
 
 

@@ -26,8 +26,9 @@ Keyword arguments are the fields of `rl.latent_mdp.LatentMDP` (``instance``, ``n
 ``num_states``, ``num_actions``, ``episode_length``, ``degree``, ...), or ``model=`` a
 `LatentModel` built in Python.
 
-Randomness: ``reset(seed=s)`` sets the JAX key ``key(s)`` (without a seed, the first reset draws
-one from ``np_random``; later ones continue the stream). Each reset and each step splits the key
+Randomness (`experiments.gym.FunctionalGymEnv`, the base of every regretlab gymnasium wrapper):
+``reset(seed=s)`` sets the JAX key ``key(s)`` (without a seed, the first reset draws one from
+``np_random``; later ones continue the stream). Each reset and each step splits the key
 (key, sub = split(key)) and draws the env's declared uniforms from sub
 (`experiments.rollout.draw_once`). This per-step path is for interoperability; experiments use
 `experiments.simulate`, which draws randomness in bulk.
@@ -38,11 +39,10 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.protocol import IllegalActionError
+from experiments.gym import FunctionalGymEnv, register
 from experiments.rollout import draw_once
 from rl.latent_mdp import LatentMDP, LatentState
 from rl.planning import LatentModel
@@ -50,28 +50,21 @@ from rl.planning import LatentModel
 LATENT_MDP_ID = "regretlab/LatentMDP-v0"
 
 
-class LatentMDPEnv(gymnasium.Env):
-    """A `LatentMDP` as a `gymnasium.Env` (context hidden, revealed in the last step's info)."""
+class LatentMDPEnv(FunctionalGymEnv):
+    """A `LatentMDP` as a `gymnasium.Env` (context hidden, revealed in the last step's info;
+    `experiments.gym.FunctionalGymEnv`: key stream, compiled reset and step, checks)."""
 
-    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's class attribute)
+    kind = "latent-MDP"
 
     def __init__(self, latent: LatentMDP, render_mode: str | None = None):
-        if render_mode is not None:
-            raise ValueError(f"render_mode: latent-MDP envs do not render (got {render_mode!r})")
+        super().__init__(latent.default_params(), render_mode)
         self.latent = latent
-        self.params = latent.default_params()
         _, S, A, H = latent.model.sizes
         self.horizon = H
         self.action_space = gymnasium.spaces.Discrete(A)
         self.observation_space = gymnasium.spaces.Discrete(S)
-        self.render_mode = None
-        self._int = np.dtype(jnp.result_type(int))
         self._reset_spec = dict(latent.reset_randomness(self.params))
         self._step_spec = dict(latent.step_randomness(self.params, None))
-        self._reset_fn = jax.jit(self._jax_reset)
-        self._step_fn = jax.jit(self._jax_step)
-        self._key: jax.Array | None = None
-        self._state: LatentState | None = None  # None: reset() needed
 
     @property
     def model(self) -> LatentModel:
@@ -81,44 +74,30 @@ class LatentMDPEnv(gymnasium.Env):
     def v_star(self) -> float:
         return self.latent.v_star
 
-    def _jax_reset(self, key):
-        key, sub = jax.random.split(key)
-        return key, self.latent.reset_env(draw_once(sub, self._reset_spec), self.params)
+    def reset_fn(self, key, params) -> LatentState:
+        return self.latent.reset_env(draw_once(key, self._reset_spec), params)
 
-    def _jax_step(self, key, state: LatentState, action):
-        key, sub = jax.random.split(key)
+    def step_fn(self, key, state: LatentState, action, params):
         new, _, _ = self.latent.step_env(
-            draw_once(sub, self._step_spec), state, state.t, action, self.params
+            draw_once(key, self._step_spec), state, state.t, action, params
         )
-        return key, new
+        reward = params.rewards[state.context, state.s, action]
+        return new, jnp.stack([reward, new.s, new.t, new.context])
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.int64, dict[str, Any]]:
-        super().reset(seed=seed)
-        if seed is not None:
-            self._key = jax.random.key(seed)
-        elif self._key is None:
-            self._key = jax.random.key(int(self.np_random.integers(0, 2**31 - 1)))
-        self._key, self._state = self._reset_fn(self._key)
-        return np.int64(self._state.s), {"h": 0, "v_star": self.v_star}
+    def observation(self, state: LatentState) -> np.int64:
+        return np.int64(state.s)
 
-    def step(self, action) -> tuple[np.int64, float, bool, bool, dict[str, Any]]:
-        if self._state is None or int(self._state.t) >= self.horizon:
-            raise RuntimeError("the episode is over (or never began): call reset() first")
-        if not self.action_space.contains(action):
-            raise IllegalActionError(
-                f"action: must be in 0..{self.action_space.n - 1} (got {action!r})"
-            )
-        before = self._state
-        self._key, self._state = self._step_fn(self._key, before, self._int.type(action))
-        reward = float(self.params.rewards[before.context, before.s, int(action)])
-        h = int(self._state.t)
+    def reset_info(self, state: LatentState) -> dict[str, Any]:
+        return {"h": 0, "v_star": self.v_star}
+
+    def transition(self, before, state, out, action):
+        reward, s, h, context = np.asarray(out, np.float64).tolist()  # one transfer
+        h = int(h)
         info: dict[str, Any] = {"h": h}
         terminated = h == self.horizon
         if terminated:
-            info["context"] = int(self._state.context)
-        return np.int64(self._state.s), reward, terminated, False, info
+            info["context"] = int(context)
+        return np.int64(s), reward, terminated, False, info
 
 
 def make_latent_mdp(
@@ -131,8 +110,7 @@ def make_latent_mdp(
 
 def register_envs() -> None:
     """Register the latent-MDP id with gymnasium (idempotent)."""
-    if LATENT_MDP_ID not in gymnasium.registry:
-        gymnasium.register(id=LATENT_MDP_ID, entry_point="rl.gym:make_latent_mdp")
+    register(LATENT_MDP_ID, "rl.gym:make_latent_mdp")
 
 
 register_envs()

@@ -82,7 +82,7 @@ ENV_NEEDS = {"continual_fixed": ["horizon=8"]}
 _READS = {
     "discard": ("follow_discard_bits", "mark0"),
     "phase": ("mark_and_predict",),
-    "next_arrival": ("blind_oracle", "predictive_marker", "lmarker", "lnonmarker"),
+    "next_arrival": ("blind_oracle", "predictive_marker", "lmarker", "lnonmarker", "trust_doubt"),
 }
 AGENT_NEEDS = {
     a: [f"env.predictions={kind}"]

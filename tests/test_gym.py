@@ -1,4 +1,4 @@
-"""The gymnasium wrappers of the K-armed bandits (`bandits.gym`)."""
+"""The gymnasium wrappers (`bandits.gym`, `paging.gym`; their base `experiments.gym`)."""
 
 from __future__ import annotations
 
@@ -146,3 +146,120 @@ def test_step_before_reset_and_illegal_actions():
         with pytest.raises(IllegalActionError, match="action"):
             raw.step(bad)
     assert raw.step(np.int64(2))[0] == 1  # numpy integers are arms, too
+
+
+# --------------------------------------------------------------------------- paging (paging.gym)
+# Two envs shared by the tests below: each compiles its step once (a few seconds on 2 cores).
+PAGING = {"trace": "zipf", "length": 300, "pages": 25, "cache_size": 5}
+KINDS = {
+    "discard": {"predictions": "discard", "flip_p": 0.5},
+    "next_arrival": {"predictions": "next_arrival", "sigma": 3.0},
+    "none": {"predictions": "none"},
+}
+
+
+def _paging(**kw):
+    import paging.gym  # noqa: F401 (registers regretlab/Paging-v0)
+
+    return gymnasium.make("regretlab/Paging-v0", **{**PAGING, **kw})
+
+
+@pytest.fixture(scope="module")
+def paging_envs():
+    return {}
+
+
+def _shared(paging_envs, kind):
+    if kind not in paging_envs:
+        paging_envs[kind] = _paging(**KINDS[kind])
+    return paging_envs[kind]
+
+
+@pytest.mark.parametrize(
+    "kind", ["discard", "next_arrival", pytest.param("none", marks=pytest.mark.slow)]
+)
+def test_paging_check_env_passes_without_warnings(paging_envs, kind):
+    env = _shared(paging_envs, kind)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped)
+    assert not caught, [str(w.message) for w in caught]
+
+
+def test_paging_spaces_and_bad_arguments():
+    from paging.gym import PAGING_ID, PagingEnv
+
+    env = _paging(horizon=40)  # built, never stepped: nothing compiled
+    assert env.spec.id == PAGING_ID
+    raw = env.unwrapped
+    assert isinstance(raw, PagingEnv)
+    assert raw.action_space == gymnasium.spaces.Discrete(5)
+    assert raw.observation_space["t"] == gymnasium.spaces.Discrete(41)
+    assert raw.observation_space["slot_page"].shape == (5,)
+    with pytest.raises(ConfigError, match="horizon"):
+        _paging(horizon=301)  # longer than the trace
+    with pytest.raises(ConfigError, match="cache_size"):
+        _paging(cache_size=0)
+    with pytest.raises(ConfigError, match="predictions"):
+        _paging(predictions="oracle")
+
+
+def _lru_faults(pages, k):
+    """LRU on a list: its fault count."""
+    cache, faults = [], 0
+    for p in pages:
+        if p in cache:
+            cache.remove(p)
+        else:
+            faults += 1
+            if len(cache) == k:
+                cache.pop(0)
+        cache.append(p)
+    return faults
+
+
+def test_paging_user_lru_matches_a_list_lru_and_opt_is_belady(paging_envs):
+    """A user's LRU written against the observations pays what LRU on a list pays; the info's
+    opt_faults is Belady's count (the reference of tests/test_paging_succinct.py)."""
+    from test_paging_succinct import belady
+
+    env = _shared(paging_envs, "discard")
+    raw = env.unwrapped
+    pages = np.asarray(raw.params["inputs"]["page"]).tolist()
+    obs, info = env.reset(seed=0)
+    assert info == {"faults": 0, "opt_faults": 0} and obs["t"] == 0
+    used = [-1] * 5
+    terminated, eta, steps = False, 0, 0
+    while not terminated:
+        evict = obs["slot"] < 0
+        slot = int(np.argmin(used)) if evict else int(obs["slot"])
+        obs_next, reward, terminated, truncated, info = env.step(slot if evict else 0)
+        used[slot] = int(obs["t"])
+        assert reward == -float(info["fault"]) and truncated is False
+        eta += info["eta0"] + info["eta1"]
+        obs, steps = obs_next, steps + 1
+    assert steps == 300
+    assert info["faults"] == _lru_faults(pages, 5)
+    assert info["opt_faults"] == belady(pages, 5)[0]
+    # 300 bits flipped w.p. 1/2: fewer than 100 wrong bits has probability < 1e-8
+    assert eta > 100
+    with pytest.raises(RuntimeError, match="reset"):
+        raw.step(0)
+    env.reset(seed=0)
+    with pytest.raises(IllegalActionError, match="action"):
+        raw.step(5)
+
+
+def test_paging_noise_follows_the_seed(paging_envs):
+    env = _shared(paging_envs, "next_arrival")
+
+    def preds(seed):
+        obs, _ = env.reset(seed=seed)
+        out = [float(obs["predicted_next"])]
+        for _ in range(29):
+            out.append(float(env.step(0)[0]["predicted_next"]))
+        return out
+
+    first = preds(3)
+    assert preds(3) == first
+    assert preds(4) != first  # 30 lognormal draws with sigma = 3 all equal: probability 0
