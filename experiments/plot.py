@@ -12,6 +12,13 @@ recomputing anything:
   metric's scale is log (an error probability). Any metric with a final value works, curves too;
 * a *final* metric without ``--x``: one point per agent (and run) with its interval.
 
+``--by FIELD`` (repeatable: ``agent`` or a dotted config path) draws one curve, point or line per
+distinct combination of the fields, pooling the seeds of the runs in it (as ``regretlab-table
+--by``). A figure keeps the title the run gave it (``T = 10,000, 100 seeds``, the sweep job's
+values; `figure_title`). ``regretlab-plot A B`` writes ``A/<metric>_compare.png``: a run's own
+figure (``<metric>.png`` beside its summary.json) is only rewritten by re-plotting that run alone,
+or with ``--overwrite``.
+
 Intervals follow the metric's support (`experiments.stats.interval`): Student t, a BCa bootstrap
 for non-negative metrics, Clopper–Pearson for indicators. On a log axis a mean of 0 (no error in n
 seeds) cannot be drawn: its interval's upper end is marked with a "v" and the bar starts at the
@@ -21,6 +28,7 @@ bottom of the axis. Each agent keeps its colour across figures (a hash of its na
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import zlib
 from collections.abc import Iterable
@@ -34,9 +42,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from experiments.protocol import CURVE, MetricInfo
-from experiments.results import Run, atomic_write, find_runs
+from experiments.results import SUMMARY_FILE, Run, atomic_write, find_runs, unfinished_runs
 from experiments.stats import interval
-from experiments.tables import _distinct_overrides
+from experiments.tables import (  # config_value: re-exported, its home was here
+    _distinct_overrides,
+    _show,
+    by_value,
+    check_by,
+    config_value,
+    group_label,
+    grouped_rows,
+)
 
 # 18 distinct colours: tab10, then Dark2.
 _PALETTE = [plt.get_cmap("tab10")(i) for i in range(10)] + [
@@ -82,22 +98,59 @@ def curves(run: Run, metric: str = "regret", level: float = 0.95):
     return out
 
 
-def config_value(config: dict, path: str) -> Any:
-    """The value at a dotted `path` ("env.budget") of a resolved config; KeyError if absent."""
-    node: Any = config
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise KeyError(path)
-        node = node[part]
-    return node
+def grouped_curves(runs: list[Run], metric: str, by: list[str], level: float = 0.95):
+    """{group label: (t, mean, ci_low, ci_high)}: the curves of every (run, agent) with the same
+    `by` values pooled over their seeds. ValueError (one line) when a group's runs were
+    recorded on different grids."""
+    check_by(runs, by)
+    support = runs[0].metric_info(metric).support
+    members: dict[str, list[Any]] = {}
+    for run in runs:
+        for agent, g in run.metrics.groupby("agent", observed=True, sort=False):
+            key = group_label({f: _show(by_value(run, str(agent), f)) for f in by})
+            members.setdefault(key, []).append(g.pivot(index="seed", columns="t", values=metric))
+    out = {}
+    for key, wides in members.items():
+        t = wides[0].columns.to_numpy()
+        if any(not np.array_equal(w.columns.to_numpy(), t) for w in wides):
+            raise ValueError(f"--by: the runs of {key} were recorded at different rounds")
+        mean, lo, hi = interval(np.concatenate([w.to_numpy() for w in wides]), support, level, 0)
+        out[key] = (t, mean, lo, hi)
+    return out
 
 
-def final_points(runs: list[Run], metric: str, x: str) -> dict[str, tuple[np.ndarray, ...]]:
+def figure_title(runs: list[Run]) -> str | None:
+    """The title `regretlab` gives a run's figure, recomputed from the summaries: ``T = 10,000,
+    100 seeds`` (episodes of H steps for episodic envs) when the runs share it, and a sweep
+    job's values when there is one run; None when the runs differ in horizon or seeds."""
+    shared = {(r.summary.get("horizon"), r.summary.get("seeds")) for r in runs}
+    if len(shared) != 1 or None in next(iter(shared)):
+        return None
+    horizon, seeds = next(iter(shared))
+    H = {(r.summary.get("config") or {}).get("env", {}).get("episode_length") for r in runs}
+    if len(H) == 1 and isinstance(h := H.pop(), int) and runs[0].x_label.startswith("episode"):
+        title = f"{horizon:,} episodes of {h} steps, {seeds} seeds"
+    else:
+        title = f"T = {horizon:,}, {seeds} seeds"
+    job = runs[0].summary.get("sweep_job") if len(runs) == 1 else None
+    if job:
+        from experiments.sweep import _hydra_value
+
+        title += ", " + " ".join(f"{k}={_hydra_value(v)}" for k, v in job["values"].items())
+    return title
+
+
+def final_points(
+    runs: list[Run], metric: str, x: str, by: list[str] | None = None
+) -> dict[str, tuple[np.ndarray, ...]]:
     """{series: (x, mean, ci_low, ci_high)} sorted by x: one series per agent (plus the run's
-    other distinguishing overrides), read from each run's summary.
+    other distinguishing overrides), read from each run's summary; with `by`, one series per
+    combination of the `by` fields, the runs at each x pooled (`tables.grouped_rows`).
 
     Raises ValueError (one line) when a run lacks the field or the metric, or x is not a number.
     """
+    if by:
+        return _grouped_points(runs, metric, x, by)
     others = [[o for o in ov if o.split("=", 1)[0] != x] for ov in _distinct_overrides(runs)]
     series: dict[str, list[tuple[float, float, float, float]]] = {}
     for run, extra in zip(runs, others, strict=True):
@@ -119,6 +172,20 @@ def final_points(runs: list[Run], metric: str, x: str) -> dict[str, tuple[np.nda
     return {k: tuple(np.asarray(sorted(v), np.float64).T) for k, v in series.items()}
 
 
+def _grouped_points(runs: list[Run], metric: str, x: str, by: list[str]) -> dict:
+    final_points(runs, metric, x)  # the same one-line errors for x and the metric
+    fields = [f for f in by if f != x]
+    series: dict[str, list[tuple[float, float, float, float]]] = {}
+    for row in grouped_rows(runs, [*fields, x], [metric]):
+        keys = dict(row.keys or {})
+        xv = float(keys.pop(x))
+        f = row.final[metric]
+        label = group_label(keys) or metric
+        point = (xv, f["mean"], _bound(f["ci_low"]), _bound(f["ci_high"]))
+        series.setdefault(label, []).append(point)
+    return {k: tuple(np.asarray(sorted(v), np.float64).T) for k, v in series.items()}
+
+
 def _bound(x: float | None) -> float:
     """An interval's end from summary.json; null (one seed: no interval) is drawn as no bar."""
     return np.nan if x is None else float(x)
@@ -131,37 +198,50 @@ def plot_runs(
     metric: str | None = None,
     title: str | None = None,
     x: str | None = None,
+    by: list[str] | None = None,
 ) -> Path:
     """Draw `metric` (default: the first run's headline) of every agent of every run; save to
     `out`. Curves against the env's x-axis; with `x`, final values against that config field;
-    a final metric without `x`, one point per agent."""
+    a final metric without `x`, one point per agent; with `by`, one curve, line or point per
+    combination of those fields. The title defaults to the runs' own (`figure_title`)."""
     metric = metric or runs[0].headline
     info = runs[0].metric_info(metric)
     if x is not None:
-        fig = _final_vs_field(runs, metric, info, x)
+        fig = _final_vs_field(runs, metric, info, x, by)
     elif info.kind == CURVE and all(metric in r.metrics.columns for r in runs):
-        fig = _curves_figure(runs, metric, info)
+        fig = _curves_figure(runs, metric, info, by)
     else:
-        fig = _final_points_figure(runs, metric, info)
+        fig = _final_points_figure(runs, metric, info, by)
+    title = title or figure_title(runs)
     if title:
         fig.suptitle(title)
     out = Path(out)
-    atomic_write(out, lambda p: fig.savefig(p, dpi=120, format=out.suffix.lstrip(".") or "png"))
+    fmt = out.suffix.lstrip(".") or "png"
+    meta = {"Title": title} if title and fmt == "png" else None  # readable back from the file
+    atomic_write(out, lambda p: fig.savefig(p, dpi=120, format=fmt, metadata=meta))
     plt.close(fig)
     return out
 
 
-def _curves_figure(runs: list[Run], metric: str, info: MetricInfo):
+def _curves_figure(runs: list[Run], metric: str, info: MetricInfo, by: list[str] | None = None):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    extras = _distinct_overrides(runs)
     styles = ["-", "--", ":", "-."]
-    data = [curves(run, metric) for run in runs]
+    if by:  # one curve per group, coloured by its label
+        data = [grouped_curves(runs, metric, by)]
+        extras: list[list[str]] = [[]]
+    else:
+        data = [curves(run, metric) for run in runs]
+        extras = _distinct_overrides(runs)
     colors = agent_colors(a for d in data for a in d)
+    seen: dict[str, int] = {}  # agent -> its curves so far (a style each)
     for i, (d, extra) in enumerate(zip(data, extras, strict=True)):
         for agent, (t, mean, lo, hi) in d.items():
             label = f"{agent} ({', '.join(extra)})" if extra else agent
+            base = agent.split(" ")[0]
+            style = styles[(seen.get(base, 0) if by else i) % len(styles)]
+            seen[base] = seen.get(base, 0) + 1
             for ax in axes:
-                ax.plot(t, mean, styles[i % len(styles)], color=colors[agent], label=label, lw=1.6)
+                ax.plot(t, mean, style, color=colors[agent], label=label, lw=1.6)
                 ax.fill_between(t, lo, hi, color=colors[agent], alpha=0.2, lw=0)
     axes[0].set_yscale(info.scale)
     axes[0].set_title("linear" if info.scale == "linear" else "log y")
@@ -176,9 +256,11 @@ def _curves_figure(runs: list[Run], metric: str, info: MetricInfo):
     return fig
 
 
-def _final_vs_field(runs: list[Run], metric: str, info: MetricInfo, x: str):
+def _final_vs_field(
+    runs: list[Run], metric: str, info: MetricInfo, x: str, by: list[str] | None = None
+):
     fig, ax = plt.subplots(figsize=(6.5, 4.4), constrained_layout=True)
-    points = final_points(runs, metric, x)
+    points = final_points(runs, metric, x, by)
     colors = agent_colors(points)
     floor = _log_floor([np.concatenate(p[1:]) for p in points.values()], info.scale)
     for label, (xs, mean, lo, hi) in points.items():
@@ -191,14 +273,21 @@ def _final_vs_field(runs: list[Run], metric: str, info: MetricInfo, x: str):
     return fig
 
 
-def _final_points_figure(runs: list[Run], metric: str, info: MetricInfo):
-    extras = _distinct_overrides(runs)
+def _final_points_figure(
+    runs: list[Run], metric: str, info: MetricInfo, by: list[str] | None = None
+):
     labels, stats = [], []
-    for run, extra in zip(runs, extras, strict=True):
-        for agent, a in run.summary["agents"].items():
-            f = a["final"][metric]
-            labels.append(f"{agent} ({', '.join(extra)})" if extra else agent)
+    if by:
+        for row in grouped_rows(runs, by, [metric]):
+            f = row.final[metric]
+            labels.append(row.label)
             stats.append((f["mean"], _bound(f["ci_low"]), _bound(f["ci_high"])))
+    else:
+        for run, extra in zip(runs, _distinct_overrides(runs), strict=True):
+            for agent, a in run.summary["agents"].items():
+                f = a["final"][metric]
+                labels.append(f"{agent} ({', '.join(extra)})" if extra else agent)
+                stats.append((f["mean"], _bound(f["ci_low"]), _bound(f["ci_high"])))
     fig, ax = plt.subplots(
         figsize=(max(4.5, 1.0 + 0.9 * len(labels)), 4.4), constrained_layout=True
     )
@@ -246,27 +335,90 @@ def main(argv: list[str] | None = None) -> int:
         prog="regretlab-plot", description="Plot saved runs (no recomputation)."
     )
     ap.add_argument("dirs", nargs="+", help="run directories or multirun directories")
-    ap.add_argument("-o", "--out", help="output file (default: <first dir>/<metric>[_vs_<x>].png)")
+    ap.add_argument(
+        "-o",
+        "--out",
+        help="output file (default: <first dir>/<metric>[_vs_<x>].png; with several dirs"
+        " <first dir>/<metric>[_vs_<x>]_compare.png)",
+    )
     ap.add_argument("--metric", help="metric to plot (default: the run's headline metric)")
     ap.add_argument(
         "--x",
         help="config field swept across the runs (dotted: horizon, env.budget): plot the"
         " metric's final value against it",
     )
+    ap.add_argument(
+        "--by",
+        action="append",
+        metavar="FIELD",
+        help="one curve (or line, or point) per value of `agent` or a config field (dotted:"
+        " env.K); repeat for several; the seeds of the runs in a group are pooled",
+    )
+    ap.add_argument(
+        "--title", help="figure title (default: the runs' own, e.g. T = 10,000, 100 seeds)"
+    )
+    ap.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="allow writing over a run's own figure (<metric>.png beside its summary.json)",
+    )
+    ap.add_argument(
+        "--partial",
+        action="store_true",
+        help="leave unfinished run directories out instead of stopping",
+    )
     args = ap.parse_args(argv)
     try:
+        unfinished = unfinished_runs(args.dirs)
+        if unfinished and not args.partial:
+            more = f" (and {len(unfinished) - 1} more)" if len(unfinished) > 1 else ""
+            raise ValueError(
+                f"{unfinished[0]}{more}: an unfinished run (killed, still running or half-written);"
+                " rerun its command to finish it, or pass --partial to leave it out"
+            )
         runs = find_runs(args.dirs)
         metric = args.metric or runs[0].headline
         _check_metric(runs, metric, args.x is not None)
+        if args.by:
+            check_by(runs, args.by)
         if args.x is not None:
-            final_points(runs, metric, args.x)  # one-line errors before drawing
+            final_points(runs, metric, args.x, args.by)  # one-line errors before drawing
+        stem = metric if args.x is None else f"{metric}_vs_{args.x}"
+        if args.out:
+            out = Path(args.out)
+        elif len(args.dirs) > 1:
+            out = Path(args.dirs[0]) / f"{stem}_compare.png"
+        else:
+            out = Path(args.dirs[0]) / f"{stem}.png"
+        _check_not_a_runs_figure(out, runs, args.overwrite)
+        if args.by and not args.x and runs[0].metric_info(metric).kind == CURVE:
+            grouped_curves(runs, metric, args.by)  # one-line errors before drawing
     except (FileNotFoundError, ValueError) as e:
         print(f"regretlab-plot: error: {e}", file=sys.stderr)
         return 2
-    stem = metric if args.x is None else f"{metric}_vs_{args.x}"
-    out = Path(args.out) if args.out else Path(args.dirs[0]) / f"{stem}.png"
-    print(plot_runs(runs, out, metric, x=args.x))
+    print(plot_runs(runs, out, metric, title=args.title, x=args.x, by=args.by))
     return 0
+
+
+def _check_not_a_runs_figure(out: Path, runs: list[Run], overwrite: bool) -> None:
+    """ValueError when `out` is an existing run's own figure (``<metric>.png`` beside its
+    summary.json) and the plot is not of that run alone (a re-plot), unless `overwrite`."""
+    summary = out.parent / SUMMARY_FILE
+    if overwrite or not out.is_file() or not summary.is_file():
+        return
+    try:
+        own = {*json.loads(summary.read_text()).get("metrics", {}), "regret"}
+    except (OSError, ValueError):
+        own = {"regret"}
+    if out.suffix != ".png" or out.stem not in own:
+        return  # not a figure the run drew itself
+    owner = out.parent.resolve()
+    if len(runs) == 1 and runs[0].path.resolve() == owner:
+        return  # re-plotting the run itself
+    raise ValueError(
+        f"{out} is the figure of the run in {out.parent}; name another file with -o, or pass"
+        " --overwrite"
+    )
 
 
 def _check_metric(runs: list[Run], metric: str, final: bool) -> None:

@@ -40,6 +40,9 @@ _INFO_FLAGS = (
     "--version", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name",
     "-cd", "--config-dir", "--experimental-rerun", "-r", "--resolve",
 )  # fmt: skip
+_LAUNCHER_EXTRAS = {  # Hydra launcher plugins and the pyproject extra that installs each
+    "joblib": "joblib", "submitit_local": "slurm", "submitit_slurm": "slurm", "ray": "ray",
+}  # fmt: skip
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(\.\d*)?[eE][+-]?\d+$")
 
 
@@ -71,11 +74,17 @@ def hydra_error_line(e: BaseException) -> str:
 
     if isinstance(e, MissingConfigException):
         missing = str(e.missing_cfg_file or "")
-        match = re.search(r"'([\w./-]+)/([\w.-]+)'", str(e))
+        # "Could not find 'hydra/launcher/nope'" names the group and the config; the
+        # "In 'hydra/config'" that may precede it names the config that asked for it
+        match = re.search(r"Could not find '([\w./-]+)/([\w.-]+)'", str(e)) or re.search(
+            r"'([\w./-]+)/([\w.-]+)'", str(e)
+        )
         group, name = (match.group(1), match.group(2)) if match else (missing, "")
         options = _group_options(group)
         known = f" (one of: {', '.join(options)})" if options else ""
-        return f"{group}: no config {name!r}{known}"
+        extra = _LAUNCHER_EXTRAS.get(name, "") if group == "hydra/launcher" else ""
+        hint = f"; install it: uv sync --extra {extra}" if extra and name not in options else ""
+        return f"{group}: no config {name!r}{known}{hint}"
     if isinstance(e, OverrideParseException):
         return f"overrides: cannot parse ({_first_line(e)}); see hydra.cc override grammar"
     cause = _omegaconf_cause(e)

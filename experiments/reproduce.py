@@ -1,10 +1,11 @@
 """``regretlab-reproduce PAPER``: run a paper's experiments, write its figures and tables, and
 print the comparison with the published numbers or theoretical rates (DESIGN.md).
 
-    regretlab-reproduce --list
+    regretlab-reproduce --list                            # the papers and what each item is
     regretlab-reproduce streaming_wang2023 --quick        # reduced sizes: minutes
     regretlab-reproduce streaming_wang2023 --only R1,R7   # paper scale, two items
     regretlab-reproduce streaming_wang2023 --out DIR
+    regretlab-reproduce all --quick                       # every paper in turn, and a summary
 
 A paper is a module of its domain package, registered in `PAPERS` by name, that defines
 
@@ -18,13 +19,22 @@ found on disk and not recomputed. The item then writes its tables and figures an
 
 Output in ``--out`` (default ``reproductions/PAPER``, ``reproductions/PAPER-quick`` with --quick):
 ``runs/NAME/`` (run directories), ``ITEM_*.md|csv|png``, and ``report.md`` listing every check,
-table and figure. The exit status is 1 when a check failed, 2 on bad arguments.
+table and figure. ``all`` runs every paper in turn into ``--out``/PAPER (default
+``reproductions/PAPER[-quick]``) and writes ``summary.md`` beside them (default
+``reproductions/summary[-quick].md``): per paper its checks ok / total, its time and its report;
+a paper that stops on an error is listed as such and the others still run. The exit status is 1
+when a check failed (or, with ``all``, a paper stopped on an error), 2 on bad arguments.
+
+``--list`` describes every item: the first sentence of its bullet in the paper module's
+docstring (``* R1 (`name`): ...``), else its function's docstring.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -41,6 +51,7 @@ PAPERS = {
     "dp_continual_jain2023": "privacy.reproduction",
     "dpbai_chen2024": "privacy.dpbai_reproduction",
     "paging_antoniadis2023": "paging.reproduction",
+    "latent_mdp_zhou2023": "rl.reproduction",
 }
 
 
@@ -208,6 +219,41 @@ def loglog_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- CLI
+def describe(module, item: str, width: int = 200) -> str:
+    """What `item` of a paper `module` is, in one line: the first sentence of the item's bullet
+    in the module docstring (``* R1 (`name`): text`` or ``* R1, R2: text``) and, where that
+    bullet covers several items or there is none, the first line of the item function's
+    docstring (without its leading ``R1:``); '' when neither exists."""
+    lines = (module.__doc__ or "").splitlines()
+    bullet, shared = "", False
+    for i, line in enumerate(lines):
+        m = re.match(r"\s*[*-]\s+([^:]*):\s*(.*)", line)
+        if not m or not re.search(rf"(?<![\w.]){re.escape(item)}(?![\w.])", m.group(1)):
+            continue
+        text = [m.group(2)]
+        for more in lines[i + 1 :]:
+            if not more.strip() or re.match(r"\s*[*-]\s", more):
+                break
+            text.append(more.strip())
+        bullet = _first_sentence(" ".join(text), width)
+        shared = len(re.findall(r"\b[A-Z]\d+\b", m.group(1))) > 1
+        break
+    doc = (inspect.getdoc(module.ITEMS[item]) or "").split("\n\n")[0].replace("\n", " ")
+    own = _first_sentence(re.sub(rf"^{re.escape(item)}\b[^:]*:\s*", "", doc), width)
+    if bullet and own and shared:
+        return f"{bullet} — this item: {own}"
+    return bullet or own
+
+
+def _first_sentence(text: str, width: int) -> str:
+    """Up to the first full stop that ends a sentence (one followed by a capital or the end:
+    "i.i.d. bits" goes on), at most `width` characters."""
+    end = re.search(r"\.(\s+(?=[A-Z])|\s*$)", text)
+    text = (text[: end.start() + 1] if end else text).strip().rstrip(";").strip()
+    text = text[:-1] if text.endswith("..") else text  # "et al.." at a sentence's end
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
 def load_paper(name: str):
     if name not in PAPERS:
         raise KeyError(f"paper: must be one of {', '.join(sorted(PAPERS))} (got {name!r})")
@@ -238,24 +284,112 @@ def reproduce(
     return r
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="regretlab-reproduce", description=__doc__.splitlines()[0].strip("`")
+def reproduce_all(
+    out_dir: Path | None = None, quick: bool = False, progress: bool = True
+) -> list[tuple[str, Reproduction | None, float, str]]:
+    """Every paper of `PAPERS` in turn, each into ``out_dir/PAPER`` (default
+    ``reproductions/PAPER[-quick]``); then ``summary.md`` beside them. A paper that raises is
+    recorded with its one-line error and the others still run. Returns (paper, its context or
+    None, seconds, error)."""
+    from experiments.config import one_line
+
+    suffix = "-quick" if quick else ""
+    done = []
+    for paper in sorted(PAPERS):
+        out = (out_dir / paper) if out_dir else Path("reproductions") / (paper + suffix)
+        t0 = time.perf_counter()
+        try:
+            r, error = reproduce(paper, out, quick, None, progress), ""
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # recorded; the other papers still run
+            r, error = None, f"{type(e).__name__}: {one_line(e)}"
+            print(f"regretlab-reproduce: {paper} stopped: {error}", file=sys.stderr)
+        done.append((paper, r, time.perf_counter() - t0, error))
+    summary = (out_dir / "summary.md") if out_dir else Path("reproductions") / f"summary{suffix}.md"
+    rows = []
+    for paper, r, seconds, error in done:
+        ok = sum(c.ok for c in r.checks) if r else 0
+        rows.append(
+            {
+                "paper": paper,
+                "title": load_paper(paper).TITLE,
+                "checks ok": f"{ok}/{len(r.checks)}" if r else "–",
+                "result": error or ("ok" if r and ok == len(r.checks) else "**FAIL**"),
+                "seconds": round(seconds),
+                "report": str(r.out_dir / "report.md") if r else "–",
+            }
+        )
+    text = (
+        f"# Reproductions{' (quick)' if quick else ''}\n\n`regretlab-reproduce all"
+        f"{' --quick' if quick else ''}` · {time.strftime('%Y-%m-%d %H:%M')} ·"
+        f" git {git_revision() or 'unknown'}\n\n{markdown(pd.DataFrame(rows))}\n"
     )
-    ap.add_argument("paper", nargs="?", help="paper name (see --list)")
-    ap.add_argument("--list", action="store_true", help="list the papers and their items")
-    ap.add_argument("--quick", action="store_true", help="reduced sizes (minutes, not hours)")
-    ap.add_argument("--only", default=None, help="comma-separated items, e.g. R1,R4")
-    ap.add_argument("--out", type=Path, default=None, help="output directory")
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(summary, lambda p: p.write_text(text))
+    print(f"summary: {summary}")
+    return done
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="regretlab-reproduce",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="papers: "
+        + ", ".join(sorted(PAPERS))
+        + ", or all. Exit status: 0 all checks ok, 1 a check failed (or a paper stopped on an"
+        " error with all), 2 bad arguments or a bad config.",
+    )
+    ap.add_argument("paper", nargs="?", help="paper name (see --list), or all: every paper")
+    ap.add_argument(
+        "--list", action="store_true", help="list the papers and what each of their items is"
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="reduced sizes (minutes on a laptop, not hours); output in PAPER-quick",
+    )
+    ap.add_argument(
+        "--only", default=None, help="comma-separated items of one paper, e.g. R1,R4 (not with all)"
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output directory (default reproductions/PAPER[-quick]; with all: one"
+        " subdirectory per paper and summary.md)",
+    )
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.list or not args.paper:
         for name in sorted(PAPERS):
             m = load_paper(name)
             print(f"{name}: {m.TITLE}\n  items: {', '.join(m.ITEMS)}")
+            for item in m.ITEMS:
+                print(f"    {item}: {describe(m, item) or '(no description)'}")
+        if not args.list:
+            print("regretlab-reproduce: error: name a paper, or all", file=sys.stderr)
         return 0 if args.list else 2
     from experiments.config import ConfigError
 
+    if args.paper == "all":
+        if args.only:
+            print("regretlab-reproduce: error: --only: not with all", file=sys.stderr)
+            return 2
+        done = reproduce_all(args.out, args.quick, not args.no_progress)
+        checks = [c for _, r, _, _ in done if r for c in r.checks]
+        stopped = [p for p, _, _, e in done if e]
+        failed = [c for c in checks if not c.ok]
+        print(
+            f"{len(checks) - len(failed)}/{len(checks)} checks ok over {len(done)} papers"
+            + (f"; stopped on an error: {', '.join(stopped)}" if stopped else "")
+        )
+        return 1 if failed or stopped else 0
     try:
         only = [s.strip() for s in args.only.split(",")] if args.only else None
         r = reproduce(args.paper, args.out, args.quick, only, not args.no_progress)

@@ -440,5 +440,26 @@ def find_runs(paths: Iterable[str | Path]) -> list[Run]:
     return runs
 
 
+def unfinished_runs(paths: Iterable[str | Path]) -> list[Path]:
+    """Run directories in `paths` that are not finished runs (`is_complete`): a job killed or
+    still running (Hydra's ``.hydra/overrides.yaml`` without ``summary.json``) or a half-written
+    one (some of the result files only). A directory holding runs below it (a sweep's root) is
+    not itself a run."""
+    out: set[Path] = set()
+    for p in map(Path, paths):
+        if not p.is_dir():
+            continue
+        marks = [
+            *p.rglob(".hydra/overrides.yaml"),
+            *(f for name in (SUMMARY_FILE, METRICS_FILE, FINAL_FILE) for f in p.rglob(name)),
+        ]
+        dirs = {m.parent.parent if m.name == "overrides.yaml" else m.parent for m in marks}
+        for d in dirs:
+            if is_complete(d) or any(o != d and d in o.parents for o in dirs):
+                continue
+            out.add(d)
+    return sorted(out, key=_natural_key)
+
+
 def _natural_key(p: Path):
     return [int(s) if s.isdigit() else s for s in p.parts]

@@ -22,6 +22,7 @@ metric, each beside its oracle value.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -626,6 +627,9 @@ def cli() -> None:
     Hydra's errors and every job of a multirun, one line each, exit 2), then `main`."""
     from experiments.preflight import run_checked
 
+    # Ray (>= 2.43) started under `uv run` would launch its workers through `uv run` in a copy of
+    # the working directory, a fresh environment without this one's packages: use this Python
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     try:
         run_checked(main, _conf_dir(), prepare)
     except KeyboardInterrupt:  # Ctrl-C before or between runs (a run's own is handled in main)

@@ -132,6 +132,7 @@ class _Program:
     lifted: tuple[str, str] = ("none", "none")  # env / agent numbers: arguments|constants|none
     params_as_argument: bool = True
     program_seconds: dict[str, float] = field(default_factory=dict)  # per program, when compiled
+    seed_sharding: Any = None  # the seed axis split over the local devices (`seed_sharding`)
 
     def reused(self, parts: list, compile_seconds: float = 0.0, cached: bool = True) -> _Program:
         """This program with the numbers of `parts` (one per config, all of this static key)."""
@@ -245,6 +246,22 @@ _PROGRAMS: OrderedDict = OrderedDict()
 _PROGRAMS_LOCK = threading.Lock()
 
 
+def seed_sharding(seeds: int) -> jax.sharding.NamedSharding | None:
+    """The sharding that splits a leading axis of `seeds` over all local JAX devices, or None:
+    one device, `seeds` not a multiple of the device count (then one device runs every seed), or
+    ``REGRETLAB_SHARD_SEEDS=0``. Each device runs its seeds' lanes of the same program, so the
+    results equal a one-device run's bit for bit (tests/test_launchers.py)."""
+    devices = jax.local_devices()
+    if len(devices) < 2 or seeds % len(devices) or os.environ.get("REGRETLAB_SHARD_SEEDS") == "0":
+        return None
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("seeds",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
+
+
+def _placed(x: jax.ShapeDtypeStruct, sharding) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding, weak_type=x.weak_type)
+
+
 def _abstract(x):
     x = jnp.asarray(x)
     return jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=x.weak_type)
@@ -356,16 +373,28 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
     t0 = time.perf_counter()
     seconds = {}  # wall seconds per program (trace + lower + XLA compile)
     keys = jax.random.split(jax.random.key(0), n_seeds)
+    sharding = seed_sharding(n_seeds)
+    lanes: dict[str, Any] = {}  # outputs' shardings: every leaf split on its seed axis
+    if sharding is not None:  # run keys and per-seed inputs split on axis 0, states on seeds
+        keys = jax.device_put(keys, sharding)
+        spec = ("seeds",) if configs == 1 else (None, "seeds")
+        lane = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec))
+        lanes = {"out_shardings": lane}
     init_all = over_configs(init_one, (None, 0), (0, None))
-    init = jax.jit(init_all).lower(h_shape, keys).compile()
+    init = jax.jit(init_all, **lanes).lower(h_shape, keys).compile()
     seconds["init"] = time.perf_counter() - t0
     state_shape, key_shape = jax.eval_shape(init_all, h_shape, keys)
+    if sharding is not None:  # chunk and final take the state as init leaves it
+        state_shape, key_shape = jax.tree.map(
+            lambda x: _placed(x, lanes["out_shardings"]), (state_shape, key_shape)
+        )
     scalar = jax.ShapeDtypeStruct((), jnp.int32)
 
     def inputs_shape(per_seed: bool):
         lead_ = (n_seeds, chunk) if per_seed else (chunk,)
+        place = sharding if per_seed else None
         return {
-            k: jax.ShapeDtypeStruct((*lead_, *v.shape), v.dtype)
+            k: jax.ShapeDtypeStruct((*lead_, *v.shape), v.dtype, sharding=place)
             for k, v in probe.inputs.items()
             if (k in per_seed_inputs) == per_seed
         }
@@ -382,7 +411,7 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
     chunk_fn = timed(
         "chunk",
         lambda: (
-            jax.jit(chunk_all, donate_argnums=1)
+            jax.jit(chunk_all, donate_argnums=1, **lanes)
             .lower(
                 h_shape,
                 state_shape,
@@ -401,6 +430,7 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
     compile_seconds = time.perf_counter() - t0
     prog = _Program(init, chunk_fn, final_fn, multi_round, names, compile_seconds)
     prog.program_seconds = {k: round(v, 3) for k, v in seconds.items()}
+    prog.seed_sharding = sharding
     return prog
 
 
@@ -831,6 +861,8 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
     bar = _progress_bar(progress, c.horizon, desc, "episode" if per_round > 1 else "round")
     t_start = time.perf_counter()
     run_keys = jax.random.split(jax.random.key(seed), seeds)
+    if prog.seed_sharding is not None:
+        run_keys = jax.device_put(run_keys, prog.seed_sharding)
     h = _arguments(c)
     state, step_keys = prog.init(h, run_keys)
     curves = {k: np.full((lanes, grid.size), np.nan) for k in prog.metric_names}
@@ -846,6 +878,8 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
         if not prog.multi_round:
             slot_of_step[grid_steps[sel] - done - 1] = np.arange(sel.size, dtype=np.int32)
         shared, mine = _chunk_inputs(c.inputs, done, chunk)
+        if prog.seed_sharding is not None and mine:
+            mine = jax.device_put(mine, prog.seed_sharding)
         args = (jnp.asarray(block, jnp.int32), slot_of_step, jnp.asarray(n, jnp.int32))
         state, out = prog.chunk(h, state, step_keys, *args, shared, mine)
         block += chunk // RNG_BLOCK
@@ -900,6 +934,7 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
         "prng": PRNG_NAMES[GENERATOR],
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
+        "seed_devices": 1 if prog.seed_sharding is None else len(jax.local_devices()),
     }
     results = []
     for i in range(configs):
@@ -936,18 +971,48 @@ def _lane_name(lane: int, seeds: int, configs: int) -> str:
 
 
 def _interpolate(grid, curves, rounds, values, prev_rounds, prev_values):
-    """Multi-round chunk: grid points between step ends are linearly interpolated within a step."""
+    """Multi-round chunk: grid points between step ends are linearly interpolated within a step.
+
+    Per lane s the knots are ``xs = [prev_rounds[s], rounds[s, 0], ...]`` (non-decreasing; idle
+    steps repeat the last round, and a repeated round counts at its first occurrence), and a
+    grid point g in ``(prev_rounds[s], xs[-1]]`` gets exactly what ``np.interp(g, distinct
+    knots, values at their first occurrence)`` gives: the same formula, the same exact-knot rule.
+    All lanes at once: one `searchsorted` of every knot into the grid finds each step's grid
+    points (O(lanes x steps + points); 10^4 lanes are common)."""
     lo, hi = int(prev_rounds.min()), int(rounds[:, -1].max())
     sel = np.nonzero((grid > lo) & (grid <= hi))[0]
-    for s in range(rounds.shape[0] if sel.size else 0):
-        xs = np.concatenate([[prev_rounds[s]], rounds[s]])
-        mine = sel[(grid[sel] > prev_rounds[s]) & (grid[sel] <= xs[-1])]
-        if mine.size == 0:
-            continue
-        xs_u, first = np.unique(xs, return_index=True)  # idle steps repeat the last round
-        for k, v in values.items():
-            ys = np.concatenate([[prev_values[k][s]], v[s]])[first]
-            curves[k][s, mine] = np.interp(grid[mine], xs_u, ys)
+    if sel.size == 0:
+        return
+    g = grid[sel]
+    xs = np.concatenate([prev_rounds[:, None], rounds], axis=1)
+    pos = np.searchsorted(g, xs, side="right")  # grid points <= each knot
+    count = pos[:, 1:] - pos[:, :-1]  # grid points in (xs[j - 1], xs[j]], for step j >= 1
+    lane, step = np.nonzero(count)  # the steps (segments) that hold grid points
+    if lane.size == 0:
+        return
+    right = step + 1  # a knot above its predecessor: its first occurrence
+    new_knot = np.concatenate([np.ones((xs.shape[0], 1), bool), xs[:, 1:] != xs[:, :-1]], axis=1)
+    first = np.maximum.accumulate(np.where(new_knot, np.arange(xs.shape[1]), 0), axis=1)
+    left = first[lane, step]  # the first occurrence of the knot below
+    xl, xr = xs[lane, left].astype(np.float64), xs[lane, right].astype(np.float64)
+    n = count[lane, step]
+    seg = np.repeat(np.arange(lane.size), n)  # each (lane, grid point) pair's segment
+    at = pos[lane, step][seg] + np.arange(seg.size) - (n.cumsum() - n)[seg]  # its grid index
+    x = g[at].astype(np.float64)
+    at_knot = x == xr[seg]
+    rows, cols = lane[seg], sel[at]
+    for k, v in values.items():
+        ys = np.concatenate([prev_values[k][:, None], v], axis=1)
+        yl, yr = ys[lane, left], ys[lane, right]
+        with np.errstate(all="ignore"):  # a NaN value; exact knots (x = xr) take yr below
+            slope = (yr - yl) / (xr - xl)
+            y = slope[seg] * (x - xl[seg]) + yl[seg]
+            bad = np.nonzero(np.isnan(y))[0]
+            if bad.size:  # np.interp's fallbacks: from the right knot, then a flat segment
+                b = seg[bad]
+                y[bad] = slope[b] * (x[bad] - xr[b]) + yr[b]
+                y[bad] = np.where(np.isnan(y[bad]) & (yl[b] == yr[b]), yl[b], y[bad])
+        curves[k][rows, cols] = np.where(at_knot, yr[seg], y)
 
 
 def _check_illegal(illegal: np.ndarray, seeds: int) -> None:

@@ -8,6 +8,20 @@ mean, and the best mean of a column is the lowest or the highest as the metric's
 ``--reference AGENT`` adds, per metric, the ratio of each agent's mean to the reference agent's
 in the same run, with a paired interval over the seeds (`stats.ratio_ci`, from final.parquet).
 
+Rows are compared only with rows of the same environment: the best mean of a column is marked
+among the rows whose runs share the resolved ``env`` config and the horizon (`env_key`), never
+across rows of different environments (a multirun over ``env.K``), and a row that pools runs of
+several environments is never marked.
+
+``--by FIELD`` (repeatable) groups rows by the agent (``agent``) or any field of the resolved config
+(a dotted path: ``env.K``, ``agents.ucb1.c``, ``horizon``): one row per distinct combination, its
+per-seed final values (``final.parquet``) pooled over the runs of the group and summarised with
+the metric's interval (`grouped_rows`). ``--index FILE`` writes the results index: one row per run
+and agent (overrides and each overridden field as a column, status, final metrics with their
+intervals, timings) as Parquet for pandas, polars or DuckDB (`results_index`); unfinished runs get
+a row with their status. Without ``--index`` or ``--partial``, an unfinished run directory (killed,
+or still running) is an error, never silently left out.
+
 Runs whose environment declared an exact oracle for a curve metric (summary.json: an agent's
 ``oracle``) get a second table, the self-check, recomputed here from metrics.parquet
 (`results.self_check`): the per-step mean over t and seeds beside the oracle's mean with a
@@ -18,13 +32,24 @@ ratio, and the mean over seeds at the oracle's argmax with a z-score.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from experiments.protocol import MetricInfo
-from experiments.results import Run, find_runs, self_check
+from experiments.results import (
+    Run,
+    atomic_write,
+    find_runs,
+    self_check,
+    summarize_values,
+    unfinished_runs,
+)
 from experiments.stats import ratio_ci
 
 
@@ -34,6 +59,29 @@ class Row:
     final: dict  # metric -> {"mean", "ci_low", "ci_high"} (+ "median" for non-negative metrics)
     steps_per_second: float | None = None
     ratios: dict = field(default_factory=dict)  # metric -> (ratio, low, high) to the reference
+    # rows are compared (best marked) only with rows of the same group (`env_key`); None: a row
+    # pooled over several environments, compared with nothing
+    group: str | None = ""
+    keys: dict[str, str] | None = None  # --by: field -> value, shown as leading columns
+    runs: int = 1  # runs pooled into the row
+
+
+def env_key(run: Run) -> str:
+    """What makes two runs' numbers comparable: the same resolved env config and horizon."""
+    config = run.summary.get("config") or {}
+    return json.dumps(
+        {"env": config.get("env"), "horizon": run.summary.get("horizon")}, sort_keys=True
+    )
+
+
+def config_value(config: dict, path: str) -> Any:
+    """The value at a dotted `path` ("env.budget") of a resolved config; KeyError if absent."""
+    node: Any = config
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(path)
+        node = node[part]
+    return node
 
 
 def rows_from_runs(
@@ -49,10 +97,118 @@ def rows_from_runs(
     rows = []
     for run, extra in zip(runs, distinct, strict=True):
         ratios = _ratios(run, reference, metrics) if reference else {}
+        group = env_key(run)
         for name, a in run.summary["agents"].items():
             label = f"{name} ({', '.join(extra)})" if extra else name
-            rows.append(Row(label, a["final"], a.get("steps_per_second"), ratios.get(name, {})))
+            rows.append(
+                Row(label, a["final"], a.get("steps_per_second"), ratios.get(name, {}), group)
+            )
     return rows
+
+
+def check_by(runs: list[Run], by: list[str]) -> None:
+    """ValueError (one line) for a --by field that no run's config has."""
+    for f in by:
+        if f == "agent":
+            continue
+        configs = [r.summary.get("config") or {} for r in runs]
+        if not any(_has(c, f) for c in configs):
+            top = ", ".join(sorted(k for k in configs[0] if k != "hydra")) if configs else ""
+            raise ValueError(
+                f"--by: {f!r} is not a field of the runs' config (agent, or a dotted path into:"
+                f" {top})"
+            )
+
+
+def _has(config: dict, path: str) -> bool:
+    try:
+        config_value(config, path)
+    except KeyError:
+        return False
+    return True
+
+
+def by_value(run: Run, agent: str, f: str) -> Any:
+    """The value of the --by field `f` for `agent` of `run` (None where its config lacks it)."""
+    if f == "agent":
+        return agent
+    try:
+        return config_value(run.summary.get("config") or {}, f)
+    except KeyError:
+        return None
+
+
+def _show(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float) and np.isfinite(v) and v == int(v) and abs(v) < 1e15:
+        return str(v)
+    return json.dumps(v) if isinstance(v, list | dict) else str(v)
+
+
+def _order(key: tuple) -> tuple:
+    """Sort key of a group: numbers by value, before strings."""
+    return tuple(
+        (0, float(v), "")
+        if isinstance(v, int | float) and not isinstance(v, bool)
+        else (1, 0.0, _show(v))
+        for v in key
+    )
+
+
+def grouped_rows(runs: list[Run], by: list[str], metrics: list[str] | None = None) -> list[Row]:
+    """One row per distinct combination of the `by` fields (``agent`` or a dotted config path)
+    over every agent of every run. A group of one (run, agent) keeps its summary's numbers; a
+    larger group pools the per-seed final values of its members (``final.parquet``) and
+    summarises them with each metric's interval (`results.summarize_values`). A group whose runs
+    differ in env or horizon (`env_key`) is compared with no other row."""
+    check_by(runs, by)
+    groups: dict[tuple, list[tuple[Run, str]]] = {}  # shown values -> members
+    raw: dict[tuple, tuple] = {}  # shown values -> the values (numbers sort as numbers)
+    for run in runs:
+        for agent in run.summary["agents"]:
+            values = tuple(by_value(run, agent, f) for f in by)
+            key = tuple(_show(v) for v in values)
+            groups.setdefault(key, []).append((run, agent))
+            raw.setdefault(key, values)
+    rows = []
+    for key in sorted(groups, key=lambda k: _order(raw[k])):
+        members = groups[key]
+        envs = {env_key(run) for run, _ in members}
+        group = envs.pop() if len(envs) == 1 else None
+        label = group_label(dict(zip(by, key, strict=True)))
+        if len(members) == 1:
+            run, agent = members[0]
+            a = run.summary["agents"][agent]
+            final, speed = a["final"], a.get("steps_per_second")
+        else:
+            final, speed = _pooled(members, metrics), None
+        rows.append(
+            Row(label, final, speed, {}, group, dict(zip(by, key, strict=True)), len(members))
+        )
+    return rows
+
+
+def group_label(keys: dict[str, str]) -> str:
+    """``ucb1 (env.K=3)`` when the agent is a --by field (it then keeps its colour in figures),
+    else ``env.K=3, horizon=100``."""
+    rest = ", ".join(f"{f}={v}" for f, v in keys.items() if f != "agent")
+    if "agent" not in keys:
+        return rest
+    return f"{keys['agent']} ({rest})" if rest else keys["agent"]
+
+
+def _pooled(members: list[tuple[Run, str]], metrics: list[str] | None) -> dict:
+    """{metric: summary} of the per-seed final values of `members` pooled."""
+    names = metrics or list(dict.fromkeys(m for run, _ in members for m in run.final_names()))
+    out = {}
+    for m in names:
+        have = [(run, agent) for run, agent in members if m in run.final_names()]
+        if not have:
+            continue
+        values = np.concatenate([run.final(agent, m) for run, agent in have])
+        out[m] = summarize_values(values, have[0][0].metric_info(m))
+    return out
 
 
 def _ratios(run: Run, reference: str, metrics: list[str] | None) -> dict[str, dict]:
@@ -115,7 +271,8 @@ def format_table(
         return ""
     infos = infos or {}
     metrics = metrics or sorted({k for r in rows for k in r.final})
-    header = ["agent"]
+    keyed = rows[0].keys is not None
+    header = [*rows[0].keys, "runs"] if keyed else ["agent"]
     columns = []  # (metric, what): what in {"ci", "median", "ratio"}
     for m in metrics:
         columns.append((m, "ci"))
@@ -126,28 +283,46 @@ def format_table(
         if any(m in r.ratios for r in rows):
             columns.append((m, "ratio"))
             header.append(f"{m} / {reference or 'reference'} (95% CI)")
-    best = {m: _best(rows, m, _lower(m, lower_is_better, infos)) for m in metrics}
+    # the best of each column among comparable rows only (same group, never None)
+    blocks: dict[str, list[Row]] = {}
+    for r in rows:
+        if r.group is not None:
+            blocks.setdefault(r.group, []).append(r)
+    best = {
+        (m, g): _best(block, m, _lower(m, lower_is_better, infos))
+        for m in metrics
+        for g, block in blocks.items()
+        if len(block) > 1
+    }
     if speed:
         header.append("agent-steps/s")
     body = []
     for r in rows:
-        cells = [_escape(r.label, fmt)]
+        lead = [*(r.keys or {}).values(), str(r.runs)] if keyed else [r.label]
+        cells = [_escape(c, fmt) for c in lead]
         for m, what in columns:
-            cells.append(_cell(r, m, what, fmt, len(rows) > 1 and best[m] is not None, best[m]))
+            b = best.get((m, r.group))
+            cells.append(_cell(r, m, what, fmt, b is not None, b))
         if speed:
             cells.append(f"{r.steps_per_second:.3g}" if r.steps_per_second else "")
         body.append(cells)
+    note = ""
+    if len(blocks) > 1 or any(r.group is None for r in rows):
+        note = "\nbest marked only among rows of the same environment (env config and horizon)"
+        if any(r.group is None for r in rows):
+            note += "; rows pooling several environments are not compared"
+    lead = len(rows[0].keys) + 1 if keyed else 1
     if fmt == "latex":
         lines = [
-            "\\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
+            "\\begin{tabular}{" + "l" * lead + "r" * (len(header) - lead) + "}",
             "\\toprule",
             " & ".join(_escape(h, fmt) for h in header) + " \\\\",
             "\\midrule",
         ]
         lines += [" & ".join(c) + " \\\\" for c in body]
-        return "\n".join([*lines, "\\bottomrule", "\\end{tabular}"])
+        return "\n".join([*lines, "\\bottomrule", "\\end{tabular}"]) + note.replace("\n", "\n% ")
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in body])
+    return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in body]) + note
 
 
 def check_rows(runs: list[Run]) -> list[tuple[str, str, dict]]:
@@ -287,13 +462,93 @@ def _escape(s: str, fmt: str) -> str:
     return s
 
 
+# --------------------------------------------------------------------------- results index
+TIMINGS = ("compile_seconds", "run_seconds", "steps_per_second", "steps")
+
+
+def results_index(runs: list[Run], unfinished: list[Path] = ()) -> pd.DataFrame:
+    """The results index: one row per finished run and agent, one per unfinished run directory.
+
+    Columns: ``run`` (its directory), ``status`` (``finished`` or ``unfinished``: killed, still
+    running or half-written), ``overrides`` (the job's Hydra overrides, space-separated), one
+    column per overridden field (numbers as numbers), ``agent``, ``horizon``, ``seeds``, per
+    final metric its ``mean`` (column named by the metric), ``<metric>_ci_low``,
+    ``<metric>_ci_high``, then ``compile_seconds``, ``run_seconds``, ``steps_per_second``,
+    ``steps`` and ``git_revision``."""
+    records = []
+    for run in runs:
+        base = _index_base(run.path, run.overrides, "finished", run.summary.get("config"))
+        base.update(horizon=run.summary.get("horizon"), seeds=run.summary.get("seeds"))
+        for agent, a in run.summary["agents"].items():
+            rec = {**base, "agent": agent}
+            for m, f in a["final"].items():
+                rec[m] = f["mean"]
+                rec[f"{m}_ci_low"] = f["ci_low"]
+                rec[f"{m}_ci_high"] = f["ci_high"]
+            rec.update({k: a.get(k) for k in TIMINGS})
+            rec["git_revision"] = run.summary.get("git_revision")
+            records.append(rec)
+    for d in unfinished:
+        records.append(_index_base(d, Run(d, {}).overrides, "unfinished"))
+    df = pd.DataFrame.from_records(records)
+    for c in df.columns:  # one type per column: Parquet needs it
+        present = [v for v in df[c] if not _missing(v)]
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+            df[c] = [None if _missing(v) else str(v) for v in df[c]]
+    return df
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
+def _index_base(path: Path, overrides: list[str], status: str, config: dict | None = None) -> dict:
+    """The run's columns: path, status, overrides, and each overridden field's value (from the
+    resolved `config` where there is one, else as written in the override)."""
+    import yaml
+
+    rec: dict[str, Any] = {"run": str(path), "status": status, "overrides": " ".join(overrides)}
+    for o in overrides:
+        key, eq, value = o.partition("=")
+        key = key.lstrip("+~")
+        if not eq or key.startswith("hydra."):
+            continue
+        try:
+            rec[key] = config_value(config or {}, key)
+        except KeyError:
+            try:
+                rec[key] = yaml.safe_load(value)
+            except yaml.YAMLError:
+                rec[key] = value
+        if isinstance(rec[key], list | dict):
+            rec[key] = json.dumps(rec[key])
+    return rec
+
+
+def write_index(df: pd.DataFrame, out: Path) -> Path:
+    """Write the results index `df` as Parquet to `out` (atomically)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda p: df.to_parquet(p, index=False))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="regretlab-table", description="Tabulate saved runs (no recomputation)."
+        prog="regretlab-table",
+        description="Tabulate saved runs (no recomputation): final metrics, mean with its 95%"
+        " interval; the best mean marked among rows of the same environment.",
     )
     ap.add_argument("dirs", nargs="+", help="run directories or multirun directories")
     ap.add_argument("--format", choices=("markdown", "latex"), default="markdown")
     ap.add_argument("--metric", action="append", help="metric column(s); default: all")
+    ap.add_argument(
+        "--by",
+        action="append",
+        metavar="FIELD",
+        help="group rows by `agent` or a config field (dotted: env.K, agents.ucb1.c; repeat for"
+        " several), pooling the per-seed values of the runs in each group",
+    )
     ap.add_argument(
         "--higher-is-better",
         action="store_true",
@@ -304,16 +559,44 @@ def main(argv: list[str] | None = None) -> int:
         metavar="AGENT",
         help="add per metric the ratio of means to AGENT (same run, paired over seeds)",
     )
+    ap.add_argument(
+        "--index",
+        metavar="FILE",
+        type=Path,
+        help="also write the results index (one row per run and agent: overrides, status, final"
+        " metrics, timings) as Parquet to FILE; unfinished runs are listed with their status",
+    )
+    ap.add_argument(
+        "--partial",
+        action="store_true",
+        help="leave unfinished run directories out instead of stopping (counted on stderr)",
+    )
     args = ap.parse_args(argv)
     try:
+        if args.by and args.reference:
+            raise ValueError(
+                "--by and --reference: not together (ratios pair the seeds of one run)"
+            )
+        unfinished = unfinished_runs(args.dirs)
+        if unfinished and not (args.partial or args.index):
+            more = f" (and {len(unfinished) - 1} more)" if len(unfinished) > 1 else ""
+            raise ValueError(
+                f"{unfinished[0]}{more}: an unfinished run (killed, still running or half-written);"
+                " rerun its command to finish it, or pass --partial to leave it out"
+            )
         runs = find_runs(args.dirs)
-        rows = rows_from_runs(runs, args.reference, args.metric)
-    except FileNotFoundError as e:
+        if args.by:
+            rows = grouped_rows(runs, args.by, args.metric)
+        else:
+            rows = rows_from_runs(runs, args.reference, args.metric)
+    except (FileNotFoundError, ValueError) as e:
         print(f"regretlab-table: error: {e}", file=sys.stderr)
         return 2
     except KeyError as e:
         print(f"regretlab-table: error: {e.args[0]}", file=sys.stderr)
         return 2
+    if unfinished:
+        print(f"regretlab-table: {len(unfinished)} unfinished run(s) left out", file=sys.stderr)
     print(
         format_table(
             rows,
@@ -328,6 +611,9 @@ def main(argv: list[str] | None = None) -> int:
     if checks:
         print("\nself-check against the exact oracle (mean over seeds):")
         print(checks)
+    if args.index:
+        out = write_index(results_index(runs, unfinished), args.index)
+        print(f"results index: {out} ({len(runs)} finished, {len(unfinished)} unfinished runs)")
     return 0
 
 

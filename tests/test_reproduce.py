@@ -96,3 +96,63 @@ def test_loglog_slope_recovers_a_power_law():
         rp.markdown(pd.DataFrame({"a": [1.23456, np.nan], "b": ["x|y", "z"]})).splitlines()[2]
         == "| 1.235 | x\\|y |"
     )
+
+
+def test_list_describes_every_item(fake_paper, capsys):
+    fake_paper.__doc__ = """A fake paper's reproduction.
+
+* R1 (`_item_r1`): UCB1 on a two-armed instance, regret below the gap times T. More text
+  that is not the first sentence.
+"""
+    # R1: from the module's bullet (first sentence only); R2: its function's docstring
+    assert (
+        rp.describe(fake_paper, "R1")
+        == "UCB1 on a two-armed instance, regret below the gap times T."
+    )
+    _item_fail.__doc__ = "R2: a check that fails on purpose.\n\nDetails."
+    assert rp.describe(fake_paper, "R2") == "a check that fails on purpose."
+    assert rp.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "    R1: UCB1 on a two-armed instance" in out and "    R2: a check that fails" in out
+    for name in rp.PAPERS:  # every registered paper lists its items with a description
+        m = rp.load_paper(name)
+        for item in m.ITEMS:
+            assert rp.describe(m, item), (name, item)
+
+
+def _item_ok(r: rp.Reproduction) -> None:
+    r.check("R1", "one", "1", "1", "here", True)
+
+
+def _item_raises(r: rp.Reproduction) -> None:
+    raise RuntimeError("broken on purpose\nsecond line")
+
+
+def test_all_runs_every_paper_and_writes_a_summary(monkeypatch, tmp_path, capsys):
+    papers = {}
+    for name, items in (("good", {"R1": _item_ok}), ("bad", {"R1": _item_raises})):
+        mod = types.ModuleType(f"paper_{name}")
+        mod.TITLE, mod.ITEMS = f"The {name} paper", items
+        monkeypatch.setitem(sys.modules, f"paper_{name}", mod)
+        papers[name] = f"paper_{name}"
+    monkeypatch.setattr(rp, "PAPERS", papers)
+    assert rp.main(["all", "--quick", "--out", str(tmp_path), "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "bad stopped: RuntimeError: broken on purpose" in captured.err
+    assert "1/1 checks ok over 2 papers; stopped on an error: bad" in captured.out
+    assert (tmp_path / "good" / "report.md").is_file()
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| good | The good paper | 1/1 | ok |" in summary
+    assert "| bad | The bad paper | – | RuntimeError: broken on purpose" in summary
+    assert rp.main(["all", "--only", "R1"]) == 2
+    assert "--only: not with all" in capsys.readouterr().err
+
+
+def test_help_names_every_paper_and_option(capsys):
+    with pytest.raises(SystemExit) as e:
+        rp.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for word in (*rp.PAPERS, "all", "--list", "--quick", "--only", "--out", "--no-progress",
+                 "report.md", "summary.md", "Exit status"):  # fmt: skip
+        assert word in out, word

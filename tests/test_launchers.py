@@ -1,0 +1,186 @@
+"""Hydra launcher plugins run a multirun's jobs elsewhere and give the sequential sweep's results.
+
+The same two-job sweep (UCB1 with c = 0.5 and 1, T = 200, 2 seeds) runs through Hydra's basic
+launcher (one process, jobs in turn), through `hydra-joblib-launcher` (two loky processes),
+through `hydra-submitit-launcher`'s local executor (one process per job, as on a SLURM node) and
+through `hydra-ray-launcher` (a local Ray instance that the launcher starts and that stops when
+the command exits). Each job directory must hold the sequential run's results bit for bit:
+`metrics.parquet` and `final.parquet` equal exactly, and the final numbers of `summary.json` equal
+(the engine's results do not depend on the process a job runs in; only timings may differ).
+
+The sweeps start separate processes that import JAX and compile (10-60 s each on two cores):
+they are in the slow tier. The Ray test needs the `ray` extra (`uv sync --extra ray`: ~330 MB,
+so not in the dev group) and is skipped, saying so, where it is not installed.
+
+Inside a job the seed axis is sharded over the local JAX devices: two forced CPU devices
+(`XLA_FLAGS=--xla_force_host_platform_device_count=2`, in a subprocess) give the one-device
+results bit for bit (slow tier too: two processes that compile).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SWEEP = [
+    "agents=[ucb1]",
+    "horizon=200",
+    "seeds=2",
+    "progress=false",
+    "plot=false",
+    "compile_cache=null",
+    "agents.ucb1.c=0.5,1",
+]
+JOBS = ("0", "1")
+
+
+def _multirun(out: Path, *launcher: str) -> Path:
+    """Run the sweep with `launcher` overrides into `out` through the console script's code path
+    (`python -m experiments.run`, not `uv run`: Ray would otherwise start its workers with
+    `uv run` in a copy of the working directory); return `out`."""
+    env = {**os.environ, "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "MPLBACKEND": "Agg"}
+    cmd = [sys.executable, "-m", "experiments.run", "-m", f"hydra.sweep.dir={out}", *launcher]
+    r = subprocess.run(
+        [*cmd, *SWEEP], capture_output=True, text=True, env=env, timeout=600, cwd=out.parent
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
+def _final_numbers(job: Path) -> dict:
+    summary = json.loads((job / "summary.json").read_text())
+    return {name: a["final"] for name, a in summary["agents"].items()}
+
+
+def _assert_same_results(got: Path, want: Path) -> None:
+    for job in JOBS:
+        for f in ("metrics.parquet", "final.parquet"):
+            pd.testing.assert_frame_equal(
+                pd.read_parquet(got / job / f), pd.read_parquet(want / job / f), check_exact=True
+            )
+        assert _final_numbers(got / job) == _final_numbers(want / job)
+        config = json.loads((got / job / "summary.json").read_text())["config"]
+        assert config["agents"]["ucb1"]["c"] == (0.5, 1.0)[int(job)]
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory) -> Path:
+    """The sweep through Hydra's basic launcher: the reference."""
+    return _multirun(tmp_path_factory.mktemp("launchers") / "sequential")
+
+
+@pytest.mark.slow
+def test_joblib_launcher_equals_sequential(sequential, tmp_path):
+    out = _multirun(tmp_path / "joblib", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    _assert_same_results(out, sequential)
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_equals_sequential(sequential, tmp_path):
+    out = _multirun(tmp_path / "submitit", "hydra/launcher=submitit_local")
+    _assert_same_results(out, sequential)
+    assert (out / ".submitit").is_dir()  # the jobs went through submitit's executor
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None
+    or importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
+    reason="Ray launcher not installed: `uv sync --extra ray` (ray[default], ~330 MB: an extra)",
+)
+def test_ray_launcher_equals_sequential(sequential, tmp_path):
+    out = _multirun(
+        tmp_path / "ray",
+        "hydra/launcher=ray",
+        "+hydra.launcher.ray.init.num_cpus=2",
+        "+hydra.launcher.ray.init.include_dashboard=false",
+    )
+    _assert_same_results(out, sequential)
+
+
+def test_launcher_configs_compose():
+    """Every documented launcher composes with the app's config (the plugins of the dev group are
+    installed; Ray's where its extra is), and its settings are the ones the docs name."""
+    from hydra import compose, initialize_config_dir
+
+    from experiments.run import _conf_dir
+
+    launchers = {
+        "joblib": "n_jobs",
+        "submitit_local": "timeout_min",
+        "submitit_slurm": "partition",
+    }
+    if importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is not None:
+        launchers["ray"] = "ray"
+    with initialize_config_dir(config_dir=_conf_dir(), version_base="1.3"):
+        for name, key in launchers.items():
+            cfg = compose("config", overrides=[f"hydra/launcher={name}"], return_hydra_config=True)
+            assert key in cfg.hydra.launcher, name
+
+
+def test_unknown_launcher_is_one_line():
+    from experiments.preflight import preflight
+    from experiments.run import _conf_dir, prepare
+
+    errors = preflight(["-m", "hydra/launcher=nope", "agents=[ucb1]"], _conf_dir(), prepare)
+    assert len(errors) == 1 and "\n" not in errors[0]
+    assert errors[0].startswith("hydra/launcher: no config 'nope'") and "joblib" in errors[0]
+
+
+# --------------------------------------------------------------------------- devices
+DEVICES_SCRIPT = """
+import hashlib, json
+import jax, numpy as np
+from experiments.simulate import simulate, simulate_sweep
+from bandits import BernoulliBandit
+from bandits.agents.ucb import UCB1
+
+env = BernoulliBandit(means=(0.2, 0.5, 0.7))
+params = env.default_params()
+
+def digest(sims):
+    h = hashlib.sha256()
+    for s in sims:
+        for k in sorted(s.curves): h.update(np.ascontiguousarray(s.curves[k]).tobytes())
+        for k in sorted(s.final): h.update(np.ascontiguousarray(s.final[k]).tobytes())
+    return h.hexdigest(), [s.info["seed_devices"] for s in sims]
+
+# a shorter last chunk (1000 = 3 x 300 + 100), a sweep (config axis outside the seeds), and
+# seeds that do not divide over the devices (3: one device runs them all)
+one = simulate(env, params, UCB1(), 1000, 4, seed=7, chunk_size=300)
+sweep = simulate_sweep({"ucb1": [(env, params, UCB1(c=c)) for c in (0.5, 2.0)]}, 700, 4, 3,
+                       chunk_size=300)["ucb1"]
+odd = simulate(env, params, UCB1(), 500, 3, seed=1)
+print(json.dumps({"devices": len(jax.local_devices()), "one": digest([one]),
+                  "sweep": digest(sweep), "odd": digest([odd])}))
+"""
+
+
+def _devices_run(devices: int) -> dict:
+    env = {**os.environ, "REGRETLAB_RNG": "threefry"}
+    env.pop("XLA_FLAGS", None)
+    if devices > 1:
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    r = subprocess.run(
+        [sys.executable, "-c", DEVICES_SCRIPT], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_seed_axis_sharded_over_two_devices_equals_one_device_bit_for_bit():
+    """The seed axis split over two (forced host) devices gives the one-device results bit for
+    bit: each device runs its seeds' lanes of the same program (`simulate.seed_sharding`)."""
+    single, double = _devices_run(1), _devices_run(2)
+    assert (single["devices"], double["devices"]) == (1, 2)
+    assert double["one"] == [single["one"][0], [2]]
+    assert double["sweep"] == [single["sweep"][0], [2, 2]]
+    assert double["odd"] == [single["odd"][0], [1]]  # 3 seeds: not split, the same numbers
