@@ -21,6 +21,7 @@ metric, each beside its oracle value.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -478,9 +479,11 @@ def execute_sweep(jobs: list, exps: list[Experiment], out_dir: Path) -> list[dic
                 title=f"{_title(exp)}, {job.label}",
             )
         summaries.append(summary)
-        rows += _rows(
+        job_rows = _rows(
             summary, job_sims, exp.metric, exp.reference, prefix=f"{job.number}: {job.label} "
         )
+        group = _env_group(summary)  # best marked only among jobs of the same environment
+        rows += [dataclasses.replace(r, group=group) for r in job_rows]
     if rows:
         print(_format_rows(rows, summaries[0], first.metric, first.reference))
     groups = sorted(
@@ -498,6 +501,14 @@ def execute_sweep(jobs: list, exps: list[Experiment], out_dir: Path) -> list[dic
         )
     print(f"sweep directory: {out_dir}")
     return summaries
+
+
+def _env_group(summary: dict) -> str:
+    """What makes two jobs' rows comparable: the same resolved env config and horizon."""
+    from experiments.results import Run
+    from experiments.tables import env_key
+
+    return env_key(Run(Path("."), summary))
 
 
 def summary_table(summary: dict, sims: dict, metric: str, reference: str | None = None) -> str:
