@@ -54,6 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.batched_cond import cond_any
 from experiments.config import ConfigError
 from experiments.protocol import step_key
 from privacy import fixed_budget as fb
@@ -141,6 +142,11 @@ def masked_max_det(features: jax.Array, active: jax.Array, slots: int) -> jax.Ar
     exceeds `DEVICE_DET_TOL`, and among the subsets of size r the one with the largest
     det(G_S) = |det[ã_S]|^2 wins (ties to the first in bitmask order). Beyond: the
     `SPANNER_C`-approximate local-swap spanner (`masked_local_swap`). jit/vmap-able.
+
+    Linearly independent active arms (the whole set passes the test) are their own collection:
+    the only subset of that size. So the enumeration runs only in calls where some lane of the
+    vmapped batch has dependent active arms (`experiments.batched_cond.cond_any`), with the same
+    result.
     """
     if slots > MAX_DEVICE_ARMS:
         return masked_local_swap(features, active, slots)
@@ -149,6 +155,17 @@ def masked_max_det(features: jax.Array, active: jax.Array, slots: int) -> jax.Ar
     valid = jnp.arange(slots) < jnp.sum(active)
     x = features[idx]
     g = x @ x.T
+    # the enumeration's test for the subset of all valid slots, computed alone
+    sf = valid.astype(g.dtype)
+    det = jnp.linalg.det(g * sf[:, None] * sf[None, :] + jnp.diag(1 - sf))
+    whole = det > DEVICE_DET_TOL * jnp.prod(jnp.where(valid, jnp.diag(g), 1.0))
+    own = jnp.zeros((k,), bool).at[idx].max(valid)
+    return cond_any(_enumerated_max_det, slots)(~whole, (g, idx, valid, own), own)
+
+
+def _enumerated_max_det(inputs, slots: int) -> jax.Array:
+    """`masked_max_det`'s enumeration of the 2^slots subsets (Gram matrix `g` of the slots)."""
+    g, idx, valid, own = inputs
     bits = (np.arange(2**slots)[:, None] >> np.arange(slots)[None, :]) & 1
     s = jnp.asarray(bits, bool)  # (2^slots, slots)
     ok = ~jnp.any(s & ~valid[None, :], axis=1)
@@ -160,7 +177,7 @@ def masked_max_det(features: jax.Array, active: jax.Array, slots: int) -> jax.Ar
     size = jnp.sum(s, axis=1)
     rank = jnp.max(jnp.where(full, size, 0))
     pick = jnp.argmax(jnp.where(full & (size == rank), det, -1.0))
-    return jnp.zeros((k,), bool).at[idx].max(s[pick] & valid)
+    return jnp.zeros_like(own).at[idx].max(s[pick] & valid)
 
 
 def masked_local_swap(

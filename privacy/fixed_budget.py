@@ -15,7 +15,10 @@ so that the privacy argument lives here, once:
 * `noisy_means`: the only place where rewards leave an agent: per released arm, the mean of its
   n phase rewards plus Laplace(1/(ε n)) noise (``epsilon = inf``: no noise);
 * `top_mask` / `best_arm`: elimination and the recommendation, from released values only;
-  `select`: a state's fields chosen per seed (phase ends happen at different steps per seed).
+  `select`: a state's fields chosen per seed (phase ends happen at different steps per seed);
+  `where_some`: the same choice with the phase-end work (releases, estimates, designs) run only
+  in steps where some lane of the vmapped batch ends a phase (`PhasedAgent.update`): a phase
+  ends in a few of the steps, and a vmapped branch would run it in all of them.
 
 Privacy (pure ε-DP, entry level; Chen, Karthik, Chee & Tan, ICLR 2024, §2 for the model and
 relation; Dwork, McSherry, Nissim & Smith, TCC 2006 for the Laplace mechanism; McSherry, SIGMOD
@@ -46,6 +49,7 @@ Noise modes (`NOISE_MODES`, as for the counters in `privacy.counters`):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import struct
@@ -59,6 +63,7 @@ from jax import custom_batching
 from jax.experimental import io_callback
 
 from bandits.envs import Pull
+from experiments.batched_cond import cond_any
 from experiments.config import ConfigError, check_choice
 from experiments.protocol import AgentBase
 from privacy.accounting import Neighbouring, PureDP
@@ -183,8 +188,8 @@ class PhasedAgent(AgentBase):
     """`act` and `update` of a phased fixed-budget agent whose state has ``plan.horizon``,
     ``alloc``, ``stats``, ``finished`` and `PHASE_FIELDS`: pull each arm its allocation
     (`next_pull`), record the rewards (`record`), and at a phase's end take the subclass's
-    ``end_phase(state)`` (its release and elimination); after the last phase spend the rest of
-    the budget and discard it."""
+    ``end_phase(state)`` (its release and elimination; run only in steps where some lane ends
+    a phase, `where_some`); after the last phase spend the rest of the budget and discard it."""
 
     def act(self, rng, state, t: jax.Array) -> Pull:
         return next_pull(state.alloc, state.stats, t, state.plan.horizon, state.finished)
@@ -194,7 +199,65 @@ class PhasedAgent(AgentBase):
         stats = record(state.stats, action, reward)  # discarded once finished
         state = select(live, state._replace(stats=stats), state, ("stats",))
         done = live & phase_complete(state.alloc, state.stats)
-        return select(done, self.end_phase(state), state, PHASE_FIELDS)
+        return where_some(self, "end_phase", done, state, fields=PHASE_FIELDS)
+
+
+# --------------------------------------------------------------------------- phase ends
+def where_some(agent, method: str, pred, state, *args, fields: tuple[str, ...] | None = None):
+    """`state` with ``agent.<method>(state, *args)`` taken where `pred` (`fields` of it only;
+    None: the whole state), the method run only in steps where some lane of the vmapped batch
+    has `pred` (`experiments.batched_cond.cond_any`: a phase end is rare, a vmapped branch
+    would run it in every step). Same values as ``select(pred, method(state), state, fields)``.
+
+    The agent's array-valued fields (hyperparameters lifted into the program, tracers) are
+    passed as inputs; the rest (strings, Python numbers, the class) key the cached branch. An
+    agent that cannot be keyed that way (not a dataclass, unhashable fields) takes the plain
+    select of both sides.
+    """
+    split = _agent_split(agent)
+    names = fields if fields is not None else state._fields
+    if split is None:
+        new = getattr(agent, method)(state, *args)
+        return select(pred, new, state, names)
+    key, values = split
+    apply = cond_any(_run_method, key, method, fields)
+    old = {f: getattr(state, f) for f in names}
+    return state._replace(**apply(pred, (values, state, args), old))
+
+
+def _agent_split(agent) -> tuple[tuple, tuple] | None:
+    """(key, values): the agent's class, its static fields, the names of its array fields
+    (the key, hashable) and those arrays; None when it cannot be split so."""
+    if not dataclasses.is_dataclass(agent) or isinstance(agent, type):
+        return None
+    static, names, values = [], [], []
+    for f in dataclasses.fields(agent):
+        v = getattr(agent, f.name)
+        if isinstance(v, jax.Array):  # lifted numbers (tracers) and concrete arrays
+            names.append(f.name)
+            values.append(v)
+        else:
+            static.append((f.name, type(v), v))  # the type: 1 and 1.0 key apart
+    key = (type(agent), tuple(static), tuple(names))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key, tuple(values)
+
+
+def _run_method(inputs, key: tuple, method: str, fields: tuple[str, ...] | None) -> dict:
+    """The branch of `where_some`: the agent rebuilt from `key` and the traced values (no
+    ``__init__``: its validation must not see tracers), its `method` on the state."""
+    values, state, args = inputs
+    cls, static, names = key
+    agent = object.__new__(cls)
+    for name, _, v in static:
+        object.__setattr__(agent, name, v)
+    for name, v in zip(names, values, strict=True):
+        object.__setattr__(agent, name, v)
+    new = getattr(agent, method)(state, *args)
+    return {f: getattr(new, f) for f in (fields if fields is not None else new._fields)}
 
 
 # --------------------------------------------------------------------------- releases

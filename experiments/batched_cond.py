@@ -1,0 +1,83 @@
+"""A conditional update that runs its expensive branch only when some lane of a batch needs it.
+
+Under ``vmap`` a `lax.cond` whose predicate is batched becomes a `select`: both branches run in
+every step for every lane. The engine vmaps every step over seeds (and over a sweep's configs),
+so an agent that does rare, expensive work (a re-plan when a count doubles, the release and
+elimination at a phase's end) would pay for it in every step. `cond_any` keeps it a real branch:
+
+    apply = cond_any(fn, *static)
+    new = apply(pred, inputs, old)  # == where(pred, fn(inputs, *static), old), leaf by leaf
+
+`pred` is one bool per call (per lane under vmap). A ``custom_vmap`` rule folds every vmapped
+axis (seeds, configs, in any nesting) into one leading axis, so the condition stays one
+unbatched ``any(pred)`` over the whole batch: `fn` runs, vmapped over all lanes, only in steps
+where at least one lane needs it, and its result is kept only in those lanes. Where no lane needs
+it the step costs a reduction and a branch. The results equal the plain
+``where(pred, fn(inputs), old)`` exactly (same operations on the same lanes).
+
+Rules for callers:
+
+* `fn` is a module-level function (or a method looked up on the class) and `static` hashable
+  static facts: `cond_any` is cached on them (``functools.cache``), so one ``custom_vmap``
+  object serves every trace. Nothing traced may be closed over: an agent's numbers may be
+  tracers (hyperparameters lifted into the program, `experiments.lift`), so pass them in
+  `inputs`.
+* `fn(inputs, *static)` returns a pytree with the structure, shapes and dtypes of `old`.
+* Under a sweep's config axis the batch is every (config, seed) lane: `fn` runs for all of them
+  when one needs it. That is the cost model: the branch costs a whole batch's worth, but only
+  in the steps that need it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import custom_batching, lax
+
+
+@functools.cache
+def cond_any(fn: Callable, *static: Any) -> Callable[[jax.Array, Any, Any], Any]:
+    """``apply(pred, inputs, old)``: ``fn(inputs, *static)`` where `pred`, else `old`, computed
+    only when some lane of the (vmapped) batch has `pred` (module docstring). jit/vmap-able."""
+
+    def solve(inputs):
+        return fn(inputs, *static)
+
+    @custom_batching.custom_vmap
+    def batch(pred, inputs, old):  # leading axis: the lanes
+        def run(_):
+            new = jax.vmap(solve)(inputs)
+            return jax.tree.map(
+                lambda a, b: jnp.where(pred.reshape(pred.shape + (1,) * (a.ndim - 1)), a, b),
+                new,
+                old,
+            )
+
+        return lax.cond(jnp.any(pred), run, lambda _: old, None)
+
+    @batch.def_vmap
+    def _rule(axis_size, in_batched, pred, inputs, old):
+        # broadcast what is not batched, then fold (vmapped axis, lanes) into one lane axis
+        args = jax.tree.map(
+            lambda x, b: x if b else jnp.broadcast_to(x, (axis_size, *x.shape)),
+            (pred, inputs, old),
+            tuple(in_batched),
+        )
+        lead = args[0].shape[:2]
+        flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), args)
+        out = batch(*flat)
+        unfolded = jax.tree.map(lambda x: x.reshape((*lead, *x.shape[1:])), out)
+        return unfolded, jax.tree.map(lambda _: True, out)
+
+    def apply(pred, inputs, old):
+        pred = jnp.asarray(pred, bool)
+        if pred.shape != ():
+            raise ValueError(f"cond_any: pred must be one bool per call (got shape {pred.shape})")
+        out = batch(*jax.tree.map(lambda x: jnp.asarray(x)[None], (pred, inputs, old)))
+        return jax.tree.map(lambda x: x[0], out)
+
+    return apply
