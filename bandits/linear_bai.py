@@ -26,7 +26,10 @@ Interface (the contract every fixed-budget agent codes against):
 * observation: the number of rounds used so far (``t``);
 * ``env.spec(params, horizon)`` -> `LinearBAISpec`: the public features (``spec.features``, a
   read-only (K, d) float64 array, static at trace time), ``spec.horizon`` = T, ``num_arms``,
-  ``reward_range`` = (0, 1) and ``reward_grid`` = 0 (every reward sum is an integer);
+  ``reward_range`` = (0, 1) and ``reward_grid``: k when every reward is a multiple of 2^-k
+  (`LinearBAI`: 0, Bernoulli rewards, every reward sum an integer; `TableLinearBAI`: the grid
+  it declares and checks its table against, None when undeclared), for the secure noise
+  of the private agents, which releases reward sums on a grid 2^-k exactly;
 * `instance_arrays(env)` -> (features (K, d), θ (d,), means (K,)) as float64 NumPy arrays.
 
 Instances (``instance``):
@@ -68,6 +71,7 @@ from experiments.protocol import (
     EnvBase,
     MetricInfo,
 )
+from privacy.streams import MAX_GRID_K, grid_exponent
 
 INSTANCES = ("soare", "od_linbai", "sphere", "custom")
 RANK_TOL = 1e-9  # relative singular-value threshold of the rank checks (float64)
@@ -79,7 +83,7 @@ class LinearBAISpec(NamedTuple):
 
     `feature_rows`: the public features as a tuple of K tuples of d floats; use `features`.
     `reward_grid`: every reward (and every sum of rewards) is a multiple of 2^-reward_grid
-    (0: integers, Bernoulli rewards); None when the env does not say.
+    (0: integers, Bernoulli rewards); None when the rewards lie on no known grid.
     """
 
     feature_rows: tuple[tuple[float, ...], ...]
@@ -203,10 +207,21 @@ class TableLinearBAI(LinearBAI):
 
     A pull of arm i for n rounds from round t returns X[i, t] + ... + X[i, t + n - 1]. With
     ``track_reads`` the state counts how often each entry was revealed (the data path of the
-    privacy tests: every entry at most once).
+    privacy tests: every entry at most once). ``reward_grid`` k: every entry is a multiple of
+    2^-k (0: a table of bits or integers, as Bernoulli rewards), checked by `table_params` and
+    reported in the spec; None (default): not declared, any values in [0, 1], no known grid.
     """
 
     track_reads: bool = False
+    reward_grid: int | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.reward_grid is not None:
+            check_int("reward_grid", self.reward_grid, 0, MAX_GRID_K)
+
+    def spec(self, params, horizon: int) -> LinearBAISpec:
+        return LinearBAISpec(self.features, int(horizon), self.reward_range, self.reward_grid)
 
     def table_params(self, table) -> TableParams:
         """Params for the table X (K, T) with entries in [0, 1] (integers keep sums exact)."""
@@ -215,6 +230,8 @@ class TableLinearBAI(LinearBAI):
             raise ConfigError(f"table: must have shape (K={self.num_arms}, T) (got {x.shape})")
         if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1:
             raise ConfigError("table: entries must be finite numbers in [0, 1]")
+        if self.reward_grid is not None:
+            check_table_grid(x, self.reward_grid)
         cum = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, 1)], 1)
         dt = jnp.result_type(float)
         return TableParams(jnp.asarray(instance_arrays(self)[2], dt), jnp.asarray(cum, dt))
@@ -291,6 +308,27 @@ def validate(features, theta) -> None:
             f"env.theta: the best arm must be unique (the two largest means differ by"
             f" {top[0] - top[1]:.3g} < {MIN_GAP:g})"
         )
+
+
+def check_table_grid(table: np.ndarray, k: int) -> None:
+    """One ConfigError line when an entry of the reward table is not a multiple of 2^-k: the
+    first such entry (arm, round) and the grid that holds every entry."""
+    x = np.asarray(table, np.float64)
+    off = x * 2.0**k != np.round(x * 2.0**k)
+    if not off.any():
+        return
+    arm, t = (int(v) for v in np.argwhere(off)[0])
+    need = max(grid_exponent(float(v)) for v in np.unique(x[off]))
+    fix = (
+        f"reward_grid={need} holds every entry"
+        if need <= MAX_GRID_K
+        else f"no reward_grid <= {MAX_GRID_K} holds every entry (one needs 2^-{need})"
+    )
+    raise ConfigError(
+        f"reward_grid: table entry {float(x[arm, t])!r} (arm {arm}, round {t}) is not a multiple of"
+        f" 2^-{k} ({int(off.sum())} of {x.size} entries); {fix}, or reward_grid=None for values"
+        " on no known grid"
+    )
 
 
 def _rank(a: np.ndarray) -> int:

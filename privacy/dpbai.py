@@ -291,6 +291,7 @@ class DPBAI(fb.PrivateReleases, fb.PhasedAgent):
     """
 
     def init(self, key: jax.Array, spec: Any) -> DPBAIState:
+        self.check_reward_grid(spec)
         pl = make_plan(spec.features, spec.horizon)
         k = len(pl.feature_rows)
         need = pl.phases * pl.rank

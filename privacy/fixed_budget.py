@@ -54,7 +54,7 @@ import functools
 import math
 import struct
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -105,11 +105,38 @@ class PrivateReleases:
     epsilon: float = 1.0
     noise: str = "research"
     source: str = "key"
+    snap: bool = False  # secure: round reward sums off the grid 2^-40 instead of refusing the env
 
     def __post_init__(self):
         check_epsilon("epsilon", self.epsilon)
         check_noise("noise", self.noise)
         check_choice("source", self.source, SOURCES)
+        if not isinstance(self.snap, bool):
+            raise ConfigError(f"snap: must be true or false (got {self.snap!r})")
+        if self.snap and self.noise != "secure":
+            raise ConfigError("snap: used only with noise=secure; set snap=false")
+
+    def check_reward_grid(self, spec: Any) -> None:
+        """Secure noise releases exact Laplace noise on reward sums held on the grid
+        2^-DEFAULT_GRID_K (`noisy_means`). An env whose rewards are not declared to lie on a grid
+        2^-k with k <= DEFAULT_GRID_K (``spec.reward_grid``; Bernoulli rewards: 0) would have its
+        sums rounded: refused in one line unless ``snap=true`` asks for the rounding (the noise
+        scale (1 + 2^-40)/ε covers the rounded sums' sensitivity, so ε-DP holds either way)."""
+        if self.noise != "secure" or self.snap:
+            return
+        k = getattr(spec, "reward_grid", 0)
+        if k is None:
+            raise ConfigError(
+                f"snap: noise=secure needs rewards on a grid 2^-k, k <= {DEFAULT_GRID_K}, and the"
+                " env declares none (reward_grid unset); declare the env's reward_grid, or set"
+                f" snap=true to round the reward sums to 2^-{DEFAULT_GRID_K}"
+            )
+        if k > DEFAULT_GRID_K:
+            raise ConfigError(
+                f"snap: noise=secure needs rewards on a grid 2^-k, k <= {DEFAULT_GRID_K} (the env's"
+                f" reward_grid is {k}); set snap=true to round the reward sums to"
+                f" 2^-{DEFAULT_GRID_K}"
+            )
 
     def guarantee(self) -> PureDP | None:
         """Pure ε-DP, entry-level neighbours of the K x T reward table (None for ε = inf)."""

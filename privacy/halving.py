@@ -129,6 +129,10 @@ class SequentialHalving(fb.PhasedAgent):
 class DPSequentialHalving(fb.PrivateReleases, SequentialHalving):
     """DP-SH: Sequential Halving with each round's means + Laplace(1/(ε t_r)) (module doc)."""
 
+    def init(self, key: jax.Array, spec: Any) -> HalvingState:
+        self.check_reward_grid(spec)
+        return super().init(key, spec)
+
     def _release(self, state: HalvingState) -> jax.Array:
         key = step_key(state.key, state.phase)
         stats = state.stats

@@ -56,6 +56,7 @@ from privacy.fixed_budget import (
     phase_zeros,
     record,
     top_mask,
+    where_some,
 )
 
 DESIGN_TOL = 1e-3  # stopping rule: max_i g_i <= (1 + DESIGN_TOL) r
@@ -344,6 +345,7 @@ class ODState(NamedTuple):
     stats: PhaseStats  # counts and clipped sums of the current phase
     finished: jax.Array  # bool: all phases done
     recommendation: jax.Array  # int32, the remaining arm once finished
+    releases: jax.Array  # (M, K) the transcript: row r = phase r's released means (0: none)
 
 
 class Plan(NamedTuple):
@@ -401,6 +403,7 @@ class ODLinBAI(PrivateReleases, AgentBase):
     def init(self, key: jax.Array, spec) -> ODState:
         if not hasattr(spec, "feature_rows"):
             raise ConfigError("needs env=linear_bai (an env with public arm features)")
+        self.check_reward_grid(spec)
         p = plan(spec.feature_rows, int(spec.horizon))
         K = spec.num_arms
         it, ft = jnp.result_type(int), jnp.result_type(float)
@@ -416,6 +419,7 @@ class ODLinBAI(PrivateReleases, AgentBase):
             stats=phase_zeros(K),
             finished=jnp.zeros((), bool),
             recommendation=jnp.zeros((), jnp.int32),
+            releases=jnp.zeros((p.budget.phases, K), ft),
         )
 
     def max_steps(self, spec) -> int:
@@ -434,15 +438,16 @@ class ODLinBAI(PrivateReleases, AgentBase):
         stats = record(state.stats, action, reward)
         at_end = jnp.asarray(t).astype(state.horizon.dtype) + action.n >= state.horizon
         done = ~state.finished & (phase_complete(state.alloc, stats) | at_end)
-        ended = self._end_phase(state._replace(stats=stats), done)
-        new = jax.tree.map(lambda a, b: jnp.where(done, a, b), ended, state._replace(stats=stats))
+        # the phase end (design, least squares) runs only in steps where some lane ends a phase
+        new = where_some(self, "_end_phase", done, state._replace(stats=stats), done)
         return jax.tree.map(lambda a, b: jnp.where(state.finished, a, b), state, new)
 
     def _end_phase(self, state: ODState, done: jax.Array) -> ODState:
         """Release the phase's means, least squares, elimination, the next phase's design.
 
-        Computed at every step and kept only where `done` (vmapped steps run both sides of a
-        branch); off a phase end the design is asked for arm 0 alone (optimal at once), so the
+        Run by `update` only in steps where some lane of the vmapped batch ends a phase
+        (`privacy.fixed_budget.where_some`) and kept only where `done`; for the lanes of that
+        batch not at a phase end the design is asked for arm 0 alone (optimal at once), so the
         Frank–Wolfe loop costs nothing there.
         """
         r = state.phase
@@ -472,6 +477,7 @@ class ODLinBAI(PrivateReleases, AgentBase):
             stats=phase_zeros(K),
             finished=last,
             recommendation=best_arm(est, state.active),
+            releases=state.releases.at[jnp.minimum(r, M - 1)].set(released),
         )
 
     def output(self, state: ODState) -> jax.Array:

@@ -315,7 +315,7 @@ def dpbai_mechanism(epsilon, noise="research"):
     transcript (released noisy means) and the recommendation. ε is an argument of one
     compiled program (secure mode: a constant)."""
     if noise == "secure":
-        env = TableLinearBAI(AUDIT_FEATURES, (0.5, 0.4))
+        env = TableLinearBAI(AUDIT_FEATURES, (0.5, 0.4), reward_grid=0)  # bit tables
         agent = dpbai.DPBAI(epsilon=epsilon, noise=noise)
 
         @jax.jit
@@ -452,3 +452,33 @@ def test_phase_rollout_error_rate_matches_the_engine_in_distribution():
     fast = float(np.mean(np.asarray(f(keys)) != 0))
     pooled = (eng + fast) / 2
     assert abs(eng - fast) <= 4.5 * math.sqrt(2 * pooled * (1 - pooled) / n), (eng, fast)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: dpbai.DPBAI(**kw),
+        lambda **kw: __import__("privacy.od_linbai", fromlist=["x"]).ODLinBAI(**kw),
+        lambda **kw: __import__("privacy.halving", fromlist=["x"]).DPSequentialHalving(**kw),
+    ],
+    ids=["dp_bai", "dp_od_linbai", "dp_sh"],
+)
+def test_secure_noise_refuses_rewards_off_its_grid_unless_snap(make):
+    """Secure noise releases sums on the grid 2^-40: an env that declares no reward grid (or a
+    finer one) is refused in one line naming `snap`; snap=true accepts it; Bernoulli rewards
+    (grid 0) and a declared grid 2^-3 are accepted; snap needs noise=secure."""
+    key = jax.random.key(0)
+    off = TableLinearBAI(FEATURES, THETA).spec(None, 2000)  # reward_grid None: not declared
+    with pytest.raises(ConfigError, match=r"^snap: noise=secure needs rewards on a grid 2\^-k"):
+        make(noise="secure").init(key, off)
+    make(noise="secure", snap=True).init(key, off)
+    make(noise="research").init(key, off)  # research noise: floats, nothing rounded
+    for grid in (0, 3):
+        make(noise="secure").init(
+            key, TableLinearBAI(FEATURES, THETA, reward_grid=grid).spec(None, 2000)
+        )
+    make(noise="secure").init(
+        key, linear_bai("soare").spec(linear_bai("soare").default_params(), 2000)
+    )
+    with pytest.raises(ConfigError, match=r"^snap: used only with noise=secure"):
+        make(noise="research", snap=True)

@@ -151,3 +151,68 @@ def test_bad_input_one_line():
         halving.SequentialHalving().init(jax.random.key(0), spec)
     with pytest.raises(ConfigError, match=r"^epsilon:"):
         halving.DPSequentialHalving(epsilon=-0.5)
+
+
+# --------------------------------------------------------------------------- privacy audit
+# K = 3, T = 12: rounds of sizes 3 and 2, t_0 = ⌊12/6⌋ = 2 and t_1 = ⌊12/4⌋ = 3 pulls per arm
+# (all 12 rounds used); arm 0 is pulled first (rounds 0-1), so one entry of its window moves
+# round 0's release of arm 0 by 1/2 against Laplace(1/(2ε)) noise: tight at ε.
+AUDIT_T = 12
+AUDIT_BATCH = 2000  # runs per call of the compiled program (one shape: one compilation)
+
+
+@functools.cache
+def _audit_program():
+    env = TableLinearBAI(((1.0, 0.0), (0.0, 1.0), (0.5, 0.5)), (0.5, 0.4))
+    lifted = lift(halving.DPSequentialHalving(epsilon=1.0))
+    steps = halving.DPSequentialHalving().max_steps(env.spec(None, AUDIT_T))
+
+    @jax.jit
+    def runs(params, numbers, keys):
+        agent = lifted.rebuild(numbers)
+
+        def one(k):
+            st = rollout(env, params, agent, k, steps, horizon=AUDIT_T).agent_state
+            return jnp.concatenate([st.releases[0], st.choice[None]])
+
+        return jax.vmap(one)(keys)
+
+    return env, lifted, runs
+
+
+def dpsh_mechanism(epsilon):
+    """The auditor's M(table, n, rng): n independent runs of DP-SH on the table; the output is
+    the transcript (round 0's released noisy means) and the recommendation; ε is an argument of
+    one compiled program (lifted), so ε = inf is the same program without noise."""
+    env, lifted, prog = _audit_program()
+    numbers = (jnp.asarray(epsilon),)
+    assert lifted.numbers == (1.0,)
+
+    def m(table, n, rng):
+        runs = -(-n // AUDIT_BATCH) * AUDIT_BATCH
+        keys = jax.random.split(jax.random.key(int(rng.integers(2**31))), runs)
+        params = env.table_params(table)
+        out = [
+            prog(params, numbers, keys[i : i + AUDIT_BATCH]) for i in range(0, runs, AUDIT_BATCH)
+        ]
+        return np.asarray(jnp.concatenate(out)[:n], np.float64)
+
+    return m
+
+
+def test_audit_dp_sh_no_violation_and_noise_removed_caught():
+    """Claimed ε = 1, neighbours differing in one entry of arm 0's round-0 window (and, as a
+    stress test, in one whole round). Correct DP-SH: not flagged (a correct mechanism is
+    flagged with probability <= α = 0.05; fixed seed). Noise removed (ε = inf): flagged."""
+    from privacy.audit import audit
+
+    assert halving.schedule(3, AUDIT_T) == ((3, 2), (2, 3))
+    x0 = np.zeros((3, AUDIT_T))
+    entry, column = x0.copy(), x0.copy()
+    entry[0, 0] = 1.0
+    column[:, 0] = 1.0
+    pairs = [(x0, entry), (x0, column)]
+    ok = audit(dpsh_mechanism(1.0), pairs, 1.0, 2000, 10_000, seed=1)
+    assert not ok.flagged, ok
+    none = audit(dpsh_mechanism(math.inf), pairs, 1.0, 500, 2000, seed=2)
+    assert none.flagged and none.epsilon_lb > 5, none

@@ -181,3 +181,30 @@ def test_top_mask_equals_ranking_definition():
         expect = np.zeros(k, bool)
         expect[order] = True
         np.testing.assert_array_equal(f(jnp.asarray(s), jnp.asarray(act), m, k_max), expect)
+
+
+# --------------------------------------------------------------------------- reward grid
+def test_reward_grid_in_the_spec_and_checked_on_tables():
+    """The spec's reward_grid is what the secure noise may rely on: Bernoulli rewards are
+    integers (0); a table env reports the grid it declares (None: undeclared) and refuses a
+    table off it in one line naming reward_grid and the grid that holds every entry
+    (0.375 = 3/2^3; 0.3 as a double is 5404319552844595/2^54)."""
+    feats, theta = ((1.0, 0.0), (0.0, 1.0)), (0.6, 0.3)
+    assert linear_bai("soare").spec(None, 10).reward_grid == 0
+    assert TableLinearBAI(feats, theta).spec(None, 10).reward_grid is None
+    assert TableLinearBAI(feats, theta, reward_grid=0).spec(None, 10).reward_grid == 0
+    assert TableLinearBAI(feats, theta, reward_grid=3).spec(None, 10).reward_grid == 3
+    assert TableLinearBAI(feats, theta, reward_grid=None).spec(None, 10).reward_grid is None
+    eighths = np.array([[0.375, 1.0], [0.0, 0.5]])
+    TableLinearBAI(feats, theta, reward_grid=3).table_params(eighths)  # on the grid: accepted
+    with pytest.raises(ConfigError) as e:
+        TableLinearBAI(feats, theta, reward_grid=0).table_params(eighths)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("reward_grid: table entry 0.375 (arm 0, round 0)")
+    assert "2 of 4 entries" in msg and "reward_grid=3 holds every entry" in msg
+    with pytest.raises(ConfigError, match=r"reward_grid=54 holds every entry"):
+        TableLinearBAI(feats, theta, reward_grid=3).table_params(np.array([[0.3, 1], [0, 0]]))
+    TableLinearBAI(feats, theta, reward_grid=None).table_params(np.array([[0.3, 1], [0, 0]]))
+    for bad in (-1, 61, 1.5):
+        with pytest.raises(ConfigError, match=r"^reward_grid: "):
+            TableLinearBAI(feats, theta, reward_grid=bad)

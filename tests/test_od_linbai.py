@@ -219,7 +219,8 @@ def reference_od_linbai(features, table, epsilon, laplace):
     clip(S)/n + z/(ε n) with z = `laplace(phase)` (the agent's Laplace(1) draws: same noise),
     least squares in an orthonormal basis of the active arms' span (SVD), elimination by a
     stable sort. Returns (pulls [(arm, n)], recommendation, smallest gap between the kept and
-    the first dropped estimate per phase: the margin a float32 run must not cross).
+    the first dropped estimate per phase: the margin a float32 run must not cross, the
+    transcript (M, K): phase r's released means, 0 off the design's support).
     """
     X = np.asarray(features, np.float64)
     K = X.shape[0]
@@ -229,6 +230,7 @@ def reference_od_linbai(features, table, epsilon, laplace):
     reserve = min(K, d * (d + 1) // 2) + sum(math.ceil(d / 2**r) for r in range(1, M))
     m = (T - reserve) / M
     active, t, pulls, margin = list(range(K)), 0, [], np.inf
+    transcript = np.zeros((M, K))
     for r in range(M):
         w = np.zeros(K)
         w[active] = g_optimal_design_host(X[active])[0]
@@ -241,6 +243,7 @@ def reference_od_linbai(features, table, epsilon, laplace):
                 pulls.append((i, int(n[i])))
                 t += n[i]
                 mean[i] = s / n[i] + (z[i] / (epsilon * n[i]) if math.isfinite(epsilon) else 0)
+        transcript[r] = mean
         _, sv, Vt = np.linalg.svd(X[active])
         U = Vt[: int(np.sum(sv > 1e-9 * sv[0]))].T
         Y = X @ U
@@ -253,7 +256,7 @@ def reference_od_linbai(features, table, epsilon, laplace):
         active = sorted(order[:keep])
     if t < T:
         pulls.append((0, T - t))
-    return pulls, active[0], margin
+    return pulls, active[0], margin, transcript
 
 
 class _Rebuild:
@@ -332,9 +335,11 @@ def test_matches_numpy_reference_on_the_same_table_and_noise(epsilon):
         def laplace(r, key=key):
             return np.asarray(jax.random.laplace(step_key(key, r), (6,), jnp.float32), np.float64)
 
-        ref_pulls, ref_arm, margin = reference_od_linbai(FEATURES, table, epsilon, laplace)
+        ref_pulls, ref_arm, margin, ref_rel = reference_od_linbai(FEATURES, table, epsilon, laplace)
         pulls, state = run_on_table(env, table, agent, run_key)
         assert pulls == ref_pulls
+        if margin > 1e-4:  # same active sets, so the same releases (the transcript), to float32
+            np.testing.assert_allclose(np.asarray(state.releases), ref_rel, rtol=1e-5, atol=1e-5)
         if margin > 1e-4:
             assert int(state.recommendation) == ref_arm
             compared += 1
@@ -402,9 +407,83 @@ def test_engine_error_rate_matches_reference_in_distribution():
     wrong = 0
     for _ in range(R):
         table = (rng.random((6, T)) < means[:, None]).astype(float)
-        _, arm, _ = reference_od_linbai(FEATURES, table, eps, lambda r: rng.laplace(size=6))
+        _, arm, _, _ = reference_od_linbai(FEATURES, table, eps, lambda r: rng.laplace(size=6))
         wrong += arm != int(np.argmax(means))
     p_ref = wrong / R
     pool = (p_engine + p_ref) / 2
     z = (p_engine - p_ref) / math.sqrt(pool * (1 - pool) * 2 / R)
     assert 0.01 < p_ref < 0.5 and abs(z) <= 4, (p_engine, p_ref, z)
+
+
+# --------------------------------------------------------------------------- privacy audit
+# d = 2, one phase: the G-optimal design is (1/2, 1/2, 0) (the third arm lies inside the
+# ellipsoid: g_3 = 1 <= 2), the reserve is min(K, 3) = 3, so T = 12 gives m = 9 and
+# ⌈4.5⌉ = 5 pulls of arms 0 and 1 (arm 0 first: rounds 0-4); each release is a mean of 5
+# rewards + Laplace(1/(5ε)), so one entry of arm 0's window moves it by 1/5: tight at ε.
+AUDIT_FEATURES = ((1.0, 0.0), (0.0, 1.0), (0.5, 0.5))
+AUDIT_T = 12
+AUDIT_BATCH = 2000  # runs per call of the compiled program (one shape: one compilation)
+
+
+@functools.cache
+def _audit_program():
+    env = TableLinearBAI(AUDIT_FEATURES, (0.5, 0.4))
+    lifted = lift(ODLinBAI(epsilon=1.0))
+    steps = ODLinBAI().max_steps(env.spec(None, AUDIT_T))
+
+    @jax.jit
+    def runs(params, numbers, keys):
+        agent = lifted.rebuild(numbers)
+
+        def one(k):
+            st = rollout(env, params, agent, k, steps, horizon=AUDIT_T).agent_state
+            return jnp.concatenate([st.releases[0, :2], st.recommendation[None]])
+
+        return jax.vmap(one)(keys)
+
+    return env, lifted, runs
+
+
+def od_mechanism(epsilon):
+    """The auditor's M(table, n, rng): n independent runs of DP-OD-LinBAI on the table; the
+    output is the transcript (phase 1's released noisy means) and the recommendation. ε is an
+    argument of one compiled program (lifted), so ε = inf is the same program with no noise."""
+    env, lifted, prog = _audit_program()
+    at = lifted.numbers.index(1.0)  # ε's slot among the lifted numbers (design_tol is 1e-3)
+    numbers = tuple(jnp.asarray(epsilon if i == at else x) for i, x in enumerate(lifted.numbers))
+
+    def m(table, n, rng):
+        runs = -(-n // AUDIT_BATCH) * AUDIT_BATCH
+        keys = jax.random.split(jax.random.key(int(rng.integers(2**31))), runs)
+        params = env.table_params(table)
+        out = [
+            prog(params, numbers, keys[i : i + AUDIT_BATCH]) for i in range(0, runs, AUDIT_BATCH)
+        ]
+        return np.asarray(jnp.concatenate(out)[:n], np.float64)
+
+    return m
+
+
+def test_audit_premise_schedule():
+    # the audit's premise (host plan, no compilation): arms 0 and 1 get 5 pulls, arm 2 none
+    from privacy.od_linbai import plan
+
+    p = plan(AUDIT_FEATURES, AUDIT_T)
+    assert p.first_alloc == (5, 5, 0) and p.budget.phases == 1 and p.budget.per_phase == 9
+
+
+def test_audit_dp_od_linbai_no_violation_and_noise_removed_caught():
+    """Claimed ε = 1, neighbours differing in one entry of arm 0's window (and, as a stress
+    test, in one whole round). Correct DP-OD-LinBAI: not flagged (a correct mechanism is
+    flagged with probability <= α = 0.05; fixed seed). Noise removed (ε = inf): flagged."""
+    from privacy.audit import audit
+
+    x0 = np.zeros((3, AUDIT_T))
+    entry, column = x0.copy(), x0.copy()
+    entry[0, 0] = 1.0
+    column[:, 0] = 1.0
+    pairs = [(x0, entry), (x0, column)]
+    ok = audit(od_mechanism(1.0), pairs, 1.0, 2000, 10_000, seed=1)
+    assert not ok.flagged, ok
+    none = audit(od_mechanism(math.inf), pairs, 1.0, 500, 2000, seed=2)
+    assert none.flagged and none.epsilon_lb > 5, none
