@@ -26,6 +26,11 @@ Rules for callers:
 * Under a sweep's config axis the batch is every (config, seed) lane: `fn` runs for all of them
   when one needs it. That is the cost model: the branch costs a whole batch's worth, but only
   in the steps that need it.
+
+`cond_lanes` has the same contract and results but runs `fn` only on the lanes that need it, one
+after another (a loop over those lanes): the better choice when `fn` is expensive and the lanes
+rarely need it in the same step (per-seed refreshes), where `cond_any` would compute the whole
+batch whenever one lane asks.
 """
 
 from __future__ import annotations
@@ -47,8 +52,7 @@ def cond_any(fn: Callable, *static: Any) -> Callable[[jax.Array, Any, Any], Any]
     def solve(inputs):
         return fn(inputs, *static)
 
-    @custom_batching.custom_vmap
-    def batch(pred, inputs, old):  # leading axis: the lanes
+    def any_lane(pred, inputs, old):  # leading axis: the lanes
         def run(_):
             new = jax.vmap(solve)(inputs)
             return jax.tree.map(
@@ -58,6 +62,43 @@ def cond_any(fn: Callable, *static: Any) -> Callable[[jax.Array, Any, Any], Any]
             )
 
         return lax.cond(jnp.any(pred), run, lambda _: old, None)
+
+    return _lane_folded(any_lane, "cond_any")
+
+
+@functools.cache
+def cond_lanes(fn: Callable, *static: Any) -> Callable[[jax.Array, Any, Any], Any]:
+    """``apply(pred, inputs, old)``: as `cond_any`, but `fn` runs **only on the lanes that need
+    it**, one lane after another (a `lax.fori_loop` over the lanes with `pred`, gathered by
+    index; no iteration where none has it). For an expensive `fn` whose lanes rarely need it in
+    the same step (re-plans at per-seed doubling refreshes) the cost is set by the lanes that
+    refresh, not by the batch size: with 4 seeds of the default latent-MDP garnet, posterior
+    sampling planned 552 lane-plans through `cond_any` for the 236 its seeds needed (20 seeds:
+    5320 for 1204). Each lane is computed by the unbatched `fn`; results equal `cond_any`'s
+    wherever the batched and the unbatched programs round alike (tested for the planners)."""
+
+    def solve(inputs):
+        return fn(inputs, *static)
+
+    def each_lane(pred, inputs, old):  # leading axis: the lanes
+        order = jnp.argsort(~pred, stable=True)  # the lanes that need it first
+        count = jnp.sum(pred.astype(jnp.int32))
+
+        def one(k, out):
+            i = order[k]
+            new = solve(jax.tree.map(lambda x: x[i], inputs))
+            return jax.tree.map(lambda o, n: o.at[i].set(n), out, new)
+
+        return lax.fori_loop(0, count, one, old)
+
+    return _lane_folded(each_lane, "cond_lanes")
+
+
+def _lane_folded(kernel: Callable, name: str) -> Callable[[jax.Array, Any, Any], Any]:
+    """``apply(pred, inputs, old)`` running ``kernel(pred, inputs, old)`` on arrays with one
+    leading lane axis; a ``custom_vmap`` rule folds every vmapped axis (seeds, configs, in any
+    nesting) into that lane axis, so `kernel` always sees the whole batch at once."""
+    batch = custom_batching.custom_vmap(kernel)
 
     @batch.def_vmap
     def _rule(axis_size, in_batched, pred, inputs, old):
@@ -76,7 +117,7 @@ def cond_any(fn: Callable, *static: Any) -> Callable[[jax.Array, Any, Any], Any]
     def apply(pred, inputs, old):
         pred = jnp.asarray(pred, bool)
         if pred.shape != ():
-            raise ValueError(f"cond_any: pred must be one bool per call (got shape {pred.shape})")
+            raise ValueError(f"{name}: pred must be one bool per call (got shape {pred.shape})")
         out = batch(*jax.tree.map(lambda x: jnp.asarray(x)[None], (pred, inputs, old)))
         return jax.tree.map(lambda x: x[0], out)
 

@@ -78,7 +78,6 @@ to a Markov policy and its regret grows linearly.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -86,8 +85,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import custom_batching, lax
+from jax import lax
 
+from experiments.batched_cond import cond_any
 from experiments.config import ConfigError, check_choice, check_float, check_int
 from experiments.episodic import EpisodeFeedback, EpisodeObs
 from experiments.protocol import AgentBase
@@ -234,51 +234,6 @@ def plan_histories(inputs: PlanInputs, H: int, kind: str) -> Plan:
     return Plan(policy=policy, value=value, rewards=R)
 
 
-@functools.cache
-def _refresher(fn, *static):
-    """``refresh(pred, inputs, old)``: ``fn(inputs, *static)`` where `pred`, else `old`, run only
-    if some entry of the batch needs it (`lax.cond` on ``any``). A ``custom_vmap`` rule folds
-    every vmapped axis into one leading axis, so under the engine's vmap over seeds (and
-    configs) the condition stays one unbatched ``any`` instead of becoming a select that would
-    re-plan in every step. Keyed by a module-level function and static facts only (an agent's
-    numbers may be traced)."""
-
-    def solve(inputs):
-        return fn(inputs, *static)
-
-    @custom_batching.custom_vmap
-    def batch(pred, inputs, old):
-        def replan(_):
-            new = jax.vmap(solve)(inputs)
-            return jax.tree.map(
-                lambda a, b: jnp.where(pred.reshape(pred.shape + (1,) * (a.ndim - 1)), a, b),
-                new,
-                old,
-            )
-
-        return lax.cond(jnp.any(pred), replan, lambda _: old, None)
-
-    @batch.def_vmap
-    def _rule(axis_size, in_batched, pred, inputs, old):
-        args = jax.tree.map(
-            lambda x, b: x if b else jnp.broadcast_to(x, (axis_size, *x.shape)),
-            (pred, inputs, old),
-            tuple(in_batched),
-        )
-        lead = args[0].shape[:2]
-        flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), args)
-        out = batch(*flat)
-        return jax.tree.map(lambda x: x.reshape((*lead, *x.shape[1:])), out), jax.tree.map(
-            lambda _: True, out
-        )
-
-    def refresh(pred, inputs, old):
-        out = batch(*jax.tree.map(lambda x: x[None], (pred, inputs, old)))
-        return jax.tree.map(lambda x: x[0], out)
-
-    return refresh
-
-
 def agent_classes(plan_rewards, R):
     """(M, S, A): the reward class the agent assigns when context m pays R_m(s, a): the
     smallest m' with plan_rewards[m', s, a] equal to it, 0 when none is (as in
@@ -372,6 +327,10 @@ class LatentValueOptimistic(AgentBase):
         check_int("max_nodes", self.max_nodes, 1)
 
     # ------------------------------------------------------------- hooks (posterior sampling)
+    # the batched conditional that re-plans at refreshes (`experiments.batched_cond.cond_any`:
+    # all lanes when one needs it; subclasses may solve only the lanes that need it)
+    refresher = staticmethod(cond_any)
+
     @staticmethod
     def solve(inputs: PlanInputs, H: int, kind: str) -> Plan:
         """The plan of one seed's inputs (posterior sampling overrides it)."""
@@ -478,7 +437,7 @@ class LatentValueOptimistic(AgentBase):
             episodes=episodes,
         )
         pred = jnp.any(cross)
-        refresh = _refresher(type(self).solve, H, self.bonus)
+        refresh = type(self).refresher(type(self).solve, H, self.bonus)
         plan = refresh(pred, self.plan_inputs(new, H), state.plan)
         return new._replace(plan=plan, refreshes=state.refreshes + pred.astype(i))
 
@@ -642,7 +601,7 @@ class PseudoRegret(AgentBase):
         model = state.model._replace(policy=policy, plan_rewards=rewards)
         H = _horizon_of(state)
         pred = self.agent.policy_changed(state.inner, inner)
-        value = _refresher(evaluate_policy, H)(pred, model, state.value)
+        value = cond_any(evaluate_policy, H)(pred, model, state.value)
         return state._replace(
             inner=inner,
             value=value,

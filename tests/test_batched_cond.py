@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.batched_cond import cond_any
+from experiments.batched_cond import cond_any, cond_lanes
 
 CALLS: list[int] = []  # host-side record of the expensive branch's runs
 
@@ -176,3 +176,22 @@ def test_where_some_with_lifted_epsilon_equals_the_select_of_both_sides():
 
 def _data_of(x):
     return jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_cond_lanes_equals_select_and_runs_only_the_lanes_that_need_it(jit):
+    """`cond_lanes`: the same results as the select of both branches (elementwise float32 ops,
+    the same on one lane as on a batch: bit-identical), with the branch run once per lane that
+    needs it (3 x 4 configs x seeds, nested as in the engine) and not at all when none does."""
+    apply = jax.vmap(jax.vmap(cond_lanes(expensive, 3)))
+    apply = jax.jit(apply) if jit else apply
+    pred, inputs, old = _data((3, 4), seed=4)
+    CALLS.clear()
+    out = apply(pred, inputs, old)
+    jax.block_until_ready(out)
+    needing = int(np.sum(np.asarray(pred)))
+    assert len(CALLS) == needing and set(CALLS) <= {5}  # one unbatched call per needing lane
+    _assert_same(out, jax.vmap(jax.vmap(reference))(pred, inputs, old))
+    CALLS.clear()
+    jax.block_until_ready(apply(jnp.zeros_like(pred), inputs, old))
+    assert CALLS == []

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from experiments.batched_cond import cond_any
 from experiments.config import ConfigError
 from experiments.episodic import EpisodeFeedback, EpisodeObs
 from experiments.rollout import rollout
@@ -37,7 +38,7 @@ from rl.optimistic import (
     plan_histories,
     variance,
 )
-from rl.posterior import LatentPSRL, sample_model
+from rl.posterior import LatentPSRL, cond_lanes, sample_model
 
 TOL = 1e-12  # float64 round-off on values <= 1 from a few thousand operations
 
@@ -343,6 +344,62 @@ def test_posterior_sample_has_the_dirichlet_mean():
     np.testing.assert_allclose(
         np.asarray(draws.mean(0))[0, 0, 0], np.array([3, 1, 6]) / 10, atol=0.025
     )
+
+
+def _expensive(x, k):
+    return {"y": x["a"] * k + x["b"][..., 0], "z": x["b"] * 2}  # exact: no rounding-order choice
+
+
+def test_cond_lanes_is_the_select_and_computes_only_the_lanes_that_need_it():
+    """`cond_lanes` equals ``where(pred, fn(inputs), old)`` leaf by leaf (jit, vmap, nested vmap
+    over (configs, seeds)), and `fn` runs once per lane with `pred` (counted by a host callback;
+    none where no lane has it)."""
+    calls = []
+
+    def fn(x, k):
+        jax.debug.callback(lambda: calls.append(1))
+        return _expensive(x, k)
+
+    rng = np.random.default_rng(0)
+    x = {"a": jnp.asarray(rng.random((2, 3))), "b": jnp.asarray(rng.random((2, 3, 4)))}
+    old = {"y": jnp.zeros((2, 3)), "z": -jnp.ones((2, 3, 4))}
+    for pred in (np.array([[True, False, True], [False, False, True]]), np.zeros((2, 3), bool)):
+        calls.clear()
+        got = jax.jit(jax.vmap(jax.vmap(cond_lanes(fn, 3.0))))(jnp.asarray(pred), x, old)
+        jax.effects_barrier()
+        want = jax.vmap(jax.vmap(lambda x, k=3.0: _expensive(x, k)))(x)
+        for key in got:
+            p = pred.reshape(pred.shape + (1,) * (want[key].ndim - 2))
+            np.testing.assert_array_equal(np.asarray(got[key]), np.where(p, want[key], old[key]))
+        assert len(calls) == pred.sum()
+    first = jax.tree.map(lambda v: v[0, 0], (x, old))
+    one = cond_lanes(_expensive, 3.0)(jnp.asarray(True), *first)  # unbatched: a plain call
+    np.testing.assert_array_equal(np.asarray(one["z"]), np.asarray(x["b"][0, 0] * 2))
+
+
+@pytest.mark.slow  # two engine programs with the gamma sampler, ~20 s (minutes on a busy machine)
+def test_psrl_plans_only_the_refreshing_seeds_with_the_same_results():
+    """Posterior sampling through `cond_lanes` (the seeds that refresh) and through `cond_any`
+    (the whole batch when one seed refreshes) give bit-identical runs (3 seeds vmapped, 150
+    episodes of the tiny garnet): each seed's plan is the same function of its own inputs."""
+    env = LatentMDP(**TINY)
+    params = env.default_params()
+    H, K = env.episode_length, 150
+
+    class Batched(LatentPSRL):
+        refresher = staticmethod(cond_any)
+
+    keys = jax.random.split(jax.random.key(5), 3)
+    outs = [
+        jax.jit(jax.vmap(lambda k, a=a: rollout(env, params, a, k, H * K, horizon=K)))(keys)
+        for a in (LatentPSRL(), Batched())
+    ]
+    for x, y in zip(jax.tree.leaves(outs[0].totals), jax.tree.leaves(outs[1].totals), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    np.testing.assert_array_equal(
+        np.asarray(outs[0].agent_state.plan.policy), np.asarray(outs[1].agent_state.plan.policy)
+    )
+    assert int(outs[0].agent_state.refreshes.min()) > 0
 
 
 def test_agent_configs_name_their_classes():
