@@ -16,8 +16,8 @@ O(k) ``argmin``/``argmax`` over the slots (FIFO: O(1)); bookkeeping per request 
 * `Marker`: the randomized marking algorithm of Fiat, Karp, Luby, McGeoch, Sleator & Young,
   "Competitive paging algorithms" (J. Algorithms 12(4), 1991, Sec. 3; 2H_k-competitive): mark
   each requested page; on a fault with a full cache and all pages marked, unmark all (a new
-  phase); evict a uniformly random unmarked page (one engine-drawn uniform per step,
-  `paging.marking.choose_uniform`).
+  phase); evict a uniformly random unmarked page (one engine-drawn uniform per step: the
+  floor(u m)-th of the m unmarked slots in slot order, as `paging.marking.choose_uniform`).
 * `Belady`: the offline optimum (Belady, "A study of replacement algorithms for a virtual-storage
   computer", IBM Systems Journal 5(2), 1966): evict the page whose next request is furthest,
   from the exact ``obs.next_arrival``; ties (only pages never requested again) to the lowest
@@ -34,11 +34,22 @@ import jax.numpy as jnp
 
 from experiments.protocol import UNIFORM, AgentBase, Draw
 from paging.env import PagingSpec
-from paging.marking import Marks, choose_uniform, full_fault, mark, new_marks, start_phase
+from paging.marking import (
+    BlockMarks,
+    Tournament,
+    block_choose,
+    block_mark,
+    block_start_phase,
+    full_fault,
+    new_block_marks,
+    set_key,
+    tournament,
+    winner,
+)
 
 
 class LRUState(NamedTuple):
-    last_used: jax.Array  # (k,) request index of the slot's last request
+    last_used: Tournament  # per slot: request index of its last request (-1 none), smallest wins
 
 
 @dataclass(frozen=True)
@@ -46,13 +57,15 @@ class LRU(AgentBase):
     """Least recently used (Sleator & Tarjan, CACM 1985, Sec. 3)."""
 
     def init(self, key, spec: PagingSpec) -> LRUState:
-        return LRUState(last_used=jnp.full((spec.cache_size,), -1, jnp.int32))
+        return LRUState(last_used=tournament(spec.cache_size, -1, largest=False))
 
     def act(self, rng, state: LRUState, obs):
-        return jnp.argmin(state.last_used).astype(jnp.int32)
+        return winner(state.last_used, largest=False)
 
     def update(self, state: LRUState, obs, action, feedback) -> LRUState:
-        return LRUState(last_used=state.last_used.at[feedback.slot].set(obs.t))
+        return LRUState(
+            last_used=set_key(state.last_used, feedback.slot, obs.t.astype(jnp.int32), False)
+        )
 
 
 class FIFOState(NamedTuple):
@@ -110,19 +123,20 @@ class Marker(AgentBase):
     def randomness(self, spec):
         return {"u": Draw(UNIFORM)}
 
-    def init(self, key, spec: PagingSpec) -> Marks:
-        return new_marks(spec.cache_size)
+    def init(self, key, spec: PagingSpec) -> BlockMarks:
+        return new_block_marks(spec.cache_size)
 
-    def act(self, rng, state: Marks, obs):
-        marks = start_phase(state, full_fault(obs))
-        return choose_uniform(~marks.marked, rng["u"])
+    def act(self, rng, state: BlockMarks, obs):
+        k = obs.slot_page.shape[0]
+        return block_choose(block_start_phase(state, full_fault(obs), k), rng["u"], k)
 
-    def update(self, state: Marks, obs, action, feedback) -> Marks:
-        return mark(start_phase(state, full_fault(obs)), feedback.slot)
+    def update(self, state: BlockMarks, obs, action, feedback) -> BlockMarks:
+        k = obs.slot_page.shape[0]
+        return block_mark(block_start_phase(state, full_fault(obs), k), feedback.slot)
 
 
 class BeladyState(NamedTuple):
-    slot_next: jax.Array  # (k,) next request time of the page in each slot
+    slot_next: Tournament  # per slot: next request time of its page, largest wins
 
 
 @dataclass(frozen=True)
@@ -130,13 +144,14 @@ class Belady(AgentBase):
     """Offline OPT: evict the page requested furthest in the future (Belady 1966)."""
 
     def init(self, key, spec: PagingSpec) -> BeladyState:
-        return BeladyState(slot_next=jnp.zeros((spec.cache_size,), jnp.int32))
+        return BeladyState(slot_next=tournament(spec.cache_size, 0, largest=True))
 
     def act(self, rng, state: BeladyState, obs):
-        return jnp.argmax(state.slot_next).astype(jnp.int32)
+        return winner(state.slot_next, largest=True)
 
     def update(self, state: BeladyState, obs, action, feedback) -> BeladyState:
-        return BeladyState(slot_next=state.slot_next.at[feedback.slot].set(obs.next_arrival))
+        nxt = jnp.asarray(obs.next_arrival, jnp.int32)
+        return BeladyState(slot_next=set_key(state.slot_next, feedback.slot, nxt, True))
 
 
 __all__ = ["FIFO", "LFU", "LRU", "Belady", "Marker"]

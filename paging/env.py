@@ -42,12 +42,17 @@ discard/phase, times for next_arrival), corrupted by the same noise settings.
   (bit predictions only: predicted 0 where the truth is 1, predicted 1 where it is 0); final:
   ``ratio`` = faults / opt_faults.
 
-Cost per step: a lookup is one vectorised O(k) compare against ``slot_page`` (k,) and one
-in-place scatter updates it; nothing of size n is carried. (A per-page table ``page_slot``
-(n,) would make the lookup O(1), but XLA on CPU copied that whole table on every step of the
-scan -- 40-70 us per request at n = 10^5 -- whenever the slot written depends on the value
-read, so the env does not keep one.) The host passes (dense ids, next arrivals, Belady, bits)
-run once per run and are shared by its agents.
+Cost per step: O(1). The state keeps both directions of the cache, ``slot_page`` (k,) and
+``page_slot`` (n,) (-1 = not cached; an evicted page's entry is cleared), so a lookup is one
+read and a request writes at most three entries. Both arrays are updated in place by XLA only
+because every read of the old arrays is an ancestor of the update: the lookup
+``page_slot[page]`` is taken once, in ``feed``, under a ``lax.cond`` (predicate: the page id,
+which the engine streams unbatched, so the cond stays a branch under ``vmap``) -- otherwise XLA
+fuses copies of that read into later consumers and then copies the whole (n,) table on every
+step (20-60 us per request at n = 10^5 on CPU); the evicted page is read before ``slot_page``
+is written, and the write's index is made to depend on it. Memory: (n + k) int32 per seed.
+The host passes (dense ids, next arrivals, Belady, bits) run once per run and are shared by
+its agents.
 """
 
 from __future__ import annotations
@@ -117,6 +122,8 @@ class PagingState(NamedTuple):
     bit: jax.Array
     predicted_next: jax.Array
     slot_page: jax.Array  # (k,) page in each slot, -1 empty
+    page_slot: jax.Array  # (n,) slot of each page, -1 not cached
+    lookup: jax.Array  # page_slot[page] of the current request
     filled: jax.Array  # slots 0..filled-1 are occupied
     u: jax.Array  # noise draws for the coming request
     z: jax.Array
@@ -361,6 +368,8 @@ class Paging(EnvBase):
             bit=jnp.zeros((), i),
             predicted_next=jnp.zeros((), jnp.float32),
             slot_page=jnp.full((self.cache_size,), -1, i),
+            page_slot=jnp.full((self._n,), -1, i),
+            lookup=jnp.full((), -1, i),
             filled=jnp.zeros((), i),
             u=jax.random.uniform(ku),
             z=jax.random.normal(kz),
@@ -395,8 +404,10 @@ class Paging(EnvBase):
             else:
                 noise = jnp.where(self.sigma > 0, jnp.exp(self.sigma * state.z), 0.0)
             predicted_next = (base + noise).astype(jnp.float32)
+        lookup = jax.lax.cond(page >= 0, lambda: state.page_slot[page], lambda: jnp.int32(-1))
         return state._replace(
             page=page,
+            lookup=lookup,
             next_arrival=nxt,
             opt_fault=inputs["opt_fault"].astype(i),
             true_bit=true_bit,
@@ -405,10 +416,8 @@ class Paging(EnvBase):
         )
 
     def _lookup(self, state: PagingState):
-        # O(k) vectorised compare (see the module docstring for why not an (n,) page table)
-        match = state.slot_page == state.page
-        hit = jnp.any(match)
-        s = jnp.sum(jnp.where(match, jnp.arange(self.cache_size, dtype=jnp.int32), 0))
+        s = state.lookup
+        hit = s >= 0
         free = state.filled < self.cache_size
         slot = jnp.where(hit, s, jnp.where(free, state.filled, -1))
         return hit, slot, free
@@ -434,12 +443,22 @@ class Paging(EnvBase):
         illegal = full_fault & ((a < 0) | (a >= k))
         victim = jnp.clip(a, 0, k - 1)
         target = jnp.where(full_fault, victim, slot)
-        slot_page = state.slot_page.at[target].set(state.page)
+        n = self._n
+        evicted = jnp.where(full_fault, state.slot_page[victim], n)
+        # (`evicted` >= -1 always: the index below is `target`; written so the read of the old
+        # slot_page is an ancestor of its update and XLA updates the array in place)
+        slot_page = state.slot_page.at[jnp.where(evicted < -1, k, target)].set(
+            state.page, mode="drop"
+        )
+        page_slot = state.page_slot.at[jnp.stack([evicted, state.page])].set(
+            jnp.stack([jnp.int32(-1), target]), mode="drop"
+        )
         fault = ~hit
         c = state.faults.dtype
         new = state._replace(
             t=state.t + 1,
             slot_page=slot_page,
+            page_slot=page_slot,
             filled=state.filled + (fault & free).astype(jnp.int32),
             u=rng.get("noise_u", state.u),
             z=rng.get("noise_z", state.z),

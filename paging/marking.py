@@ -18,6 +18,15 @@ whose page is evicted receives the requested page, which is then marked.
     # in update:
     marks = mark(start_phase(marks, full_fault), feedback.slot)
 
+Marker itself keeps `BlockMarks` (`new_block_marks`, `block_start_phase`, `block_choose`,
+`block_mark`): the same marks as one 32-bit word per block of `_BLOCK` slots, so a uniform
+choice takes population counts of k / 32 words, a prefix sum over them and a binary search in one
+word (O(k / 32) per request); the slot chosen is the one `choose_uniform` chooses.
+
+`Tournament` (`tournament`, `winner`, `set_key`): the first slot of largest (or smallest) key,
+two levels of `_BLOCK`-slot blocks, O(k / 32 + 32) per update and query (O(sqrt k) at
+k ~ 1000; Belady's furthest next request, LRU's least recent use).
+
 `choose_uniform(mask, u)` maps one engine-drawn uniform u in [0, 1) to the floor(u * m)-th set
 entry of `mask` (m = its number of set entries), i.e. a uniform choice; -1 when the mask is
 empty. `choose_preferred(preferred, fallback, u)` picks uniformly among `preferred` when any is
@@ -31,8 +40,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-_BLOCK = 32  # slots per block of choose_uniform's two-level prefix counts
+_BLOCK = 32  # slots per block (choose_uniform's prefix counts, Tournament, BlockMarks)
 
 
 class Marks(NamedTuple):
@@ -97,3 +107,109 @@ def choose_preferred(preferred: jax.Array, fallback: jax.Array, u: jax.Array) ->
     """Uniform among `preferred` if any entry is set, else uniform among `fallback`."""
     use = jnp.any(preferred)
     return choose_uniform(jnp.where(use, preferred, fallback), u)
+
+
+# --------------------------------------------------------------------------- block structures
+def _blocks(k: int) -> int:
+    return -(-k // _BLOCK)
+
+
+def _block_of(table: jax.Array, b: jax.Array) -> jax.Array:
+    """Entries b * _BLOCK ... b * _BLOCK + _BLOCK - 1 of a table padded to whole blocks."""
+    return jax.lax.dynamic_slice_in_dim(table, b * _BLOCK, _BLOCK)
+
+
+class Tournament(NamedTuple):
+    """Per-slot keys padded to whole blocks of `_BLOCK` slots (padding holds a key that never
+    wins) and the best key of each block."""
+
+    key: jax.Array  # (blocks * _BLOCK,) int32
+    best: jax.Array  # (blocks,) int32
+
+
+def tournament(k: int, initial: int, largest: bool) -> Tournament:
+    """k slots holding `initial`; the winner is the first slot of largest key when `largest`
+    (else smallest)."""
+    pad = jnp.iinfo(jnp.int32).min if largest else jnp.iinfo(jnp.int32).max
+    nb = _blocks(k)
+    key = jnp.full((nb * _BLOCK,), pad, jnp.int32).at[:k].set(initial)
+    best = jnp.max if largest else jnp.min
+    return Tournament(key=key, best=best(key.reshape(nb, _BLOCK), axis=1))
+
+
+def winner(t: Tournament, largest: bool) -> jax.Array:
+    """The first slot holding the largest (smallest) key: the first block whose best is the
+    best, then the first such slot in it (the slot ``jnp.argmax`` / ``argmin`` over all keys
+    returns)."""
+    arg = jnp.argmax if largest else jnp.argmin
+    b = arg(t.best).astype(jnp.int32)
+    return b * _BLOCK + arg(_block_of(t.key, b)).astype(jnp.int32)
+
+
+def set_key(t: Tournament, slot: jax.Array, value: jax.Array, largest: bool) -> Tournament:
+    """Slot `slot` now holds `value` (its block's best recomputed from the block)."""
+    key = t.key.at[slot].set(value)
+    b = slot // _BLOCK
+    best = (jnp.max if largest else jnp.min)(_block_of(key, b))
+    return Tournament(key=key, best=t.best.at[b].set(best))
+
+
+class BlockMarks(NamedTuple):
+    """Marks as bit words, one per block of `_BLOCK` slots (bit i of word b: slot
+    b * _BLOCK + i is marked); bits of padding slots (past k) stay 0 and are never chosen."""
+
+    words: jax.Array  # (blocks,) uint32
+    phase: jax.Array  # phases begun so far (as `Marks.phase`)
+
+
+def _valid_words(k: int) -> np.ndarray:
+    """Per block, the bits of its slots below k."""
+    n = np.clip(k - _BLOCK * np.arange(_blocks(k)), 0, _BLOCK).astype(np.uint64)
+    return ((np.uint64(1) << n) - np.uint64(1)).astype(np.uint32)
+
+
+def new_block_marks(k: int) -> BlockMarks:
+    return BlockMarks(words=jnp.zeros((_blocks(k),), jnp.uint32), phase=jnp.zeros((), jnp.int32))
+
+
+def block_start_phase(marks: BlockMarks, full_fault_now: jax.Array, k: int) -> BlockMarks:
+    """`start_phase` for `BlockMarks`: a fault with a full cache and no unmarked slot clears
+    every mark (one more phase)."""
+    new = full_fault_now & jnp.all(marks.words == jnp.asarray(_valid_words(k)))
+    return BlockMarks(
+        words=jnp.where(new, jnp.zeros_like(marks.words), marks.words),
+        phase=marks.phase + new.astype(marks.phase.dtype),
+    )
+
+
+def block_mark(marks: BlockMarks, slot: jax.Array) -> BlockMarks:
+    """`mark` for `BlockMarks`."""
+    bit = jnp.left_shift(jnp.uint32(1), (slot % _BLOCK).astype(jnp.uint32))
+    b = slot // _BLOCK
+    return marks._replace(words=marks.words.at[b].set(marks.words[b] | bit))
+
+
+def _nth_bit(word: jax.Array, r: jax.Array) -> jax.Array:
+    """Position of the r-th (from 0) set bit of a 32-bit word, lowest first (binary search
+    on population counts of the low halves)."""
+    pos = jnp.zeros((), jnp.int32)
+    for width in (16, 8, 4, 2, 1):
+        low = jax.lax.population_count(word & jnp.uint32((1 << width) - 1)).astype(jnp.int32)
+        high = r >= low
+        r = jnp.where(high, r - low, r)
+        pos = pos + jnp.where(high, width, 0)
+        word = jnp.where(high, jnp.right_shift(word, jnp.uint32(width)), word)
+    return pos
+
+
+def block_choose(marks: BlockMarks, u: jax.Array, k: int) -> jax.Array:
+    """``choose_uniform(unmarked slots, u)``: the floor(u m)-th of the m unmarked slots in slot
+    order, from per-block population counts (prefix sums over the blocks) and one word."""
+    free = ~marks.words & jnp.asarray(_valid_words(k))
+    per_block = jax.lax.population_count(free).astype(jnp.int32)
+    count = jnp.sum(per_block)
+    j = jnp.minimum(jnp.floor(u * count).astype(jnp.int32), jnp.maximum(count - 1, 0))
+    upto = jax.lax.associative_scan(jnp.add, per_block)  # unmarked slots up to each block
+    b = jnp.minimum(jnp.sum(upto <= j).astype(jnp.int32), per_block.shape[0] - 1)
+    slot = b * _BLOCK + _nth_bit(free[b], j - (upto[b] - per_block[b]))
+    return jnp.where(count > 0, slot, -1)

@@ -15,10 +15,11 @@ does not change which of the pages requested again are cached).
 `belady_faults(pages, next_arrival, k, n)` returns the per-request fault indicator (int8, 1 = a
 fault, compulsory misses included); it is exact on every prefix: Belady on the whole trace is
 optimal for each prefix too (it evicts a page not requested within the prefix whenever one is
-cached). It runs in chunks of `CHUNK_ROWS` requests through one jitted ``lax.scan`` (the
-eviction is an O(k) ``argmax`` taken only on a fault with a full cache, under ``lax.cond``; the
-per-page table is updated in place, O(1) per request), so memory stays bounded for streamed
-traces.
+cached). It runs in chunks of `CHUNK_ROWS` requests through one jitted ``lax.scan``, O(k / 32 + 32)
+per request: the slot of furthest next request comes from a two-level tournament over blocks
+of 32 slots (`paging.marking.Tournament`; the same slot as ``argmax``, the first maximum), read
+only on a fault with a full cache under ``lax.cond``, and updated at the slot written; the
+per-page table is updated in place. Memory stays bounded for streamed traces.
 
 `opt_brute_force(trace, k)` is an exhaustive search over eviction choices, for tests on tiny
 traces only.
@@ -33,28 +34,30 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.inputs import CHUNK_ROWS
+from paging.marking import set_key, tournament, winner
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
 def _belady_chunk(k: int, carry, pages, nexts):
-    # One in-place scatter per request into the per-page table (n,): an evicted page's entry is
-    # left stale and a lookup is valid only if the slot still holds the page. Only the O(k)
-    # argmax sits under lax.cond. Padding rows at the end of the last chunk change the carry
-    # after the trace's end only (never read).
+    # The slot of furthest next request comes from a two-level tournament over blocks of slots
+    # (`paging.marking.Tournament`: the first slot of largest key, as ``argmax``), updated at
+    # the slot written on every request, O(k / 32 + 32). The per-page table (n,) is updated in
+    # place; an evicted page's entry is left stale and a lookup is valid only if the slot still
+    # holds the page. Padding rows at the end of the last chunk change the carry after the
+    # trace's end only (never read).
     def body(c, x):
         slot_page, slot_next, page_slot, filled = c
         p, nx = x
         s = page_slot[p]
         hit = (s >= 0) & (slot_page[jnp.maximum(s, 0)] == p)
         free = filled < k
-        full_fault = ~hit & ~free
         victim = jax.lax.cond(
-            full_fault, lambda: jnp.argmax(slot_next).astype(jnp.int32), lambda: jnp.int32(0)
+            ~hit & ~free, lambda: winner(slot_next, largest=True), lambda: jnp.int32(0)
         )
         target = jnp.where(hit, s, jnp.where(free, filled, victim))
         c = (
             slot_page.at[target].set(p),
-            slot_next.at[target].set(nx),
+            set_key(slot_next, target, nx, largest=True),
             page_slot.at[p].set(target),
             filled + (~hit & free).astype(jnp.int32),
         )
@@ -73,7 +76,7 @@ def belady_faults(pages, next_arrival, k: int, n: int, out=None) -> np.ndarray:
     L = len(pages)
     carry = (
         jnp.full((k,), -1, jnp.int32),
-        jnp.zeros((k,), jnp.int32),
+        tournament(k, 0, largest=True),
         jnp.full((n,), -1, jnp.int32),
         jnp.zeros((), jnp.int32),
     )

@@ -19,12 +19,15 @@ from tests.test_paging_env import run
 
 K, LENGTH = 4, 300
 ENV = Paging(trace="zipf", length=LENGTH, pages=12, alpha=0.8, cache_size=K, trace_seed=5)
+# k = 70: three blocks of 32 slots, the last one partial (paging.marking's O(sqrt k) structures)
+BIG = Paging(trace="zipf", length=1000, pages=160, alpha=0.6, cache_size=70, trace_seed=2)
+ENVS = pytest.mark.parametrize("env", [ENV, BIG], ids=["k4", "k70"])
 
 
-def trace():
+def trace(env: Paging = ENV):
     from experiments.simulate import host_inputs
 
-    return np.asarray(host_inputs(ENV, (), LENGTH, 1)["page"].data)
+    return np.asarray(host_inputs(env, (), env.length, 1)["page"].data)
 
 
 def reference(trace, k, choose):
@@ -58,29 +61,36 @@ def lfu(slots, t, info):
     )
 
 
-@pytest.mark.parametrize("agent, choose", [(LRU(), lru), (FIFO(), fifo), (LFU(), lfu)])
-def test_deterministic_agents_equal_reference_simulators(agent, choose):
-    tr = trace()
-    assert int(run(ENV, agent, LENGTH).totals["faults"]) == reference(tr, K, choose)
+@pytest.mark.parametrize(
+    "env, agent, choose",
+    [(ENV, LRU(), lru), (ENV, FIFO(), fifo), (ENV, LFU(), lfu), (BIG, LRU(), lru)],
+    ids=["lru-k4", "fifo-k4", "lfu-k4", "lru-k70"],
+)
+def test_deterministic_agents_equal_reference_simulators(env, agent, choose):
+    tr = trace(env)
+    faults = int(run(env, agent, env.length).totals["faults"])
+    assert faults == reference(tr, env.cache_size, choose)
 
 
-def test_belady_agent_equals_exhaustive_opt_and_the_env_opt():
-    r = run(ENV, Belady(), LENGTH)
+@ENVS
+def test_belady_agent_equals_exhaustive_opt_and_the_env_opt(env):
+    r = run(env, Belady(), env.length)
     assert int(r.totals["faults"]) == int(r.totals["opt_faults"])
     short = Paging(trace="zipf", length=18, pages=6, cache_size=2, trace_seed=1)
     x = np.asarray(short.host(18)["page"].data)
     assert int(run(short, Belady(), 18).totals["faults"]) == opt_brute_force(x, 2)
 
 
-def test_marker_equals_a_reference_on_the_same_engine_uniforms():
-    agent = Marker()
-    p = probe(ENV, (), agent, LENGTH)
+@ENVS
+def test_marker_equals_a_reference_on_the_same_engine_uniforms(env):
+    agent, K, LENGTH = Marker(), env.cache_size, env.length
+    p = probe(env, (), agent, LENGTH)
     key = jax.random.key(0)  # the run key of `run`
-    _, _, step_key = start(ENV, (), agent, p.spec, key)
+    _, _, step_key = start(env, (), agent, p.spec, key)
     _, agent_rng = draw_steps(step_key, 0, LENGTH, p.env_draws, p.agent_draws)
     u = np.asarray(agent_rng["u"], np.float32)
-    r = run(ENV, agent, LENGTH, emit=lambda tr: tr.action)
-    tr = trace()
+    r = run(env, agent, LENGTH, emit=lambda tr: tr.action)
+    tr = trace(env)
     slots, marked, faults, phases = [], [], 0, 0
     for t, page in enumerate(tr):
         if page in slots:
