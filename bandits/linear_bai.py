@@ -61,6 +61,7 @@ import numpy as np
 
 from bandits.envs import Pull
 from experiments.config import ConfigError, check_choice, check_float, check_int
+from experiments.dyadic import MAX_GRID_K, grid_exponent
 from experiments.protocol import (
     FINAL,
     INDICATOR,
@@ -71,7 +72,6 @@ from experiments.protocol import (
     EnvBase,
     MetricInfo,
 )
-from privacy.streams import MAX_GRID_K, grid_exponent
 
 INSTANCES = ("soare", "od_linbai", "sphere", "custom")
 RANK_TOL = 1e-9  # relative singular-value threshold of the rank checks (float64)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import ClassVar, NamedTuple
 
 import jax
@@ -26,18 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.config import ConfigError, check_float, check_int
+from experiments.dyadic import grid_exponent
 from experiments.protocol import UNIFORM, Draw
 
+
 # --------------------------------------------------------------------------- input grids
-MAX_GRID_K = 60  # the largest grid exponent a mechanism accepts (`grid_k` <= 60)
-
-
-def grid_exponent(value: float) -> int:
-    """The smallest k >= 0 with `value` a multiple of 2^-k, exactly (a finite float is a dyadic
-    rational m 2^-e, so k <= 1074; 0.3 as a double is 5404319552844595 2^-54: k = 54)."""
-    return Fraction(value).denominator.bit_length() - 1
-
-
 def snap_to_grid(x: np.ndarray, k: int, grid_bound: int) -> np.ndarray:
     """The secure counters' input map in value units: min(max(round(x 2^k), 0), Δ_g) 2^-k
     (round half to even, as `jnp.round`; `privacy.counters.secure.Secure.snap`), in float64."""

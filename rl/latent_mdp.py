@@ -30,7 +30,10 @@ episodic metrics see only the env's state, not the agent's policy, so the record
 the episode. For agents that declare the exact value of their (fixed) policy
 (``policy_value(spec)``: the random, the Bayes-optimal and the context-oracle references) the
 env's ``oracle`` hook gives the exact expected regret per episode, printed beside the run's mean
-as its self-check.
+as its self-check. For learners the exact per-episode pseudo-regret is measured outside the
+engine's metrics, by `rl.optimistic.PseudoRegret` through `experiments.rollout.rollout` (the same
+draws as the engine's seeds; `rl.reproduction.pseudo_regret`): making it an env metric needs an
+engine hook that sees the agent's state (docs/latent_mdp.md, "Regret in the engine").
 
 Instances (`rl.instances`): ``garnet`` (Γ = ``degree``), ``lattice`` (M = 2), ``interpolation``
 (``epsilon``) or ``file`` (an .npz at ``path`` with weights, init, transitions, rewards).

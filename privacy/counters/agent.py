@@ -56,6 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.config import ConfigError, check_choice, check_float, check_int
+from experiments.dyadic import MAX_GRID_K
 from experiments.protocol import AgentBase
 from privacy.accounting import Neighbouring
 from privacy.continual import ContinualSpec
@@ -75,7 +76,7 @@ from privacy.counters.state import CounterState
 from privacy.counters.strategy import Strategy
 from privacy.counters.toeplitz import SqrtToeplitz
 from privacy.counters.tree import BinaryTree
-from privacy.streams import MAX_GRID_K, OffGrid, snap_to_grid
+from privacy.streams import OffGrid, snap_to_grid
 
 MODES = ("research", "secure")
 DISTRIBUTIONS = ("gaussian", "laplace")

@@ -1,0 +1,323 @@
+"""Latent MDP (env=latent_mdp): the reproduction's E1 at full size, and the learners' planner
+against a NumPy history-tree planner, in one process.
+
+1. E1 of ``regretlab-reproduce latent_mdp_zhou2023`` (`rl.reproduction`): garnet M = 2, S = 3,
+   A = 2, H = 4, Γ = 2 (``instance_seed=1``), K = 2·10⁴ episodes, 20 seeds, exact per-episode
+   pseudo-regret (`rl.optimistic.PseudoRegret` through `experiments.rollout.rollout`, jit + vmap
+   over the seeds), for the value-optimistic learner (theory constants and tuned), the
+   L-UCRL-style one (tuned), posterior sampling and context-agnostic UCBVI. Compile and run
+   are timed apart; agent-steps/s = seeds · K · H / run seconds.
+2. The learners' planner (`rl.optimistic.plan_histories`: dense history tensors, S (A M S)^(h−1)
+   nodes at step h, Bernstein bonus, jitted) against the same dense recursion written in NumPy
+   (`numpy_plan` below: level-synchronous, vectorised over the nodes of a level) on the E1
+   instance's empirical model (H = 4 and 5), one plan and a batch of 20 (the engine re-plans all
+   seeds at once, vmapped); nodes/s = plans · nodes / seconds, median of `--rounds`. Values are
+   checked equal. `rl.planning.history_tree_value` (the NumPy planner that computes V*: sparse,
+   only histories of positive probability) is timed beside it.
+
+    uv run python bench/latent_mdp.py                    # full; writes bench/latent_mdp_results.md
+    uv run python bench/latent_mdp.py --episodes 5000 --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+AGENTS = [
+    "latent_value_optimistic",
+    "latent_value_optimistic@0.02",
+    "latent_lucrl@0.1",
+    "latent_psrl",
+    "ucbvi_agnostic",
+]
+
+
+# --------------------------------------------------------------------------- NumPy reference
+def numpy_plan(w, nu, P, R, n, iota_, scale, H: int) -> tuple[np.ndarray, float]:
+    """The dense history recursion of `rl.optimistic.plan_histories` in NumPy (float64): the
+    same nodes (node n of a level has state n % S; child (a, j, s') of node n is
+    ((n A + a) M + j) S + s'), the same Bernstein bonus and clip at 1. Returns (policy, V̄)."""
+    from rl.optimistic import C1, C3
+
+    M, S, A, _ = P.shape
+    cls = np.argmax(R[:, None] == R[None, :], axis=1)  # (M, S, A)
+    onehot = (cls[..., None] == np.arange(M)).astype(float)  # (M, S, A, J)
+    us = [(w[:, None] * nu).T]
+    for _ in range(H - 1):
+        u = us[-1]
+        s = np.arange(u.shape[0]) % S
+        child = u.T[:, :, None, None, None] * onehot[:, s][..., None] * P[:, s][:, :, :, None, :]
+        us.append(child.reshape(M, -1).T)
+    alpha, policies = None, []
+    for h in reversed(range(H)):
+        u = us[h]
+        N = u.shape[0]
+        s = np.arange(N) % S
+        Rs, ns = R[:, s], np.maximum(n[:, s], 1.0)
+        if alpha is None:
+            E = var = np.zeros_like(Rs)
+        else:
+            nxt = alpha.reshape(N, A, M, S, M).transpose(4, 0, 1, 2, 3)
+            v = np.take_along_axis(nxt, cls[:, s][..., None, None], axis=3)[..., 0, :]
+            Ps = P[:, s]
+            E = (Ps * v).sum(-1)
+            var = np.maximum((Ps * v * v).sum(-1) - E * E, 0.0)
+        beta = scale * (C1 * np.sqrt(var * iota_ / ns) + C3 * iota_ / ns)
+        vec = np.minimum(1.0, Rs + E + beta)
+        q = np.einsum("nm,mna->na", u, vec)
+        best = q.argmax(1)
+        alpha = np.take_along_axis(vec, best[None, :, None], axis=2)[..., 0].T
+        policies.append(best)
+    policies.reverse()
+    return np.concatenate(policies), float((us[0] * alpha).sum())
+
+
+def empirical_model(model, seed: int, visits: int = 20_000):
+    """An empirical LMDP of the instance: `visits` sampled transitions per (m, s, a)."""
+    rng = np.random.default_rng(seed)
+    M, S, A, _ = model.sizes
+    counts = np.zeros((M, S, A, S))
+    for m in range(M):
+        for s in range(S):
+            for a in range(A):
+                counts[m, s, a] = rng.multinomial(visits, model.transitions[m, s, a])
+    n = counts.sum(-1)
+    return counts / n[..., None], n
+
+
+def _median_seconds(fn, rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def planner_rows(rounds: int, batch: int) -> list[dict]:
+    rows = []
+    for H in (4, 5):
+        rows += _planner_case(H, rounds, batch)
+    return rows
+
+
+def _planner_case(H: int, rounds: int, batch: int) -> list[dict]:
+    import jax
+    import jax.numpy as jnp
+
+    from rl.latent_mdp import LatentMDP
+    from rl.optimistic import PlanInputs, iota, plan_histories, plan_nodes
+    from rl.planning import history_tree_value, tree_size_bound
+
+    model = LatentMDP(num_states=3, episode_length=H, instance_seed=1).model
+    M, S, A, _ = model.sizes
+    nodes = plan_nodes(M, S, A, H)
+    emp = [empirical_model(model, b) for b in range(batch)]
+    io = float(iota(M, S, A, H, 10_000, 0.1))
+    scale = 0.02
+    f = jnp.result_type(float)
+
+    def inputs(P, n):
+        return PlanInputs(
+            weights=jnp.asarray(model.weights, f),
+            init=jnp.asarray(model.init, f),
+            transitions=jnp.asarray(P, f),
+            rewards=jnp.asarray(model.rewards, f),
+            counts=jnp.asarray(n, f),
+            iota=jnp.asarray(io, f),
+            scale=jnp.asarray(scale, f),
+            key=jax.random.key(0),
+            snapshot=jnp.zeros((M, S, A, S), f),
+            init_counts=jnp.zeros((M, S), f),
+            context_counts=jnp.zeros((M,), f),
+        )
+
+    one = jax.jit(lambda x, H=H: plan_histories(x, H, "bernstein").value)
+    many = jax.jit(jax.vmap(lambda x, H=H: plan_histories(x, H, "bernstein").value))
+    x1 = inputs(*emp[0])
+    xb = jax.tree.map(lambda *a: jnp.stack(a), *[inputs(P, n) for P, n in emp])
+    t = time.perf_counter()
+    one(x1).block_until_ready()
+    many(xb).block_until_ready()
+    compile_s = time.perf_counter() - t
+    t_one = _median_seconds(lambda: one(x1).block_until_ready(), rounds)
+    t_many = _median_seconds(lambda: many(xb).block_until_ready(), rounds)
+
+    def np_one(P, n):
+        return numpy_plan(model.weights, model.init, P, model.rewards, n, io, scale, H)[1]
+
+    t_np = _median_seconds(lambda: np_one(*emp[0]), rounds)
+    t_np_many = _median_seconds(lambda: [np_one(P, n) for P, n in emp], max(1, rounds // 2))
+    v_jax, v_np = float(one(x1)), np_one(*emp[0])
+    t_tree = _median_seconds(lambda: history_tree_value(model), rounds)
+    tree = tree_size_bound(model)
+    rows = [
+        {
+            "H": H,
+            "planner": "JAX plan_histories (jit), 1 plan",
+            "nodes": nodes,
+            "ms": 1e3 * t_one,
+            "nodes/s": nodes / t_one,
+            "value": v_jax,
+        },
+        {
+            "H": H,
+            "planner": f"JAX plan_histories (jit, vmap {batch})",
+            "nodes": nodes * batch,
+            "ms": 1e3 * t_many,
+            "nodes/s": nodes * batch / t_many,
+            "value": float("nan"),
+        },
+        {
+            "H": H,
+            "planner": "NumPy dense recursion, 1 plan",
+            "nodes": nodes,
+            "ms": 1e3 * t_np,
+            "nodes/s": nodes / t_np,
+            "value": v_np,
+        },
+        {
+            "H": H,
+            "planner": f"NumPy dense recursion, {batch} plans",
+            "nodes": nodes * batch,
+            "ms": 1e3 * t_np_many,
+            "nodes/s": nodes * batch / t_np_many,
+            "value": float("nan"),
+        },
+        {
+            "H": H,
+            "planner": "NumPy rl.planning.history_tree_value (V*, sparse)",
+            "nodes": tree,
+            "ms": 1e3 * t_tree,
+            "nodes/s": tree / t_tree,
+            "value": history_tree_value(model),
+        },
+    ]
+    print(
+        f"planner H={H}: {nodes} nodes; JAX {1e3 * t_one:.2f} ms, vmap {batch}"
+        f" {1e3 * t_many:.2f} ms, NumPy {1e3 * t_np:.2f} ms (x{batch}: {1e3 * t_np_many:.1f}"
+        f" ms); |V_jax - V_np| = {abs(v_jax - v_np):.2g}; compile {compile_s:.1f} s",
+        flush=True,
+    )
+    assert abs(v_jax - v_np) <= 1e-4, (v_jax, v_np)  # float32 vs float64, values <= 1
+    assert v_np < 1.0  # the clip at 1 is not binding everywhere (a real comparison)
+    return rows
+
+
+# --------------------------------------------------------------------------- E1
+def e1_rows(K: int, seeds: int) -> list[dict]:
+    import jax
+
+    from rl.latent_mdp import LatentMDP
+    from rl.reproduction import (
+        E1_ENV,
+        k_slope,
+        make_agent,
+        pseudo_regret_program,
+        run_keys,
+        t_interval,
+    )
+
+    env = LatentMDP(**E1_ENV, instance_seed=1)
+    H = env.episode_length
+    keys = run_keys(seeds)
+    rows = []
+    for a in AGENTS:
+        fn = jax.jit(pseudo_regret_program(env, make_agent(a), K))
+        t = time.perf_counter()
+        compiled = fn.lower(keys).compile()
+        compile_s = time.perf_counter() - t
+        t, c = time.perf_counter(), time.process_time()
+        curve, _, refreshes = jax.block_until_ready(compiled(keys))
+        run_s, cpu_s = time.perf_counter() - t, time.process_time() - c
+        curve = np.asarray(curve, np.float64)
+        m, lo, hi = t_interval(curve.sum(1))
+        sl = k_slope(curve)
+        rows.append(
+            {
+                "agent": a,
+                "compile s": compile_s,
+                "run s": run_s,
+                "run CPU s": cpu_s,
+                "agent-steps/s": seeds * K * H / run_s,
+                "regret at K": f"{m:.4g} [{lo:.4g}, {hi:.4g}]",
+                "slope [K/10, K]": f"{sl[0]:.2f} [{sl[1]:.2f}, {sl[2]:.2f}]",
+                "re-plans": float(np.mean(refreshes)),
+            }
+        )
+        print(
+            f"E1 {a}: compile {compile_s:.1f} s, run {run_s:.1f} s (CPU {cpu_s:.1f} s),"
+            f" regret {m:.4g} [{lo:.4g}, {hi:.4g}], slope {sl[0]:.2f}",
+            flush=True,
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    from _common import machine_facts
+
+    from experiments.reproduce import markdown
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--episodes", type=int, default=20_000, help="K of E1")
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=7, help="timed repetitions of the planners")
+    ap.add_argument("--batch", type=int, default=20, help="plans per batched call")
+    ap.add_argument("--no-e1", action="store_true", help="planner comparison only")
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    args = ap.parse_args(argv)
+    import os
+
+    load = os.getloadavg()
+    t0 = time.perf_counter()
+    planners = planner_rows(args.rounds, args.batch)
+    e1 = [] if args.no_e1 else e1_rows(args.episodes, args.seeds)
+    total = time.perf_counter() - t0
+    import pandas as pd
+
+    facts = machine_facts(
+        ROOT, "rl", "bench/latent_mdp.py", load_before=" ".join(f"{x:.1f}" for x in load)
+    )
+    lines = [
+        f"## {facts['date']}",
+        "",
+        "`uv run python bench/latent_mdp.py " + " ".join(argv or sys.argv[1:]) + "`",
+        "",
+        ", ".join(f"{k}: {v}" for k, v in facts.items() if k != "date")
+        + f", load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())},"
+        f" total wall {total:.0f} s",
+        "",
+        "Planners (median of the timed calls; JAX compile excluded):",
+        "",
+        markdown(pd.DataFrame(planners)),
+        "",
+    ]
+    if e1:
+        lines += [
+            f"E1: garnet M=2, S=3, A=2, H=4, instance_seed=1, K = {args.episodes},"
+            f" {args.seeds} seeds, exact pseudo-regret (95% CI; slope: bootstrap over seeds):",
+            "",
+            markdown(pd.DataFrame(e1)),
+            "",
+        ]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        out = ROOT / "bench" / "latent_mdp_results.md"
+        head = "" if out.exists() else "# bench/latent_mdp.py results\n\n"
+        with out.open("a") as f:
+            f.write(head + text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""The latent-MDP reproduction (rl/reproduction.py, ``regretlab-reproduce latent_mdp_zhou2023``).
+
+Default tier: the exact per-episode pseudo-regret V* − V^{π_k} that every item measures, against
+an independent NumPy computation (the learner's policy of each episode read from its state and
+evaluated depth-first over histories by `rl.planning.history_policy_value`, in float64), and the
+slope estimators on exact power laws. Slow tier: the rollout used by the items equals the
+episode-by-episode replay, and every item end to end at reduced sizes.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from rl import reproduction as rp
+from rl.latent_mdp import LatentMDP
+from rl.optimistic import LatentValueOptimistic, PseudoRegret, level_sizes
+from rl.planning import history_policy_value
+
+
+def _tiny_env() -> LatentMDP:
+    # M = S = A = 2, H = 2: 2 + 16 dense history nodes, so a compile takes seconds
+    return LatentMDP(num_states=2, num_actions=2, episode_length=2, instance_seed=3)
+
+
+def _replay(env, agent, K: int, seed: int = 0):
+    """The run of seed `seed` (the engine's run key) episode by episode, with the learner's
+    plan at the start of every episode and the wrapper's final per-episode curve."""
+    from jax import lax
+
+    from experiments.rollout import advance, draw_steps, initial_carry, probe
+
+    H = env.episode_length
+    params = env.default_params()
+    wrapped = PseudoRegret(agent, K)
+    p = probe(env, params, wrapped, K, {})
+    key = jax.random.split(jax.random.key(seed), 1)[0]
+    carry, step_key = initial_carry(env, params, wrapped, p, key)
+    e_rng, a_rng = draw_steps(step_key, 0, H * K, p.env_draws, p.agent_draws)
+
+    @jax.jit
+    def episode(c, e, a):
+        def body(c, xs):
+            return advance(env, params, wrapped, c, xs[0], xs[1], {}, K, p.multi_round)[0], ()
+
+        return lax.scan(body, c, (e, a))[0]
+
+    plans = []
+    for k in range(K):
+        plans.append(jax.tree.map(np.asarray, carry.agent_state.inner.plan))
+        part = jax.tree.map(lambda x, k=k: x[k * H : (k + 1) * H], (e_rng, a_rng))
+        carry = episode(carry, *part)
+    return plans, np.asarray(carry.agent_state.curve, np.float64)
+
+
+def _numpy_policy(plan, M: int, S: int, A: int, H: int):
+    """The learner's dense history policy as a function of the history (s_1, a_1, r_1, ...,
+    s_h): node of step 1 = s_1, then node·(A M S) + (a M + j) S + s', j the smallest context
+    whose planned reward equals the observed one (0 when none): the indexing written out anew."""
+    offsets = np.cumsum([0, *level_sizes(M, S, A, H)])
+    policy, table = plan.policy, plan.rewards
+
+    def act(history):
+        node = history[0]
+        for i in range(1, len(history), 3):
+            s, a, r, s2 = history[i - 1], history[i], np.float32(history[i + 1]), history[i + 2]
+            match = np.flatnonzero(table[:, s, a] == r)
+            j = int(match[0]) if match.size else 0
+            node = node * (A * M * S) + (a * M + j) * S + s2
+        h = (len(history) - 1) // 3
+        return int(policy[offsets[h] + node])
+
+    return act
+
+
+def test_pseudo_regret_equals_a_numpy_evaluation_of_each_episodes_policy():
+    env = _tiny_env()
+    M, S, A, H = env.model.sizes
+    K = 30
+    # no bonus (certainty equivalence): the plan changes at the doubling refreshes within these
+    # episodes, as the learned rewards replace the optimistic 1 of unseen pairs
+    plans, curve = _replay(env, LatentValueOptimistic(bonus_scale=0.0), K)
+    ref = np.array(
+        [
+            env.v_star - history_policy_value(env.model, _numpy_policy(st, M, S, A, H))
+            for st in plans
+        ]
+    )
+    # float32 forward pass of the reaching probabilities (<= 18 nodes, terms <= 1) against the
+    # float64 depth-first evaluation: agreement to ~1e-7; 1e-5 leaves room
+    np.testing.assert_allclose(curve, ref, atol=1e-5)
+    assert len(np.unique(np.round(ref, 6))) >= 2  # the policy did change
+    assert np.all(ref >= -1e-12)  # V* is the best history-dependent value
+
+
+def test_k_slope_recovers_exact_power_laws():
+    K = 1000
+    k = np.arange(1, K + 1, dtype=float)
+    for alpha in (0.5, 1.0):
+        per_episode = np.diff(k**alpha, prepend=0.0)  # cumulative exactly k^alpha
+        curve = np.stack([per_episode * c for c in (0.8, 1.0, 1.2)])  # 3 seeds, same slope
+        point, lo, hi = rp.k_slope(curve)
+        assert point == pytest.approx(alpha, abs=1e-9)
+        assert lo == pytest.approx(alpha, abs=1e-9) and hi == pytest.approx(alpha, abs=1e-9)
+    grid = rp.slope_grid(K)
+    assert grid[0] == K // rp.SLOPE_WINDOW and grid[-1] == K and np.all(np.diff(grid) > 0)
+
+
+def test_x_slope_recovers_a_square_root_and_its_interval_covers_it():
+    rng = np.random.default_rng(0)
+    x = np.array([1.0, 2.0, 4.0, 8.0])
+    totals = [np.sqrt(v) * (1 + 0.01 * rng.standard_normal(10)) for v in x]
+    point, lo, hi = rp.x_slope(x, totals)
+    assert point == pytest.approx(0.5, abs=0.02)  # 1% noise on means of 10 seeds
+    assert lo <= 0.5 <= hi
+
+
+def test_agent_names_build_the_configured_learners():
+    a = rp.make_agent("latent_lucrl@0.1")
+    assert (a.bonus, a.bonus_scale) == ("hoeffding", 0.1)
+    assert rp.make_agent("latent_value_optimistic").bonus_scale == 1.0  # theory constants
+    with pytest.raises(KeyError):
+        rp.make_agent("nope")
+
+
+@pytest.mark.slow
+def test_items_rollout_equals_the_episode_replay():
+    env = _tiny_env()
+    K = 12
+    agent = LatentValueOptimistic(bonus_scale=0.05)
+    _, curve = _replay(env, agent, K)
+    out = rp.pseudo_regret(env, agent, K, seeds=1)
+    np.testing.assert_allclose(out["curve"][0], curve, atol=1e-6)  # same draws, same program
+    assert out["curve"].shape == (1, K) and out["realised"].shape == (1,)
+
+
+@pytest.mark.slow
+def test_reproduction_end_to_end_reduced(tmp_path, monkeypatch):
+    from experiments import reproduce
+
+    tiny = {
+        "K1": 300,
+        "seeds1": 3,
+        "K": 200,
+        "seeds": 2,
+        "horizons": [2, 3],
+        "epsilons": [0.0, 0.4],
+        "scaling": {"M": [1, 2], "Gamma": [1, 2], "S": [2, 3], "A": [2]},
+        "brute": 2,
+        "tiny": 3,
+        "K6": 200,
+        "seeds6": 2,
+    }
+    monkeypatch.setattr(rp, "sizes", lambda r: tiny)
+    monkeypatch.setattr(
+        rp,
+        "e1_agents",
+        lambda r: [f"latent_value_optimistic@{rp.TUNED_VO}", "latent_lucrl@0.1", "ucbvi_agnostic"],
+    )
+    r = reproduce.reproduce("latent_mdp_zhou2023", tmp_path, quick=True, progress=False)
+    assert (tmp_path / "report.md").is_file()
+    assert {c.item for c in r.checks} == {"E1", "E2", "E3", "E4", "E6"}
+    # the exact checks: planners' agreement and optimism (E6), the Markov bound of UCBVI (E1)
+    exact = [
+        c
+        for c in r.checks
+        if (c.item == "E6" and "regret" not in c.quantity) or "Markov" in c.quantity
+    ]
+    assert len(exact) == 5 and all(c.ok for c in exact), [c for c in exact if not c.ok]
+    # a second call finds the cached runs
+    again = reproduce.reproduce("latent_mdp_zhou2023", tmp_path, quick=True, progress=False)
+    assert [c.ours for c in again.checks] == [c.ours for c in r.checks]
