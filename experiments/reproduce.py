@@ -19,11 +19,24 @@ found on disk and not recomputed. The item then writes its tables and figures an
 
 Output in ``--out`` (default ``reproductions/PAPER``, ``reproductions/PAPER-quick`` with --quick):
 ``runs/NAME/`` (run directories), ``ITEM_*.md|csv|png``, and ``report.md`` listing every check,
-table and figure. ``all`` runs every paper in turn into ``--out``/PAPER (default
-``reproductions/PAPER[-quick]``) and writes ``summary.md`` beside them (default
-``reproductions/summary[-quick].md``): per paper its checks ok / total, its time and its report;
-a paper that stops on an error is listed as such and the others still run. The exit status is 1
-when a check failed (or, with ``all``, a paper stopped on an error), 2 on bad arguments.
+table and figure. ``all`` (or a comma-separated list of papers) runs every paper in turn into
+``--out``/PAPER (default ``reproductions/PAPER[-quick]``) and writes ``summary.md`` beside them
+(default ``reproductions/summary[-quick].md``): per paper its checks ok / total, its time and its
+report; a paper that stops on an error is listed as such and the others still run. The exit
+status is 1 when a check failed (or, with several papers, a paper stopped on an error), 2 on bad
+arguments.
+
+``--launcher NAME`` runs the papers instead as the jobs of a Hydra multirun (a tiny Hydra app
+whose config has a ``paper`` field, swept as ``-m paper=a,b,...``) through the Hydra launcher
+NAME (``basic``, ``joblib``, ``submitit_slurm``, ...; ``--launcher-override
+hydra.launcher.n_jobs=2`` sets its options). Each job runs the single-paper entry
+(`reproduce`) into the same directory as above and leaves its outcome in
+``.reproduce-status.json`` there; once the multirun returns, the same ``summary.md`` is written
+from those. Hydra's own files go to ``--out``/multirun (default
+``reproductions/multirun[-quick]``).
+
+    regretlab-reproduce all --quick --launcher joblib
+    regretlab-reproduce streaming_wang2023,paging_antoniadis2023 --launcher submitit_slurm
 
 ``--list`` describes every item: the first sentence of its bullet in the paper module's
 docstring (``* R1 (`name`): ...``), else its function's docstring.
@@ -34,6 +47,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import json
+import logging
 import re
 import sys
 import time
@@ -284,51 +299,211 @@ def reproduce(
     return r
 
 
+STATUS = ".reproduce-status.json"  # a paper's outcome, in its directory (see `run_paper`)
+_HYDRA_CONFIG = "regretlab_reproduce"  # the multirun app's config, in Hydra's ConfigStore
+
+
+@dataclass
+class Outcome:
+    """One paper's line of ``summary.md``."""
+
+    paper: str
+    ok: int  # checks ok
+    total: int  # checks
+    seconds: float
+    error: str  # "" or the one-line error it stopped on
+    report: str  # path of its report.md, or "" when it stopped
+
+
+def paper_dir(paper: str, out_dir: Path | str | None, quick: bool) -> Path:
+    """Where `paper` writes with ``all``: ``out_dir/PAPER``, default
+    ``reproductions/PAPER[-quick]``."""
+    if out_dir:
+        return Path(out_dir) / paper
+    return Path("reproductions") / (paper + ("-quick" if quick else ""))
+
+
+def run_paper(
+    paper: str, out: Path, quick: bool, progress: bool
+) -> tuple[Reproduction | None, Outcome]:
+    """`reproduce` every item of `paper` into `out`, catching its error (recorded, one line);
+    the outcome is also written to ``out/.reproduce-status.json``."""
+    from experiments.config import one_line
+
+    t0 = time.perf_counter()
+    try:
+        r, error = reproduce(paper, out, quick, None, progress), ""
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # recorded; the other papers still run
+        r, error = None, f"{type(e).__name__}: {one_line(e)}"
+        print(f"regretlab-reproduce: {paper} stopped: {error}", file=sys.stderr)
+    outcome = Outcome(
+        paper,
+        sum(c.ok for c in r.checks) if r else 0,
+        len(r.checks) if r else 0,
+        time.perf_counter() - t0,
+        error,
+        str(r.out_dir / "report.md") if r else "",
+    )
+    text = json.dumps(outcome.__dict__, indent=1)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / STATUS, lambda p: p.write_text(text))
+    return r, outcome
+
+
 def reproduce_all(
-    out_dir: Path | None = None, quick: bool = False, progress: bool = True
+    out_dir: Path | None = None,
+    quick: bool = False,
+    progress: bool = True,
+    papers: Sequence[str] | None = None,
 ) -> list[tuple[str, Reproduction | None, float, str]]:
-    """Every paper of `PAPERS` in turn, each into ``out_dir/PAPER`` (default
+    """Every paper of `PAPERS` (or `papers`) in turn, each into ``out_dir/PAPER`` (default
     ``reproductions/PAPER[-quick]``); then ``summary.md`` beside them. A paper that raises is
     recorded with its one-line error and the others still run. Returns (paper, its context or
     None, seconds, error)."""
-    from experiments.config import one_line
+    done, outcomes = [], []
+    for paper in papers or sorted(PAPERS):
+        r, outcome = run_paper(paper, paper_dir(paper, out_dir, quick), quick, progress)
+        done.append((paper, r, outcome.seconds, outcome.error))
+        outcomes.append(outcome)
+    write_summary(outcomes, out_dir, quick, papers)
+    return done
 
+
+def summary_path(out_dir: Path | None, quick: bool) -> Path:
     suffix = "-quick" if quick else ""
-    done = []
-    for paper in sorted(PAPERS):
-        out = (out_dir / paper) if out_dir else Path("reproductions") / (paper + suffix)
-        t0 = time.perf_counter()
-        try:
-            r, error = reproduce(paper, out, quick, None, progress), ""
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # recorded; the other papers still run
-            r, error = None, f"{type(e).__name__}: {one_line(e)}"
-            print(f"regretlab-reproduce: {paper} stopped: {error}", file=sys.stderr)
-        done.append((paper, r, time.perf_counter() - t0, error))
-    summary = (out_dir / "summary.md") if out_dir else Path("reproductions") / f"summary{suffix}.md"
-    rows = []
-    for paper, r, seconds, error in done:
-        ok = sum(c.ok for c in r.checks) if r else 0
-        rows.append(
-            {
-                "paper": paper,
-                "title": load_paper(paper).TITLE,
-                "checks ok": f"{ok}/{len(r.checks)}" if r else "–",
-                "result": error or ("ok" if r and ok == len(r.checks) else "**FAIL**"),
-                "seconds": round(seconds),
-                "report": str(r.out_dir / "report.md") if r else "–",
-            }
-        )
+    return (out_dir / "summary.md") if out_dir else Path("reproductions") / f"summary{suffix}.md"
+
+
+def write_summary(
+    outcomes: Sequence[Outcome],
+    out_dir: Path | None,
+    quick: bool,
+    papers: Sequence[str] | None = None,
+    launcher: str = "",
+) -> Path:
+    """``summary.md``: per paper its checks ok / total, verdict, seconds and report."""
+    rows = [
+        {
+            "paper": o.paper,
+            "title": load_paper(o.paper).TITLE,
+            "checks ok": f"{o.ok}/{o.total}" if not o.error else "–",
+            "result": o.error or ("ok" if o.ok == o.total else "**FAIL**"),
+            "seconds": round(o.seconds),
+            "report": o.report or "–",
+        }
+        for o in outcomes
+    ]
+    what = ",".join(papers) if papers else "all"
+    flags = (" --quick" if quick else "") + (f" --launcher {launcher}" if launcher else "")
     text = (
-        f"# Reproductions{' (quick)' if quick else ''}\n\n`regretlab-reproduce all"
-        f"{' --quick' if quick else ''}` · {time.strftime('%Y-%m-%d %H:%M')} ·"
-        f" git {git_revision() or 'unknown'}\n\n{markdown(pd.DataFrame(rows))}\n"
+        f"# Reproductions{' (quick)' if quick else ''}\n\n`regretlab-reproduce {what}{flags}` ·"
+        f" {time.strftime('%Y-%m-%d %H:%M')} · git {git_revision() or 'unknown'}\n\n"
+        f"{markdown(pd.DataFrame(rows))}\n"
     )
+    summary = summary_path(out_dir, quick)
     summary.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(summary, lambda p: p.write_text(text))
     print(f"summary: {summary}")
-    return done
+    return summary
+
+
+# --------------------------------------------------------------------------- through a launcher
+def _store_hydra_config() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    # and "+modules": {paper: its module}, added by `reproduce_launched`
+    node = {"paper": "???", "out": "", "quick": False, "progress": True}
+    ConfigStore.instance().store(name=_HYDRA_CONFIG, node=node)
+
+
+def launcher_error(launcher: str, overrides: Sequence[str] = ()) -> str:
+    """'' when Hydra knows the launcher `launcher` (and takes `overrides`), else one line."""
+    from hydra import compose, initialize
+
+    from experiments.preflight import hydra_error_line
+
+    _store_hydra_config()
+    with initialize(version_base="1.3", config_path=None, job_name="reproduce"):
+        try:
+            launch = [f"hydra/launcher={launcher}", *overrides]
+            compose(_HYDRA_CONFIG, overrides=launch, return_hydra_config=True)
+        except Exception as e:
+            return hydra_error_line(e)
+    return ""
+
+
+def _job(cfg) -> None:
+    """A multirun job: reproduce the paper ``cfg.paper`` (module ``cfg.modules[paper]``)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    PAPERS.update(dict(cfg.modules))  # a job in a fresh process knows the parent's registry
+    gh = GlobalHydra.instance()
+    launching = gh.hydra  # the items compose their experiments with a Hydra of their own
+    gh.clear()
+    try:
+        out = paper_dir(cfg.paper, cfg.out or None, cfg.quick)
+        run_paper(cfg.paper, out, cfg.quick, cfg.progress)
+    finally:
+        gh.clear()
+        if launching is not None:
+            gh.initialize(launching)
+
+
+def reproduce_launched(
+    papers: Sequence[str],
+    launcher: str,
+    out_dir: Path | None = None,
+    quick: bool = False,
+    progress: bool = True,
+    overrides: Sequence[str] = (),
+    label: Sequence[str] | None = None,
+) -> list[Outcome]:
+    """`papers` as the jobs of a Hydra multirun through `launcher` (with the Hydra `overrides`,
+    e.g. ``hydra.launcher.n_jobs=2``), each into its `paper_dir`; then ``summary.md`` from the
+    jobs' status files. `label`: the papers named on the command line (None: all)."""
+    import hydra
+
+    _store_hydra_config()
+    suffix = "-quick" if quick else ""
+    for paper in papers:  # a status left by an earlier run must not pass for this one's
+        paper_dir(paper, out_dir, quick).joinpath(STATUS).unlink(missing_ok=True)
+    sweep = out_dir / "multirun" if out_dir else Path("reproductions") / f"multirun{suffix}"
+    modules = ",".join(f"{p}:'{PAPERS[p]}'" for p in papers)
+    args = [
+        "-m",
+        f"paper={','.join(papers)}",
+        f"+modules={{{modules}}}",
+        f"out='{out_dir or ''}'",
+        f"quick={str(quick).lower()}",
+        f"progress={str(progress).lower()}",
+        f"hydra/launcher={launcher}",
+        f"hydra.sweep.dir='{sweep.absolute()}'",
+        "hydra.job.chdir=false",
+        *overrides,
+    ]
+    argv, root = sys.argv, logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    sys.argv = ["regretlab-reproduce", *args]
+    try:
+        hydra.main(version_base="1.3", config_path=None, config_name=_HYDRA_CONFIG)(_job)()
+    finally:  # Hydra configured logging for its jobs: give the caller its own back
+        sys.argv = argv
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    outcomes = []
+    for paper in papers:
+        status = paper_dir(paper, out_dir, quick) / STATUS
+        if status.is_file():
+            outcomes.append(Outcome(**json.loads(status.read_text())))
+        else:
+            outcomes.append(Outcome(paper, 0, 0, 0.0, "no result: its job did not finish", ""))
+    write_summary(outcomes, out_dir, quick, label, launcher)
+    return outcomes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -341,7 +516,11 @@ def _parser() -> argparse.ArgumentParser:
         + ", or all. Exit status: 0 all checks ok, 1 a check failed (or a paper stopped on an"
         " error with all), 2 bad arguments or a bad config.",
     )
-    ap.add_argument("paper", nargs="?", help="paper name (see --list), or all: every paper")
+    ap.add_argument(
+        "paper",
+        nargs="?",
+        help="paper name (see --list), a comma-separated list of papers, or all: every paper",
+    )
     ap.add_argument(
         "--list", action="store_true", help="list the papers and what each of their items is"
     )
@@ -361,6 +540,19 @@ def _parser() -> argparse.ArgumentParser:
         " subdirectory per paper and summary.md)",
     )
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ap.add_argument(
+        "--launcher",
+        default=None,
+        help="run the papers as the jobs of a Hydra multirun through this Hydra launcher"
+        " (basic, joblib, submitit_local, submitit_slurm, ray, ...) instead of in turn here",
+    )
+    ap.add_argument(
+        "--launcher-override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Hydra override for the multirun, e.g. hydra.launcher.n_jobs=2 (repeatable)",
+    )
     return ap
 
 
@@ -377,19 +569,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args.list else 2
     from experiments.config import ConfigError
 
-    if args.paper == "all":
-        if args.only:
-            print("regretlab-reproduce: error: --only: not with all", file=sys.stderr)
-            return 2
-        done = reproduce_all(args.out, args.quick, not args.no_progress)
-        checks = [c for _, r, _, _ in done if r for c in r.checks]
-        stopped = [p for p, _, _, e in done if e]
-        failed = [c for c in checks if not c.ok]
-        print(
-            f"{len(checks) - len(failed)}/{len(checks)} checks ok over {len(done)} papers"
-            + (f"; stopped on an error: {', '.join(stopped)}" if stopped else "")
-        )
-        return 1 if failed or stopped else 0
+    papers = sorted(PAPERS) if args.paper == "all" else [p.strip() for p in args.paper.split(",")]
+    if args.paper == "all" or len(papers) > 1 or args.launcher:
+        return _main_several(args, papers)
     try:
         only = [s.strip() for s in args.only.split(",")] if args.only else None
         r = reproduce(args.paper, args.out, args.quick, only, not args.no_progress)
@@ -399,6 +581,46 @@ def main(argv: list[str] | None = None) -> int:
     failed = [c for c in r.checks if not c.ok]
     print(f"{len(r.checks) - len(failed)}/{len(r.checks)} checks ok")
     return 1 if failed else 0
+
+
+def _main_several(args: argparse.Namespace, papers: list[str]) -> int:
+    """``all``, a list of papers, or any papers through a launcher."""
+
+    def error(line: str) -> int:
+        print(f"regretlab-reproduce: error: {line}", file=sys.stderr)
+        return 2
+
+    if args.only:
+        return error("--only: not with all, a list of papers or --launcher")
+    unknown = [p for p in papers if p not in PAPERS]
+    if unknown or len(set(papers)) < len(papers):
+        got = unknown[0] if unknown else args.paper
+        return error(f"paper: must be one of {', '.join(sorted(PAPERS))} (got {got!r})")
+    if not args.launcher and args.launcher_override:
+        return error("--launcher-override: only with --launcher")
+    label = None if args.paper == "all" else papers
+    progress = not args.no_progress
+    if args.launcher:
+        bad = launcher_error(args.launcher, args.launcher_override)
+        if bad:
+            return error(bad)
+        outcomes = reproduce_launched(
+            papers, args.launcher, args.out, args.quick, progress, args.launcher_override, label
+        )
+        rows = [(o.paper, o.ok, o.total, o.error) for o in outcomes]
+    else:
+        done = reproduce_all(args.out, args.quick, progress, label)
+        rows = [
+            (p, sum(c.ok for c in r.checks) if r else 0, len(r.checks) if r else 0, e)
+            for p, r, _, e in done
+        ]
+    ok, total = sum(row[1] for row in rows), sum(row[2] for row in rows)
+    stopped = [p for p, _, _, e in rows if e]
+    print(
+        f"{ok}/{total} checks ok over {len(rows)} papers"
+        + (f"; stopped on an error: {', '.join(stopped)}" if stopped else "")
+    )
+    return 1 if ok < total or stopped else 0
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ seconds; the real papers' reproductions are exercised in their own (slow) tests.
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 import types
 
@@ -156,3 +158,71 @@ def test_help_names_every_paper_and_option(capsys):
     for word in (*rp.PAPERS, "all", "--list", "--quick", "--only", "--out", "--no-progress",
                  "report.md", "summary.md", "Exit status"):  # fmt: skip
         assert word in out, word
+
+
+_FAKE_PAPER = """
+from experiments.reproduce import Reproduction
+
+TITLE = "The {name} paper"
+
+
+def _r1(r: Reproduction) -> None:
+    {body}
+
+
+ITEMS = {{"R1": _r1}}
+"""
+
+
+def _table(summary: str) -> list[str]:
+    """The summary's table, seconds masked (the time a paper took is no result)."""
+    rows = [line for line in summary.splitlines() if line.startswith("|")]
+    return [re.sub(r"\| \d+ \| (\S+) \|$", r"| s | \1 |", row) for row in rows]
+
+
+@pytest.mark.parametrize(
+    "launcher",
+    # joblib's workers are fresh interpreters that import numpy, pandas, Hydra: ~10 s here
+    ["basic", pytest.param("joblib", marks=pytest.mark.slow)],
+)
+def test_papers_through_a_hydra_launcher_give_the_sequential_summary(
+    launcher, monkeypatch, tmp_path, capsys
+):
+    # Two fake papers as importable files, so that joblib's worker processes (fresh
+    # interpreters) import them too: one passes its check, one stops on an error.
+    for name, body in (
+        ("good", 'r.check("R1", "one", "1", "1", "here", True)'),
+        ("bad", 'raise RuntimeError("broken on purpose")'),
+    ):
+        (tmp_path / f"launched_{name}.py").write_text(_FAKE_PAPER.format(name=name, body=body))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), *sys.path]))
+    monkeypatch.setattr(rp, "PAPERS", {"good": "launched_good", "bad": "launched_bad"})
+    monkeypatch.chdir(tmp_path)  # Hydra's logs stay in tmp_path too
+    seq, par = tmp_path / "seq", tmp_path / "par"
+    assert rp.main(["bad,good", "--quick", "--out", str(seq), "--no-progress"]) == 1
+    capsys.readouterr()
+    argv = ["bad,good", "--quick", "--out", str(par), "--no-progress", "--launcher", launcher]
+    if launcher == "joblib":
+        argv += ["--launcher-override", "hydra.launcher.n_jobs=2"]
+    assert rp.main(argv) == 1
+    assert "1/1 checks ok over 2 papers; stopped on an error: bad" in capsys.readouterr().out
+    assert (par / "good" / "report.md").is_file()
+    for job in (0, 1):  # Hydra's multirun: one job per paper
+        assert (par / "multirun" / str(job) / ".hydra" / "overrides.yaml").is_file()
+    sequential, launched = (seq / "summary.md").read_text(), (par / "summary.md").read_text()
+    assert f"`regretlab-reproduce bad,good --quick --launcher {launcher}`" in launched
+    assert _table(launched) == [row.replace(str(seq), str(par)) for row in _table(sequential)]
+    assert "| bad | The bad paper | – | RuntimeError: broken on purpose" in launched
+
+
+def test_launcher_mistakes_are_one_line(fake_paper, tmp_path, capsys):
+    assert rp.main(["fake", "--launcher", "nope", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("regretlab-reproduce: error: hydra/launcher: no config 'nope'")
+    assert "joblib" in err and "\n" not in err
+    assert rp.main(["fake,nope", "--out", str(tmp_path)]) == 2
+    assert "paper: must be one of" in capsys.readouterr().err
+    assert rp.main(["all", "--launcher-override", "hydra.launcher.n_jobs=2"]) == 2
+    assert "--launcher-override: only with --launcher" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing ran
