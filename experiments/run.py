@@ -148,12 +148,20 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
     }
     params = _finite_params(env)
     metric = cfg.metric or getattr(env, "primary_metric", "regret")
-    metrics: set[str] = set()
-    for name, agent in agents.items():  # trace (not compile) a step: the agent fits the env
-        metrics |= check_fit(env, params, agent, horizon, f"agents.{name}")
+    reported = {  # trace (not compile) a step: the agent fits the env
+        name: check_fit(env, params, agent, horizon, f"agents.{name}")
+        for name, agent in agents.items()
+    }
+    metrics = set().union(*reported.values())
     if metrics and metric not in metrics:
         known = ", ".join(sorted(metrics))
         raise ConfigError(f"metric: {metric!r} is not a metric of this env (one of: {known})")
+    for name, has in reported.items():  # an env may report a metric for some agents only
+        if has and metric not in has:
+            raise ConfigError(
+                f"metric: {metric!r} is not reported for agents.{name} (its metrics:"
+                f" {', '.join(sorted(has))})"
+            )
     return Experiment(
         env,
         params,

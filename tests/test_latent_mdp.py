@@ -298,3 +298,27 @@ def test_the_documented_command_runs(tmp_path):
     assert s["agents"]["context_oracle"]["final"]["regret"]["mean"] < 0  # the reference beats V*
     assert "context_oracle: a reference, not a competitor" in proc.stdout
     assert "self-check against the exact oracle" in proc.stdout
+
+
+def test_engine_pseudo_regret_is_the_exact_per_episode_value_gap():
+    """`pseudo_regret` through the engine (`LatentMDP.agent_metrics`): for a learner, the sum
+    over episodes of V* − V^{π_k}, π_k valued exactly at each episode's end, equals what the
+    measurement wrapper `PseudoRegret` records episode by episode (the same float32 evaluation
+    of the same policies; 1e-5 relative covers the two float32 summation orders over 60
+    episodes); for a fixed-policy reference, K (V* − its exact value) (float32 sums of K equal
+    terms: 1e-5 relative)."""
+    from rl.optimistic import LatentValueOptimistic, PseudoRegret
+
+    env = LatentMDP(num_states=3, episode_length=3, instance_seed=1)
+    params, K, H = env.default_params(), 60, env.episode_length
+    learner = LatentValueOptimistic(bonus_scale=0.05)
+    out = jax.jit(lambda k: rollout(env, params, learner, k, H * K, horizon=K))(jax.random.key(3))
+    wrapped = PseudoRegret(learner, K)
+    ref = jax.jit(lambda k: rollout(env, params, wrapped, k, H * K, horizon=K))(jax.random.key(3))
+    want = np.asarray(ref.agent_state.curve, np.float64).sum()
+    assert float(out.totals["pseudo_regret"]) == pytest.approx(want, rel=1e-5)
+    assert float(out.totals["regret"]) != pytest.approx(want, rel=1e-3)  # realised differs
+    for agent in (LatentRandom(), ContextOracle()):
+        r = rollout(env, params, agent, jax.random.key(0), H * K, horizon=K)
+        gap = env.v_star - agent.policy_value(env.spec(params, K))
+        assert float(r.totals["pseudo_regret"]) == pytest.approx(K * gap, rel=1e-5)
