@@ -334,10 +334,17 @@ def dpbai_mechanism(epsilon, noise="research"):
         def call(params, keys):
             return prog(params, (jnp.asarray(epsilon),), keys)
 
+    return table_mechanism(env, call)
+
+
+def table_mechanism(env, call, batch: int = BATCH):
+    """The auditor's M(table, n, rng) from a compiled ``call(params, keys)`` of `batch` runs:
+    n independent runs on the reward table (keys from `rng`), outputs stacked as float64."""
+
     def m(table, n, rng):
-        keys = jax.random.split(jax.random.key(int(rng.integers(2**31))), -(-n // BATCH) * BATCH)
+        keys = jax.random.split(jax.random.key(int(rng.integers(2**31))), -(-n // batch) * batch)
         params = env.table_params(table)
-        out = [call(params, keys[i : i + BATCH]) for i in range(0, keys.shape[0], BATCH)]
+        out = [call(params, keys[i : i + batch]) for i in range(0, keys.shape[0], batch)]
         return np.asarray(jnp.concatenate(out)[:n], np.float64)
 
     return m

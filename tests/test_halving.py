@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
+from test_dpbai import table_mechanism
 
 from bandits.linear_bai import TableLinearBAI, linear_bai
 from experiments.config import ConfigError
@@ -188,16 +189,7 @@ def dpsh_mechanism(epsilon):
     numbers = (jnp.asarray(epsilon),)
     assert lifted.numbers == (1.0,)
 
-    def m(table, n, rng):
-        runs = -(-n // AUDIT_BATCH) * AUDIT_BATCH
-        keys = jax.random.split(jax.random.key(int(rng.integers(2**31))), runs)
-        params = env.table_params(table)
-        out = [
-            prog(params, numbers, keys[i : i + AUDIT_BATCH]) for i in range(0, runs, AUDIT_BATCH)
-        ]
-        return np.asarray(jnp.concatenate(out)[:n], np.float64)
-
-    return m
+    return table_mechanism(env, lambda params, keys: prog(params, numbers, keys), AUDIT_BATCH)
 
 
 def test_audit_dp_sh_no_violation_and_noise_removed_caught():

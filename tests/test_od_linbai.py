@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import optimize
+from test_dpbai import table_mechanism
 
 from bandits.linear_bai import TableLinearBAI, linear_bai
 from experiments.config import ConfigError
@@ -452,16 +453,7 @@ def od_mechanism(epsilon):
     at = lifted.numbers.index(1.0)  # ε's slot among the lifted numbers (design_tol is 1e-3)
     numbers = tuple(jnp.asarray(epsilon if i == at else x) for i, x in enumerate(lifted.numbers))
 
-    def m(table, n, rng):
-        runs = -(-n // AUDIT_BATCH) * AUDIT_BATCH
-        keys = jax.random.split(jax.random.key(int(rng.integers(2**31))), runs)
-        params = env.table_params(table)
-        out = [
-            prog(params, numbers, keys[i : i + AUDIT_BATCH]) for i in range(0, runs, AUDIT_BATCH)
-        ]
-        return np.asarray(jnp.concatenate(out)[:n], np.float64)
-
-    return m
+    return table_mechanism(env, lambda params, keys: prog(params, numbers, keys), AUDIT_BATCH)
 
 
 def test_audit_premise_schedule():

@@ -150,26 +150,28 @@ class GameOfArms(StreamAgent):
     def update(self, s: GoAState, obs, a, reward) -> GoAState:
         r = reward / jnp.maximum(a.n, 1).astype(reward.dtype)
         s = s._replace(used=s.used + a.n, stale=jnp.int32(-1))
+        # An arriving arm is read into x, then tested (full stream), pulled as a fractional-stream
+        # arm (past the cap, n > 0) or discarded: those are the routines of the later phases, so
+        # the arrival is routed to them (each written once: under vmap every branch runs, and
+        # each copy is code to compile). Branch ARRIVE itself is the discard.
+        arriving = s.phase == ARRIVE
+        s = _where(arriving, s._replace(x=a.read, x_pos=s.read, read=s.read + 1), s)
+        in_full = s.full <= s.full_cap
+        routed = jnp.where(in_full, CHALLENGE, jnp.where(a.n > 0, FRAC, ARRIVE))
         branches = [
             lambda s: self._after_first(s, r),
-            lambda s: self._after_arrive(s, a, r, obs),
+            self._discard_x,
             lambda s: self._after_challenge(s, a, r, obs),
             lambda s: self._after_frac(s, r),
             lambda s: s,
         ]
-        return jax.lax.switch(s.phase, branches, s)
+        return jax.lax.switch(jnp.where(arriving, routed, s.phase), branches, s)
 
     def _after_first(self, s: GoAState, r) -> GoAState:
         s = s._replace(
             king=jnp.int32(0), frac=jnp.int32(0), frac_best=r, read=s.read + 1, budget=s.B0
         )
         return self._next_arm(s)
-
-    def _after_arrive(self, s: GoAState, a, r, obs) -> GoAState:
-        s = s._replace(x=a.read, x_pos=s.read, read=s.read + 1)
-        in_full = s.full <= s.full_cap
-        past_cap = _where(a.n > 0, self._after_frac(s, r), self._discard_x(s))
-        return _where(in_full, self._after_challenge(s, a, r, obs), past_cap)
 
     def _after_challenge(self, s: GoAState, a, r, obs) -> GoAState:
         if self.mode == "faithful":  # the authors' Delta oracle

@@ -80,9 +80,16 @@ class TowerState(NamedTuple):
 
 
 def _free_slot(s: TowerState, size: int) -> jax.Array:
-    used = jnp.zeros((size,), bool).at[jnp.clip(s.king, 0)].max(s.king >= 0)
-    used = used.at[jnp.clip(s.pend, 0)].max(s.pend >= 0)
+    slots = jnp.arange(size)
+    held = jnp.concatenate([s.king, s.pend])  # -1 (none) matches no slot
+    used = jnp.any(held[:, None] == slots, axis=0)
     return jnp.argmax(~used).astype(jnp.int32)
+
+
+def _set(x: jax.Array, i: jax.Array, v) -> jax.Array:
+    """x with entry i replaced by v (0 <= i < len(x)): a select, not a scatter, so that XLA
+    fuses it with its neighbours (under vmap a scatter is a kernel of its own)."""
+    return jnp.where(jnp.arange(x.shape[0]) == i, v, x).astype(x.dtype)
 
 
 @dataclass(frozen=True)
@@ -167,10 +174,14 @@ class _Tower(StreamAgent):
     def update(self, s: TowerState, obs, a, reward) -> TowerState:
         r = reward / jnp.maximum(a.n, 1).astype(reward.dtype)
         s = s._replace(used=s.used + a.n, stale=jnp.int32(-1))
-        branches = [self._after_level, self._after_promote2, self._after_final, lambda s, a, r: s]
-        return jax.lax.switch(s.phase, branches, s, a, r)
+        keep = lambda s, a, r: (s, jnp.zeros((), bool))
+        branches = [self._after_level, self._after_promote2, self._after_final, keep]
+        s, walk = jax.lax.switch(s.phase, branches, s, a, r)
+        # The level walk (a while loop) is written once, after the branches that ask for it:
+        # one copy to compile, and under vmap (every branch runs) one walk per step, not two.
+        return jax.lax.cond(walk, self._normalize, lambda s: s, s)
 
-    def _after_level(self, s: TowerState, a, r) -> TowerState:
+    def _after_level(self, s: TowerState, a, r) -> tuple[TowerState, jax.Array]:
         lv = s.level
         L = s.b.shape[0]
         full = (s.c[lv] > s.cap[lv]) & (lv < L - 1)
@@ -211,9 +222,9 @@ class _Tower(StreamAgent):
             )
 
         s = jax.lax.cond(full, first_pull_of_promotion, compare, s)
-        return jax.lax.cond(full, lambda s: s, self._normalize, s)
+        return s, ~full  # walk the levels after a comparison
 
-    def _after_promote2(self, s: TowerState, a, r) -> TowerState:
+    def _after_promote2(self, s: TowerState, a, r) -> tuple[TowerState, jax.Array]:
         lv = s.level
         L = s.b.shape[0]
         one_wins = s.r1 > r  # the authors keep the second arm on ties
@@ -221,17 +232,17 @@ class _Tower(StreamAgent):
         wpos = jnp.where(one_wins, s.king_pos[lv], s.pend_pos[lv])
         lose = jnp.where(one_wins, s.pend[lv], s.king[lv])
         s = s._replace(
-            king=s.king.at[lv].set(-1),
-            pend=s.pend.at[lv].set(-1),
-            c=s.c.at[lv].set(0),
+            king=_set(s.king, lv, -1),
+            pend=_set(s.pend, lv, -1),
+            c=_set(s.c, lv, 0),
             stale=lose.astype(jnp.int32),
             phase=jnp.int32(LEVEL),
         )
         s = _promote(s, lv, win, wpos)
         s = s._replace(level=jnp.minimum(lv + 1, L - 1).astype(jnp.int32))
-        return self._normalize(s)
+        return s, jnp.ones((), bool)  # walk the levels
 
-    def _after_final(self, s: TowerState, a, r) -> TowerState:
+    def _after_final(self, s: TowerState, a, r) -> tuple[TowerState, jax.Array]:
         L = s.b.shape[0]
         lv = s.fin_level
         # faithful: best_emp_reward is never updated, so the last level with r > 0 wins
@@ -241,13 +252,14 @@ class _Tower(StreamAgent):
             best_r=jnp.where(better, r, s.best_r),
         )
         nxt = _next_nonempty(s.king, lv + 1)
-        return s._replace(
+        s = s._replace(
             fin_level=jnp.where(nxt < L, nxt, lv).astype(jnp.int32),
             phase=jnp.where(nxt < L, FINAL, COMMIT).astype(jnp.int32),
             chosen=jnp.where((nxt >= L) & (s.chosen < 0), _first_nonempty(s.king), s.chosen).astype(
                 jnp.int32
             ),
         )
+        return s, jnp.zeros((), bool)
 
     def _normalize(self, s: TowerState) -> TowerState:
         """Walk levels from the cursor: promote full single-king levels (no pulls), stop at the
@@ -262,7 +274,7 @@ class _Tower(StreamAgent):
         def promote_king(s):
             lv = s.level
             win, wpos = s.king[lv], s.king_pos[lv]
-            s = s._replace(king=s.king.at[lv].set(-1), c=s.c.at[lv].set(0))
+            s = s._replace(king=_set(s.king, lv, -1), c=_set(s.c, lv, 0))
             s = _promote(s, lv, win, wpos)
             return s._replace(level=(lv + 1).astype(jnp.int32))
 
@@ -300,10 +312,10 @@ def _promote(s: TowerState, lv, win, wpos) -> TowerState:
     up = jnp.minimum(lv + 1, L - 1)
     empty = s.king[up] < 0
     return s._replace(
-        king=s.king.at[up].set(jnp.where(empty, win, s.king[up])).astype(jnp.int32),
-        king_pos=s.king_pos.at[up].set(jnp.where(empty, wpos, s.king_pos[up])),
-        pend=s.pend.at[up].set(jnp.where(empty, s.pend[up], win)).astype(jnp.int32),
-        pend_pos=s.pend_pos.at[up].set(jnp.where(empty, s.pend_pos[up], wpos)),
+        king=_set(s.king, up, jnp.where(empty, win, s.king[up])),
+        king_pos=_set(s.king_pos, up, jnp.where(empty, wpos, s.king_pos[up])),
+        pend=_set(s.pend, up, jnp.where(empty, s.pend[up], win)),
+        pend_pos=_set(s.pend_pos, up, jnp.where(empty, s.pend_pos[up], wpos)),
     )
 
 
