@@ -8,6 +8,7 @@ import gymnasium
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from test_paging_env import lru_reference
 
 from bandits.gym import BERNOULLI_ID, GAUSSIAN_ID, BanditEnv, register_envs
 from experiments.config import ConfigError
@@ -204,20 +205,6 @@ def test_paging_spaces_and_bad_arguments():
         _paging(predictions="oracle")
 
 
-def _lru_faults(pages, k):
-    """LRU on a list: its fault count."""
-    cache, faults = [], 0
-    for p in pages:
-        if p in cache:
-            cache.remove(p)
-        else:
-            faults += 1
-            if len(cache) == k:
-                cache.pop(0)
-        cache.append(p)
-    return faults
-
-
 def test_paging_user_lru_matches_a_list_lru_and_opt_is_belady(paging_envs):
     """A user's LRU written against the observations pays what LRU on a list pays; the info's
     opt_faults is Belady's count (the reference of tests/test_paging_succinct.py)."""
@@ -239,7 +226,7 @@ def test_paging_user_lru_matches_a_list_lru_and_opt_is_belady(paging_envs):
         eta += info["eta0"] + info["eta1"]
         obs, steps = obs_next, steps + 1
     assert steps == 300
-    assert info["faults"] == _lru_faults(pages, 5)
+    assert info["faults"] == lru_reference(pages, 5)
     assert info["opt_faults"] == belady(pages, 5)[0]
     # 300 bits flipped w.p. 1/2: fewer than 100 wrong bits has probability < 1e-8
     assert eta > 100
