@@ -48,8 +48,8 @@ import argparse
 import importlib
 import inspect
 import json
-import logging
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -434,6 +434,14 @@ def launcher_error(launcher: str, overrides: Sequence[str] = ()) -> str:
     return ""
 
 
+def _hydra_app() -> None:
+    """The child process of `reproduce_launched`: Hydra's command line (``-m paper=...``)."""
+    import hydra
+
+    _store_hydra_config()
+    hydra.main(version_base="1.3", config_path=None, config_name=_HYDRA_CONFIG)(_job)()
+
+
 def _job(cfg) -> None:
     """A multirun job: reproduce the paper ``cfg.paper`` (module ``cfg.modules[paper]``)."""
     from hydra.core.global_hydra import GlobalHydra
@@ -463,7 +471,6 @@ def reproduce_launched(
     """`papers` as the jobs of a Hydra multirun through `launcher` (with the Hydra `overrides`,
     e.g. ``hydra.launcher.n_jobs=2``), each into its `paper_dir`; then ``summary.md`` from the
     jobs' status files. `label`: the papers named on the command line (None: all)."""
-    import hydra
 
     _store_hydra_config()
     suffix = "-quick" if quick else ""
@@ -483,18 +490,13 @@ def reproduce_launched(
         "hydra.job.chdir=false",
         *overrides,
     ]
-    argv, root = sys.argv, logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    sys.argv = ["regretlab-reproduce", *args]
-    try:
-        hydra.main(version_base="1.3", config_path=None, config_name=_HYDRA_CONFIG)(_job)()
-    finally:  # Hydra configured logging for its jobs: give the caller its own back
-        sys.argv = argv
-        for handler in root.handlers:
-            if handler not in handlers:
-                handler.close()
-        root.handlers[:] = handlers
-        root.setLevel(level)
+    # Hydra's multirun in a child process: it configures logging (dictConfig closes every
+    # handler the caller had) and keeps global state, neither of which belongs to the caller
+    entry = (
+        "import sys; sys.argv[0] = 'regretlab-reproduce'; "
+        "import experiments.reproduce as r; r._hydra_app()"
+    )
+    subprocess.run([sys.executable, "-c", entry, *args], check=False)
     outcomes = []
     for paper in papers:
         status = paper_dir(paper, out_dir, quick) / STATUS
