@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import optimize
-from test_dpbai import table_mechanism
+from test_dpbai import _Rebuild, table_mechanism
 
 from bandits.linear_bai import TableLinearBAI, linear_bai
 from experiments.config import ConfigError
@@ -258,22 +258,6 @@ def reference_od_linbai(features, table, epsilon, laplace):
     if t < T:
         pulls.append((0, T - t))
     return pulls, active[0], margin, transcript
-
-
-class _Rebuild:
-    """`lifted.rebuild` hashed by the agent's static key (one compiled rollout per shape)."""
-
-    def __init__(self, lifted):
-        self.lifted = lifted
-
-    def __call__(self, numbers):
-        return self.lifted.rebuild(numbers)
-
-    def __hash__(self):
-        return hash(self.lifted.key)
-
-    def __eq__(self, other):
-        return isinstance(other, _Rebuild) and other.lifted.key == self.lifted.key
 
 
 @functools.cache
