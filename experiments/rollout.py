@@ -179,10 +179,16 @@ class Transition(NamedTuple):
     metrics: dict[str, jax.Array]
 
 
-def start(env: Env, params, agent: Agent, spec, run_key: jax.Array):
-    """Initial env and agent states of one run, and the run's step key (see module doc)."""
+def init_keys(run_key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The env's and the agent's ``init`` keys and the step key of one run (see module doc)."""
     init_key, step_key = jax.random.split(run_key)
     k_env, k_agent = jax.random.split(init_key)
+    return k_env, k_agent, step_key
+
+
+def start(env: Env, params, agent: Agent, spec, run_key: jax.Array):
+    """Initial env and agent states of one run, and the run's step key (see module doc)."""
+    k_env, k_agent, step_key = init_keys(run_key)
     return env.init(k_env, params), agent.init(k_agent, spec), step_key
 
 
@@ -256,9 +262,14 @@ class Carry(NamedTuple):
 def initial_carry(env: Env, params, agent: Agent, probe_: Probe, run_key: jax.Array):
     """The carry before the first step of one run, and its step key."""
     e_state, a_state, step_key = start(env, params, agent, probe_.spec, run_key)
+    return carry_of(e_state, a_state, probe_), step_key
+
+
+def carry_of(e_state, a_state, probe_: Probe) -> Carry:
+    """The carry before the first step, from the initial env and agent states."""
     zero = jnp.zeros((), jnp.result_type(int))
     sums = sums_zeros({k: probe_.metrics[k] for k in probe_.tracked})
-    return Carry(e_state, a_state, sums, zero, zero, zero), step_key
+    return Carry(e_state, a_state, sums, zero, zero, zero)
 
 
 def advance(

@@ -27,7 +27,12 @@ horizons above 2^31 - 1 need ``x64``.
 Multi-round steps. When a step reports ``metrics["rounds"] = n`` it used n rounds (pull one arm n
 times, sampled exactly by the environment). Curves are recorded against rounds; a grid point that
 falls inside a multi-round step is linearly interpolated within that step (exact for pseudo-regret,
-which grows linearly within a batch of pulls of one arm). Seeds that reached the horizon idle.
+which grows linearly within a batch of pulls of one arm). Seeds that reached the horizon idle;
+a step in which every seed idles is skipped (a real branch: no env or agent work).
+
+Per-step cost. A one-round chunk runs its steps in loops that hold nothing but the step and
+records its grid points between them (`_segments`); the env's init program is compiled once per
+run and shared by its agents (`_shared_env_init`). Measurements: bench/engine_floor_results.md.
 """
 
 from __future__ import annotations
@@ -54,8 +59,9 @@ from experiments.rollout import (
     Carry,
     Probe,
     advance,
+    carry_of,
     draw_steps,
-    initial_carry,
+    init_keys,
     probe,
     step_inputs,
     sum_host_value,
@@ -302,50 +308,53 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
     Each is ``vmap`` over seeds of one run's function of (h, ...), h = (env numbers, agent
     numbers, params); a sweep of C configs adds an outer ``vmap`` over h (states (C, seeds, ...)).
     One chunk program serves every chunk: with a shorter last chunk (`layout.tail`), steps from
-    its argument ``n_active`` on are skipped by a ``lax.cond`` on the step index, which is the
-    same for every seed, so the skip is a real branch, not a select.
+    its argument ``n_active`` on are not run (a loop bound, or a ``lax.cond`` on the step index,
+    the same for every seed: a real branch, not a select). Multi-round chunks skip the steps in
+    which no lane is active (`_skip_idle`).
     """
-    horizon_steps, n_seeds, chunk, tail, slots, probe, per_seed_inputs, configs = layout
+    horizon_steps, n_seeds, chunk, _, slots, probe, per_seed_inputs, configs = layout
     multi_round = probe.multi_round
     names = probe.tracked
     limit = horizon_steps if multi_round else None
 
-    def init_one(h, run_key):
-        env, agent, params = parts.bind(h)
-        return initial_carry(env, params, agent, probe, run_key)
+    def env_init_one(h_env, h_params, run_key):
+        """The env's part of the initial state: a function of the env's numbers and params
+        only, so the agents of a run share its program (`_shared_env_init`)."""
+        env = parts.env.rebuild(h_env)
+        params = h_params if parts.params is None else parts.params
+        k_env, _, step_key = init_keys(run_key)
+        return env.init(k_env, params), step_key
+
+    def agent_init_one(h, env_state, run_key):
+        _, agent, _ = parts.bind(h)
+        _, k_agent, _ = init_keys(run_key)
+        return carry_of(env_state, agent.init(k_agent, probe.spec), probe)
 
     def chunk_one(h, state, step_key, first_block, slot_of_step, n_active, shared, mine):
         env, agent, params = parts.bind(h)
-
-        def body(carry, xs):
-            core, rec = carry
-            (rng_env, rng_agent), inputs, slot = xs
-            core, _ = advance(
-                env, params, agent, core, rng_env, rng_agent, inputs, limit, multi_round
-            )
-            values = {k: sum_value(core.sums[k]) for k in names}
-            if multi_round:  # emit every step; the host interpolates grid points between steps
-                return (core, rec), (core.rounds, values)
-            # One round per step: the grid rounds of this chunk are known steps (`slot` <
-            # `slots` there, = `slots` elsewhere, an index the scatter drops): write only those.
-            rec = {k: rec[k].at[slot].set(values[k], mode="drop") for k in names}
-            return (core, rec), None
-
-        def masked_body(carry, xs):
-            i, xs = xs
-            return jax.lax.cond(i < n_active, body, lambda c, _: (c, None), carry, xs)
-
         rng = draw_steps(step_key, first_block, chunk, probe.env_draws, probe.agent_draws)
-        rec = {k: jnp.zeros((slots,), jnp.result_type(float)) for k in names}
-        xs = (rng, {**shared, **mine}, slot_of_step)
-        if tail:
-            body_, xs = masked_body, (jnp.arange(chunk), xs)
-        else:
-            body_ = body
-        (state, rec), emitted = jax.lax.scan(
-            body_, (state, rec), xs, length=chunk, unroll=min(SCAN_UNROLL, chunk)
-        )
-        return state, (emitted if multi_round else rec)
+        xs = (rng, {**shared, **mine})
+
+        def step(core, x):
+            (rng_env, rng_agent), inputs = x
+            return advance(
+                env, params, agent, core, rng_env, rng_agent, inputs, limit, multi_round
+            )[0]
+
+        def emit(core):
+            return {k: sum_value(core.sums[k]) for k in names}
+
+        if multi_round:  # emit every step; the host interpolates grid points between steps
+            return jax.lax.scan(
+                _skip_idle(step, emit, limit, configs),
+                state,
+                xs,
+                length=chunk,
+                unroll=min(SCAN_UNROLL, chunk),
+            )
+        if SCAN_UNROLL > 1:  # one scan (unrollable); the grid steps write their slot
+            return _scan_recording(step, emit, state, xs, slot_of_step, n_active, layout)
+        return _segments(step, emit, state, xs, slot_of_step, n_active, slots)
 
     def final_one(h, state: Carry):
         env, agent, params = parts.bind(h)
@@ -354,8 +363,10 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
     def over_configs(f, seed_axes, config_axes):
         """`f` vmapped over seeds, and over a sweep's configs when there are any (h, states
         and step keys have a config axis; run keys and exogenous inputs are shared)."""
-        f = jax.vmap(f, in_axes=seed_axes)
-        return f if configs == 1 else jax.vmap(f, in_axes=config_axes)
+        f = jax.vmap(f, in_axes=seed_axes, axis_name=SEEDS)
+        if configs == 1:
+            return f
+        return jax.vmap(f, in_axes=config_axes, axis_name=CONFIGS, axis_size=configs)
 
     lead = () if configs == 1 else (configs,)
 
@@ -380,14 +391,29 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
         spec = ("seeds",) if configs == 1 else (None, "seeds")
         lane = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec))
         lanes = {"out_shardings": lane}
-    init_all = over_configs(init_one, (None, 0), (0, None))
-    init = jax.jit(init_all, **lanes).lower(h_shape, keys).compile()
-    seconds["init"] = time.perf_counter() - t0
-    state_shape, key_shape = jax.eval_shape(init_all, h_shape, keys)
-    if sharding is not None:  # chunk and final take the state as init leaves it
-        state_shape, key_shape = jax.tree.map(
-            lambda x: _placed(x, lanes["out_shardings"]), (state_shape, key_shape)
-        )
+
+    def placed(tree):  # the next program takes `tree` as the previous one leaves it
+        if sharding is None:
+            return tree
+        return jax.tree.map(lambda x: _placed(x, lanes["out_shardings"]), tree)
+
+    env_all = over_configs(env_init_one, (None, None, 0), (0, 0, None))
+    env_args = (h_shape[0], h_shape[2], keys)
+    env_init, seconds["init_env"] = _shared_env_init(
+        _env_init_key(parts, params_shape, layout, sharding),
+        lambda: jax.jit(env_all, **lanes).lower(*env_args).compile(),
+    )
+    env_shape, key_shape = placed(jax.eval_shape(env_all, *env_args))
+    agent_all = over_configs(agent_init_one, (None, 0, 0), (0, 0, None))
+    t = time.perf_counter()
+    agent_init = jax.jit(agent_all, **lanes).lower(h_shape, env_shape, keys).compile()
+    seconds["init_agent"] = time.perf_counter() - t
+    state_shape = placed(jax.eval_shape(agent_all, h_shape, env_shape, keys))
+
+    def init(h, run_keys):
+        env_state, step_keys = env_init(h[0], h[2], run_keys)
+        return agent_init(h, env_state, run_keys), step_keys
+
     scalar = jax.ShapeDtypeStruct((), jnp.int32)
 
     def inputs_shape(per_seed: bool):
@@ -432,6 +458,134 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
     prog.program_seconds = {k: round(v, 3) for k, v in seconds.items()}
     prog.seed_sharding = sharding
     return prog
+
+
+SEEDS, CONFIGS = "seeds", "configs"  # the vmapped axes of the engine's programs
+
+
+def _segments(step, emit, state, xs, slot_of_step, n_active, slots: int):
+    """A one-round chunk as `slots` segments that end at its grid steps, then the rest.
+
+    Each segment is a loop over its steps with nothing but `step` in the body, and the values
+    are recorded between segments. Why not record inside one scan: on XLA:CPU a write in the
+    scan body (even one skipped by a cond) is an independent branch of the body's kernel graph,
+    which the runtime hands to its thread pool every step; that doubled to tripled the per-step
+    cost of a cheap vmapped step (bench/engine_floor_results.md). The bounds are the same for
+    every seed (unbatched), so the loops stay loops under ``vmap``. Step i of the chunk reads
+    row i of `xs`, as a scan would: the same values.
+    """
+    steps = jnp.arange(1, slot_of_step.shape[0] + 1, dtype=jnp.int32)
+    ends = jnp.zeros((slots,), jnp.int32).at[slot_of_step].set(steps, mode="drop")
+    ends = jax.lax.cummax(ends)  # unused slots: empty segments at the last grid step
+    ends = jnp.append(ends, n_active)  # the rest of the chunk: one more segment
+
+    def segment(carry, end):  # one loop in the program: the step is traced and compiled once
+        core, start = carry
+        core = jax.lax.fori_loop(
+            start, end, lambda i, c: step(c, jax.tree.map(lambda x: x[i], xs)), core
+        )
+        return (core, end), emit(core)
+
+    (state, _), rec = jax.lax.scan(segment, (state, jnp.int32(0)), ends)
+    return state, jax.tree.map(lambda r: r[:slots], rec)
+
+
+def _scan_recording(step, emit, state, xs, slot_of_step, n_active, layout: _Layout):
+    """A one-round chunk as one scan whose grid steps write their slot (`SCAN_UNROLL` > 1:
+    an accelerator amortises the loop over unrolled steps; see `_segments` for the CPU)."""
+    slots = layout.slots
+
+    def body(carry, x):
+        core, rec = carry
+        x, slot = x
+        core = step(core, x)
+        values = emit(core)
+        return (core, {k: rec[k].at[slot].set(values[k], mode="drop") for k in rec}), None
+
+    def masked_body(carry, x):  # a shorter last chunk: steps from n_active on are skipped
+        i, x = x
+        return jax.lax.cond(i < n_active, body, lambda c, _: (c, None), carry, x)
+
+    zero = jnp.zeros((slots,), jnp.result_type(float))
+    rec = jax.tree.map(lambda _: zero, emit(state))
+    body_, xs = (
+        (masked_body, (jnp.arange(layout.chunk), (xs, slot_of_step)))
+        if layout.tail
+        else (body, (xs, slot_of_step))
+    )
+    (state, rec), _ = jax.lax.scan(body_, (state, rec), xs, unroll=min(SCAN_UNROLL, layout.chunk))
+    return state, rec
+
+
+def _skip_idle(step, emit, limit: int, configs: int):
+    """The scan body of a multi-round chunk: `step`, emitting (rounds, values), skipped outright
+    in steps where no lane of the batch is still active.
+
+    A lane that has used the horizon (`limit` rounds) idles (`advance` keeps its states and
+    adds zeros), so a step in which every lane idles changes nothing; but a fixed-budget agent
+    spends its horizon in a few dozen steps of a chunk of at least one RNG block (100 steps),
+    and an idle step still evaluates the env and the agent for every lane (DP-BAI: 23 steps of
+    100). Whether any lane is active is a sum over the vmapped axes (``psum`` over the named
+    axes), the same for every lane, so the ``cond`` on it is a real branch, not a select: an
+    idle step costs a reduction.
+    """
+    axes = (SEEDS,) if configs == 1 else (SEEDS, CONFIGS)
+
+    def body(core, x):
+        core = step(core, x)
+        return core, (core.rounds, emit(core))
+
+    def skip(core, x):
+        return core, (core.rounds, emit(core))
+
+    def maybe(core, x):
+        live = jax.lax.psum((core.rounds < limit).astype(jnp.int32), axes) > 0
+        return jax.lax.cond(live, body, skip, core, x)
+
+    return maybe
+
+
+def _env_init_key(parts: _Parts, params_shape, layout: _Layout, sharding) -> tuple:
+    """What the env's init program depends on: the env's static key, the params (constants,
+    or their structure and shapes), the lanes and the seed sharding."""
+    leaves, treedef = jax.tree.flatten(params_shape)
+    try:
+        constants = () if parts.params is None else freeze(jax.tree.map(np.asarray, parts.params))
+        hash((parts.env.key, constants))
+    except TypeError:  # cannot be keyed: a key that matches nothing else
+        return (object(),)
+    return (
+        parts.env.key,
+        constants,
+        treedef,
+        tuple((x.shape, x.dtype, x.weak_type) for x in leaves),
+        layout.seeds,
+        layout.configs,
+        sharding is not None,
+        bool(jax.config.jax_enable_x64),
+    )
+
+
+_ENV_INITS: OrderedDict = OrderedDict()  # compiled env init programs, by `_env_init_key`
+_ENV_INITS_LOCK = threading.Lock()
+
+
+def _shared_env_init(key: tuple, compile_: Callable) -> tuple[Callable, float]:
+    """The env's init program for `key`, compiled once per process (the agents of a run share
+    it: it was about 1.4 s of XLA compile per agent for the streaming env) and the seconds
+    spent compiling it here (0 where it was found). Compiled under a lock, so agents compiled
+    side by side in threads (`simulate_agents`) wait for one compile instead of repeating it."""
+    with _ENV_INITS_LOCK:
+        hit = _ENV_INITS.get(key)
+        if hit is not None:
+            _ENV_INITS.move_to_end(key)
+            return hit, 0.0
+        t = time.perf_counter()
+        program = compile_()
+        _ENV_INITS[key] = program
+        while len(_ENV_INITS) > PROGRAM_CACHE_SIZE:
+            _ENV_INITS.popitem(last=False)
+        return program, time.perf_counter() - t
 
 
 def _with_lead(x: jax.ShapeDtypeStruct, lead: tuple) -> jax.ShapeDtypeStruct:

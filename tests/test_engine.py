@@ -564,3 +564,50 @@ def test_multi_round_interpolation_equals_np_interp_per_lane():
             ys = np.concatenate([[prev_values["v"][s]], values["v"][s]])[first]
             want[s, mine] = np.interp(grid[mine], knots, ys)
         np.testing.assert_array_equal(got["v"], want)
+
+
+# --------------------------------------------------------------------------- the engine's floor
+def test_idle_steps_skipped_match_a_rollout_that_runs_them():
+    """Multi-round chunks skip the steps in which no lane is active (T = 200 is spent by step
+    80 of a 300-step chunk); `experiments.rollout.rollout` runs every one of the 300 steps
+    (idle lanes add zeros) and is the independent reference. (Bit-identity of the engine
+    before and after the skip was checked on the CLI's agents; chunk sizes: above.)"""
+    from experiments.rollout import rollout
+
+    seeds, params = 4, GAUSS3.default_params()
+    r = _run(GAUSS3, CyclicPull(3), 200, seeds, chunk_size=300)
+    keys = jax.random.split(jax.random.key(0), seeds)
+    ref = jax.jit(
+        jax.vmap(lambda k: rollout(GAUSS3, params, CyclicPull(3), k, 300, horizon=200).totals)
+    )(keys)
+    for k, v in r.final.items():
+        if k in ref:  # the rollout rounds total - comp to float32 (the engine's final is that
+            # difference in float64, exact): equal to within one float32 rounding, 2^-24 relative
+            np.testing.assert_allclose(v, np.asarray(ref[k], np.float64), rtol=2**-24, err_msg=k)
+    np.testing.assert_array_equal(np.asarray(ref["rounds"]), 200)
+
+
+def test_recording_between_segments_equals_recording_in_the_scan(monkeypatch):
+    """One-round chunks record between segments that end at grid steps (`_segments`); with
+    ``SCAN_UNROLL`` > 1 the engine records inside one unrolled scan instead. Same curves and
+    finals, bit for bit, with a shorter last chunk (500 = 300 + 200) and every round recorded."""
+    import importlib
+
+    sim = importlib.import_module("experiments.simulate")
+    grid = make_grid(500, "every")
+    segments = _run(BERN3, UCB1(), 500, 3, grid=grid, chunk_size=300)
+    monkeypatch.setattr(sim, "SCAN_UNROLL", 2)
+    scan = _run(BERN3, UCB1(), 500, 3, grid=grid, chunk_size=300)
+    _assert_identical(segments, scan)
+
+
+def test_env_init_is_compiled_once_per_run():
+    """The agents of a run share the env's init program (`_shared_env_init`): one of them
+    compiles it, the other finds it; each result equals its own `simulate`."""
+    grid = make_grid(300, "log", 20)
+    agents = {"a": UCB1(), "b": FixedArm(1)}
+    sims = simulate_agents(GAUSS3, GAUSS3.default_params(), agents, 300, 5, 0, grid, workers=2)
+    seconds = sorted(s.info["compile_seconds_by_program"]["init_env"] for s in sims.values())
+    assert seconds[0] == 0.0 and seconds[1] > 0.0
+    for name, agent in agents.items():
+        _assert_identical(sims[name], _run(GAUSS3, agent, 300, 5, grid=grid))
