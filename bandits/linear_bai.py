@@ -13,7 +13,32 @@ Potential-reward table. The rewards are the K x T table X with X[i, t] the rewar
 give if pulled in round t (0-based); pulling arm i in round t reveals X[i, t] and nothing else.
 `LinearBAI` samples X[i, t] ~ Bernoulli(μ_i) lazily (one engine uniform per round, or a
 Binomial(n, μ_i) sum for an n-round `Pull`, which is the sum of the n fresh entries
-X[i, t..t+n-1] in distribution); `TableLinearBAI` reads an explicit table (tests, audits).
+X[i, t..t+n-1] in distribution; `binomial`); `TableLinearBAI` reads an explicit table (tests,
+audits).
+
+Binomial sums (`binomial`, exact, made for `vmap`). With q = min(p, 1 - p) (for p > 1/2 the
+sample is n minus a Binomial(n, 1 - p) sample), three branches, each run only in steps where
+some lane of the vmapped batch needs it (`experiments.batched_cond`; a plain vmapped branch
+would run every method for every lane, as `jax.random.binomial` does):
+
+* n <= 1: Bernoulli, 1[u < q] with the step's first pre-drawn uniform u (a multi-round agent's
+  one-round steps, e.g. after its budget is spent);
+* n q < 10: inversion of u on a table of the first J terms of the pmf (f(0) = (1 - q)^n,
+  f(k+1) = f(k) (n - k)/(k + 1) q/(1 - q), cumulative product and sum): k = #{j < J : F(j) <
+  u F(J - 1)}. J = 40 in float32, 52 in float64: the mass beyond J - 1 is at most that of
+  Poisson(10), 7e-13 (J = 40) and 7e-21 (J = 52), far below the spacing of the uniforms
+  (2^-23, 2^-52), so no representable u falls beyond the table; normalising by F(J - 1) only
+  keeps a u within rounding of 1 inside it. The law is the inversion of u, exact up to the
+  rounding of F;
+* n q >= 10: BTRS (Hörmann, "The generation of binomial random variates", J. Stat. Comput.
+  Simul. 46 (1993), algorithm BTRS, steps 0-3.4, log f in Loader's form from
+  `bandits.streaming.sampling.log_pmf`): `CANDIDATES` = 6 pre-drawn candidate pairs tested at
+  once, the first accepted one taken (acceptance >= 0.74 per candidate, 0.885 at large n q);
+  where all six fail (probability <= 3e-4, 2e-6 at large n q) BTRS continues on fresh
+  candidates from the step's key (`bandits.streaming.sampling.binomial`), for those lanes only
+  (`cond_lanes`). Candidates are i.i.d. and the first accepted one is returned: exact whatever
+  the count.
+
 Differential privacy is stated for this table: neighbours differ in one entry (the relation of
 Chen et al.), or, as a stress test, in one column (a whole round).
 
@@ -60,6 +85,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from bandits.envs import Pull
+from bandits.streaming import sampling
+from experiments.batched_cond import cond_any, cond_lanes
 from experiments.config import ConfigError, check_choice, check_float, check_int
 from experiments.dyadic import MAX_GRID_K, grid_exponent
 from experiments.protocol import (
@@ -76,6 +103,8 @@ from experiments.protocol import (
 INSTANCES = ("soare", "od_linbai", "sphere", "custom")
 RANK_TOL = 1e-9  # relative singular-value threshold of the rank checks (float64)
 MIN_GAP = 1e-6  # the best arm must beat the second by this much (float32 means stay ordered)
+CANDIDATES = 6  # BTRS candidate pairs pre-drawn per n-round step (`binomial`)
+INVERSION_TERMS = {4: 40, 8: 52}  # J by float size in bytes (`binomial`)
 
 
 class LinearBAISpec(NamedTuple):
@@ -152,7 +181,9 @@ class LinearBAI(EnvBase):
         return LinearBAISpec(self.features, int(horizon), self.reward_range, 0)
 
     def randomness(self, params, action) -> dict[str, Draw]:
-        return {"key": Draw(KEY)} if isinstance(action, Pull) else {"u": Draw(UNIFORM)}
+        if isinstance(action, Pull):
+            return {"u": Draw(UNIFORM, (CANDIDATES, 2)), "key": Draw(KEY)}
+        return {"u": Draw(UNIFORM)}
 
     def init(self, key: jax.Array, params) -> LinearBAIState:
         return LinearBAIState(jnp.zeros((), jnp.result_type(int)))
@@ -163,7 +194,7 @@ class LinearBAI(EnvBase):
     def _reward(self, rng, state, arm, n, params):
         mu = params.means[jnp.clip(arm, 0, self.num_arms - 1)]
         if "key" in rng:
-            return jax.random.binomial(rng["key"], n.astype(mu.dtype), mu).astype(mu.dtype)
+            return binomial(rng["u"], rng["key"], n, mu)
         return (rng["u"] < mu).astype(mu.dtype)
 
     def step(self, rng: Mapping[str, jax.Array], state, action, params):
@@ -183,6 +214,69 @@ class LinearBAI(EnvBase):
             "error": (arm != best).astype(params.means.dtype),
             "simple_regret": params.means[best] - params.means[arm],
         }
+
+
+def binomial(u: jax.Array, key: jax.Array, n: jax.Array, p: jax.Array) -> jax.Array:
+    """One exact Binomial(n, p) sample as a float of p's dtype (module docstring, "Binomial
+    sums"). u: (CANDIDATES, 2) pre-drawn U[0, 1); key: for BTRS's rare fallback; n >= 0 an
+    integer (any dtype); p in [0, 1]. jit/vmap-able."""
+    dt = p.dtype
+    u = u.astype(dt)
+    nf = jnp.asarray(n).astype(dt)
+    p = jnp.clip(p, 0.0, 1.0)
+    flip = p > 0.5
+    q = jnp.where(flip, 1.0 - p, p)
+    bern = nf <= 1.0
+    big = ~bern & (nf * q >= sampling.BTRS_MIN_MEAN)
+    small = ~bern & ~big & (q > 0)
+    k = jnp.where(bern, (u[0, 0] < q).astype(dt) * jnp.maximum(nf, 0.0), 0.0)
+    k = cond_any(_inversion, INVERSION_TERMS[jnp.dtype(dt).itemsize])(small, (u[0, 0], nf, q), k)
+    k, ok = cond_any(_btrs_candidates)(big, (u, nf, q), (k, jnp.ones((), bool)))
+    k = cond_lanes(_btrs_fallback)(big & ~ok, (key, nf, q), k)
+    return jnp.where(flip, nf - k, k)
+
+
+def _inversion(inputs, terms: int) -> jax.Array:
+    """Inversion of u on the table of the first `terms` pmf terms, F normalised (docstring)."""
+    u0, nf, q = inputs
+    j = jnp.arange(terms - 1, dtype=q.dtype)
+    ratio = jnp.maximum(nf - j, 0.0) / (j + 1.0) * (q / (1.0 - q))
+    f0 = jnp.exp(nf * jnp.log1p(-q))
+    cdf = jnp.cumsum(f0 * jnp.concatenate([jnp.ones((1,), q.dtype), jnp.cumprod(ratio)]))
+    return jnp.minimum(jnp.sum(cdf < u0 * cdf[-1]).astype(q.dtype), nf)
+
+
+def _btrs_candidates(inputs) -> tuple[jax.Array, jax.Array]:
+    """(first accepted candidate, whether any was accepted) of BTRS from the pre-drawn pairs
+    (Hörmann 1993, steps 0-3.4: the squeeze u_s >= 0.07 and v <= v_r, else 0 <= k <= n and
+    log(v α / (a/u_s^2 + b)) <= log f(k) - log f(m), m = floor((n + 1) q) the mode; log f in
+    Loader's form, `bandits.streaming.sampling.log_pmf`)."""
+    u, n, q = inputs
+    spq = jnp.sqrt(n * q * (1.0 - q))
+    b = 1.15 + 2.53 * spq
+    a = -0.0873 + 0.0248 * b + 0.01 * q
+    c = n * q + 0.5
+    v_r = 0.92 - 4.2 / b
+    alpha = (2.83 + 5.1 / b) * spq
+    mode = jnp.floor((n + 1.0) * q)
+    uu = u[:, 0] - 0.5
+    v = u[:, 1]
+    us = jnp.maximum(0.5 - jnp.abs(uu), jnp.finfo(q.dtype).tiny)
+    k = jnp.floor((2.0 * a / us + b) * uu + c)
+    squeeze = (us >= 0.07) & (v <= v_r)
+    inside = (k >= 0) & (k <= n)
+    k = jnp.clip(k, 0.0, n)
+    lp = sampling.log_pmf(jnp.concatenate([mode[None], k]), n, q)
+    ok = squeeze | (inside & (jnp.log(v * alpha / (a / (us * us) + b)) <= lp[1:] - lp[0]))
+    return k[jnp.argmax(ok)], ok.any()
+
+
+def _btrs_fallback(inputs) -> jax.Array:
+    """All pre-drawn candidates rejected: BTRS continued on fresh candidates from the step's key
+    (`bandits.streaming.sampling.binomial`, itself looping until one is accepted)."""
+    key, n, q = inputs
+    k1, k2 = jax.random.split(key)
+    return sampling.binomial(jax.random.uniform(k1, (CANDIDATES, 2), q.dtype), k2, n, q)
 
 
 def _arm_n(action, dtype) -> tuple[jax.Array, jax.Array]:

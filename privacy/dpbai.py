@@ -54,6 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bandits.linear_bai import CANDIDATES, binomial
 from experiments.batched_cond import cond_any
 from experiments.config import ConfigError
 from experiments.protocol import step_key
@@ -146,7 +147,9 @@ def masked_max_det(features: jax.Array, active: jax.Array, slots: int) -> jax.Ar
     Linearly independent active arms (the whole set passes the test) are their own collection:
     the only subset of that size. So the enumeration runs only in calls where some lane of the
     vmapped batch has dependent active arms (`experiments.batched_cond.cond_any`), with the same
-    result.
+    result. The whole set's determinant is the product of an unrolled Cholesky's pivots
+    (`_cholesky`; the enumeration's subsets use LU determinants): the two roundings differ in
+    float32 only for a set within rounding of the `DEVICE_DET_TOL` boundary.
     """
     if slots > MAX_DEVICE_ARMS:
         return masked_local_swap(features, active, slots)
@@ -157,7 +160,7 @@ def masked_max_det(features: jax.Array, active: jax.Array, slots: int) -> jax.Ar
     g = x @ x.T
     # the enumeration's test for the subset of all valid slots, computed alone
     sf = valid.astype(g.dtype)
-    det = jnp.linalg.det(g * sf[:, None] * sf[None, :] + jnp.diag(1 - sf))
+    _, det = _cholesky(g * sf[:, None] * sf[None, :] + jnp.diag(1 - sf))
     whole = det > DEVICE_DET_TOL * jnp.prod(jnp.where(valid, jnp.diag(g), 1.0))
     own = jnp.zeros((k,), bool).at[idx].max(valid)
     return cond_any(_enumerated_max_det, slots)(~whole, (g, idx, valid, own), own)
@@ -225,21 +228,61 @@ def masked_local_swap(
     return jnp.zeros((k,), bool).at[idx].max(chosen & valid)
 
 
-def spanned_estimates(features: jax.Array, basis: jax.Array, values: jax.Array) -> jax.Array:
-    """μ̂_i = Σ_j α_ij values_j over the basis arms (mask `basis`, at most d of them), with
-    a_i = Σ_j α_ij a_j.
+def spanned_estimates(
+    features: jax.Array, basis: jax.Array, values: jax.Array, slots: int | None = None
+) -> jax.Array:
+    """μ̂_i = Σ_j α_ij values_j over the basis arms (mask `basis`, at most `slots` of them,
+    default d), with a_i = Σ_j α_ij a_j.
 
     α_i solves Gram(a_B) α_i = A_B a_i (the coordinates of a_i's projection on span B; exact
-    for a_i in the span). Works on the d slots of B (padding rows: the identity), so the cost is
-    O(d^3 + d^2 K) per call.
+    for a_i in the span), so μ̂ = A A_B^T w with one solve Gram(a_B) w = values_B: O(s^3 + dK)
+    per call on the s slots of B (padding rows: the identity), by an unrolled Cholesky
+    factorisation (`_spd_solve`: elementwise over a vmapped batch, no per-lane LAPACK call).
     """
     d = features.shape[1]
-    idx = jnp.nonzero(basis, size=d, fill_value=0)[0]
-    valid = (jnp.arange(d) < jnp.sum(basis)).astype(features.dtype)
-    x = features[idx] * valid[:, None]  # (d, d): padding rows zero
+    s = d if slots is None else int(slots)
+    idx = jnp.nonzero(basis, size=s, fill_value=0)[0]
+    valid = (jnp.arange(s) < jnp.sum(basis)).astype(features.dtype)
+    x = features[idx] * valid[:, None]  # (s, d): padding rows zero
     g = x @ x.T + jnp.diag(1 - valid)
-    alpha = jnp.linalg.solve(g, x @ features.T)  # (d, K): column i = α_i on B's slots
-    return alpha.T @ (values[idx] * valid)
+    w = _spd_solve(g, values[idx] * valid)
+    return features @ (x.T @ w)
+
+
+def _cholesky(g: jax.Array) -> tuple[list[list[jax.Array]], jax.Array]:
+    """The lower Cholesky factor of a small SPD matrix as a static list of rows of scalars, and
+    det(g) = Π of the pivots (<= 0 entries: a non-positive-definite g; the pivot is then
+    floored at `tiny` so nothing divides by zero). Unrolled: under vmap every operation is one
+    elementwise operation over the batch (a LAPACK call per lane costs ~µs for 6 x 6)."""
+    s = g.shape[0]
+    tiny = jnp.finfo(g.dtype).tiny
+    low: list[list[jax.Array]] = [[] for _ in range(s)]
+    det = jnp.ones((), g.dtype)
+    for j in range(s):
+        piv = g[j, j] - sum((low[j][k] ** 2 for k in range(j)), jnp.zeros((), g.dtype))
+        det = det * piv
+        ljj = jnp.sqrt(jnp.maximum(piv, tiny))
+        low[j].append(ljj)
+        for i in range(j + 1, s):
+            dot = sum((low[i][k] * low[j][k] for k in range(j)), jnp.zeros((), g.dtype))
+            low[i].append((g[i, j] - dot) / ljj)
+    return low, det
+
+
+def _spd_solve(g: jax.Array, b: jax.Array) -> jax.Array:
+    """g^-1 b for a small SPD g (`_cholesky`, then forward and back substitution)."""
+    low, _ = _cholesky(g)
+    s = g.shape[0]
+    y: list[jax.Array] = []
+    for i in range(s):
+        y.append(
+            (b[i] - sum((low[i][k] * y[k] for k in range(i)), jnp.zeros((), b.dtype))) / low[i][i]
+        )
+    x: list[jax.Array] = [jnp.zeros((), b.dtype)] * s
+    for i in reversed(range(s)):
+        acc = sum((low[k][i] * x[k] for k in range(i + 1, s)), jnp.zeros((), b.dtype))
+        x[i] = (y[i] - acc) / low[i][i]
+    return jnp.stack(x)
 
 
 # --------------------------------------------------------------------------- the agent
@@ -337,7 +380,7 @@ class DPBAI(fb.PrivateReleases, fb.PhasedAgent):
             release=basis,
             source=self.source,
         )
-        estimates = spanned_estimates(feats, basis, released)
+        estimates = _estimates(pl, feats, basis, released, state.phase)
         active = fb.top_mask(estimates, state.active, jnp.asarray(pl.keep)[state.phase], pl.keep[0])
         last = state.phase >= pl.phases - 1
         nxt = masked_max_det(feats, active, pl.slots)
@@ -356,6 +399,19 @@ class DPBAI(fb.PrivateReleases, fb.PhasedAgent):
         return state.choice
 
 
+def _estimates(pl: DPBAIPlan, feats: jax.Array, basis, released, phase) -> jax.Array:
+    """μ̂ of line 14. Phase 1 (B_1 public and fixed): the coefficients α of B_1 computed once
+    on the host in float64 (`coefficients`), μ̂ = α μ̃_{B_1}, one (K x |B_1|) product. Later
+    phases: `spanned_estimates` on `pl.slots` slots (B_p is within A_p, at most s_2 arms)."""
+    b1 = np.asarray(pl.first_basis, np.int64)
+    alpha = jnp.asarray(coefficients(np.asarray(pl.feature_rows), b1), feats.dtype)
+    first = alpha @ released[b1]
+    if pl.phases == 1:
+        return first
+    later = spanned_estimates(feats, basis, released, pl.slots)
+    return jnp.where(phase == 0, first, later)
+
+
 # --------------------------------------------------------------------------- phase-level form
 def phase_rollout(agent: DPBAI, spec: Any, params: Any, run_key: jax.Array) -> DPBAIState:
     """One repetition of DP-BAI phase by phase, without the engine's scan (a closed form beside
@@ -363,11 +419,12 @@ def phase_rollout(agent: DPBAI, spec: Any, params: Any, run_key: jax.Array) -> D
 
     The agent's own `init` and `end_phase` run; only the data path differs: each phase's sums
     are drawn at once. `params` of `bandits.linear_bai.LinearBAI` (means): Binomial(n_p, μ_j)
-    for the basis arms, from ``fold_in(step key, p)`` — the same law as the engine's pulls, not
-    the same draws; of `TableLinearBAI` (cumulative sums): the table windows the engine reads
-    (basis arms in ascending order, n_p consecutive rounds each), so with the same run key the
-    releases and the recommendation equal the engine's. The agent's key is the engine's
-    (`experiments.rollout`, "Randomness"), so the noise is the same. jit/vmap over run keys.
+    for the basis arms (`bandits.linear_bai.binomial`), from ``fold_in(step key, p)``: the
+    same law as the engine's pulls, not the same draws; of `TableLinearBAI` (cumulative
+    sums): the table windows the engine reads (basis arms in ascending order, n_p consecutive
+    rounds each), so with the same run key the releases and the recommendation equal the
+    engine's. The agent's key is the engine's (`experiments.rollout`, "Randomness"), so the
+    noise is the same. jit/vmap over run keys.
     """
     init_key, step_key_ = jax.random.split(run_key)
     state = agent.init(jax.random.split(init_key)[1], spec)
@@ -380,9 +437,9 @@ def phase_rollout(agent: DPBAI, spec: Any, params: Any, run_key: jax.Array) -> D
             mu = params.means
             d = len(state.plan.feature_rows[0])  # |B_p| <= d: draw for d slots only
             idx = jnp.nonzero(basis, size=d, fill_value=0)[0]
-            draws = jax.random.binomial(
-                jax.random.fold_in(step_key_, p), alloc[idx].astype(mu.dtype), mu[idx]
-            )
+            k_u, k_b = jax.random.split(jax.random.fold_in(step_key_, p))
+            u = jax.random.uniform(k_u, (d, CANDIDATES, 2), mu.dtype)
+            draws = jax.vmap(binomial)(u, jax.random.split(k_b, d), alloc[idx], mu[idx])
             ok = jnp.arange(d) < jnp.sum(basis)
             sums = jnp.zeros_like(mu).at[idx].add(jnp.where(ok, draws, 0.0).astype(mu.dtype))
         else:

@@ -51,7 +51,17 @@ so"):
   regime (>= 5 errors and error <= 0.5), the weighted least-squares fit of log(error) on T has
   R² >= 0.9 (curves with fewer points are reported, not checked);
 * "as ε → ∞ DP-BAI is within a constant factor in the exponent of OD-LinBAI": the ratio of
-  their fitted slopes lies in [1/4, 4] (checked where both have >= 2 decay points).
+  their fitted slopes lies in [1/4, 4] (checked where both have >= 2 decay points). On R4,
+  where OD-LinBAI's error falls below 5 in 1000 by T = 750, both run at ε = ∞ on their own
+  (`exponent_check`, quick and full): T ∈ {500, 750, 1000}, 10^4 repetitions each (5 to 250
+  errors for OD-LinBAI), and the check is that the ratio's 95% interval (delta method on the
+  two slopes' binomial standard errors) lies inside [1/4, 4]. The band: the claim is only "a
+  constant factor", so its width is a choice, fixed before the dedicated runs; what the
+  structure predicts is computed beside it (`sampling_noise_ratio`: phase 1's sampling
+  variance of the estimated gap to the nearest arms, OD-LinBAI over DP-BAI, 1.00 on R1 and
+  0.37-0.48 on R4, where least squares on the 47-arm design beats the 11 Max-Det means), and
+  [1/4, 4] holds that prediction with a factor of ~1.5 to spare on R4 for what phase 1 does
+  not decide (later phases, budget rounding) without admitting an order of magnitude.
 
 Hardness. The fitted slope of log(error) against T is reported beside H = H_BAI + H_pri/ε with
 the **reconstructed** (recalled, unverified) definitions H_BAI = max_{2 <= i <= d∧K} i/Δ_(i)²
@@ -114,6 +124,7 @@ class Instance:
     env: tuple[str, ...]  # env overrides
     quick: tuple[int, ...]  # T grid of the quick reproduction (empty: not in it)
     full: tuple[int, ...] = FULL_T
+    exponent_T: tuple[int, ...] = ()  # dedicated ε = ∞ runs for the exponent check (both grids)
 
 
 INSTANCES = {
@@ -137,8 +148,11 @@ INSTANCES = {
         ("env.instance=sphere", "env.K=64", "env.d=10", "env.alpha=0.1", "env.instance_seed=0"),
         (500, 750, 1000, 2000, 4000, 8000),
         tuple(sorted({*FULL_T, 500, 750, 2000, 4000, 8000})),
+        exponent_T=(500, 750, 1000),
     ),
 }
+EXPONENT_SEEDS = 10_000  # repetitions of the dedicated ε = ∞ runs (`exponent_runs`)
+EXPONENT_Z = 1.96  # the ratio's interval: ± 1.96 SE of its log (delta method)
 
 
 # --------------------------------------------------------------------------- running
@@ -165,10 +179,20 @@ def _eps_list(eps: list[float]) -> str:
 
 
 def point_runs(
-    r: Reproduction, item: str, env: list[str], agent: str, T: int, seeds: int, eps: list[float]
+    r: Reproduction,
+    item: str,
+    env: list[str],
+    agent: str,
+    T: int,
+    seeds: int,
+    eps: list[float],
+    tag: str | None = None,
 ) -> dict[float, tuple[int, int]]:
-    """{ε: (errors, repetitions)} of one agent at one T, the ε values swept in one program."""
-    name = f"{item}/{agent}_T{T}_s{seeds}" + ("" if len(eps) == len(EPSILONS) else "_small")
+    """{ε: (errors, repetitions)} of one agent at one T, the ε values swept in one program
+    (`tag`: the run directory's suffix; default "" for every ε, "_small" for a second pass)."""
+    if tag is None:
+        tag = "" if len(eps) == len(EPSILONS) else "_small"
+    name = f"{item}/{agent}_T{T}_s{seeds}{tag}"
     overrides = [
         "env=linear_bai",
         *env,
@@ -219,16 +243,21 @@ def hardness(means: np.ndarray, d: int) -> tuple[float, float]:
 
 def decay_fit(T: np.ndarray, k: np.ndarray, n: np.ndarray) -> dict:
     """Weighted least squares of log(error) on T over the decay points (>= 5 errors, error <=
-    0.5); weights k/(1 - p) = 1/Var(log p̂) (delta method). Slope, its SE, R², points used."""
+    0.5); weights k/(1 - p) = 1/Var(log p̂) (delta method). Slope, its SE from the residuals
+    (>= 3 points) and from the weights alone (``se_model``: the binomial sampling error of the
+    slope, >= 2 points), R², points used."""
     p = k / n
     use = (k >= DECAY_MIN_ERRORS) & (p <= DECAY_MAX)
     out = {"points": int(use.sum()), "slope": np.nan, "se": np.nan, "r2": np.nan}
+    out["se_model"] = np.nan
     if use.sum() < 2:
         return out
     x, y, w = T[use].astype(float), np.log(p[use]), k[use] / (1 - p[use])
     A = np.stack([x, np.ones_like(x)], 1) * np.sqrt(w)[:, None]
     coef, *_ = np.linalg.lstsq(A, y * np.sqrt(w), rcond=None)
     out["slope"] = float(coef[0])
+    # the SE the binomial sampling alone gives (weights = inverse variances): any >= 2 points
+    out["se_model"] = float(1 / np.sqrt(np.sum(w * (x - np.sum(w * x) / np.sum(w)) ** 2)))
     if use.sum() >= 3:
         resid = y - (coef[0] * x + coef[1])
         ybar = np.sum(w * y) / np.sum(w)
@@ -298,6 +327,40 @@ def privacy_noise_ratio(features: np.ndarray, means: np.ndarray, T: int) -> dict
     }
 
 
+def sampling_noise_ratio(features: np.ndarray, means: np.ndarray, T: int) -> dict:
+    """Phase 1's *sampling*-noise variance of the estimated gap μ̂_best − μ̂_i without privacy
+    noise, OD-LinBAI over DP-BAI, at budget T (Bernoulli rewards, variance μ(1 − μ) each):
+    i = the runner-up, and the range over the three nearest competitors.
+
+    DP-BAI: μ̂_i = Σ_j α_ij μ̄_j over the Max-Det arms, n pulls each: variance
+    Σ_j (α_best,j − α_ij)² μ_j (1 − μ_j) / n. OD-LinBAI: θ̂ = V^-1 Σ_s a_s S_s, S_s the sum of
+    n_s rewards of design arm s, V = Σ n_s a_s a_s^T: variance Σ_s w_s² n_s μ_s (1 − μ_s),
+    w_s = (a_best − a_i)^T V^-1 a_s. A fixed-budget error decays as exp(−T Δ²/(c · T·variance))
+    (T·variance does not depend on T up to rounding), so the ratio predicts the slope ratio of
+    log(error) against T, DP-BAI over OD-LinBAI, as far as phase 1 decides the error.
+    """
+    from privacy.dpbai import coefficients, make_plan, max_det_subset
+    from privacy.od_linbai import plan
+
+    a = np.asarray(features, np.float64)
+    mu = np.asarray(means, np.float64)
+    order = np.argsort(mu)[::-1]
+    basis, _ = max_det_subset(a)
+    n = T // (make_plan(a, T).phases * len(basis))
+    alpha = coefficients(a, basis)
+    alloc = np.asarray(plan(tuple(tuple(float(x) for x in r) for r in a), int(T)).first_alloc)
+    sup = alloc > 0
+    v_inv = np.linalg.pinv((a[sup] * alloc[sup, None]).T @ a[sup])
+    var = mu * (1 - mu)
+    best = order[0]
+    ratios = []
+    for i in order[1:4]:
+        bai = np.sum((alpha[best] - alpha[i]) ** 2 * var[basis]) / n
+        w = (a[best] - a[i]) @ v_inv @ a[sup].T
+        ratios.append(float(np.sum(w**2 * alloc[sup] * var[sup]) / bai))
+    return {"runner_up": ratios[0], "low": min(ratios), "high": max(ratios)}
+
+
 def _instance(env_overrides) -> tuple[np.ndarray, np.ndarray]:
     """(features, means) of the instance (the env built as the runs build it)."""
     from bandits.linear_bai import instance_arrays, linear_bai
@@ -345,9 +408,78 @@ def item(r: Reproduction, key: str) -> None:
         )
     fits = pd.DataFrame(fits)
     comps = comparisons(df)
-    _checks(r, key, df, fits, comps, ratio)
+    _checks(r, key, df, fits, comps, ratio, dedicated=bool(inst.exponent_T))
     _tables(r, key, inst.label, df, fits, comps, h_bai, h_pri, g, ratio)
     r.figure(key, "error_vs_T", _figure(df, inst.label))
+    if inst.exponent_T:
+        exponent_check(r, key, list(inst.env), inst.exponent_T, features, means)
+
+
+def exponent_runs(r: Reproduction, key: str, env: list[str], Ts: tuple[int, ...]) -> pd.DataFrame:
+    """DP-BAI and OD-LinBAI (DP-OD-LinBAI at ε = ∞) at ε = ∞ only, `EXPONENT_SEEDS`
+    repetitions at each T of `Ts` (its own run directories, ``..._inf``)."""
+    rows = []
+    for agent in AGENTS[:2]:
+        for T in Ts:
+            ((k, n),) = point_runs(
+                r, key, env, agent, T, EXPONENT_SEEDS, [math.inf], "_inf"
+            ).values()
+            rows.append({"agent": agent, "algorithm": NAMES[(agent, False)], "T": T,
+                         "errors": k, "n": n, "error": k / n})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def exponent_ratio(runs: pd.DataFrame) -> dict:
+    """The slope ratio DP-BAI / OD-LinBAI of log(error) against T (`decay_fit` of each) and its
+    interval: ratio · exp(± EXPONENT_Z · SE of its log), the SE from the two slopes' binomial
+    SEs (``se_model``) by the delta method; NaN where either has < 2 decay points."""
+    fit = {}
+    for agent in AGENTS[:2]:
+        c = runs[runs.agent == agent].sort_values("T")
+        fit[agent] = decay_fit(c["T"].to_numpy(), c["errors"].to_numpy(), c["n"].to_numpy())
+    b, o = fit["dp_bai"], fit["dp_od_linbai"]
+    ratio = b["slope"] / o["slope"]
+    se_log = math.hypot(b["se_model"] / b["slope"], o["se_model"] / o["slope"])
+    lo, hi = ratio * math.exp(-EXPONENT_Z * se_log), ratio * math.exp(EXPONENT_Z * se_log)
+    return {"ratio": ratio, "low": lo, "high": hi, "bai": b, "od": o}
+
+
+def exponent_check(r, key, env, Ts, features, means) -> None:
+    """ "As ε → ∞ DP-BAI approaches OD-LinBAI within a constant factor in the exponent": the
+    slope ratio's 95% interval inside [1/SLOPE_FACTOR, SLOPE_FACTOR] (module docstring), with
+    the phase-1 sampling-variance prediction (`sampling_noise_ratio`) beside it."""
+    runs = exponent_runs(r, key, env, Ts)
+    e = exponent_ratio(runs)
+    pred = sampling_noise_ratio(features, means, max(Ts))
+    slopes = f"slopes {e['bai']['slope']:.3g} / {e['od']['slope']:.3g}"
+    errs = "; ".join(
+        f"{a} {', '.join(f'{k}/{n}' for k, n in zip(c.errors, c.n, strict=True))}"
+        for a, c in runs.groupby("algorithm", sort=False)
+    )
+    points = min(e["bai"]["points"], e["od"]["points"])
+    ok = points >= 2 and e["low"] >= 1 / SLOPE_FACTOR and e["high"] <= SLOPE_FACTOR
+    r.check(
+        key,
+        "ε = ∞: DP-BAI's exponent within a constant factor of OD-LinBAI's (dedicated runs)",
+        f"slope ratio {e['ratio']:.3g} [{e['low']:.3g}, {e['high']:.3g}] ({slopes}; errors at"
+        f" T = {', '.join(map(str, Ts))}: {errs})",
+        f"95% interval inside [1/{SLOPE_FACTOR:g}, {SLOPE_FACTOR:g}]",
+        "Chen et al., ICLR 2024, reviews (ε → ∞ comparison)",
+        bool(ok),
+        f"phase-1 sampling-variance prediction {pred['runner_up']:.2f} (runner-up; "
+        f"{pred['low']:.2f}-{pred['high']:.2f} over the 3 nearest arms)",
+    )
+    t = runs.copy()
+    t["slope"] = [e["bai" if a == "dp_bai" else "od"]["slope"] for a in t.agent]
+    r.table(
+        key,
+        "exponent",
+        t[["algorithm", "T", "errors", "n", "error", "slope"]],
+        f"**{key}: the ε = ∞ exponent** ({EXPONENT_SEEDS} repetitions per point): slope ratio"
+        f" DP-BAI / OD-LinBAI {e['ratio']:.3g}, 95% interval [{e['low']:.3g}, {e['high']:.3g}];"
+        f" predicted from phase 1's sampling variances {pred['runner_up']:.2f}"
+        f" ({pred['low']:.2f}-{pred['high']:.2f}).",
+    )
 
 
 def comparisons(df: pd.DataFrame) -> pd.DataFrame:
@@ -399,7 +531,7 @@ def _power_note(c: pd.DataFrame) -> str:
     )
 
 
-def _checks(r, key, df, fits, comps, ratio) -> None:
+def _checks(r, key, df, fits, comps, ratio, dedicated: bool = False) -> None:
     src = "Chen et al., ICLR 2024: abstract and reviews (the paper's figures are unavailable)"
     level = comps["level"].iloc[0]
     test = f"one-sided Fisher exact, level {ALPHA:g}/{df['T'].nunique()} per T (Bonferroni)"
@@ -475,6 +607,8 @@ def _checks(r, key, df, fits, comps, ratio) -> None:
         )
     else:
         print(f"{key}: no DP-BAI curve has 3 decay points at these sizes: linearity not checked")
+    if dedicated:  # the ε = ∞ exponent is checked on its own runs (`exponent_check`)
+        return
     b = fits[(fits.agent == "dp_bai") & np.isinf(fits.epsilon)].iloc[0]
     o = fits[(fits.agent == "dp_od_linbai") & np.isinf(fits.epsilon)].iloc[0]
     if b.points >= 2 and o.points >= 2:

@@ -84,6 +84,41 @@ def test_privacy_noise_ratio_where_the_designs_coincide_and_where_they_do_not():
     assert r["runner_up"] > rep.RATIO_DIFFER and r["support"] > r["max_det"] == 11
 
 
+def test_sampling_noise_ratio_where_the_designs_coincide_and_where_they_do_not():
+    # Soare-type at T = 1000: both pull e_1..e_4 125 times each (DP-BAI ⌊1000/(2·4)⌋,
+    # OD-LinBAI's design uniform on them) and both estimates are the plain means: ratio 1. On
+    # R4 least squares on the 47-arm design has the smaller sampling variance: ratio < 1 (the
+    # prediction beside the ε = ∞ exponent check; docs/dpbai.md).
+    a, mu = rep._instance(rep.INSTANCES["R1"].env)
+    r = rep.sampling_noise_ratio(a, mu, 1000)
+    assert r["runner_up"] == pytest.approx(1.0, rel=1e-9) and r["low"] == pytest.approx(1.0)
+    a, mu = rep._instance(rep.INSTANCES["R4"].env)
+    r = rep.sampling_noise_ratio(a, mu, 1000)
+    assert r["low"] <= r["runner_up"] <= r["high"] < 1 / 1.5
+
+
+def test_exponent_ratio_of_exact_exponentials():
+    # DP-BAI 0.4 exp(-T/2000), OD-LinBAI 0.3 exp(-T/1000), k = n p exactly: slope ratio 1/2.
+    # Its interval: each slope's binomial SE is 1/sqrt(Σ w (T - T̄)²), w = k/(1 - p) (the
+    # weights of the fit), combined on the log scale: ratio exp(± 1.96 sqrt(Σ (se/slope)²)).
+    import pandas as pd
+
+    T = np.array([500, 750, 1000])
+    n = 10**6
+    rows, se = [], {}
+    for agent, c, tau in (("dp_bai", 0.4, 2000), ("dp_od_linbai", 0.3, 1000)):
+        p = c * np.exp(-T / tau)
+        k = n * p
+        w = k / (1 - p)
+        se[agent] = (1 / np.sqrt(np.sum(w * (T - np.sum(w * T) / np.sum(w)) ** 2))) * tau
+        rows += [{"agent": agent, "T": t, "errors": kk, "n": n} for t, kk in zip(T, k, strict=True)]
+    e = rep.exponent_ratio(pd.DataFrame(rows))
+    assert e["ratio"] == pytest.approx(0.5, rel=1e-9)
+    half = 1.96 * math.hypot(se["dp_bai"], se["dp_od_linbai"])
+    assert e["low"] == pytest.approx(0.5 * math.exp(-half), rel=1e-6)
+    assert e["high"] == pytest.approx(0.5 * math.exp(half), rel=1e-6)
+
+
 @pytest.mark.slow
 def test_reduced_reproduction_end_to_end(tmp_path, monkeypatch, capsys):
     # R1 on T ∈ {1000, 3000}, 100 repetitions (the quick grid shrunk): every algorithm and ε
