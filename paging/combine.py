@@ -22,7 +22,12 @@ followed algorithm's cache after this request (one always exists), the one loade
 it on every load.) Each algorithm's cost is its number of faults (page loads).
 
 Each component runs on its own virtual cache (`VCache`, the environment's cache rules replayed
-in the agent), seeing the observation the environment would show it. Randomness: the
+in the agent), seeing the observation the environment would show it. No per-page table: a
+virtual cache is its (k,) slots (a lookup is O(k) compares, as finding its first free slot
+already was), and which of our cached pages each component holds is kept as an (m, k) mask
+updated per request (a component's cache changes only by gaining the requested page, which we
+then hold too, and by losing the page it evicts), so memory is O(m k) per seed, not O(m n),
+and a step is O(m k) vector work. Randomness: the
 components' draws and the switching coin are needed in ``update`` as well as ``act``, and
 ``update`` receives no draws, so they come from the key ``init`` received, folded with the step
 index (`experiments.protocol.step_key`), the protocol's documented way to do this.
@@ -67,33 +72,27 @@ def algorithm(name: str, where: str) -> Any:
 # --------------------------------------------------------------------------- virtual caches
 class VCache(NamedTuple):
     slot_page: jax.Array  # (k,) page in each slot, -1 empty
-    page_slot: jax.Array  # (n,) slot of each page, -1 not cached
 
 
-def vcache(k: int, n: int) -> VCache:
-    return VCache(slot_page=jnp.full(k, -1, I32), page_slot=jnp.full(n, -1, I32))
+def vcache(k: int) -> VCache:
+    return VCache(slot_page=jnp.full(k, -1, I32))
 
 
 def view(vc: VCache, page) -> tuple[jax.Array, jax.Array]:
     """(hit, slot) as the environment reports them: the page's slot on a hit, the first free slot
-    on a fault with a free slot, -1 on a fault with a full cache."""
-    held = vc.page_slot[page]
+    on a fault with a free slot, -1 on a fault with a full cache (O(k) compares)."""
+    here = vc.slot_page == page
+    hit = here.any()
     free = vc.slot_page < 0
     first = jnp.where(free.any(), jnp.argmax(free).astype(I32), -1)
-    hit = held >= 0
-    return hit, jnp.where(hit, held, first)
+    return hit, jnp.where(hit, jnp.argmax(here).astype(I32), first)
 
 
 def load(vc: VCache, page, hit, slot, action) -> tuple[VCache, jax.Array]:
     """Serve `page`: on a fault it enters `slot` (a free one) or the evicted slot `action`.
     Returns the cache after the request and the slot that holds the page."""
     fill = jnp.where(slot >= 0, slot, jnp.asarray(action, I32))
-    old = vc.slot_page[fill]
-    ps = vc.page_slot.at[jnp.where(hit | (old < 0), vc.page_slot.shape[0], old)].set(
-        -1, mode="drop"
-    )
-    ps = ps.at[page].set(fill)
-    return VCache(slot_page=vc.slot_page.at[fill].set(page), page_slot=ps), fill
+    return VCache(slot_page=vc.slot_page.at[fill].set(page)), fill
 
 
 class Served(NamedTuple):
@@ -106,7 +105,7 @@ class Served(NamedTuple):
 
 def serve(agent, state, vc: VCache, obs, rng) -> Served:
     """One request of `obs` served by `agent` on its virtual cache `vc` (act only; the cache
-    after it is `load`'s, or, for membership only, `holds`)."""
+    after it is `load`'s)."""
     hit, slot = view(vc, obs.page)
     vobs = obs._replace(hit=hit, slot=slot, slot_page=vc.slot_page)
     action = jnp.asarray(agent.act(rng, state, vobs), I32)
@@ -115,11 +114,11 @@ def serve(agent, state, vc: VCache, obs, rng) -> Served:
     return Served(vobs, action, ~hit, fill, evicted)
 
 
-def holds(vc: VCache, served: Served, page, pages: jax.Array) -> jax.Array:
-    """Whether each of `pages` (>= 0) is in the component's cache after the request for `page`,
-    without building that cache (O(len(pages)), not O(n))."""
-    before = (vc.page_slot[pages] >= 0) & (pages != served.evicted)
-    return before | (pages == page)
+def holds(inside: jax.Array, served: Served, page, pages: jax.Array) -> jax.Array:
+    """Whether each of `pages` (our cached pages, slot by slot) is in the component's cache
+    after the request for `page`, from `inside` (whether it was before; see `CombineState`):
+    O(k) compares, no per-page table."""
+    return (inside & (pages != served.evicted)) | (pages == page)
 
 
 # --------------------------------------------------------------------------- combinations
@@ -127,6 +126,7 @@ class CombineState(NamedTuple):
     key: jax.Array
     states: tuple  # the components' agent states
     caches: tuple  # their virtual caches (VCache)
+    inside: jax.Array  # (m, k): whether the page in our slot s is in component i's cache
     cost: jax.Array  # (m,) cumulative faults of each component (float32)
     weight: jax.Array  # (m,) CombineRand: probabilities; CombineDet: unused
     cur: jax.Array  # the component followed
@@ -149,14 +149,15 @@ class _Combine(AgentBase):
         )
 
     def init(self, key, spec) -> CombineState:
-        k, n = spec_sizes(spec)
+        k, _ = spec_sizes(spec)
         comps = self.components()
         keys = jax.random.split(key, len(comps) + 2)
         m = len(comps)
         return CombineState(
             key=keys[-1],
             states=tuple(c.init(kk, spec) for c, kk in zip(comps, keys, strict=False)),
-            caches=tuple(vcache(k, n) for _ in comps),
+            caches=tuple(vcache(k) for _ in comps),
+            inside=jnp.zeros((m, k), bool),
             cost=jnp.zeros(m, jnp.float32),
             weight=jnp.full(m, 1.0 / m, jnp.float32),
             cur=self._first(keys[-2], m),
@@ -183,9 +184,8 @@ class _Combine(AgentBase):
         served = self._serve_all(state, obs)
         faults = jnp.stack([s.fault for s in served]).astype(jnp.float32)
         cur = self._follow(state, faults, obs.t)[0]
-        pages = jnp.maximum(obs.slot_page, 0)
         inside = jnp.stack(
-            [holds(vc, s, obs.page, pages) for vc, s in zip(state.caches, served, strict=True)]
+            [holds(state.inside[i], s, obs.page, obs.slot_page) for i, s in enumerate(served)]
         )  # (m, k)
         out = ~inside[cur] & (obs.slot_page >= 0)
         return oldest(out, state.loaded)
@@ -202,9 +202,14 @@ class _Combine(AgentBase):
         loaded = state.loaded.at[s].set(
             jnp.where(feedback.fault, jnp.asarray(obs.t, I32), state.loaded[s])
         )
+        # our slot `s` now holds the requested page, which every component holds too; our
+        # other slots keep their pages, which a component holds unless it just evicted them
+        evicted = jnp.stack([x.evicted for x in served])[:, None]
+        inside = (state.inside & (obs.slot_page[None, :] != evicted)).at[:, s].set(True)
         return CombineState(
             key=state.key,
             states=states,
+            inside=inside,
             caches=tuple(
                 load(vc, obs.page, ~x.fault, x.obs.slot, x.action)[0]
                 for vc, x in zip(state.caches, served, strict=True)

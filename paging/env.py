@@ -33,7 +33,9 @@ discard/phase, times for next_arrival), corrupted by the same noise settings.
   fault with a full cache; ``bit`` the predicted bit (int32; 0 when predictions are not bits);
   ``predicted_next`` (float32; the trace's length L when predictions are not next_arrival);
   ``slot_page`` (k,) int32 (-1 = empty); ``next_arrival``: the *exact* next request time (int32,
-  L = never), for offline algorithms only (Belady); online agents must not read it.
+  L = never), and ``opt_slot``: the slot Belady's schedule (the host pass) puts the requested
+  page in (on a fault with a full cache: the slot it evicts), for offline algorithms only
+  (`paging.classic.Belady`); online agents must not read them.
 * Action: the slot to evict (an integer). Read only on a fault with a full cache, where a slot
   outside [0, k) is ``illegal``; ignored otherwise. Free slots are filled in order 0, 1, ...
 * Feedback `PagingFeedback` ``(fault, slot)``: ``slot`` now holds the requested page.
@@ -80,7 +82,7 @@ from experiments.protocol import (
 )
 from paging import predictions as pred
 from paging import traces
-from paging.opt import belady_faults
+from paging.opt import belady_schedule
 
 PREDICTIONS = ("none", "discard", "phase", "next_arrival")
 BITS = ("discard", "phase")
@@ -106,6 +108,7 @@ class PagingObs(NamedTuple):
     predicted_next: jax.Array
     slot_page: jax.Array
     next_arrival: Any = None  # exact; offline algorithms only
+    opt_slot: Any = None  # Belady's slot for this request (host pass); offline algorithms only
 
 
 class PagingFeedback(NamedTuple):
@@ -118,6 +121,7 @@ class PagingState(NamedTuple):
     page: jax.Array
     next_arrival: jax.Array
     opt_fault: jax.Array
+    opt_slot: jax.Array
     true_bit: jax.Array
     bit: jax.Array
     predicted_next: jax.Array
@@ -270,8 +274,8 @@ class Paging(EnvBase):
         tr = self._trace()
         k, n, L = self.cache_size, tr.n, tr.length
         nxt = pred.next_arrivals(tr.pages, n)
-        opt = belady_faults(tr.pages, nxt, k, n)
-        out = {"page": tr.pages, "next_arrival": nxt, "opt_fault": opt}
+        opt, opt_slot = belady_schedule(tr.pages, nxt, k, n)
+        out = {"page": tr.pages, "next_arrival": nxt, "opt_fault": opt, "opt_slot": opt_slot}
         if self.predictions in BITS:
             phases = pred.phase_ids(tr.pages, n, k) if self.predictions == "phase" else None
             d, p = pred.exact_bits(tr.pages, n, nxt, opt if phases is None else None, phases)
@@ -364,6 +368,7 @@ class Paging(EnvBase):
             page=jnp.zeros((), i),
             next_arrival=jnp.zeros((), i),
             opt_fault=jnp.zeros((), i),
+            opt_slot=jnp.zeros((), i),
             true_bit=jnp.zeros((), i),
             bit=jnp.zeros((), i),
             predicted_next=jnp.zeros((), jnp.float32),
@@ -404,12 +409,16 @@ class Paging(EnvBase):
             else:
                 noise = jnp.where(self.sigma > 0, jnp.exp(self.sigma * state.z), 0.0)
             predicted_next = (base + noise).astype(jnp.float32)
+        # an entry of `page_slot` is left stale when its page is evicted: valid only if that slot
+        # still holds the page
         lookup = jax.lax.cond(page >= 0, lambda: state.page_slot[page], lambda: jnp.int32(-1))
+        lookup = jnp.where(state.slot_page[jnp.maximum(lookup, 0)] == page, lookup, -1)
         return state._replace(
             page=page,
             lookup=lookup,
             next_arrival=nxt,
             opt_fault=inputs["opt_fault"].astype(i),
+            opt_slot=inputs["opt_slot"].astype(i),
             true_bit=true_bit,
             bit=bit,
             predicted_next=jnp.asarray(predicted_next, jnp.float32),
@@ -433,6 +442,7 @@ class Paging(EnvBase):
             predicted_next=state.predicted_next,
             slot_page=state.slot_page,
             next_arrival=state.next_arrival,
+            opt_slot=state.opt_slot,
         )
 
     def step(self, rng, state: PagingState, action, params):
@@ -443,16 +453,8 @@ class Paging(EnvBase):
         illegal = full_fault & ((a < 0) | (a >= k))
         victim = jnp.clip(a, 0, k - 1)
         target = jnp.where(full_fault, victim, slot)
-        n = self._n
-        evicted = jnp.where(full_fault, state.slot_page[victim], n)
-        # (`evicted` >= -1 always: the index below is `target`; written so the read of the old
-        # slot_page is an ancestor of its update and XLA updates the array in place)
-        slot_page = state.slot_page.at[jnp.where(evicted < -1, k, target)].set(
-            state.page, mode="drop"
-        )
-        page_slot = state.page_slot.at[jnp.stack([evicted, state.page])].set(
-            jnp.stack([jnp.int32(-1), target]), mode="drop"
-        )
+        slot_page = state.slot_page.at[target].set(state.page)
+        page_slot = state.page_slot.at[state.page].set(target)
         fault = ~hit
         c = state.faults.dtype
         new = state._replace(

@@ -154,6 +154,58 @@ def set_key(t: Tournament, slot: jax.Array, value: jax.Array, largest: bool) -> 
     return Tournament(key=key, best=t.best.at[b].set(best))
 
 
+class LexTournament(NamedTuple):
+    """`Tournament` for keys that are pairs (a, b), smallest first in lexicographic order
+    (LFU: requests of the page, then its last request): ``table[0]`` the a's, ``table[1]`` the
+    b's, each laid out as `Tournament.table` (slots padded to whole blocks, then each block's
+    best pair)."""
+
+    table: jax.Array  # (2, nb * (_BLOCK + 1)) int32
+
+
+def _lex_arg(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Index of the lexicographically smallest (a, b) (the first such one)."""
+    big = jnp.iinfo(jnp.int32).max
+    return jnp.argmin(jnp.where(a == jnp.min(a), b, big)).astype(jnp.int32)
+
+
+def lex_tournament(k: int, initial: tuple[int, int]) -> LexTournament:
+    """k slots holding the pair `initial` (padding slots hold a pair that never wins)."""
+    big = jnp.iinfo(jnp.int32).max
+    nb = _blocks(k)
+    rows = []
+    for v in initial:
+        key = jnp.full((nb * _BLOCK,), big, jnp.int32).at[:k].set(v)
+        rows.append(key)
+    blocks = [r.reshape(nb, _BLOCK) for r in rows]
+    i = jax.vmap(_lex_arg)(*blocks)
+    best = [jnp.take_along_axis(x, i[:, None], axis=1)[:, 0] for x in blocks]
+    return LexTournament(
+        table=jnp.stack([jnp.concatenate([r, bb]) for r, bb in zip(rows, best, strict=True)])
+    )
+
+
+def lex_winner(t: LexTournament) -> jax.Array:
+    """The slot of lexicographically smallest pair (the first such slot)."""
+    nb = t.table.shape[-1] // (_BLOCK + 1)
+    b = _lex_arg(t.table[0, nb * _BLOCK :], t.table[1, nb * _BLOCK :])
+    blk = jax.lax.dynamic_slice_in_dim(t.table, b * _BLOCK, _BLOCK, axis=1)
+    return b * _BLOCK + _lex_arg(blk[0], blk[1])
+
+
+def lex_set_key(t: LexTournament, slot: jax.Array, value: tuple) -> LexTournament:
+    """Slot `slot` now holds the pair `value` (its block's best pair recomputed from the block
+    as it was, with `value` in place of the slot's old pair; one scatter of two columns)."""
+    nb = t.table.shape[-1] // (_BLOCK + 1)
+    b = slot // _BLOCK
+    v = jnp.stack([jnp.asarray(x, jnp.int32) for x in value])
+    blk = jax.lax.dynamic_slice_in_dim(t.table, b * _BLOCK, _BLOCK, axis=1)
+    blk = jnp.where(jnp.arange(_BLOCK) == slot % _BLOCK, v[:, None], blk)
+    best = blk[:, _lex_arg(blk[0], blk[1])]
+    idx = jnp.stack([slot, nb * _BLOCK + b])
+    return LexTournament(table=t.table.at[:, idx].set(jnp.stack([v, best], axis=1)))
+
+
 class BlockMarks(NamedTuple):
     """Marks as bit words, one per block of `_BLOCK` slots (bit i of word b: slot
     b * _BLOCK + i is marked); bits of padding slots (past k) stay 0 and are never chosen."""

@@ -12,14 +12,16 @@ free slots are filled in order 0, 1, ..., k-1. Neither the fault count nor the d
 depend on this rule (a page never requested again never causes a fault; which of them is evicted
 does not change which of the pages requested again are cached).
 
-`belady_faults(pages, next_arrival, k, n)` returns the per-request fault indicator (int8, 1 = a
-fault, compulsory misses included); it is exact on every prefix: Belady on the whole trace is
-optimal for each prefix too (it evicts a page not requested within the prefix whenever one is
-cached). It runs in chunks of `CHUNK_ROWS` requests through one jitted ``lax.scan``, O(k / 32 + 32)
-per request: the slot of furthest next request comes from a two-level tournament over blocks
-of 32 slots (`paging.marking.Tournament`; the same slot as ``argmax``, the first maximum), read
-only on a fault with a full cache under ``lax.cond``, and updated at the slot written; the
-per-page table is updated in place. Memory stays bounded for streamed traces.
+`belady_schedule(pages, next_arrival, k, n)` returns the per-request fault indicator (int8, 1 = a
+fault, compulsory misses included) and the slot each request's page ends in (what the `Belady`
+agent replays); `belady_faults` the indicator alone. The indicator is exact on every prefix:
+Belady on the whole trace is optimal for each prefix too (it evicts a page not requested within
+the prefix whenever one is cached). It runs in chunks of `CHUNK_ROWS` requests through one
+jitted ``lax.scan``, O(k / 32 + 32) per request: the slot of furthest next request comes from
+a two-level tournament over blocks of 32 slots (`paging.marking.Tournament`; the same slot as
+``argmax``, the first maximum), read only on a fault with a full cache under ``lax.cond``, and
+updated at the slot written; the per-page table is updated in place. Memory: the two outputs
+(5 bytes per request) and O(n + k) state.
 
 `opt_brute_force(trace, k)` is an exhaustive search over eviction choices, for tests on tiny
 traces only.
@@ -61,17 +63,20 @@ def _belady_chunk(k: int, carry, pages, nexts):
             page_slot.at[p].set(target),
             filled + (~hit & free).astype(jnp.int32),
         )
-        return c, (~hit).astype(jnp.int8)
+        return c, ((~hit).astype(jnp.int8), target)
 
     return jax.lax.scan(body, carry, (pages, nexts))
 
 
-def belady_faults(pages, next_arrival, k: int, n: int, out=None) -> np.ndarray:
-    """Per-request fault indicator (int8) of Belady with `k` slots over dense pages 0..n-1.
+def belady_schedule(pages, next_arrival, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Belady with `k` slots over dense pages 0..n-1: per request, the fault indicator (int8,
+    compulsory misses included) and the slot that holds the requested page afterwards (int32;
+    on a fault with a full cache, the slot evicted). Slots follow the env's rules (free slots
+    filled in order 0, 1, ...; the requested page takes the evicted slot), so the `Belady`
+    agent can replay the slots.
 
     `pages`, `next_arrival`: array-likes with row slices (ndarray or `NpyRows`), next arrival =
-    the trace's length when the page is never requested again. `out`: an optional writer with
-    ``write(start, rows)`` (streamed output); otherwise an ndarray is returned.
+    the trace's length when the page is never requested again.
     """
     L = len(pages)
     carry = (
@@ -81,7 +86,7 @@ def belady_faults(pages, next_arrival, k: int, n: int, out=None) -> np.ndarray:
         jnp.zeros((), jnp.int32),
     )
     chunk = min(CHUNK_ROWS, max(64, 1 << (L - 1).bit_length()))  # few compiled shapes
-    result = None if out is not None else np.empty(L, np.int8)
+    faults, slots = np.empty(L, np.int8), np.empty(L, np.int32)
     for a in range(0, L, chunk):
         p = np.asarray(pages[a : a + chunk], np.int32)
         nx = np.minimum(np.asarray(next_arrival[a : a + chunk], np.int64), L).astype(np.int32)
@@ -89,13 +94,15 @@ def belady_faults(pages, next_arrival, k: int, n: int, out=None) -> np.ndarray:
         if m < chunk:  # pad the last chunk (one compiled shape)
             p = np.concatenate([p, np.zeros(chunk - m, np.int32)])
             nx = np.concatenate([nx, np.zeros(chunk - m, np.int32)])
-        carry, f = _belady_chunk(k, carry, p, nx)
-        f = np.asarray(f)[:m]
-        if out is not None:
-            out.write(a, f)
-        else:
-            result[a : a + m] = f
-    return result
+        carry, (f, s) = _belady_chunk(k, carry, p, nx)
+        faults[a : a + m] = np.asarray(f)[:m]
+        slots[a : a + m] = np.asarray(s)[:m]
+    return faults, slots
+
+
+def belady_faults(pages, next_arrival, k: int, n: int) -> np.ndarray:
+    """Per-request fault indicator (int8) of Belady (`belady_schedule`'s first part)."""
+    return belady_schedule(pages, next_arrival, k, n)[0]
 
 
 def belady_faults_reference(trace, k: int) -> np.ndarray:
@@ -167,6 +174,7 @@ def opt_evictions_brute_force(trace, k: int) -> set[tuple[int, ...]]:
 __all__ = [
     "belady_faults",
     "belady_faults_reference",
+    "belady_schedule",
     "opt_brute_force",
     "opt_evictions_brute_force",
 ]

@@ -73,12 +73,24 @@ def test_deterministic_agents_equal_reference_simulators(env, agent, choose):
 
 
 @ENVS
-def test_belady_agent_equals_exhaustive_opt_and_the_env_opt(env):
-    r = run(env, Belady(), env.length)
+@pytest.mark.parametrize("replay", [True, False], ids=["replay", "computed"])
+def test_belady_agent_equals_exhaustive_opt_and_the_env_opt(env, replay):
+    """Both ways of running Belady (replaying the host pass's slots; the agent's own
+    tournament over next arrivals) evict the same slots and equal the exhaustive optimum."""
+
+    def emit(t):
+        return t.action, ~t.obs.hit & (t.obs.slot < 0)  # the action; read on a full fault
+
+    r = run(env, Belady(replay=replay), env.length, emit=emit)
     assert int(r.totals["faults"]) == int(r.totals["opt_faults"])
+    other = run(env, Belady(replay=not replay), env.length, emit=emit)
+    full = np.asarray(r.emitted[1])
+    assert full.any()
+    a, b = np.asarray(r.emitted[0])[full], np.asarray(other.emitted[0])[full]
+    np.testing.assert_array_equal(a, b)
     short = Paging(trace="zipf", length=18, pages=6, cache_size=2, trace_seed=1)
     x = np.asarray(short.host(18)["page"].data)
-    assert int(run(short, Belady(), 18).totals["faults"]) == opt_brute_force(x, 2)
+    assert int(run(short, Belady(replay=replay), 18).totals["faults"]) == opt_brute_force(x, 2)
 
 
 @ENVS
@@ -125,3 +137,33 @@ def test_cyclic_adversary_closed_forms():
     assert int(run(env, FIFO(), L).totals["faults"]) == L
     r = run(env, Belady(), L)
     assert int(r.totals["faults"]) == int(r.totals["opt_faults"]) == k + -(-(L - k) // k)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        BIG,
+        # uniform over k + 8 pages: many pages share a request count, so the LRU tie-break
+        # decides most evictions (k = 40: two blocks of 32 slots, the second partial)
+        Paging(trace="uniform", length=1500, pages=48, cache_size=40, trace_seed=3),
+    ],
+    ids=["zipf-k70", "uniform-ties-k40"],
+)
+def test_lfu_evicts_the_slot_a_brute_force_scan_names(env):
+    """LFU's O(k / 32 + 32) tournament names, on every fault with a full cache, the slot an
+    O(k) scan of the stated rule names: fewest requests so far, then earliest last request."""
+    tr, k = trace(env), env.cache_size
+    r = run(env, LFU(), env.length, emit=lambda t: t.action)
+    slots, count, last, faults = [], {}, {}, 0
+    for t, p in enumerate(int(x) for x in tr):
+        if p not in slots:
+            faults += 1
+            if len(slots) < k:
+                slots.append(p)
+            else:
+                s = min(range(k), key=lambda i: (count[slots[i]], last[slots[i]]))
+                assert int(r.emitted[t]) == s, t
+                slots[s] = p
+        count[p] = count.get(p, 0) + 1
+        last[p] = t
+    assert int(r.totals["faults"]) == faults

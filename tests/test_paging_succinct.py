@@ -62,7 +62,7 @@ def _replay(agent, spec, key, pages, bits, preds, us):
     """One compiled program per (agent, sizes): the tests reuse few shapes."""
     from paging.combine import load, vcache, view
 
-    k, n, T = spec
+    k, _, T = spec
     names = list(agent.randomness(spec))
     st = agent.init(jax.random.key(key), spec)
 
@@ -77,7 +77,7 @@ def _replay(agent, spec, key, pages, bits, preds, us):
         return (st, vc2), (~hit, jnp.where(slot < 0, a, -1))
 
     ts = jnp.arange(T, dtype=jnp.int32)
-    _, (f, a) = jax.lax.scan(body, (st, vcache(k, n)), (ts, pages, bits, preds, us))
+    _, (f, a) = jax.lax.scan(body, (st, vcache(k)), (ts, pages, bits, preds, us))
     return f, a
 
 
