@@ -42,11 +42,15 @@ AGENTS = [
 
 
 # --------------------------------------------------------------------------- NumPy reference
-def numpy_plan(w, nu, P, R, n, iota_, scale, H: int) -> tuple[np.ndarray, float]:
+def numpy_plan(w, nu, P, R, n, iota_, scale, H: int, seed: int = 0) -> tuple[np.ndarray, float]:
     """The dense history recursion of `rl.optimistic.plan_histories` in NumPy (float64): the
     same nodes (node n of a level has state n % S; child (a, j, s') of node n is
-    ((n A + a) M + j) S + s'), the same Bernstein bonus and clip at 1. Returns (policy, V̄)."""
+    ((n A + a) M + j) S + s'), the same Bernstein bonus and clip at 1, the same tie rule (the
+    k-th maximiser, k = a uniform 32-bit word mod their number; words from NumPy's generator,
+    not JAX's, so tied actions differ, values do not). Returns (policy, V̄)."""
     from rl.optimistic import C1, C3
+
+    rng = np.random.default_rng(seed)
 
     M, S, A, _ = P.shape
     cls = np.argmax(R[:, None] == R[None, :], axis=1)  # (M, S, A)
@@ -74,7 +78,9 @@ def numpy_plan(w, nu, P, R, n, iota_, scale, H: int) -> tuple[np.ndarray, float]
         beta = scale * (C1 * np.sqrt(var * iota_ / ns) + C3 * iota_ / ns)
         vec = np.minimum(1.0, Rs + E + beta)
         q = np.einsum("nm,mna->na", u, vec)
-        best = q.argmax(1)
+        top = q == q.max(1, keepdims=True)
+        k = rng.integers(0, 2**32, N, dtype=np.uint64) % top.sum(1).astype(np.uint64)
+        best = np.argmax(top & (np.cumsum(top, 1) - 1 == k[:, None].astype(np.int64)), 1)
         alpha = np.take_along_axis(vec, best[None, :, None], axis=2)[..., 0].T
         policies.append(best)
     policies.reverse()

@@ -78,8 +78,17 @@ s per plan on this project's 2-core machine for M = S = A = 2, H = 3..4). Alpha-
 combinatorially with H, so the agent serves instances with at most `MAX_NODES` = 1200 dense nodes
 (M = S = A = 2 with H ≤ 4; S = 4 at H = 3; `check_tiny`) and refuses larger ones in one line,
 pointing to ``latent_value_optimistic``. At the theory constants (``bonus_scale`` = 1) the sets are
-the whole simplex for thousands of visits, every value is clipped at 1 and the greedy ties resolve
-to action 0, as for the value-optimistic agent: use a tuned scale."""
+the whole simplex for thousands of visits and every value is clipped at 1, so all actions tie.
+
+**Ties** (as `rl.optimistic`'s "Ties": uniform among the maximisers, never "action 0"). Each node
+gets a uniformly random priority order of the actions (`action_orders`: `jax.random.permutation`
+of each row, from the agent's key folded with `rl.optimistic.TIE_TAG`); the solver enumerates a
+node's actions in that order, the Pareto pruning keeps the first of exactly equal vectors and the
+root keeps the first maximiser, so among actions with equal vectors (and at the root, among
+actions reaching the maximal value) the choice is uniform. Between equal vectors of one action
+(different continuations) the children's own orders decide. Without ties the plan is unchanged
+(``order=None`` enumerates 0..A−1). Before this rule `_pareto` kept the *last* of equal vectors
+(contrary to its docstring; fixed), so ties went to the last action enumerated."""
 
 from __future__ import annotations
 
@@ -98,6 +107,7 @@ from rl.optimistic import (
     C1,
     C3,
     C_L1,
+    TIE_TAG,
     LatentValueOptimistic,
     Plan,
     PlanInputs,
@@ -188,7 +198,7 @@ def _pareto(x: np.ndarray) -> np.ndarray:
         return np.arange(len(x))
     ge = np.all(x[:, None, :] >= x[None, :, :], -1)  # ge[i, j]: row i >= row j everywhere
     gt = ge & np.any(x[:, None, :] > x[None, :, :], -1)
-    earlier = np.tril(np.ones((len(x), len(x)), bool), -1)  # i < j
+    earlier = np.triu(np.ones((len(x), len(x)), bool), 1)  # earlier[i, j]: i < j
     dominated = gt.any(0) | (ge & ge.T & earlier).any(0)
     return np.flatnonzero(~dominated)
 
@@ -208,10 +218,12 @@ def solve_numpy(
     scale: float,
     H: int,
     kind: str,
+    order: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """The model-optimistic plan over the dense history nodes of `rl.optimistic` (node n of
     level h has state n % S; its child after (a, reward class j, s') is
-    n (A M S) + (a M + j) S + s') and its value (module docstring). Float64 NumPy."""
+    n (A M S) + (a M + j) S + s') and its value (module docstring). Float64 NumPy.
+    ``order`` (nodes, A): each node's action priority (module docstring, "Ties"); None: 0..A−1."""
     w, nu, P, R = (np.asarray(x, np.float64) for x in (weights, init, transitions, rewards))
     n = np.asarray(counts, np.float64)
     M, S, A, _ = P.shape
@@ -219,6 +231,10 @@ def solve_numpy(
     params = set_params(kind, P, n, float(iota), float(scale))
     B = A * M * S
     sizes = level_sizes(M, S, A, H)
+    offsets = np.cumsum([0, *sizes])
+    if order is None:
+        order = np.broadcast_to(np.arange(A), (offsets[-1], A))
+    order = np.asarray(order, np.int64)
     # per level: for each node, (vectors (k, M), actions (k,), picks (k, M*S) child candidate
     # per (j, s'), -1 where that child is not consulted)
     below: list[Any] = []
@@ -228,7 +244,7 @@ def solve_numpy(
         for node in range(sizes[h]):
             s = node % S
             vecs, acts, picks = [], [], []
-            for a in range(A):
+            for a in (int(x) for x in order[offsets[h] + node]):
                 if h == H - 1:
                     vecs.append(np.minimum(1.0, R[:, s, a])[None])
                     acts.append(np.array([a]))
@@ -268,7 +284,6 @@ def solve_numpy(
         levels[h] = cur
         below = cur
     # the root: the best vector per first state, then the policy down the backpointers
-    offsets = np.cumsum([0, *sizes])
     policy = np.zeros(offsets[-1], np.int64)
     value = 0.0
     stack = []
@@ -288,10 +303,10 @@ def solve_numpy(
     return policy, value
 
 
-def _host(w, nu, P, R, n, iota, scale, *, H: int, kind: str, adt, fdt):
+def _host(w, nu, P, R, n, iota, scale, order, *, H: int, kind: str, adt, fdt):
     """`solve_numpy` on a batch of lanes (leading axis, ``vmap_method="expand_dims"``)."""
     lead = np.asarray(P).shape[:-4]
-    args = [np.asarray(x) for x in (w, nu, P, R, n, iota, scale)]
+    args = [np.asarray(x) for x in (w, nu, P, R, n, iota, scale, order)]
     args = [
         np.broadcast_to(x, lead + x.shape[x.ndim - nd :])
         for x, nd in zip(args, _NDIMS, strict=True)
@@ -300,7 +315,7 @@ def _host(w, nu, P, R, n, iota, scale, *, H: int, kind: str, adt, fdt):
     pols, vals = [], []
     for i in range(flat[0].shape[0]):
         pol, val = solve_numpy(
-            *(x[i] for x in flat[:5]), float(flat[5][i]), float(flat[6][i]), H, kind
+            *(x[i] for x in flat[:5]), float(flat[5][i]), float(flat[6][i]), H, kind, flat[7][i]
         )
         pols.append(pol)
         vals.append(val)
@@ -308,7 +323,21 @@ def _host(w, nu, P, R, n, iota, scale, *, H: int, kind: str, adt, fdt):
     return pol, np.asarray(vals).reshape(lead).astype(fdt)
 
 
-_NDIMS = (1, 2, 4, 3, 3, 0, 0)  # core ranks of (w, nu, P, R, n, iota, scale)
+_NDIMS = (1, 2, 4, 3, 3, 0, 0, 2)  # core ranks of (w, nu, P, R, n, iota, scale, order)
+
+
+def action_orders(key, total: int, A: int) -> jax.Array:
+    """(total, A): a uniformly random permutation of the actions per node (module docstring,
+    "Ties"), from `key` folded with `rl.optimistic.TIE_TAG`."""
+    rows = jnp.broadcast_to(jnp.arange(A, dtype=jnp.int32), (total, A))
+    return jax.random.permutation(jax.random.fold_in(key, TIE_TAG), rows, axis=1, independent=True)
+
+
+def first_policy_ordered(key, M: int, S: int, A: int, H: int) -> jax.Array:
+    """The first plan (all unknown: every vector is all ones, every action ties): each node's
+    first action in `action_orders(key)`, i.e. `solve_numpy`'s policy on that model."""
+    adt = jnp.int8 if A <= 127 else jnp.result_type(int)
+    return action_orders(key, plan_nodes(M, S, A, H), A)[:, 0].astype(adt)
 
 
 def plan_model_optimistic(inputs: PlanInputs, H: int, kind: str) -> Plan:
@@ -333,6 +362,7 @@ def plan_model_optimistic(inputs: PlanInputs, H: int, kind: str) -> Plan:
         inputs.counts,
         inputs.iota,
         inputs.scale,
+        action_orders(inputs.key, total, A),
         vmap_method="expand_dims",
     )
     return Plan(policy=policy, value=value, rewards=inputs.rewards)
@@ -356,6 +386,8 @@ class LatentModelOptimistic(LatentValueOptimistic):
     @staticmethod
     def solve(inputs: PlanInputs, H: int, kind: str) -> Plan:
         return plan_model_optimistic(inputs, H, kind)
+
+    first_policy = staticmethod(first_policy_ordered)
 
     def init(self, key, spec):
         check_tiny(spec.num_contexts, spec.num_states, spec.num_actions, spec.episode_length)

@@ -62,6 +62,20 @@ runs (for the whole batch, results kept only where needed) only in steps where s
 refreshes (a ``custom_vmap`` rule turns the batched condition into one ``any``), so the cost is
 set by the refreshes, not by the steps.
 
+**Ties (our implementation choice; the paper's a* = argmax leaves them open).** At the theory
+constants every optimistic value is clipped at 1 for thousands of visits, so all actions tie at
+most nodes, and "the first maximiser" (``argmax``) would always play action 0: a bias of the
+implementation, not of the algorithm. Every greedy step here (`plan_histories`, the first plan,
+UCBVI's value iteration) therefore picks **uniformly at random among the exact maximisers**
+(float equality of the planned values; no tolerance, so without a tie the action is the
+``argmax`` as before): the k-th maximiser with k = b mod c, c the number of maximisers and b a
+uniform 32-bit word (`argmax_random_ties`; exact when c is a power of two, else a modulo bias
+below c / 2³²). The words come from the agent's own key, folded with the episodes completed at the
+refresh, the step h and `TIE_TAG` (independent of the posterior sample's draws), so a run stays
+reproducible from its seed. Uniform is the choice that prefers no action; the regret analysis
+holds for any maximiser. A plan is a deterministic policy until the next refresh (the draw is made
+once per refresh and node, not per visit), so `evaluate_policy` measures it exactly.
+
 **Optimism.** With bonuses and the clip at 1 the planned value is optimistic for the *fixed*
 policy evaluated per context; the greedy history DP with per-context clipping is the
 reconstruction (the tests check V̄ ≥ V*(empirical model) and coverage of the true V* on random
@@ -70,7 +84,8 @@ draws; with zero bonus the planner equals `rl.planning`'s V* exactly).
 **Context-agnostic UCBVI** (`UCBVIAgnostic`; Azar, Osband & Munos, "Minimax Regret Bounds for
 Reinforcement Learning", ICML 2017, Algorithm 1 with UCBVI-CH's bonus, Algorithm 3): one MDP
 model pooling all contexts (the revealed context is ignored), Markov policies (h, s), re-planned
-after every episode by finite-horizon value iteration with b = bonus_scale · 7 L / √n,
+after every episode by finite-horizon value iteration (ties: "Ties" above) with
+b = bonus_scale · 7 L / √n,
 L = ln(5 S A T / δ), T = k H (anytime), Q clipped at 1 (Azar et al.'s 7 H L √(1/n) and clip at
 H, rescaled to episode totals ≤ 1). Where the optimal policy depends on the history it converges
 to a Markov policy and its regret grows linearly.
@@ -155,6 +170,37 @@ def bonus(kind: str, n, var, iota_, scale, S: int):
     return jnp.zeros_like(var)
 
 
+TIE_TAG = 0x7E1  # folded into a plan's key for its tie-breaking draws (module docstring, "Ties")
+
+
+def tie_key(key, h):
+    """The key of the tie-breaking words of step h of a plan made with `key`."""
+    return jax.random.fold_in(jax.random.fold_in(key, TIE_TAG), h)
+
+
+def argmax_random_ties(q, bits):
+    """Per row of `q` (..., A): an index drawn uniformly among the rows' exact maximisers (the
+    k-th maximiser, k = bits mod c with c their number; module docstring, "Ties"). `bits`:
+    uint32 words of shape q.shape[:-1]. Without a tie it is ``argmax(q, -1)``."""
+    top = q == jnp.max(q, -1, keepdims=True)
+    c = jnp.sum(top, -1).astype(jnp.uint32)
+    k = (bits % c).astype(_int())
+    rank = jnp.cumsum(top, -1) - 1
+    return jnp.argmax(top & (rank == k[..., None]), -1).astype(_int())
+
+
+def first_policy(key, M: int, S: int, A: int, H: int) -> jax.Array:
+    """The plan before any data (every reward unknown, so every value is clipped at 1 and every
+    action ties): `argmax_random_ties` of all-equal values with the words `plan_histories` draws
+    from `key`, i.e. its policy on the all-unknown model (tested)."""
+    adt = jnp.int8 if A <= 127 else _int()
+    levels = []
+    for h, N in enumerate(level_sizes(M, S, A, H)):
+        bits = jax.random.bits(tie_key(key, h), (N,), jnp.uint32)
+        levels.append(argmax_random_ties(jnp.zeros((N, A)), bits).astype(adt))
+    return jnp.concatenate(levels)
+
+
 def reward_classes(R):
     """(M, S, A): the smallest context paying the same reward as m at (s, a) (exact equality),
     as `rl.planning.reward_classes`."""
@@ -186,7 +232,8 @@ class Plan(NamedTuple):
 
 def plan_histories(inputs: PlanInputs, H: int, kind: str) -> Plan:
     """Exact (optimistic) planning over all histories of the empirical LMDP, level-synchronous on
-    dense tensors (module docstring). With ``kind="none"`` and the true model it returns V*."""
+    dense tensors (module docstring). With ``kind="none"`` and the true model it returns V*.
+    Ties: uniformly random among the maximisers, words from ``inputs.key`` (module docstring)."""
     w, nu, P, R, n = inputs.weights, inputs.init, inputs.transitions, inputs.rewards, inputs.counts
     M, S, A, _ = P.shape
     cls = reward_classes(R)  # (M, S, A)
@@ -224,7 +271,7 @@ def plan_histories(inputs: PlanInputs, H: int, kind: str) -> Plan:
             var = variance(Ps, v)
         vec = jnp.minimum(1.0, Rs + E + bonus(kind, ns, var, inputs.iota, inputs.scale, S))
         q = jnp.einsum("nm,mna->na", u, vec)
-        best = jnp.argmax(q, axis=1)
+        best = argmax_random_ties(q, jax.random.bits(tie_key(inputs.key, h), (N,), jnp.uint32))
         alpha = jnp.take_along_axis(vec, best[None, :, None], axis=2)[..., 0].T  # (N, M)
         policies.append(best)
     policies.reverse()
@@ -336,6 +383,9 @@ class LatentValueOptimistic(AgentBase):
         """The plan of one seed's inputs (posterior sampling overrides it)."""
         return plan_histories(inputs, H, kind)
 
+    # the policy before any data, from the key that `plan_inputs` gives the first plan
+    first_policy = staticmethod(first_policy)
+
     def plan_inputs(self, state: LatentLearnerState, H: int) -> PlanInputs:
         """The empirical LMDP of the snapshot counts (uniform where a row has no count)."""
         M, S, A, _ = state.counts.shape
@@ -365,9 +415,8 @@ class LatentValueOptimistic(AgentBase):
     # ------------------------------------------------------------- protocol
     def init(self, key, spec) -> LatentLearnerState:
         M, S, A, H = spec.num_contexts, spec.num_states, spec.num_actions, spec.episode_length
-        total = check_plan_size(M, S, A, H, self.max_nodes)
+        check_plan_size(M, S, A, H, self.max_nodes)
         i, f = _int(), _float()
-        adt = jnp.int8 if A <= 127 else i
         zero = jnp.zeros((), i)
         state = LatentLearnerState(
             counts=jnp.zeros((M, S, A, S), i),
@@ -378,13 +427,17 @@ class LatentValueOptimistic(AgentBase):
             known=jnp.zeros((M, S, A), bool),
             traj=jnp.zeros((H, 3), i),
             treward=jnp.zeros((H,), f),
-            plan=Plan(jnp.zeros((total,), adt), jnp.ones((), f), jnp.ones((M, S, A), f)),
+            plan=Plan(
+                self.first_policy(jax.random.fold_in(key, 0), M, S, A, H),
+                jnp.ones((), f),
+                jnp.ones((M, S, A), f),
+            ),
             node=zero,
             episodes=zero,
             refreshes=zero,
             key=key,
         )
-        return state  # the first plan (all unknown) is action 0 everywhere, as planned below
+        return state  # the first plan: every action ties (all unknown), uniform (`first_policy`)
 
     def _offsets(self, state: LatentLearnerState):
         M, S, A, _ = state.counts.shape
@@ -469,11 +522,13 @@ class UCBVIState(NamedTuple):
     reward_sum: jax.Array  # (S, A)
     policy: jax.Array  # (H, S)
     episodes: jax.Array
+    key: jax.Array  # a typed PRNG key: the tie-breaking words (module docstring, "Ties")
 
 
-def ucbvi_policy(counts, reward_sum, H: int, episodes, delta, scale):
+def ucbvi_policy(counts, reward_sum, H: int, episodes, delta, scale, key):
     """UCBVI-CH's optimistic value iteration (Azar, Osband & Munos, ICML 2017, Algorithms 1 and
-    3), rescaled to episode totals <= 1: Q_h = min(1, r̂ + P̂ V_{h+1} + 7 L scale / √n)."""
+    3), rescaled to episode totals <= 1: Q_h = min(1, r̂ + P̂ V_{h+1} + 7 L scale / √n); the
+    greedy action uniformly random among the maximisers (`argmax_random_ties`, words from `key`)."""
     S, A, _ = counts.shape
     f = _float()
     c = counts.astype(f)
@@ -484,11 +539,12 @@ def ucbvi_policy(counts, reward_sum, H: int, episodes, delta, scale):
     L = jnp.log(5.0 * S * A * T / delta)
     b = scale * C_UCBVI * L / jnp.sqrt(jnp.maximum(n, 1.0))
 
-    def back(V, _):
+    def back(V, h):
         Q = jnp.minimum(1.0, r + P @ V + b)
-        return Q.max(-1), Q.argmax(-1).astype(_int())
+        bits = jax.random.bits(tie_key(key, h), (S,), jnp.uint32)
+        return Q.max(-1), argmax_random_ties(Q, bits)
 
-    _, pol = lax.scan(back, jnp.zeros((S,), f), None, length=H)
+    _, pol = lax.scan(back, jnp.zeros((S,), f), jnp.arange(H - 1, -1, -1))
     return pol[::-1]
 
 
@@ -506,12 +562,12 @@ class UCBVIAgnostic(AgentBase):
     def init(self, key, spec) -> UCBVIState:
         S, A, H = spec.num_states, spec.num_actions, spec.episode_length
         i, f = _int(), _float()
-        return UCBVIState(
-            counts=jnp.zeros((S, A, S), i),
-            reward_sum=jnp.zeros((S, A), f),
-            policy=jnp.zeros((H, S), i),
-            episodes=jnp.zeros((), i),
-        )
+        counts, reward_sum = jnp.zeros((S, A, S), i), jnp.zeros((S, A), f)
+        zero = jnp.zeros((), i)
+        first = ucbvi_policy(
+            counts, reward_sum, H, zero, self.delta, self.bonus_scale, jax.random.fold_in(key, 0)
+        )  # no data: every Q is min(1, 0 + b) or 0, ties broken as always
+        return UCBVIState(counts, reward_sum, first, zero, key)
 
     def act(self, rng, state: UCBVIState, obs: EpisodeObs):
         return state.policy[obs.h, obs.obs.state]
@@ -522,12 +578,14 @@ class UCBVIAgnostic(AgentBase):
         reward_sum = state.reward_sum.at[s, action].add(feedback.feedback.reward)
         episodes = state.episodes + feedback.done.astype(state.episodes.dtype)
         H = state.policy.shape[0]
+        tie = jax.random.fold_in(state.key, episodes)
+        d, c = self.delta, self.bonus_scale
         policy = lax.cond(
             feedback.done,
-            lambda: ucbvi_policy(counts, reward_sum, H, episodes, self.delta, self.bonus_scale),
+            lambda: ucbvi_policy(counts, reward_sum, H, episodes, d, c, tie),
             lambda: state.policy,
         )
-        return UCBVIState(counts, reward_sum, policy, episodes)
+        return UCBVIState(counts, reward_sum, policy, episodes, state.key)
 
     def history_policy(self, state: UCBVIState, R) -> tuple[jax.Array, jax.Array]:
         """The Markov policy spread over the dense history nodes (node n of step h: state n % S)."""

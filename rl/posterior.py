@@ -23,7 +23,8 @@ after each episode, the counts of each context are known and the posterior facto
   `cond_lanes`, which plans only the seeds that refresh (one after another), not the whole batch
   whenever one seed does: the same results, at 2x (4 seeds) to 7x (20 seeds) less CPU time.
 * The sample's key is the agent's key folded with the number of episodes completed, so a run is
-  reproducible from its seed.
+  reproducible from its seed. Ties of the sampled model's plan are broken uniformly at random
+  (`rl.optimistic`, "Ties"), with words independent of the sample's.
 """
 
 from __future__ import annotations
