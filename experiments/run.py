@@ -36,6 +36,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from experiments import interrupt
 from experiments.config import ConfigError, check_choice, check_int, one_line
 from experiments.sweep import expand as expand_sweep
 
@@ -312,6 +313,7 @@ def execute(exp: Experiment, out_dir: Path) -> dict:
         exp.chunk_size,
         exp.progress,
     )
+    interrupt.check()  # never write as finished a run that was interrupted
     check_results(sims, exp.metric)
     oracles, infos = results.declared(exp.env, exp.params, exp.agents, exp.horizon)
     summary = results.write_run(
@@ -600,6 +602,7 @@ def main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
+    interrupt.install()
     try:
         jobs = expand_sweep(cfg, overrides, out_dir)
         if jobs:

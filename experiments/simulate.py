@@ -51,6 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import interrupt
 from experiments.lift import Lifted, freeze, lift
 from experiments.protocol import Agent, Env, Exogenous, IllegalActionError
 from experiments.rollout import (
@@ -1038,6 +1039,7 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
         state, out = prog.chunk(h, state, step_keys, *args, shared, mine)
         block += chunk // RNG_BLOCK
         steps += n
+        interrupt.check()  # a Ctrl-C swallowed while the chunk ran still stops the run here
         _check_illegal(host(state.illegal), seeds)
         if prog.multi_round:
             rounds = host(out[0]).astype(np.int64)

@@ -3,6 +3,7 @@ no temporary file left; settings that only change the display never force a reco
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 from test_cli import _CACHES, PNG_MAGIC, ROOT, cli, ok
 
 SWEEP = [
@@ -77,3 +79,26 @@ def test_ctrl_c_stops_with_one_line_and_exit_130(tmp_path):
     lines = proc.stderr.read().decode().strip().splitlines()
     assert lines == [f"regretlab: interrupted; rerun the same command to finish {d}"], lines
     assert not (d / "summary.json").exists()
+
+
+def test_a_swallowed_ctrl_c_still_stops_the_run():
+    """A SIGINT whose KeyboardInterrupt is swallowed (as in a finalizer) still stops the engine
+    at its next chunk: `experiments.interrupt` keeps a flag beside the raise."""
+    from bandits.agents import UCB1
+    from bandits.envs import BernoulliBandit
+    from experiments import interrupt
+    from experiments.simulate import simulate
+
+    env = BernoulliBandit((0.2, 0.8))
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        interrupt.install()
+        interrupt.check()  # nothing pending after install
+        with contextlib.suppress(KeyboardInterrupt):  # swallowed, as in a finalizer
+            signal.raise_signal(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            simulate(env, env.default_params(), UCB1(), horizon=300, seeds=2, chunk_size=100)
+        interrupt.install()  # a new run starts clean
+        interrupt.check()
+    finally:
+        signal.signal(signal.SIGINT, previous)
