@@ -593,7 +593,6 @@ def test_recording_between_segments_equals_recording_in_the_scan(monkeypatch):
     """One-round chunks record between segments that end at grid steps (`_segments`); with
     ``SCAN_UNROLL`` > 1 the engine records inside one unrolled scan instead. Same curves and
     finals, bit for bit, with a shorter last chunk (500 = 300 + 200) and every round recorded."""
-    import importlib
 
     sim = importlib.import_module("experiments.simulate")
     grid = make_grid(500, "every")
