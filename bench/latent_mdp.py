@@ -15,8 +15,16 @@ against a NumPy history-tree planner, in one process.
    checked equal. `rl.planning.history_tree_value` (the NumPy planner that computes V*: sparse,
    only histories of positive probability) is timed beside it.
 
+3. ``--bonus-terms H[,H...]`` (the audit in docs/latent_mdp.md, not a timing): on E2's lattice
+   (S = 3, A = 2, ρ = 3, ``instance_seed=2``) run a learner for ``--episodes`` episodes, replay
+   each seed's trajectories to its counts at k = K/10 and K, plan with the independent reference
+   recursion of ``tests/test_latent_mdp_bonus.py`` and print, per episode, the expected bonus
+   along the planned policy in the true LMDP, Σ_h E^{π_k}[β_h], split into its c₁ (variance) and
+   c₃ (lower-order) parts (the Hoeffding bonus under "c₁").
+
     uv run python bench/latent_mdp.py                    # full; writes bench/latent_mdp_results.md
     uv run python bench/latent_mdp.py --episodes 5000 --no-write
+    uv run python bench/latent_mdp.py --bonus-terms 2,3,4,5 --episodes 10000 --seeds 2
 """
 
 from __future__ import annotations
@@ -268,6 +276,116 @@ def e1_rows(K: int, seeds: int) -> list[dict]:
     return rows
 
 
+def bonus_terms(horizons: list[int], K: int, seeds: int) -> list[dict]:
+    """The audit's bonus decomposition (module docstring, 3.), both bonuses at the reproduction's
+    tuned scales; plain NumPy after one rollout per (H, bonus)."""
+    import math
+
+    import jax
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_latent_mdp_bonus import ref_plan
+
+    from experiments.rollout import rollout
+    from rl.latent_mdp import LatentMDP
+    from rl.optimistic import LatentValueOptimistic
+    from rl.reproduction import TUNED_LUCRL, TUNED_VO
+
+    def emit(tr):
+        fb = tr.feedback
+        return tr.obs.obs.state, tr.action, fb.feedback.next_state, fb.revealed
+
+    def walk(model, Rhat, policy, parts, H):
+        """Σ_m w_m E_m[Σ_h β₁, Σ_h β₃] along `policy`, rewards classified by the plan's table."""
+        P, R = model.transitions, model.rewards
+        M, S = P.shape[:2]
+        tot = np.zeros(2)
+
+        def go(hist, s, rho, h):
+            a = policy[hist]
+            tot[0] += rho @ parts[hist][0]
+            tot[1] += rho @ parts[hist][1]
+            if h == H - 1:
+                return
+            keys = np.array(
+                [
+                    float(R[m, s, a]) if np.any(Rhat[:, s, a] == R[m, s, a]) else Rhat[0, s, a]
+                    for m in range(M)
+                ]
+            )
+            for r in np.unique(keys):
+                for s2 in range(S):
+                    nxt = rho * (keys == r) * P[:, s, a, s2]
+                    if nxt.sum() > 0:
+                        go((*hist, (a, float(r), s2)), s2, nxt, h + 1)
+
+        for s in range(S):
+            go((s,), s, model.weights * model.init[:, s], 0)
+        return tot
+
+    rows = []
+    for H in horizons:
+        env = LatentMDP(
+            instance="lattice",
+            num_states=3,
+            num_actions=2,
+            rho=3.0,
+            instance_seed=2,
+            episode_length=H,
+        )
+        model, params = env.model, env.default_params()
+        M, S, A, _ = model.sizes
+        for kind, scale in (("bernstein", TUNED_VO), ("hoeffding", TUNED_LUCRL)):
+            agent = LatentValueOptimistic(bonus=kind, bonus_scale=scale)
+            run = jax.jit(
+                jax.vmap(
+                    lambda k, env=env, params=params, agent=agent, H=H: rollout(
+                        env, params, agent, k, H * K, emit=emit, horizon=K
+                    )
+                )
+            )
+            em = [np.asarray(x) for x in run(jax.random.split(jax.random.key(0), seeds)).emitted]
+            for k in (K // 10, K):
+                parts_sum = np.zeros(2)
+                for i in range(seeds):
+                    s_, a_, s2_, rev = (x[i][: k * H] for x in em)
+                    ctx = rev.reshape(-1, H)[:, -1]
+                    counts = np.zeros((M, S, A, S), int)
+                    snap = np.zeros((M, S, A), int)
+                    snapc = np.zeros((M, S, A, S), int)
+                    init, cc = np.zeros((M, S), int), np.zeros(M, int)
+                    for e in range(k):
+                        sl = slice(e * H, (e + 1) * H)
+                        np.add.at(counts, (ctx[e], s_[sl], a_[sl], s2_[sl]), 1)
+                        init[ctx[e], s_[sl][0]] += 1
+                        cc[ctx[e]] += 1
+                        n = counts.sum(-1)
+                        bl = np.frompyfunc(lambda x: int(x).bit_length(), 1, 1)
+                        cross = bl(n).astype(int) > bl(snap).astype(int)
+                        snap = np.where(cross, n, snap)
+                        snapc = np.where(cross[..., None], counts, snapc)
+                    n = snap.astype(float)
+                    Ph = np.where(n[..., None] > 0, snapc / np.maximum(n, 1)[..., None], 1 / S)
+                    ni = init.sum(-1, keepdims=True)
+                    nu = np.where(ni > 0, init / np.maximum(ni, 1), 1 / S)
+                    Rhat = np.where(counts.sum(-1) > 0, model.rewards, 1.0)
+                    io = 2 * math.log(2 * M * S * A * H * k / 0.1)
+                    _, pol, parts = ref_plan(cc / cc.sum(), nu, Ph, Rhat, n, io, scale, kind, H)
+                    parts_sum += walk(model, Rhat, pol, parts, H)
+                c1, c3 = parts_sum / seeds
+                rows.append(
+                    {
+                        "H": H,
+                        "bonus": f"{kind}@{scale:g}",
+                        "k": k,
+                        "c1 part": float(c1),
+                        "c3 part": float(c3),
+                    }
+                )
+                print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     from _common import machine_facts
 
@@ -280,7 +398,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=20, help="plans per batched call")
     ap.add_argument("--no-e1", action="store_true", help="planner comparison only")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--bonus-terms", default="", help="H list: the audit's bonus decomposition")
     args = ap.parse_args(argv)
+    if args.bonus_terms:
+        import pandas as pd
+
+        from experiments.reproduce import markdown
+
+        hs = [int(h) for h in args.bonus_terms.split(",")]
+        print(markdown(pd.DataFrame(bonus_terms(hs, args.episodes, args.seeds))))
+        return 0
     import os
 
     load = os.getloadavg()

@@ -143,6 +143,7 @@ def test_reproduction_end_to_end_reduced(tmp_path, monkeypatch):
         "K1": 300,
         "seeds1": 3,
         "K": 200,
+        "K3": 200,
         "seeds": 2,
         "horizons": [2, 3],
         "epsilons": [0.0, 0.4],
