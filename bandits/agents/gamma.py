@@ -13,21 +13,24 @@ side is evaluated as x^2/6 - c x^3/9 + 3 d (log1p(c x) - c x), the same number w
 the cancellation of d - d v + d ln v (in float32 that form decides about 0.1% of the candidates
 differently from float64 at a = 10^5, 1% at a = 10^6; this one agrees with float64).
 
-`jax.random.gamma` draws one element at a time on CPU. Here V variates are sampled at once from
-V + r candidates (x_j, u_j): candidate j < V is variate j's first; the r spares are then offered,
-one at a time, to the first variate still unfinished (a static, unrolled loop of one-hot
-selects). What is still unfinished after that is finished by an exact fallback, a
-`lax.while_loop` offering one fresh candidate per round, drawn from a PRNG key, to the first
-unfinished variate. Under `vmap` the loop runs only in steps where some lane needs it, and its
-key is derived only inside the loop, so the fast path draws no extra random numbers.
+`jax.random.gamma` draws one element at a time on CPU. Here V variates are sampled at once
+(`gamma_keyed`): in round r = 0, ..., R - 1 variate j is offered candidate r V + j of
+`candidates(key, R V)` (all R rounds are computed, fused: one threefry hash, one erfinv and the
+test per candidate) and keeps its first accepted one. Variates that rejected all R candidates
+(probability p(a)^R, p(1) = 0.048, p(2) = 0.018, p(10) = 0.003) are finished by an exact
+fallback, a `lax.while_loop` offering one fresh candidate per round, drawn from a PRNG key, to the
+first unfinished variate; under `vmap` it runs only in the lanes that need it
+(`experiments.batched_cond.cond_lanes`), and only in steps where some lane does (`cond_any`
+around it: the search for those lanes is a sort over the batch). Under `vmap` the candidates are
+computed with the lanes as the minor axis (`custom_vmap`), which XLA's CPU loops vectorise.
 
 Exactness: every variate sees a sequence of i.i.d. candidates and keeps its first accepted one.
-Which spare or fallback draw a variate is offered depends only on other variates' acceptance
-events, never on the values of the candidate offered, and the number of trials of a rejection
-sampler is independent of the value it returns; so the V outputs are independent and exactly
-Gamma(a_j), whatever r is (exact up to the floating-point grid of the uniforms and the rounding
-of the arithmetic). Shape exactly 1 (frequent in Thompson sampling: an arm without
-successes) uses Gamma(1) = Exp(1) = -ln u and never rejects.
+Which fallback draw a variate is offered depends only on other variates' acceptance events,
+never on the values of the candidate offered, and the number of trials of a rejection sampler is
+independent of the value it returns; so the V outputs are independent and exactly Gamma(a_j),
+whatever R is (exact up to the floating-point grid of the uniforms and the rounding of the
+arithmetic). Shape exactly 1 (frequent in Thompson sampling: an arm without successes) uses
+Gamma(1) = Exp(1) = -ln u and never rejects.
 
 Candidates (`candidates`): n pairs from one PRNG key, 2n uniforms on the open grid
 (m + 1/2) 2^-p (p = 23 for float32, 52 for float64; never 0 or 1, so every log is finite), the
@@ -36,16 +39,22 @@ normal of a pair being sqrt(2) erfinv(2 u' - 1) as in `jax.random.normal`. The 3
 2011, "Parallel random numbers: as easy as 1, 2, 3", SC'11): both words of each threefry2x32 block
 are used, half the hashing of the default scheme.
 
-Beta(a, b) = G_a / (G_a + G_b) for independent G_a ~ Gamma(a), G_b ~ Gamma(b).
+Beta(a, b) = G_a / (G_a + G_b) for independent G_a ~ Gamma(a), G_b ~ Gamma(b) (e.g. Devroye,
+"Non-Uniform Random Variate Generation", Springer 1986, §IX.4.1); Thompson sampling needs only
+the index of the largest Beta variate (`beta_argmax`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from jax import custom_batching
 
+from experiments.batched_cond import cond_any, cond_lanes
+from experiments.protocol import step_key
 from experiments.threefry import threefry2x32
 
 Array = jax.Array
@@ -110,21 +119,123 @@ def mt_candidates(a: Array, x: Array, u: Array) -> tuple[Array, Array]:
     return d * (1.0 + w) ** 3, accept
 
 
-def gamma(a: Array, x: Array, u: Array, key_fn: Callable[[Array], Array]) -> Array:
-    """Gamma(a, 1) variates for a 1-d array of shapes a >= 1 (V variates).
+def gamma_keyed(a: Array, key: Array, rounds: int, fb_key: Array, t: Array, tag: int = 0) -> Array:
+    """Gamma(a, 1) variates for a 1-d array of V shapes a >= 1: `rounds` rounds of candidates
+    from one key, then a per-lane keyed fallback.
 
-    x, u: N(0,1) and U(0,1) candidates of shape (V + r,): one per variate, then r spares offered
-    in turn to the first unfinished variate. key_fn(i): a PRNG key for round i of the fallback,
-    called only in steps where some variate is still unfinished after the spares. Shape exactly 1
-    is sampled without rejection as -ln u, Gamma(1) = Exp(1). u must lie in (0, 1).
+    Round r offers variate j candidate r V + j of `candidates(key, rounds * V)`; a variate keeps
+    its first accepted candidate. Variates that reject all R rounds (probability ~p(a)^R each;
+    p(2) = 0.018, p(10) = 0.003) are finished by `fallback_gamma`, keyed by
+    `step_key(fb_key, t, tag, i)` in its round i, only in the lanes that have one and only in
+    steps where some lane does. Shape exactly 1 is -ln u of round 0's candidate (Exp(1)). Exact
+    for every R (module docstring).
     """
-    n = a.shape[0]
-    value, done = mt_candidates(a, x[:n], u[:n])
-    one = a == 1
-    value = jnp.where(one, -jnp.log(u[:n]), value)
-    done = done | one
-    for s in range(n, x.shape[0]):  # spares: a static, unrolled loop
-        value, done = _offer(a, value, done, x[s], u[s])
+    data = jax.random.key_data(key)
+    if data.shape != (2,):
+        raise ValueError(f"gamma_keyed: a threefry key is required (key data {data.shape})")
+    value = _rounds(rounds)(a, data)
+    need = jnp.any(value < 0)
+    return cond_any(_fallback_lanes, tag)(need, (need, fb_key, t, a, value), value)
+
+
+@functools.cache
+def _rounds(rounds: int):
+    """value = `_rounds_lanes_last` for one lane, batched with the lanes as the minor axis.
+
+    Under `vmap` the (lanes, V) arrays are computed as (V, lanes): the elementwise hash and
+    transforms then run along the long lane axis (XLA's CPU loops vectorise the minor axis; a
+    minor axis of V = 20 costs about twice as much per candidate)."""
+
+    def unbatched(a, data):
+        return _rounds_lanes_last(a[:, None], data[:, None], rounds)[:, 0]
+
+    fn = custom_batching.custom_vmap(unbatched)
+
+    @fn.def_vmap
+    def _rule(axis_size, in_batched, a, data):
+        a, data = (
+            x if b else jnp.broadcast_to(x, (axis_size, *x.shape))
+            for x, b in zip((a, data), in_batched, strict=True)
+        )
+        a_t, data_t = a.T, data.T
+        # a real branch (a > 0 always holds): its result is computed once, in its own fused loop,
+        # and read by the consumers, which XLA would otherwise recompute it into
+        value = jax.lax.cond(
+            jnp.all(a_t > 0),
+            lambda: _rounds_lanes_last(a_t, data_t, rounds),
+            lambda: jnp.zeros_like(a_t),
+        )
+        return value.T, True
+
+    return fn
+
+
+def _rounds_lanes_last(a: Array, data: Array, rounds: int) -> Array:
+    """First accepted of `rounds` candidates per variate, -1 where none; a (V, M), data (2, M)."""
+    v_n = a.shape[0]
+    n = rounds * v_n
+    j0 = jnp.arange(v_n, dtype=jnp.uint32)[:, None]
+    value = None
+    for r in range(rounds):
+        x, u = _block_candidates(data, j0 + jnp.uint32(r * v_n), n, a.dtype)
+        v, ok = mt_candidates(a, x, u)
+        if r == 0:
+            value = jnp.where(a == 1, -jnp.log(u), jnp.where(ok, v, -1.0))
+        else:
+            value = jnp.where((value < 0) & ok, v, value)
+    return value
+
+
+def _block_candidates(data: Array, j: Array, n: int, dtype) -> tuple[Array, Array]:
+    """Candidates j of `candidates(key, n, dtype)` from the key data (2, ...) (broadcast)."""
+    if jnp.dtype(dtype) == jnp.float64:  # key_words(key, 2 n): w_x from blocks j, u from n + j
+        hx, lx = threefry2x32(data[0], data[1], j, j + jnp.uint32(2 * n))
+        hu, lu = threefry2x32(data[0], data[1], j + jnp.uint32(n), j + jnp.uint32(3 * n))
+        w_x, u = unit_interval(hx, lx, dtype), unit_interval(hu, lu, dtype)
+    else:  # key_words(key, n): both words of block j
+        hi, lo = threefry2x32(data[0], data[1], j, j + jnp.uint32(n))
+        w_x, u = unit_interval(hi, None, dtype), unit_interval(lo, None, dtype)
+    return jnp.sqrt(2.0).astype(dtype) * jax.lax.erf_inv(2.0 * w_x - 1.0), u
+
+
+def beta_argmax(g_a: Array, g_b: Array) -> Array:
+    """argmax_i of the Beta(a_i, b_i) variates G_a,i / (G_a,i + G_b,i), for 1-d G_a, G_b > 0.
+
+    Computed as argmax_i G_a,i / G_b,i (the same order: x / (1 + x) increases), one read of each
+    variate; ties go to the lowest index. Under `vmap` the lanes are the minor axis (`_rounds`)."""
+    return _beta_argmax(g_a, g_b)
+
+
+@custom_batching.custom_vmap
+def _beta_argmax(g_a: Array, g_b: Array) -> Array:
+    return jnp.argmax(g_a / g_b)
+
+
+@_beta_argmax.def_vmap
+def _beta_argmax_rule(axis_size, in_batched, g_a, g_b):
+    g_a, g_b = (
+        x if b else jnp.broadcast_to(x, (axis_size, *x.shape))
+        for x, b in zip((g_a, g_b), in_batched, strict=True)
+    )
+    return jnp.argmax(g_a.T / g_b.T, axis=0), True
+
+
+def _fallback_lanes(inputs, tag: int) -> Array:
+    """`cond_lanes(_fallback_lane)` inside the batch-wide branch of `cond_any`: the lanes that
+    need the fallback are found (a sort over the batch) only in steps where some lane does."""
+    need, *rest = inputs
+    return cond_lanes(_fallback_lane, tag)(need, tuple(rest), rest[-1])
+
+
+def _fallback_lane(inputs, tag: int) -> Array:
+    """`fallback_gamma` for one lane (the unbatched branch of `cond_lanes`)."""
+    key, t, a, value = inputs
+    return fallback_gamma(a, value, value >= 0, lambda i: step_key(key, t, tag, i))
+
+
+def fallback_gamma(a: Array, value: Array, done: Array, key_fn: Callable[[Array], Array]) -> Array:
+    """Finish the unfinished variates: round i offers one fresh candidate from key_fn(i) to the
+    first unfinished variate (`lax.while_loop`, one candidate per round)."""
 
     def pending(carry):
         return ~jnp.all(carry[2])
@@ -134,8 +245,8 @@ def gamma(a: Array, x: Array, u: Array, key_fn: Callable[[Array], Array]) -> Arr
         fx, fu = candidates(key_fn(i), 1, a.dtype)
         return (i + 1, *_offer(a, value, done, fx[0], fu[0]))
 
-    _, value, _ = jax.lax.while_loop(pending, redraw, (jnp.zeros((), jnp.int32), value, done))
-    return value
+    init = (jnp.zeros((), jnp.int32), value, done)
+    return jax.lax.while_loop(pending, redraw, init)[1]
 
 
 def _offer(a: Array, value: Array, done: Array, x: Array, u: Array) -> tuple[Array, Array]:
@@ -144,10 +255,3 @@ def _offer(a: Array, value: Array, done: Array, x: Array, u: Array) -> tuple[Arr
     vx, ok = mt_candidates(jnp.max(jnp.where(hot, a, 1.0)), x, u)
     take = hot & ok
     return jnp.where(take, vx, value), done | take
-
-
-def beta(a: Array, b: Array, x: Array, u: Array, key_fn: Callable[[Array], Array]) -> Array:
-    """Beta(a, b) variates for 1-d a, b >= 1 of length K; x, u of shape (2 K + r,)."""
-    g = gamma(jnp.concatenate([a, b]), x, u, key_fn)
-    k = a.shape[0]
-    return g[:k] / (g[:k] + g[k:])
