@@ -4,7 +4,8 @@ Belady's offline OPT.
 Each agent keeps per-slot metadata of shape (k,) (LFU: also per-page counts (n,)) and answers,
 on a fault with a full cache, the slot to evict; the env ignores the action otherwise. Per
 request: FIFO O(1); LRU, LFU and Belady O(k / 32 + 32) (a two-level tournament over blocks of
-32 slots, `paging.marking.Tournament`); Marker O(k / 32) (marks as bit words).
+32 slots, `paging.marking.Tournament`); Marker O(1) (the unmarked slots as the prefix of a
+permutation, `paging.marking.FreeList`).
 
 * `LRU`: evict the least recently used page (Sleator & Tarjan, "Amortized efficiency of list
   update and paging rules", CACM 28(2), 1985, Sec. 3: k-competitive).
@@ -17,8 +18,8 @@ request: FIFO O(1); LRU, LFU and Belady O(k / 32 + 32) (a two-level tournament o
 * `Marker`: the randomized marking algorithm of Fiat, Karp, Luby, McGeoch, Sleator & Young,
   "Competitive paging algorithms" (J. Algorithms 12(4), 1991, Sec. 3; 2H_k-competitive): mark
   each requested page; on a fault with a full cache and all pages marked, unmark all (a new
-  phase); evict a uniformly random unmarked page (one engine-drawn uniform per step: the
-  floor(u m)-th of the m unmarked slots in slot order, as `paging.marking.choose_uniform`).
+  phase); evict a uniformly random unmarked page (one engine-drawn uniform per step: entry
+  floor(u m) of the list of the m unmarked slots that `paging.marking.FreeList` keeps).
 * `Belady`: the offline optimum (Belady, "A study of replacement algorithms for a virtual-storage
   computer", IBM Systems Journal 5(2), 1966): evict the page whose next request is furthest;
   ties (only pages never requested again) to the lowest slot, the rule `paging.opt` pins. By
@@ -37,17 +38,17 @@ import jax.numpy as jnp
 from experiments.protocol import UNIFORM, AgentBase, Draw
 from paging.env import PagingSpec
 from paging.marking import (
-    BlockMarks,
+    FreeList,
     LexTournament,
     Tournament,
-    block_choose,
-    block_mark,
-    block_start_phase,
+    free_choose,
+    free_mark,
+    free_start_phase,
     full_fault,
     lex_set_key,
     lex_tournament,
     lex_winner,
-    new_block_marks,
+    new_free_list,
     set_key,
     tournament,
     winner,
@@ -175,21 +176,25 @@ class LFU(AgentBase):
 
 @dataclass(frozen=True)
 class Marker(AgentBase):
-    """Randomized marking (Fiat et al., J. Algorithms 1991, Sec. 3)."""
+    """Randomized marking (Fiat et al., J. Algorithms 1991, Sec. 3).
+
+    The unmarked slots are kept as the prefix of a permutation of the slots
+    (`paging.marking.FreeList`): a fault with a full cache evicts ``order[floor(u m)]`` (m
+    unmarked slots, u the step's uniform), a uniform choice by one read, and marking is a
+    swap-remove, so a step is O(1) with no reduction over the slots.
+    """
 
     def randomness(self, spec):
         return {"u": Draw(UNIFORM)}
 
-    def init(self, key, spec: PagingSpec) -> BlockMarks:
-        return new_block_marks(spec.cache_size)
+    def init(self, key, spec: PagingSpec) -> FreeList:
+        return new_free_list(spec.cache_size)
 
-    def act(self, rng, state: BlockMarks, obs):
-        k = obs.slot_page.shape[0]
-        return block_choose(block_start_phase(state, full_fault(obs), k), rng["u"], k)
+    def act(self, rng, state: FreeList, obs):
+        return free_choose(free_start_phase(state, full_fault(obs)), rng["u"])
 
-    def update(self, state: BlockMarks, obs, action, feedback) -> BlockMarks:
-        k = obs.slot_page.shape[0]
-        return block_mark(block_start_phase(state, full_fault(obs), k), feedback.slot)
+    def update(self, state: FreeList, obs, action, feedback) -> FreeList:
+        return free_mark(free_start_phase(state, full_fault(obs)), feedback.slot)
 
 
 class BeladyState(NamedTuple):

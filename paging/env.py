@@ -144,7 +144,7 @@ class Paging(EnvBase):
     """k-slot demand paging on a trace, with optional predictions (module docstring)."""
 
     trace: str = "zipf"  # generator (paging.traces.GENERATORS) or a file path
-    format: str = "auto"  # auto | text | csv | oracle_general | npy
+    format: str = "auto"  # auto | text | tokens | csv | oracle_general | npy
     column: Any = 0  # csv: column index (from 0) or header name
     length: int | None = None  # requests (generators: required; files: a prefix, null = all)
     pages: int = 1000  # generators: pages to draw from

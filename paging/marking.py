@@ -18,10 +18,12 @@ whose page is evicted receives the requested page, which is then marked.
     # in update:
     marks = mark(start_phase(marks, full_fault), feedback.slot)
 
-Marker itself keeps `BlockMarks` (`new_block_marks`, `block_start_phase`, `block_choose`,
-`block_mark`): the same marks as one 32-bit word per block of `_BLOCK` slots, so a uniform
-choice takes population counts of k / 32 words, a prefix sum over them and a binary search in one
-word (O(k / 32) per request); the slot chosen is the one `choose_uniform` chooses.
+Marker itself keeps `FreeList` (`new_free_list`, `free_start_phase`, `free_choose`,
+`free_mark`): the unmarked slots as the prefix of a permutation of the slots, so a uniform
+choice is one read (``order[floor(u m)]``), marking a swap-remove and a new phase a counter reset:
+O(1) per request, no reduction over the slots. The law of the choice is the same (uniform over
+the unmarked slots, u independent of the past); which slot a given u picks differs from
+`choose_uniform`'s slot order (the order is the permutation's, fixed by the past).
 
 `Tournament` (`tournament`, `winner`, `set_key`): the first slot of largest (or smallest) key,
 two levels of `_BLOCK`-slot blocks, O(k / 32 + 32) per update and query (O(sqrt k) at
@@ -40,9 +42,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-_BLOCK = 32  # slots per block (choose_uniform's prefix counts, Tournament, BlockMarks)
+_BLOCK = 32  # slots per block (choose_uniform's prefix counts, Tournament)
 
 
 class Marks(NamedTuple):
@@ -206,62 +207,66 @@ def lex_set_key(t: LexTournament, slot: jax.Array, value: tuple) -> LexTournamen
     return LexTournament(table=t.table.at[:, idx].set(jnp.stack([v, best], axis=1)))
 
 
-class BlockMarks(NamedTuple):
-    """Marks as bit words, one per block of `_BLOCK` slots (bit i of word b: slot
-    b * _BLOCK + i is marked); bits of padding slots (past k) stay 0 and are never chosen."""
+class FreeList(NamedTuple):
+    """Marks as a permutation of the slots, the unmarked ones first: ``table[:k]`` is the
+    permutation (``order``; the unmarked slots are ``order[:free]``), ``table[k:]`` its inverse
+    (``where``: the position of each slot in ``order``).
 
-    words: jax.Array  # (blocks,) uint32
+    Marking an unmarked slot s moves it to position ``free - 1`` (the slot there takes s's
+    position; "swap-remove") and decrements ``free``; a new phase sets ``free = k``: every slot
+    is unmarked again and the permutation stays valid as it is, so nothing is rewritten. A
+    uniform choice among the unmarked slots is ``order[floor(u free)]``: one read. Marked slots
+    sit in ``order[free:]`` in reverse order of marking, so a new phase lists the slots in
+    reverse order of their marking in the phase that ended (the order `free_choose` indexes;
+    initially ``order`` is 0, ..., k - 1 and every slot is unmarked).
+    """
+
+    table: jax.Array  # (2 k,) int32: order, then where
+    free: jax.Array  # number of unmarked slots
     phase: jax.Array  # phases begun so far (as `Marks.phase`)
 
 
-def _valid_words(k: int) -> np.ndarray:
-    """Per block, the bits of its slots below k."""
-    n = np.clip(k - _BLOCK * np.arange(_blocks(k)), 0, _BLOCK).astype(np.uint64)
-    return ((np.uint64(1) << n) - np.uint64(1)).astype(np.uint32)
-
-
-def new_block_marks(k: int) -> BlockMarks:
-    return BlockMarks(words=jnp.zeros((_blocks(k),), jnp.uint32), phase=jnp.zeros((), jnp.int32))
-
-
-def block_start_phase(marks: BlockMarks, full_fault_now: jax.Array, k: int) -> BlockMarks:
-    """`start_phase` for `BlockMarks`: a fault with a full cache and no unmarked slot clears
-    every mark (one more phase)."""
-    new = full_fault_now & jnp.all(marks.words == jnp.asarray(_valid_words(k)))
-    return BlockMarks(
-        words=jnp.where(new, jnp.zeros_like(marks.words), marks.words),
-        phase=marks.phase + new.astype(marks.phase.dtype),
+def new_free_list(k: int) -> FreeList:
+    ident = jnp.arange(k, dtype=jnp.int32)
+    return FreeList(
+        table=jnp.concatenate([ident, ident]),
+        free=jnp.full((), k, jnp.int32),
+        phase=jnp.zeros((), jnp.int32),
     )
 
 
-def block_mark(marks: BlockMarks, slot: jax.Array) -> BlockMarks:
-    """`mark` for `BlockMarks`."""
-    bit = jnp.left_shift(jnp.uint32(1), (slot % _BLOCK).astype(jnp.uint32))
-    b = slot // _BLOCK
-    return marks._replace(words=marks.words.at[b].set(marks.words[b] | bit))
+def free_start_phase(marks: FreeList, full_fault_now: jax.Array) -> FreeList:
+    """`start_phase` for `FreeList`: a fault with a full cache and no unmarked slot unmarks
+    every slot (one more phase); O(1)."""
+    k = marks.table.shape[0] // 2
+    new = full_fault_now & (marks.free == 0)
+    return marks._replace(
+        free=jnp.where(new, k, marks.free), phase=marks.phase + new.astype(marks.phase.dtype)
+    )
 
 
-def _nth_bit(word: jax.Array, r: jax.Array) -> jax.Array:
-    """Position of the r-th (from 0) set bit of a 32-bit word, lowest first (binary search
-    on population counts of the low halves)."""
-    pos = jnp.zeros((), jnp.int32)
-    for width in (16, 8, 4, 2, 1):
-        low = jax.lax.population_count(word & jnp.uint32((1 << width) - 1)).astype(jnp.int32)
-        high = r >= low
-        r = jnp.where(high, r - low, r)
-        pos = pos + jnp.where(high, width, 0)
-        word = jnp.where(high, jnp.right_shift(word, jnp.uint32(width)), word)
-    return pos
+def free_choose(marks: FreeList, u: jax.Array) -> jax.Array:
+    """A uniformly random unmarked slot from one uniform `u` in [0, 1): ``order[floor(u m)]``,
+    m = ``free`` (int32; -1 when every slot is marked). One read of the table."""
+    m = marks.free
+    j = jnp.minimum(jnp.floor(u * m).astype(jnp.int32), jnp.maximum(m - 1, 0))
+    return jnp.where(m > 0, marks.table[j], -1)
 
 
-def block_choose(marks: BlockMarks, u: jax.Array, k: int) -> jax.Array:
-    """``choose_uniform(unmarked slots, u)``: the floor(u m)-th of the m unmarked slots in slot
-    order, from per-block population counts (prefix sums over the blocks) and one word."""
-    free = ~marks.words & jnp.asarray(_valid_words(k))
-    per_block = jax.lax.population_count(free).astype(jnp.int32)
-    count = jnp.sum(per_block)
-    j = jnp.minimum(jnp.floor(u * count).astype(jnp.int32), jnp.maximum(count - 1, 0))
-    upto = jax.lax.associative_scan(jnp.add, per_block)  # unmarked slots up to each block
-    b = jnp.minimum(jnp.sum(upto <= j).astype(jnp.int32), per_block.shape[0] - 1)
-    slot = b * _BLOCK + _nth_bit(free[b], j - (upto[b] - per_block[b]))
-    return jnp.where(count > 0, slot, -1)
+def free_mark(marks: FreeList, slot: jax.Array) -> FreeList:
+    """Mark `slot` (nothing if it is marked): one gather of (where[slot], order[free - 1]) and
+    one scatter of four entries at distinct positions (dropped when nothing moves)."""
+    table, m = marks.table, marks.free
+    k = table.shape[0] // 2
+    s = jnp.asarray(slot, jnp.int32)
+    last = m - 1
+    pos, other = table[jnp.stack([k + s, jnp.maximum(last, 0)])]
+    unmarked = pos < m
+    move = unmarked & (pos != last)  # s is not at the end of the unmarked prefix already
+    drop = 2 * k + jnp.arange(4, dtype=jnp.int32)  # out of range: dropped
+    idx = jnp.where(move, jnp.stack([pos, last, k + other, k + s]), drop)
+    val = jnp.stack([other, s, pos, last])
+    return marks._replace(
+        table=table.at[idx].set(val, mode="drop", unique_indices=True),
+        free=m - unmarked.astype(jnp.int32),
+    )

@@ -106,16 +106,24 @@ def lnonmarker_nonrobust(pages, preds, us, k):
 
 
 def marker(pages, us, k):
-    c, mark, faults, acts = Cache(k), [False] * k, [], []
+    """Marker as `paging.classic.Marker` keeps its unmarked slots (`paging.marking.FreeList`):
+    a list from which marking removes a slot by moving the last entry into its place; a new
+    phase lists every slot in reverse order of marking; the eviction is entry floor(u m)."""
+    c, unmarked, marked, faults, acts = Cache(k), list(range(k)), [], [], []
     for p, u in zip(pages, us, strict=True):
         fault, s = c.lookup(p)
         if s is None:
-            if all(mark):
-                mark = [False] * k
-            s = nth([i for i in range(k) if not mark[i]], u)
+            if not unmarked:
+                unmarked, marked = marked[::-1], []
+            m = len(unmarked)
+            s = unmarked[min(int(np.floor(np.float32(u) * np.float32(m))), m - 1)]
             acts.append(s)
         c.slots[s] = p
-        mark[s] = True
+        if s in unmarked:
+            i, last = unmarked.index(s), unmarked.pop()
+            if i < len(unmarked):
+                unmarked[i] = last
+            marked.append(s)
         faults.append(fault)
     return faults, acts
 

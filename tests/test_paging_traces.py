@@ -105,6 +105,25 @@ def test_readers_text_csv_npy_and_oracle_general(tmp_path):
     np.testing.assert_array_equal(T.load(str(no_header), column=1).ids, [3, 5, 12, 70])
 
 
+def test_tokens_reader_maps_string_ids_one_to_one(tmp_path):
+    """`format=tokens` (string page ids, e.g. BrightKite's hexadecimal location hashes): the
+    same request structure as the integer ids, each string's id its BLAKE2b digest."""
+    import hashlib
+
+    words = ["88c46bf20db295831bd2d1718ad7e6f5", "7a0f", "9848afcc62e500a01cf6fbf24b797732f8963683"]
+    ids = np.array([2, 0, 2, 1, 0, 0])
+    (tmp_path / "bk.txt").write_text("".join(words[i] + "\n" for i in ids) + "\n")
+    tr = T.load(str(tmp_path / "bk.txt"), fmt="tokens")
+    assert tr.length == 6 and tr.n == 3
+    h = [
+        int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little") >> 1
+        for w in words
+    ]
+    np.testing.assert_array_equal(tr.ids[np.asarray(tr.pages)], np.array(h)[ids])
+    with pytest.raises(ConfigError, match="line 1: not an integer page id"):
+        T.load(str(tmp_path / "bk.txt"), fmt="text")
+
+
 def test_oracle_general_file_written_by_libcachesim(tmp_path):
     lcs = pytest.importorskip("libcachesim")
     ids = np.array([5, 1, 5, 2, 9, 1, 2, 5, 7, 1, 9, 9, 2, 7, 5, 1, 2, 3, 1, 5])
