@@ -489,3 +489,124 @@ def test_secure_noise_refuses_rewards_off_its_grid_unless_snap(make):
     )
     with pytest.raises(ConfigError, match=r"^snap: used only with noise=secure"):
         make(noise="research", snap=True)
+
+
+# --------------------------------------------------------------------------- audit of R3
+R3_ENV = dict(instance="sphere", K=16, d=10, alpha=0.1, instance_seed=0)
+
+
+def r3_instance() -> tuple[np.ndarray, np.ndarray]:
+    """R3's lifted features (K = 16, d = 11) and means, from the env's own parameters."""
+    env = linear_bai(**R3_ENV)
+    a = np.asarray(env.features, float)
+    return a, a @ np.asarray(env.theta, float)
+
+
+@pytest.mark.parametrize("horizon, n1", [(1000, 22), (3000, 68)])
+def test_r3_schedule_matches_the_hand_computed_one(horizon, n1):
+    """Audit of R3 (docs/dpbai.md, "Audit of R3"): d = 11 of K = 16, so M = ⌈log2 11⌉ = 4
+    phases keeping ⌈11/2^p⌉ = 6, 3, 2, 1 arms; phase 1 pulls the 11 arms of the Max-Det
+    collection (brute-force enumeration of the C(16, 11) subsets) n_1 = ⌊T/44⌋ times each
+    (Chen et al. 2024, Algorithm 1, line 8), DP-SH pulls all 16 arms ⌊T/64⌋ times (Karnin et
+    al. 2013, Algorithm 1). The best arm and the runner-up are both in the collection."""
+    from privacy import halving
+
+    a, mu = r3_instance()
+    assert a.shape == (16, 11) and np.linalg.matrix_rank(a) == 11
+    env = linear_bai(**R3_ENV)
+    state = dpbai.DPBAI(epsilon=0.1).init(
+        jax.random.key(0), env.spec(env.default_params(), horizon)
+    )
+    pl = state.plan
+    assert (pl.phases, pl.keep, pl.rank) == (4, (6, 3, 2, 1), 11)
+    basis, _ = brute_max_det(a)
+    assert pl.first_basis == basis
+    expected = np.zeros(16, int)
+    expected[list(basis)] = horizon // 44
+    assert horizon // 44 == n1
+    np.testing.assert_array_equal(np.asarray(state.alloc), expected)
+    top2 = np.argsort(-mu)[:2]
+    assert set(top2.tolist()) <= set(basis)
+    sizes, pulls = halving.schedule(16, horizon)
+    assert sizes == (16, 8, 4, 2)
+    assert pulls == tuple(horizon // (4 * s) for s in sizes)
+
+
+@pytest.mark.parametrize("epsilon", [0.1, 0.5])
+def test_r3_phase_one_gap_noise_variance_dpbai_vs_dpsh(epsilon):
+    """Phase 1's privacy noise on the estimated gap best − runner-up at T = 1000, from each
+    agent's own `end_phase` (zero rewards: the release is the noise alone): DP-BAI (both arms
+    in the collection, α rows unit vectors) 2·2/(ε n_1)², n_1 = 22; DP-SH 2·2/(ε t_0)², t_0 = 15:
+    a ratio (22/15)² = 2.15. 20000 draws: the sample variance of a difference of two iid
+    Laplace variables (excess kurtosis 3/2) has relative sd sqrt(3.5/20000) = 1.3%; 6%
+    tolerance is 4.5 sd."""
+    from privacy import halving
+
+    _, mu = r3_instance()
+    best, ru = np.argsort(-mu)[:2]
+    env = linear_bai(**R3_ENV)
+    spec = env.spec(env.default_params(), 1000)
+    keys = jax.random.split(jax.random.key(7), 20000)
+    for agent, n in (
+        (dpbai.DPBAI(epsilon=epsilon), 22),
+        (halving.DPSequentialHalving(epsilon=epsilon), 15),
+    ):
+
+        def phase_one(key, agent=agent):
+            s = agent.init(key, spec)
+            stats = s.stats._replace(counts=s.alloc.astype(s.stats.counts.dtype))
+            return agent.end_phase(s._replace(stats=stats)).releases[0]
+
+        rel = np.asarray(jax.jit(jax.vmap(phase_one))(keys), float)
+        gap = rel[:, best] - rel[:, ru]
+        assert np.var(gap) == pytest.approx(4 / (epsilon * n) ** 2, rel=0.06), type(agent)
+
+
+def numpy_dpbai_error(
+    a: np.ndarray, mu: np.ndarray, horizon: int, epsilon: float, n: int, seed: int
+):
+    """Error rate of an independent NumPy DP-BAI on features `a` with linearly independent
+    active sets after phase 1 (R3): Max-Det by enumeration, phase p pulls its |B_p| arms
+    ⌊T/(M |B_p|)⌋ times, releases Binomial mean + Laplace(1/(ε n_p)), phase 1 estimates
+    μ̂ = α μ̃_B (a_i = Σ_j α_ij a_Bj), keeps the top ⌈d/2^p⌉ (Chen et al. 2024, Algorithm 1)."""
+    rng = np.random.default_rng(seed)
+    k, d = a.shape
+    m = math.ceil(math.log2(d))
+    basis = list(brute_max_det(a)[0])
+    alpha = np.linalg.solve(a[basis].T, a.T).T
+
+    def top(scores, active, keep):
+        idx = np.argsort(-np.where(active, scores, -np.inf), axis=1, kind="stable")[:, :keep]
+        out = np.zeros_like(active)
+        np.put_along_axis(out, idx, True, axis=1)
+        return out & active
+
+    def release(pulls, arms):
+        lap = rng.laplace(0, 1 / (epsilon * pulls), (n, len(arms)))
+        return rng.binomial(pulls, mu[arms], (n, len(arms))) / pulls + lap
+
+    est = release(horizon // (m * d), basis) @ alpha.T
+    active = top(est, np.ones((n, k), bool), math.ceil(d / 2))
+    for p in range(2, m + 1):
+        size = math.ceil(d / 2 ** (p - 1))  # |A_p| <= d_p: all active arms are pulled
+        active = top(release(horizon // (m * size), list(range(k))), active, math.ceil(d / 2**p))
+    return float(np.mean(~active[:, int(np.argmax(mu))]))
+
+
+@pytest.mark.slow
+def test_r3_error_rate_matches_an_independent_numpy_dpbai():
+    """The whole algorithm on R3 (T = 3000, ε = 0.1, error ≈ 0.09): `phase_rollout` (Bernoulli
+    path) against `numpy_dpbai_error`, 20000 runs each, within 4.5 standard deviations of the
+    difference of two proportions. Guards the schedule, noise scale and elimination together."""
+    a, mu = r3_instance()
+    env = linear_bai(**R3_ENV)
+    params = env.default_params()
+    spec = env.spec(params, 3000)
+    agent = dpbai.DPBAI(epsilon=0.1)
+    n = 20000
+    keys = jax.random.split(jax.random.key(3), n)
+    f = jax.jit(jax.vmap(lambda k: dpbai.phase_rollout(agent, spec, params, k).choice))
+    ours = float(np.mean(np.asarray(f(keys)) != int(np.argmax(mu))))
+    ref = numpy_dpbai_error(a, mu, 3000, 0.1, n, seed=4)
+    pooled = (ours + ref) / 2
+    assert abs(ours - ref) <= 4.5 * math.sqrt(2 * pooled * (1 - pooled) / n), (ours, ref)
