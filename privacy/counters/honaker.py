@@ -137,15 +137,25 @@ class Honaker(Strategy):
         recursion of `advance` for all nodes of a level at once; then output t sums the
         estimates of the nodes (j, t >> j) over the set bits j of t (odd t >> j), by the binary
         tree's prefix doubling (`BinaryTree.path_from_nodes`). About 2T draws and 4T additions
-        per stream, no scan."""
+        per stream, no scan. The children's sums are a dot with (1, 1) (exact in float32 at
+        HIGHEST precision): a dot's operand is materialised, so XLA does not fuse a level's
+        estimates (and the draws' last stage) into the next level's and into the doubling,
+        which recomputed them several times per draw (R2: about 0.7x the fused form's CPU
+        time)."""
         levels = binary_depth(T)
         a = honaker_weights(levels)
+        pair = jnp.ones((2,), z.dtype)
         est, lo = [], 0
         for j in range(levels):
             c = T >> j
             zj = z[lo : lo + c]
             if j:
-                kids = est[-1][0 : 2 * c : 2] + est[-1][1 : 2 * c : 2]  # nodes 2m - 1, 2m
+                kids = jnp.einsum(  # nodes 2m - 1 + 2m
+                    "mpd,p->md",
+                    est[-1][: 2 * c].reshape(c, 2, -1),
+                    pair,
+                    precision=jax.lax.Precision.HIGHEST,
+                )
                 zj = a[j] * zj + (1 - a[j]) * kids
             est.append(zj)
             lo += c
