@@ -106,6 +106,34 @@ def test_the_program_branches():
     assert "cond[" in text
 
 
+def shared_step(inputs, power):
+    """A phase end reading the state it updates (`privacy.fixed_budget.where_some`'s shape)."""
+    state, scale = inputs
+    return {"v": jnp.sin(state["v"] + 1.0) ** power * scale, "n": state["n"] + 1}
+
+
+@pytest.mark.parametrize("cond", [cond_any, cond_lanes])
+def test_inputs_that_share_arrays_with_old(cond):
+    # `inputs` holding the very arrays of `old` (where_some passes an agent's state both ways):
+    # the results equal the plain select, with and without the sharing (a copy breaks it)
+    pred, (x, scale), _ = _data((3, 4), seed=2)
+    old = {"v": x, "n": jnp.arange(12, dtype=jnp.int32).reshape(3, 4)}
+
+    def shared(p, s, o):
+        return cond(shared_step, 3)(p, (o, s), o)
+
+    def unshared(p, s, o):
+        return cond(shared_step, 3)(p, (jax.tree.map(jnp.copy, o), s), o)
+
+    def ref(p, s, o):
+        new = shared_step((o, s), 3)
+        return jax.tree.map(lambda a, b: jnp.where(p, a, b), new, o)
+
+    want = jax.vmap(jax.vmap(ref))(pred, scale, old)
+    for f in (shared, unshared):
+        _assert_same(jax.jit(jax.vmap(jax.vmap(f)))(pred, scale, old), want)
+
+
 def test_pred_must_be_scalar():
     apply = cond_any(expensive, 3)
     _, inputs, old = _data(())

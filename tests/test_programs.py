@@ -8,6 +8,7 @@ bit-identical (the same program computes both; only the numbers it is called wit
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 import jax.numpy as jnp
@@ -171,3 +172,40 @@ def test_a_number_in_the_spec_is_part_of_the_program_key():
     two = simulate(SpecEnv(2.0), (), SpecReader(), T, N, grid=[T])
     assert two.info["program_cache"] == "compiled"
     assert one.final["score"].tolist() == [T] * N and two.final["score"].tolist() == [2 * T] * N
+
+
+TRACES: list[str] = []  # one entry per trace of CountingUCB1.act (Python runs only when traced)
+
+
+@dataclass(frozen=True)
+class CountingUCB1(UCB1):
+    """UCB1 that records every time its `act` is traced (never when a compiled program runs)."""
+
+    def act(self, rng, state, t):
+        TRACES.append("act")
+        return super().act(rng, state, t)
+
+
+def test_a_repeated_simulate_call_traces_nothing_again():
+    # a repeat with the same shapes (another seed) must reuse the probe and the compiled
+    # programs: no trace of the agent at all (counted, not timed)
+    sim = importlib.import_module("experiments.simulate")  # the module, not the function
+
+    def probes_traced() -> int:
+        return sim.PROBE_TRACES
+
+    env, agent = BernoulliBandit((0.2, 0.5, 0.8)), CountingUCB1(1.5)
+    params = env.default_params()
+    TRACES.clear()
+    first = simulate(env, params, agent, T, N, seed=1, grid=GRID)
+    traced, probes = len(TRACES), probes_traced()
+    assert traced > 0
+    again = simulate(env, params, CountingUCB1(1.5), T, N, seed=2, grid=GRID)
+    assert len(TRACES) == traced and probes_traced() == probes
+    assert again.info["program_cache"] == "hit"
+    same_seed = simulate(env, params, agent, T, N, seed=1, grid=GRID)
+    assert len(TRACES) == traced
+    same(first, same_seed)  # the cached probe and program give the fresh results bit for bit
+    # another number of the same shapes: the program is shared, only the probe traces again
+    simulate(env, params, CountingUCB1(0.5), T, N, seed=1, grid=GRID)
+    assert probes_traced() == probes + 1
