@@ -129,7 +129,7 @@ def _planner_case(H: int, rounds: int, batch: int) -> list[dict]:
     import jax.numpy as jnp
 
     from rl.latent_mdp import LatentMDP
-    from rl.optimistic import PlanInputs, iota, plan_histories, plan_nodes
+    from rl.optimistic import iota, model_inputs, plan_histories, plan_nodes
     from rl.planning import history_tree_value, tree_size_bound
 
     model = LatentMDP(num_states=3, episode_length=H, instance_seed=1).model
@@ -141,19 +141,7 @@ def _planner_case(H: int, rounds: int, batch: int) -> list[dict]:
     f = jnp.result_type(float)
 
     def inputs(P, n):
-        return PlanInputs(
-            weights=jnp.asarray(model.weights, f),
-            init=jnp.asarray(model.init, f),
-            transitions=jnp.asarray(P, f),
-            rewards=jnp.asarray(model.rewards, f),
-            counts=jnp.asarray(n, f),
-            iota=jnp.asarray(io, f),
-            scale=jnp.asarray(scale, f),
-            key=jax.random.key(0),
-            snapshot=jnp.zeros((M, S, A, S), f),
-            init_counts=jnp.zeros((M, S), f),
-            context_counts=jnp.zeros((M,), f),
-        )
+        return model_inputs(model.weights, model.init, P, model.rewards, n, io, scale, dtype=f)
 
     one = jax.jit(lambda x, H=H: plan_histories(x, H, "bernstein").value)
     many = jax.jit(jax.vmap(lambda x, H=H: plan_histories(x, H, "bernstein").value))

@@ -227,6 +227,29 @@ class PlanInputs(NamedTuple):
     context_counts: jax.Array  # (M,) (posterior sampling only)
 
 
+def model_inputs(
+    weights, init, transitions, rewards, counts, iota_, scale, key=None, dtype=None
+) -> PlanInputs:
+    """`PlanInputs` of a given LMDP for the optimistic planners: the model's arrays, the bonus
+    counts, ι and bonus_scale in `dtype` (default: JAX's default float); the posterior-sampling
+    fields zero and `key` (default ``jax.random.key(0)``: only ties read it)."""
+    f = jnp.result_type(float) if dtype is None else dtype
+    M, S, A, _ = jnp.shape(transitions)
+    return PlanInputs(
+        weights=jnp.asarray(weights, f),
+        init=jnp.asarray(init, f),
+        transitions=jnp.asarray(transitions, f),
+        rewards=jnp.asarray(rewards, f),
+        counts=jnp.asarray(counts, f),
+        iota=jnp.asarray(iota_, f),
+        scale=jnp.asarray(scale, f),
+        key=jax.random.key(0) if key is None else key,
+        snapshot=jnp.zeros((M, S, A, S), f),
+        init_counts=jnp.zeros((M, S), f),
+        context_counts=jnp.zeros((M,), f),
+    )
+
+
 class Plan(NamedTuple):
     policy: jax.Array  # (nodes,) action at every node of every level, levels concatenated
     value: jax.Array  # () the planned (optimistic) value V̄

@@ -614,25 +614,20 @@ def scaling(r: Reproduction) -> None:
 def _jax_planner_value(model, bonus_scale: float = 0.0) -> float:
     """The learners' JAX planner (`rl.optimistic.plan_histories`) on the true model with counts
     of 1 everywhere: V* at bonus 0, an optimistic value above it with a Bernstein bonus."""
-    import jax
-    import jax.numpy as jnp
 
-    from rl.optimistic import PlanInputs, iota
+    from rl.optimistic import iota, model_inputs
 
     M, S, A, H = model.sizes
-    f = jnp.result_type(float)
-    inputs = PlanInputs(
-        weights=jnp.asarray(model.weights, f),
-        init=jnp.asarray(model.init, f),
-        transitions=jnp.asarray(model.transitions, f),
-        rewards=jnp.asarray(model.rewards, f),
-        counts=jnp.full((M, S, A), 100.0, f),
-        iota=iota(M, S, A, H, 1000, 0.1),
-        scale=jnp.asarray(bonus_scale, f),
-        key=jax.random.key(0),
-        snapshot=jnp.zeros((M, S, A, S), f),
-        init_counts=jnp.zeros((M, S), f),
-        context_counts=jnp.zeros((M,), f),
+    m = model
+    counts = np.full((M, S, A), 100.0)
+    inputs = model_inputs(
+        m.weights,
+        m.init,
+        m.transitions,
+        m.rewards,
+        counts,
+        iota(M, S, A, H, 1000, 0.1),
+        bonus_scale,
     )
     kind = "bernstein" if bonus_scale > 0 else "none"
     return float(_jitted_plan(H, kind)(inputs).value)

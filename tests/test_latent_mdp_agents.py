@@ -30,11 +30,11 @@ from rl.optimistic import (
     C1,
     C3,
     LatentValueOptimistic,
-    PlanInputs,
     PseudoRegret,
     UCBVIAgnostic,
     bonus,
     iota,
+    model_inputs,
     plan_histories,
     variance,
 )
@@ -67,19 +67,8 @@ def guess_model(w0=0.5, H=2):
 def inputs_of(model, counts=None, scale=1.0, iota_=1.0):
     M, S, A, _ = model.sizes
     n = np.ones((M, S, A)) if counts is None else counts
-    f = jnp.result_type(float)
-    return PlanInputs(
-        weights=jnp.asarray(model.weights, f),
-        init=jnp.asarray(model.init, f),
-        transitions=jnp.asarray(model.transitions, f),
-        rewards=jnp.asarray(model.rewards, f),
-        counts=jnp.asarray(n, f),
-        iota=jnp.asarray(iota_, f),
-        scale=jnp.asarray(scale, f),
-        key=jax.random.key(0),
-        snapshot=jnp.zeros((M, S, A, S), f),
-        init_counts=jnp.zeros((M, S), f),
-        context_counts=jnp.zeros((M,), f),
+    return model_inputs(
+        model.weights, model.init, model.transitions, model.rewards, n, iota_, scale
     )
 
 

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rl.optimistic import C1, C3, C_L1, PlanInputs, iota, plan_histories
+from rl.optimistic import C1, C3, C_L1, iota, model_inputs, plan_histories
 
 TOL = 1e-12  # float64 round-off on values <= 1 from a few hundred operations
 
@@ -86,21 +86,7 @@ def ref_plan(w, nu, P, R, N, io, scale, kind, H):
 
 
 def plan_inputs(w, nu, P, R, N, io, scale):
-    f = jnp.float64
-    M, S, A, _ = P.shape
-    return PlanInputs(
-        weights=jnp.asarray(w, f),
-        init=jnp.asarray(nu, f),
-        transitions=jnp.asarray(P, f),
-        rewards=jnp.asarray(R, f),
-        counts=jnp.asarray(N, f),
-        iota=jnp.asarray(io, f),
-        scale=jnp.asarray(scale, f),
-        key=jax.random.key(0),
-        snapshot=jnp.zeros((M, S, A, S), f),
-        init_counts=jnp.zeros((M, S), f),
-        context_counts=jnp.zeros((M,), f),
-    )
+    return model_inputs(w, nu, P, R, N, io, scale, dtype=jnp.float64)
 
 
 def random_empirical(M, S, A, H, seed, deterministic=False):

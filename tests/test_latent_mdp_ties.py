@@ -28,10 +28,10 @@ from rl.model_optimistic import (
 )
 from rl.optimistic import (
     LatentValueOptimistic,
-    PlanInputs,
     argmax_random_ties,
     first_policy,
     level_sizes,
+    model_inputs,
     plan_histories,
     plan_nodes,
     ucbvi_policy,
@@ -59,19 +59,10 @@ def continuous_model(M, S, A, H, seed):
 
 def inputs(model, key, counts=None, scale=0.0):
     M, S, A, _ = model.sizes
-    f = jnp.float32
-    return PlanInputs(
-        weights=jnp.asarray(model.weights, f),
-        init=jnp.asarray(model.init, f),
-        transitions=jnp.asarray(model.transitions, f),
-        rewards=jnp.asarray(model.rewards, f),
-        counts=jnp.asarray(np.ones((M, S, A)) if counts is None else counts, f),
-        iota=jnp.asarray(2.0, f),
-        scale=jnp.asarray(scale, f),
-        key=key,
-        snapshot=jnp.zeros((M, S, A, S), f),
-        init_counts=jnp.zeros((M, S), f),
-        context_counts=jnp.zeros((M,), f),
+    n = np.ones((M, S, A)) if counts is None else counts
+    m = model
+    return model_inputs(
+        m.weights, m.init, m.transitions, m.rewards, n, 2.0, scale, key=key, dtype=jnp.float32
     )
 
 
