@@ -102,3 +102,33 @@ def test_a_swallowed_ctrl_c_still_stops_the_run():
         interrupt.check()
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_ctrl_c_swallowed_by_a_finalizer_prints_nothing():
+    """The raise that lands in a finalizer (as in XLA's garbage-collector callback) is not
+    reported as "Exception ignored": the user sees only the engine's one line."""
+    script = """
+import signal, sys
+from experiments import interrupt
+
+class Finalized:
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)  # the handler raises inside the finalizer
+
+interrupt.install()
+Finalized()  # collected at once: the KeyboardInterrupt is unraisable there
+try:
+    interrupt.check()
+except KeyboardInterrupt:
+    print("stopped")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=ROOT,
+    )
+    assert done.stdout.strip() == "stopped"
+    assert done.stderr == ""  # without the hook: "Exception ignored in: <function Finalized...>"
