@@ -13,8 +13,8 @@ Potential-reward table. The rewards are the K x T table X with X[i, t] the rewar
 give if pulled in round t (0-based); pulling arm i in round t reveals X[i, t] and nothing else.
 `LinearBAI` samples X[i, t] ~ Bernoulli(μ_i) lazily (one engine uniform per round, or a
 Binomial(n, μ_i) sum for an n-round `Pull`, which is the sum of the n fresh entries
-X[i, t..t+n-1] in distribution; `binomial`); `TableLinearBAI` reads an explicit table (tests,
-audits).
+X[i, t..t+n-1] in distribution; `binomial`; a `PullAll` draws one such sum per arm);
+`TableLinearBAI` reads an explicit table (tests, audits).
 
 Binomial sums (`binomial`, exact, made for `vmap`). With q = min(p, 1 - p) (for p > 1/2 the
 sample is n minus a Binomial(n, 1 - p) sample), three branches, each run only in steps where
@@ -48,6 +48,15 @@ Interface (the contract every fixed-budget agent codes against):
   arm in one step, whose feedback is the sum of the n rewards; the step reports ``rounds = n``,
   so a phase of a fixed-budget algorithm is a few steps instead of T. A step that runs past the
   budget, an arm outside [0, K) or n < 1 is illegal;
+* or `PullAll(counts)`: every arm i pulled counts[i] >= 0 times in one step (a whole phase),
+  whose feedback is the (K,) vector of per-arm reward sums and which reports
+  ``rounds = Σ counts``. Its rounds are those of the sequential schedule ``Pull(0, counts[0]),
+  Pull(1, counts[1]), ...`` (arms in index order, arm i's counts[i] rounds back to back from
+  round t + Σ_{j<i} counts[j]): it reveals exactly the table entries that schedule reveals,
+  each sum of entries to the arm's own entry of the feedback (the privacy argument of
+  `privacy.fixed_budget` is stated for those entries). ``PullAll(counts, slots)`` promises at
+  most `slots` nonzero counts (static), so the sampler draws that many sums. A negative count,
+  Σ counts < 1, more nonzero counts than `slots` or a step past the budget is illegal;
 * observation: the number of rounds used so far (``t``);
 * ``env.spec(params, horizon)`` -> `LinearBAISpec`: the public features (``spec.features``, a
   read-only (K, d) float64 array, static at trace time), ``spec.horizon`` = T, ``num_arms``,
@@ -104,7 +113,27 @@ INSTANCES = ("soare", "od_linbai", "sphere", "custom")
 RANK_TOL = 1e-9  # relative singular-value threshold of the rank checks (float64)
 MIN_GAP = 1e-6  # the best arm must beat the second by this much (float32 means stay ordered)
 CANDIDATES = 6  # BTRS candidate pairs pre-drawn per n-round step (`binomial`)
+PHASE_CANDIDATES = 3  # BTRS candidate pairs per sum of a `PullAll`, drawn in the step
+SLOT_BLOCK = 4  # a `PullAll`'s first max(SLOT_BLOCK, ⌈slots/4⌉) sums always drawn, the rest
+# as one block only in steps where some lane uses it (`LinearBAI._sums`)
 INVERSION_TERMS = {4: 40, 8: 52}  # J by float size in bytes (`binomial`)
+
+
+@dataclass(frozen=True)
+class PullAll:
+    """Pull every arm i `counts[i]` times in one step ((K,) ints >= 0, Σ >= 1); the feedback
+    is the (K,) vector of per-arm reward sums, the step uses Σ counts rounds, read arm after
+    arm in index order (module docstring, "Interface").
+
+    `slots` (static, optional): at most this many counts are nonzero (more is illegal), so the
+    Bernoulli env draws `slots` Binomial sums instead of K (e.g. d of K = 64 arms for DP-BAI).
+    A pytree: `counts` is its leaf, `slots` its static part."""
+
+    counts: jax.Array
+    slots: int | None = None
+
+
+jax.tree_util.register_dataclass(PullAll, data_fields=["counts"], meta_fields=["slots"])
 
 
 class LinearBAISpec(NamedTuple):
@@ -181,6 +210,8 @@ class LinearBAI(EnvBase):
         return LinearBAISpec(self.features, int(horizon), self.reward_range, 0)
 
     def randomness(self, params, action) -> dict[str, Draw]:
+        if isinstance(action, PullAll):  # K sums: their uniforms come from the key (`_sums`)
+            return {"key": Draw(KEY)}
         if isinstance(action, Pull):
             return {"u": Draw(UNIFORM, (CANDIDATES, 2)), "key": Draw(KEY)}
         return {"u": Draw(UNIFORM)}
@@ -197,7 +228,48 @@ class LinearBAI(EnvBase):
             return binomial(rng["u"], rng["key"], n, mu)
         return (rng["u"] < mu).astype(mu.dtype)
 
+    def _sums(self, rng, counts: jax.Array, slots: int, params) -> jax.Array:
+        """Per arm a Binomial(counts[i], μ_i) sum (`binomial`): the arms with counts > 0 put
+        in `slots` slots (the first ones in index order; `PullAll.slots`), one sum per slot,
+        from the step's key ((slots, PHASE_CANDIDATES, 2) uniforms and a fallback key per
+        slot). Pre-drawn uniforms would cost that many numbers in every step of the engine's
+        chunk, for the handful of steps (one per phase) that use them. 3 candidate pairs
+        instead of 6: all rejected with probability <= 0.26^3 = 0.018 (0.0015 at large n q),
+        and those few sums continue on fresh candidates (`binomial`; exact whatever the
+        number of candidates). The slots are drawn in two blocks, each from its own key
+        ``fold_in(key, block)``: the first max(`SLOT_BLOCK`, ⌈slots/4⌉) always, the others only
+        in steps where some lane of the vmapped batch uses one of them
+        (`experiments.batched_cond.cond_any`): a phase that pulls fewer arms than `slots`
+        (DP-BAI's later phases, the unused budget's one arm) draws fewer sums. (More blocks
+        save a few more draws but each adds a copy of the sampler to compile.)"""
+        k = self.num_arms
+        mu = params.means
+        if slots < k:
+            idx = jnp.nonzero(counts > 0, size=slots, fill_value=0)[0]
+            valid = jnp.arange(slots) < jnp.sum(counts > 0)
+            c, m = jnp.where(valid, counts[idx], 0), mu[idx]
+        else:
+            idx, valid, c, m = jnp.arange(k), jnp.ones((k,), bool), counts, mu
+        s = idx.shape[0]
+        draws = []
+        first = min(s, max(SLOT_BLOCK, -(-s // 4)))
+        for b, (lo, hi) in enumerate(((0, first), (first, s))):
+            if lo == hi:
+                continue
+            key = jax.random.fold_in(rng["key"], b)
+            inputs = (key, c[lo:hi], m[lo:hi])
+            if lo == 0:  # Σ counts >= 1: the first slot is always in use
+                draws.append(_slot_sums(inputs))
+            else:  # run only in steps where some lane of the batch uses a slot of the block
+                zero = jnp.zeros((hi - lo,), mu.dtype)
+                draws.append(cond_any(_slot_sums)(jnp.any(valid[lo:hi]), inputs, zero))
+        return jnp.zeros_like(mu).at[idx].add(jnp.where(valid, jnp.concatenate(draws), 0.0))
+
     def step(self, rng: Mapping[str, jax.Array], state, action, params):
+        if isinstance(action, PullAll):
+            counts, n, slots, bad = _counts_n(action, self.num_arms, state.t.dtype)
+            sums = self._sums(rng, jnp.maximum(counts, 0), slots, params)
+            return state._replace(t=state.t + n), sums, {"illegal": bad, "rounds": n}
         arm, n = _arm_n(action, state.t.dtype)
         reward = self._reward(rng, state, arm, n, params)
         metrics = {"illegal": (arm < 0) | (arm >= self.num_arms) | (n < 1)}
@@ -214,6 +286,14 @@ class LinearBAI(EnvBase):
             "error": (arm != best).astype(params.means.dtype),
             "simple_regret": params.means[best] - params.means[arm],
         }
+
+
+def _slot_sums(inputs) -> jax.Array:
+    """Binomial(c_j, m_j) sums of a block of `PullAll` slots from one key (`LinearBAI._sums`)."""
+    key, c, m = inputs
+    k_u, k_b = jax.random.split(key)
+    u = jax.random.uniform(k_u, (c.shape[0], PHASE_CANDIDATES, 2), m.dtype)
+    return jax.vmap(binomial)(u, jax.random.split(k_b, c.shape[0]), c, m)
 
 
 def binomial(u: jax.Array, key: jax.Array, n: jax.Array, p: jax.Array) -> jax.Array:
@@ -279,6 +359,20 @@ def _btrs_fallback(inputs) -> jax.Array:
     return sampling.binomial(jax.random.uniform(k1, (CANDIDATES, 2), q.dtype), k2, n, q)
 
 
+def _counts_n(action: PullAll, num_arms: int, dtype):
+    """(counts (K,), Σ counts, slots, illegal) of a `PullAll`, counts in the rounds' integer
+    dtype; illegal: a negative count, Σ < 1, or more nonzero counts than `slots`."""
+    counts = jnp.asarray(action.counts).astype(dtype)
+    if counts.shape != (num_arms,):
+        raise ValueError(f"PullAll: counts must have shape (K={num_arms},) (got {counts.shape})")
+    slots = num_arms if action.slots is None else int(action.slots)
+    if slots < 1:
+        raise ValueError(f"PullAll: slots must be >= 1 (got {action.slots!r})")
+    n = jnp.sum(counts)
+    bad = jnp.any(counts < 0) | (n < 1) | (jnp.sum(counts != 0) > slots)
+    return counts, n, min(slots, num_arms), bad
+
+
 def _arm_n(action, dtype) -> tuple[jax.Array, jax.Array]:
     if isinstance(action, Pull):
         return jnp.asarray(action.arm), jnp.asarray(action.n).astype(dtype)
@@ -341,7 +435,28 @@ class TableLinearBAI(LinearBAI):
         it = jnp.result_type(int)
         return TableState(jnp.zeros((), it), jnp.zeros(shape, it))
 
+    def _phase_step(self, state: TableState, action: PullAll, params: TableParams):
+        """A `PullAll` on the table: arm i reads X[i, s_i .. s_i + counts[i] - 1] with
+        s_i = t + Σ_{j<i} counts[j], the entries the sequential schedule of one `Pull` per arm
+        in index order reads (module docstring, "Interface")."""
+        counts, n, _, bad = _counts_n(action, self.num_arms, state.t.dtype)
+        horizon = params.cumulative.shape[1] - 1
+        c = jnp.maximum(counts, 0)
+        start = state.t + jnp.cumsum(c) - c
+        lo = jnp.clip(start, 0, horizon)
+        hi = jnp.clip(start + c, 0, horizon)
+        rows = jnp.arange(self.num_arms)
+        sums = params.cumulative[rows, hi] - params.cumulative[rows, lo]
+        reads = state.reads
+        if self.track_reads:
+            cols = jnp.arange(horizon)
+            hit = (cols[None, :] >= lo[:, None]) & (cols[None, :] < hi[:, None])
+            reads = reads + hit.astype(reads.dtype)
+        return TableState(state.t + n, reads), sums, {"illegal": bad, "rounds": n}
+
     def step(self, rng, state: TableState, action, params: TableParams):
+        if isinstance(action, PullAll):
+            return self._phase_step(state, action, params)
         arm, n = _arm_n(action, state.t.dtype)
         horizon = params.cumulative.shape[1] - 1
         a = jnp.clip(arm, 0, self.num_arms - 1)

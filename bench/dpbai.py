@@ -6,9 +6,10 @@
 One grid point: DP-BAI (Chen, Karthik, Chee & Tan, ICLR 2024; our reconstruction,
 `privacy.dpbai`) with ε = 1 on the unit-sphere instance K = 64, d = 10 (lifted to 11 so that the
 means lie in [0, 1]; `bandits.linear_bai`), T = 10^5, through `experiments.simulate.simulate`
-(float32, x64 off, chunks of 100 steps: a run takes 23 multi-round steps, 11 + 6 + 3 + 2 pulls
-of the basis arms and one for the unused budget; the phase ends run only in the 4 steps where
-some repetition ends a phase, `privacy.fixed_budget.where_some`). Timed: the second
+(float32, x64 off, chunks of 100 steps: a run takes 5 multi-round steps, one per phase, each a
+`bandits.linear_bai.PullAll` of the 11, 6, 3, 2 basis arms, and one for the unused budget;
+`privacy.fixed_budget.next_phase`; the phase ends run in the 4 phase steps,
+`privacy.fixed_budget.where_some`, and the seeds idle after step 5). Timed: the second
 call (the program cached), wall and process CPU seconds, beside the vectorised NumPy
 implementation below in the same process; the ratio is reported per CPU second (the machine is
 shared). The headline call records only round T (``grid=[T]``: the problem has no curve

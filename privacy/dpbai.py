@@ -35,8 +35,9 @@ function); later phases (at most ⌈d/2⌉ active arms, data-dependent) enumerat
 active arms on the device (`masked_max_det`, exact while ⌈d/2⌉ <= `MAX_DEVICE_ARMS`, i.e.
 d <= 24; beyond, the same C-approximate local swaps on the device, `masked_local_swap`).
 
-`phase_rollout`: the same agent run phase by phase without the engine's scan (M steps per
-repetition instead of a chunk of at least 100), for large Monte Carlo sweeps.
+`phase_rollout`: the same agent run phase by phase without the engine's scan (M phases per
+repetition instead of a chunk of at least 100 steps, of which the engine uses M + 1: one
+`PullAll` per phase and one for the unused budget), for large Monte Carlo sweeps.
 
 Privacy: `privacy.fixed_budget` (each table entry enters at most one release; every release is
 a Laplace(1/(ε n)) mean of n clipped rewards; schedules depend only on public features and
@@ -330,7 +331,8 @@ class DPBAI(fb.PrivateReleases, fb.PhasedAgent):
 
     `epsilon`: pure ε-DP per table entry (``inf``: no noise, the non-private algorithm);
     `noise`: research | secure (`privacy.fixed_budget.noisy_means`). Acts with
-    ``Pull(arm, n)``: one step per Max-Det arm and phase, then one step for the unused budget.
+    ``bandits.linear_bai.PullAll(counts)``: one step per phase (n_p pulls of each arm of B_p,
+    in index order), then one step for the unused budget.
     """
 
     def init(self, key: jax.Array, spec: Any) -> DPBAIState:
@@ -360,10 +362,14 @@ class DPBAI(fb.PrivateReleases, fb.PhasedAgent):
         )
 
     def max_steps(self, spec: Any) -> int:
-        """At most d steps in each of the M <= max(1, ⌈log2 d⌉) phases (one per arm of B_p, or
-        of A_p when |A_p| <= d_p), one for the unused budget: the engine's chunk size."""
-        k, d = np.shape(spec.features)
-        return max(1, math.ceil(math.log2(max(d, 1)))) * min(k, d) + 2
+        """One step per phase (M <= max(1, ⌈log2 d⌉)), one for the unused budget: the
+        engine's chunk size."""
+        _, d = np.shape(spec.features)
+        return max(1, math.ceil(math.log2(max(d, 1)))) + 2
+
+    def pull_slots(self, state: DPBAIState) -> int:
+        """|B_1| = d: every later B_p spans the smaller span of A_p, so |B_p| <= |B_1|."""
+        return len(state.plan.first_basis)
 
     def end_phase(self, state: DPBAIState) -> DPBAIState:
         """Release B_p's noisy means, estimate μ̂ on A_p, keep the top s_{p+1}, plan p + 1."""
@@ -415,7 +421,7 @@ def _estimates(pl: DPBAIPlan, feats: jax.Array, basis, released, phase) -> jax.A
 # --------------------------------------------------------------------------- phase-level form
 def phase_rollout(agent: DPBAI, spec: Any, params: Any, run_key: jax.Array) -> DPBAIState:
     """One repetition of DP-BAI phase by phase, without the engine's scan (a closed form beside
-    the one rollout, DESIGN "One rollout"): M steps instead of one per (phase, arm).
+    the one rollout): M phases, no chunk of idle steps.
 
     The agent's own `init` and `end_phase` run; only the data path differs: each phase's sums
     are drawn at once. `params` of `bandits.linear_bai.LinearBAI` (means): Binomial(n_p, μ_j)

@@ -5,35 +5,45 @@ OD-LinBAI and DP-OD-LinBAI) runs on `bandits.linear_bai.LinearBAI` with the same
 so that the privacy argument lives here, once:
 
 * a phase *allocation* ``alloc`` (K,) ints: how many pulls each arm gets in the current phase;
-  `next_pull` pulls the first arm whose allocation is not complete, all its remaining pulls in
-  one step (``Pull(arm, n)``: one step, n rounds); after the last phase it spends what is left
-  of the budget on arm 0 in one step whose reward is discarded (`spend_rest`: the engine runs a
-  multi-round run until T rounds are used);
+  `next_phase` pulls every arm its remaining allocation in one step
+  (``bandits.linear_bai.PullAll(counts)``: one step, Σ counts rounds, read arm after arm in
+  index order, arm i's rounds back to back), so a phase is one step and its end follows at
+  once; after the last phase it spends what is left of the budget on arm 0 in one step whose
+  reward is discarded (`spend_rest`: the engine runs a multi-round run until T rounds are
+  used). On an env without `PullAll` (Sequential Halving on a K-armed bandit) `next_pull`
+  pulls one arm per step instead (``Pull(arm, n)``: the first arm whose allocation is not
+  complete, all its remaining pulls), the same rounds in the same order;
 * `PhaseStats` (per-arm counts and reward sums of the *current* phase only; `record` clips the
-  reward of an n-round step to [0, n], i.e. each round's reward to [0, 1] when the env keeps to
-  its model), reset at every phase end, so no reward is used in two phases;
+  reward sum of an arm's n rounds to [0, n], i.e. each round's reward to [0, 1] when the env
+  keeps to its model), reset at every phase end, so no reward is used in two phases;
 * `noisy_means`: the only place where rewards leave an agent: per released arm, the mean of its
   n phase rewards plus Laplace(1/(ε n)) noise (``epsilon = inf``: no noise);
 * `top_mask` / `best_arm`: elimination and the recommendation, from released values only;
   `select`: a state's fields chosen per seed (phase ends happen at different steps per seed);
   `where_some`: the same choice with the phase-end work (releases, estimates, designs) run only
-  in steps where some lane of the vmapped batch ends a phase (`PhasedAgent.update`): a phase
-  ends in a few of the steps, and a vmapped branch would run it in all of them.
+  in steps where some lane of the vmapped batch ends a phase (with one step per phase it skips
+  only the unused budget's step, and measured no slower than a plain select; with one arm per
+  step a phase ends in a few of the steps and a vmapped branch would run it in all of them).
 
 Privacy (pure ε-DP, entry level; Chen, Karthik, Chee & Tan, ICLR 2024, §2 for the model and
 relation; Dwork, McSherry, Nissim & Smith, TCC 2006 for the Laplace mechanism; McSherry, SIGMOD
 2009, Theorem 4 for parallel composition). The data is the K x T potential-reward table X;
 neighbours differ in one entry X[i, t]. An agent built on this module observes X[i, t] only if
 it pulls arm i in round t, and then the reward enters exactly one release: arm i's noisy mean
-at the end of that phase (or none: the rounds of `spend_rest` are discarded). A mean of n values
-in [0, 1] has sensitivity 1/n for one entry, so mean + Laplace(1/(ε n)) is ε-DP for that entry.
-Given the releases so far, the schedule of the next phase is fixed (it is computed from the
-public features and released values only), so the entries a release reads are fixed by the past
-releases; each entry influences at most one release, and the transcript of all releases is
-ε-DP (adaptive parallel composition: the density ratio of the transcript factorises over the
-releases, and only the release that reads the changed entry has a ratio other than 1). The
-pulls and the recommendation are post-processing of the transcript. The same holds for the
-one-column relation (a whole round differs): only one arm is pulled per round.
+at the end of that phase (or none: the rounds of `spend_rest` are discarded). Which entries:
+a phase that starts at round t0 and allocates n_i pulls to arm i (arms in index order, one
+`PullAll` step, or one `Pull` per arm) reads X[i, s_i], ..., X[i, s_i + n_i - 1] with
+s_i = t0 + Σ_{j<i} n_j, and arm i's release of that phase reads exactly these entries (their
+sum is the `PullAll`'s feedback for arm i). A mean of n values in [0, 1] has sensitivity 1/n
+for one entry, so mean + Laplace(1/(ε n)) is ε-DP for that entry. Given the releases so far,
+the schedule of the next phase (its n_i, hence its windows) is fixed (it is computed from the
+public features and released values only), so the entries a release reads are fixed by the
+past releases; the windows are disjoint, each entry influences at most one release, and the
+transcript of all releases is ε-DP (adaptive parallel composition: the density ratio of the
+transcript factorises over the releases, and only the release that reads the changed entry
+has a ratio other than 1). The pulls and the recommendation are post-processing of the
+transcript. The same holds for the one-column relation (a whole round differs): only one arm
+is pulled per round.
 
 Noise modes (`NOISE_MODES`, as for the counters in `privacy.counters`):
 
@@ -63,6 +73,7 @@ from jax import custom_batching
 from jax.experimental import io_callback
 
 from bandits.envs import Pull
+from bandits.linear_bai import LinearBAISpec, PullAll
 from experiments.batched_cond import cond_any
 from experiments.config import ConfigError, check_choice
 from experiments.protocol import AgentBase
@@ -155,8 +166,13 @@ def phase_zeros(num_arms: int) -> PhaseStats:
     )
 
 
-def record(stats: PhaseStats, action: Pull, reward) -> PhaseStats:
-    """Add an n-round step's reward, clipped to [0, n], to the pulled arm's phase sum."""
+def record(stats: PhaseStats, action: Pull | PullAll, reward) -> PhaseStats:
+    """Add a step's rewards to the phase sums: a `Pull`'s reward, clipped to [0, n], to the
+    pulled arm's; a `PullAll`'s (K,) sums, each clipped to [0, counts[i]], to each arm's."""
+    if isinstance(action, PullAll):
+        c = jnp.maximum(jnp.asarray(action.counts), 0)
+        r = jnp.clip(jnp.asarray(reward, stats.sums.dtype), 0, c.astype(stats.sums.dtype))
+        return PhaseStats(stats.counts + c.astype(stats.counts.dtype), stats.sums + r)
     n = jnp.asarray(action.n)
     r = jnp.clip(jnp.asarray(reward, stats.sums.dtype), 0, n.astype(stats.sums.dtype))
     hot = jnp.arange(stats.counts.shape[0]) == action.arm
@@ -188,6 +204,32 @@ def phase_complete(alloc: jax.Array, stats: PhaseStats) -> jax.Array:
     return jnp.all(stats.counts >= alloc)
 
 
+def next_phase(
+    alloc: jax.Array,
+    stats: PhaseStats,
+    t: jax.Array,
+    horizon,
+    finished,
+    left=None,
+    slots: int | None = None,
+) -> PullAll:
+    """The next step: every arm's remaining allocation of the phase at once (a `PullAll`);
+    once `finished` (after the last phase), the rest of the budget on arm 0 (`spend_rest`).
+
+    `left` (optional): rounds left in the budget; the counts are then cut, arm after arm in
+    index order, to that many rounds (the cut the one-arm-per-step schedule would make).
+    `slots` (static): the most arms any phase allocates to (`PullAll.slots`; None: K)."""
+    it = jnp.result_type(int)
+    counts = jnp.maximum(alloc - stats.counts, 0).astype(it)
+    if left is not None:
+        before = jnp.cumsum(counts) - counts
+        counts = jnp.clip(jnp.asarray(left, it) - before, 0, counts)
+    rest = spend_rest(t, horizon)
+    first = jnp.arange(alloc.shape[0]) == 0
+    counts = jnp.where(finished, jnp.where(first, rest.n, 0), counts).astype(it)
+    return PullAll(counts, slots)
+
+
 def next_pull(alloc: jax.Array, stats: PhaseStats, t: jax.Array, horizon: int, finished) -> Pull:
     """The next step: all remaining pulls of the lowest-index arm whose allocation is not
     complete; once `finished` (after the last phase), the rest of the budget (`spend_rest`)."""
@@ -211,17 +253,32 @@ def spend_rest(t: jax.Array, horizon: int) -> Pull:
 PHASE_FIELDS = ("phase", "active", "alloc", "stats", "finished", "choice", "releases")
 
 
+def whole_phases(spec: Any) -> bool:
+    """Whether the env of `spec` takes `PullAll` (a whole phase in one step): the linear BAI
+    envs (`bandits.linear_bai`); otherwise (a K-armed bandit) one `Pull` per arm and phase."""
+    return isinstance(spec, LinearBAISpec)
+
+
 class PhasedAgent(AgentBase):
     """`act` and `update` of a phased fixed-budget agent whose state has ``plan.horizon``,
-    ``alloc``, ``stats``, ``finished`` and `PHASE_FIELDS`: pull each arm its allocation
-    (`next_pull`), record the rewards (`record`), and at a phase's end take the subclass's
-    ``end_phase(state)`` (its release and elimination; run only in steps where some lane ends
-    a phase, `where_some`); after the last phase spend the rest of the budget and discard it."""
+    ``alloc``, ``stats``, ``finished`` and `PHASE_FIELDS`: pull every arm its allocation in one
+    step (`next_phase`; with ``plan.per_arm``, one arm per step, `next_pull`), record the
+    rewards (`record`), and at a phase's end take the subclass's ``end_phase(state)`` (its
+    release and elimination; run only in steps where some lane ends a phase, `where_some`);
+    after the last phase spend the rest of the budget and discard it."""
 
-    def act(self, rng, state, t: jax.Array) -> Pull:
-        return next_pull(state.alloc, state.stats, t, state.plan.horizon, state.finished)
+    def pull_slots(self, state) -> int | None:
+        """The most arms one phase allocates to (static; `PullAll.slots`); None: K."""
+        return None
 
-    def update(self, state, t, action: Pull, reward):
+    def act(self, rng, state, t: jax.Array) -> Pull | PullAll:
+        pl = state.plan
+        if getattr(pl, "per_arm", False):
+            return next_pull(state.alloc, state.stats, t, pl.horizon, state.finished)
+        slots = self.pull_slots(state)
+        return next_phase(state.alloc, state.stats, t, pl.horizon, state.finished, None, slots)
+
+    def update(self, state, t, action: Pull | PullAll, reward):
         live = ~state.finished
         stats = record(state.stats, action, reward)  # discarded once finished
         state = select(live, state._replace(stats=stats), state, ("stats",))

@@ -16,6 +16,9 @@ to the K x T reward table, entry-level neighbours (`privacy.fixed_budget`, "Priv
 
 Both work on any env whose spec has ``num_arms`` and ``horizon`` and that accepts
 ``bandits.envs.Pull`` actions (the linear BAI env; the Bernoulli bandit); features are ignored.
+On the linear BAI env a round is one step (``bandits.linear_bai.PullAll``: every arm of S_r
+its t_r pulls, arm after arm in index order); elsewhere one ``Pull(arm, t_r)`` step per arm of
+S_r, the same rounds in the same order (`privacy.fixed_budget.whole_phases`).
 Unused budget (fewer than K ⌈log2 K⌉ rounds) is spent after the last round and discarded.
 """
 
@@ -50,6 +53,7 @@ class HalvingPlan:
     horizon: int
     sizes: tuple[int, ...]
     pulls: tuple[int, ...]
+    per_arm: bool = False  # one Pull per arm and round (an env without PullAll)
 
 
 class HalvingState(NamedTuple):
@@ -86,7 +90,7 @@ class SequentialHalving(fb.PhasedAgent):
         it = jnp.result_type(int)
         return HalvingState(
             key=key,
-            plan=HalvingPlan(int(spec.horizon), sizes, pulls),
+            plan=HalvingPlan(int(spec.horizon), sizes, pulls, not fb.whole_phases(spec)),
             phase=jnp.zeros((), it),
             active=jnp.ones((k,), bool),
             alloc=jnp.full((k,), pulls[0], it),
@@ -97,9 +101,10 @@ class SequentialHalving(fb.PhasedAgent):
         )
 
     def max_steps(self, spec: Any) -> int:
-        """One step per arm and round, one for the unused budget (the engine's chunk size)."""
+        """One step per round (per arm and round without `PullAll`), one for the unused
+        budget (the engine's chunk size)."""
         sizes, _ = schedule(int(spec.num_arms), int(spec.horizon))
-        return sum(sizes) + 2
+        return (len(sizes) if fb.whole_phases(spec) else sum(sizes)) + 2
 
     def end_phase(self, state: HalvingState) -> HalvingState:
         """Release this round's means, keep the ⌈|S_r|/2⌉ best, allocate t_{r+1} to them."""

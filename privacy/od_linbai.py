@@ -43,14 +43,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bandits.envs import Pull
+from bandits.linear_bai import PullAll
 from experiments.config import ConfigError, check_float
 from experiments.protocol import AgentBase, step_key
 from privacy.fixed_budget import (
     PhaseStats,
     PrivateReleases,
     best_arm,
-    next_pull,
+    next_phase,
     noisy_means,
     phase_complete,
     phase_zeros,
@@ -346,6 +346,15 @@ class ODState(NamedTuple):
     finished: jax.Array  # bool: all phases done
     recommendation: jax.Array  # int32, the remaining arm once finished
     releases: jax.Array  # (M, K) the transcript: row r = phase r's released means (0: none)
+    slots: PullSlots  # static: the most arms one phase pulls (`ODLinBAI.pull_slots`)
+
+
+@jax.tree_util.register_static
+@dataclass(frozen=True)
+class PullSlots:
+    """A static int riding in the state (a leafless pytree): `PullAll.slots` of the agent."""
+
+    n: int
 
 
 class Plan(NamedTuple):
@@ -375,7 +384,7 @@ class ODLinBAI(PrivateReleases, AgentBase):
     ⌈log2 d⌉ phases (`od_linbai_budget`). Phase r: project the active arms A_{r−1} onto their
     span (line 4), a G-optimal design π_r on them (line 5; `g_optimal_design_host` for r = 1,
     whose arms are all K arms and public, `g_optimal_design` in JAX for r >= 2), pull each arm
-    ⌈π_r(a) m⌉ times (lines 6–7; one `Pull` step per arm, `privacy.fixed_budget.next_pull`),
+    ⌈π_r(a) m⌉ times (lines 6–7; one `PullAll` step per phase, `privacy.fixed_budget.next_phase`),
     least squares (line 9; `ordinary_least_squares`), keep the ⌈d/2^r⌉ arms with the largest
     estimates (line 11; ties to the lower index). Returns the remaining arm. The budget left
     over by the rounding reserve is spent on arm 0 and discarded (`spend_rest`).
@@ -420,23 +429,36 @@ class ODLinBAI(PrivateReleases, AgentBase):
             finished=jnp.zeros((), bool),
             recommendation=jnp.zeros((), jnp.int32),
             releases=jnp.zeros((p.budget.phases, K), ft),
+            slots=PullSlots(self.plan_slots(p, K)),
         )
 
     def max_steps(self, spec) -> int:
-        """One step per design arm: at most min(K, d(d+1)/2) in phase 1 (the support is cut to
-        that), then at most ⌈d/2^(r-1)⌉ active arms in phase r >= 2 (d in all), and one for the
-        unused budget: the engine's chunk size."""
-        k, d = np.shape(spec.features)
-        return min(k, d * (d + 1) // 2) + d + 2
+        """One step per phase (⌈log2 d⌉ of them, `od_linbai_budget`), one for the unused
+        budget: the engine's chunk size."""
+        _, d = np.shape(spec.features)
+        return max(1, math.ceil(math.log2(max(d, 2)))) + 2
 
-    def act(self, rng, state: ODState, t: jax.Array) -> Pull:
-        pull = next_pull(state.alloc, state.stats, t, state.horizon, state.finished)
+    def act(self, rng, state: ODState, t: jax.Array) -> PullAll:
+        """The phase's pulls in one step, cut at the budget arm after arm (index order)."""
         left = jnp.maximum(state.horizon - t.astype(state.horizon.dtype), 1)
-        return Pull(pull.arm, jnp.minimum(pull.n, left).astype(pull.n.dtype))
+        slots = self.pull_slots(state)
+        return next_phase(state.alloc, state.stats, t, state.horizon, state.finished, left, slots)
 
-    def update(self, state: ODState, t, action: Pull, reward) -> ODState:
+    def pull_slots(self, state: ODState) -> int:
+        return state.slots.n
+
+    @staticmethod
+    def plan_slots(p: Plan, num_arms: int) -> int:
+        """The most arms a phase pulls: phase 1's design support (at most min(K, d(d+1)/2),
+        `reduce_support`), or |A_r| <= max(keep) of a later phase (the design's support lies
+        in the active set); at least 1 (the unused budget's pull of arm 0)."""
+        first = sum(1 for c in p.first_alloc if c > 0)
+        return min(num_arms, max(first, *p.budget.keep, 1))
+
+    def update(self, state: ODState, t, action: PullAll, reward) -> ODState:
         stats = record(state.stats, action, reward)
-        at_end = jnp.asarray(t).astype(state.horizon.dtype) + action.n >= state.horizon
+        n = jnp.sum(action.counts).astype(state.horizon.dtype)
+        at_end = jnp.asarray(t).astype(state.horizon.dtype) + n >= state.horizon
         done = ~state.finished & (phase_complete(state.alloc, stats) | at_end)
         # the phase end (design, least squares) runs only in steps where some lane ends a phase
         new = where_some(self, "_end_phase", done, state._replace(stats=stats), done)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bandits.linear_bai import TableLinearBAI, linear_bai
+from bandits.linear_bai import PullAll, TableLinearBAI, linear_bai
 from experiments.config import ConfigError
 from experiments.lift import lift
 from experiments.protocol import step_key
@@ -165,6 +165,28 @@ def _program(env, key, rebuild, steps, horizon):
     return jax.jit(run)
 
 
+def per_arm_pulls(emitted, horizon: int) -> list[tuple[int, int]]:
+    """The emitted actions of a rollout as the sequential schedule [(arm, n)] up to T rounds:
+    a `Pull(arm, n)` as itself, a `PullAll(counts)` as one (arm, counts[arm]) per arm with
+    counts > 0 in index order (the rounds it reads, `bandits.linear_bai`, "Interface")."""
+    if isinstance(emitted, PullAll):
+        steps = [
+            [(int(a), int(c[a])) for a in np.flatnonzero(c)] for c in np.asarray(emitted.counts)
+        ]
+    else:
+        steps = [
+            [(int(a), int(n))]
+            for a, n in zip(np.asarray(emitted.arm), np.asarray(emitted.n), strict=True)
+        ]
+    pulls, used = [], 0
+    for step in steps:
+        if used >= horizon:
+            break
+        pulls.extend(step)
+        used += sum(n for _, n in step)
+    return pulls
+
+
 def engine_run(env, table, agent, run_key, steps=40):
     """One rollout on the table: (pulls [(arm, n)] up to T rounds, agent state, env state)."""
     params = env.table_params(table)
@@ -172,15 +194,8 @@ def engine_run(env, table, agent, run_key, steps=40):
     lifted = lift(agent)
     prog = _program(env, lifted.key, _Rebuild(lifted), steps, horizon)
     r = prog(params, tuple(jnp.asarray(x) for x in lifted.numbers), run_key)
-    arms, ns = np.asarray(r.emitted.arm), np.asarray(r.emitted.n)
-    pulls, used = [], 0
-    for arm, n in zip(arms, ns, strict=True):
-        if used >= horizon:
-            break
-        pulls.append((int(arm), int(n)))
-        used += int(n)
     assert int(r.illegal) == 0
-    return pulls, r.agent_state, r.env_state
+    return per_arm_pulls(r.emitted, horizon), r.agent_state, r.env_state
 
 
 class _Rebuild:

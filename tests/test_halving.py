@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
-from test_dpbai import table_mechanism
+from test_dpbai import per_arm_pulls, table_mechanism
 
 from bandits.linear_bai import TableLinearBAI, linear_bai
 from experiments.config import ConfigError
@@ -72,6 +72,31 @@ def test_sh_error_probability_exact_vs_engine_three_arms():
     )
 
 
+def test_sh_on_a_k_armed_bandit_pulls_one_arm_per_step_with_the_same_law():
+    """On `bandits.envs.BernoulliBandit` (no `PullAll`) SH takes one `Pull` per arm and round
+    (`privacy.fixed_budget.whole_phases`): K = 3, T = 40, sizes 3, 2 with t = 6, 10, so 5 arm
+    steps and one for the 2 unused rounds; the error rate of the recommendation over 20000
+    runs is the exact probability (`_check_binomial`)."""
+    from bandits.envs import BernoulliBandit, Pull
+
+    means, horizon, seeds = (0.5, 0.6, 0.55), 40, 20000
+    env, agent = BernoulliBandit(means), halving.SequentialHalving()
+    params = env.default_params()
+    spec = env.spec(params, horizon)
+    assert agent.init(jax.random.key(0), spec).plan.per_arm and agent.max_steps(spec) == 7
+
+    def one(key):
+        r = rollout(env, params, agent, key, 7, emit=lambda tr: tr.action, horizon=horizon)
+        return r.agent_state.choice, r.emitted, r.illegal
+
+    keys = jax.random.split(jax.random.key(9), seeds)
+    choice, emitted, illegal = jax.jit(jax.vmap(one))(keys)
+    assert isinstance(emitted, Pull) and not np.any(np.asarray(illegal))
+    np.testing.assert_array_equal(np.asarray(emitted.n)[0, :6], [6, 6, 6, 10, 10, 2])
+    err = float(np.mean(np.asarray(choice) != 1))
+    _check_binomial(err, halving.sh_error_probability(means, horizon), seeds)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "means, horizon", [((0.5, 0.6), 30), ((0.4, 0.6, 0.55, 0.5), 40), ((0.3, 0.5, 0.7), 25)]
@@ -125,12 +150,7 @@ def test_dp_sh_matches_numpy_reference_on_the_same_table_and_noise(epsilon):
         table = (rng.random((k, horizon)) < np.array([0.3, 0.5, 0.45, 0.6, 0.2])[:, None]) * 1.0
         run_key = jax.random.key(seed)
         r = prog(env.table_params(table), (jnp.asarray(epsilon),), run_key)
-        arms, ns = np.asarray(r.emitted.arm), np.asarray(r.emitted.n)
-        pulls, used = [], 0
-        for arm, n in zip(arms, ns, strict=True):
-            if used < horizon:
-                pulls.append((int(arm), int(n)))
-                used += int(n)
+        pulls = per_arm_pulls(r.emitted, horizon)
         agent_key = jax.random.split(jax.random.split(run_key)[0])[1]  # experiments.rollout
 
         def unit(rr, ak=agent_key):

@@ -12,6 +12,7 @@ from bandits.envs import Pull
 from bandits.linear_bai import (
     CANDIDATES,
     INVERSION_TERMS,
+    PullAll,
     TableLinearBAI,
     binomial,
     instance_arrays,
@@ -229,6 +230,107 @@ def test_table_env_sums_window_and_counts_reads():
     s, r, _ = env.step({}, s, Pull(jnp.int32(1), jnp.int32(3)), p)
     assert float(r) == 1  # X[1, 3:6] = 0 + 0 + 1
     np.testing.assert_array_equal(s.reads, [[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]])
+
+
+def test_table_phase_pull_reads_the_entries_of_the_sequential_schedule():
+    """`PullAll(counts)` on a table returns, for each arm, exactly the sum of the entries the
+    sequential schedule Pull(0, c_0), Pull(1, c_1), ... reads (arms in index order, each arm's
+    rounds back to back), reveals the same entries, and uses Σ c rounds; zero counts are
+    skipped. Exact: integer tables, sums in floating point of small integers."""
+    rng = np.random.default_rng(3)
+    k, horizon = 4, 23
+    env = TableLinearBAI(tuple(map(tuple, np.eye(k))), (0.2, 0.4, 0.6, 0.8), track_reads=True)
+    for counts, start in [((3, 0, 5, 2), 0), ((1, 4, 0, 0), 6), ((0, 0, 0, 7), 16), ((2,) * 4, 9)]:
+        table = rng.integers(0, 2, (k, horizon)).astype(float)
+        p = env.table_params(table)
+        s0 = env.init(jax.random.key(0), p)._replace(t=jnp.asarray(start))
+        s, sums, m = env.step({}, s0, PullAll(jnp.asarray(counts, jnp.int32)), p)
+        seq, want = s0, []
+        for arm, n in enumerate(counts):
+            if n:
+                seq, r, _ = env.step({}, seq, Pull(jnp.int32(arm), jnp.int32(n)), p)
+            want.append(float(r) if n else 0.0)
+        t, by_hand = start, []
+        for arm, n in enumerate(counts):  # the window of the sequential schedule
+            by_hand.append(table[arm, t : t + n].sum())
+            t += n
+        np.testing.assert_array_equal(np.asarray(sums), want)
+        np.testing.assert_array_equal(np.asarray(sums), by_hand)
+        np.testing.assert_array_equal(s.reads, seq.reads)
+        assert int(s.t) == int(seq.t) == start + sum(counts) and int(m["rounds"]) == sum(counts)
+        assert not bool(m["illegal"])
+
+
+def test_phase_pull_illegal_counts():
+    """A negative count, Σ counts < 1 or more nonzero counts than `slots` is illegal (both
+    envs); a wrong shape is refused at trace time."""
+    table_env = TableLinearBAI(((1.0, 0.0), (0.0, 1.0), (0.5, 0.5)), (0.5, 0.4))
+    p = table_env.table_params(np.ones((3, 10)))
+    env = linear_bai("soare")
+    q = env.default_params()
+    k5 = jnp.zeros((5,), jnp.int32)
+    for e, params, good in ((table_env, p, jnp.asarray([1, 0, 2])), (env, q, k5.at[1:3].set(3))):
+        s = e.init(jax.random.key(0), params)
+        rng = {"key": jax.random.key(1)}
+        assert not bool(e.step(rng, s, PullAll(good), params)[2]["illegal"])
+        assert not bool(e.step(rng, s, PullAll(good, 2), params)[2]["illegal"])
+        for bad in (PullAll(good.at[0].set(-1)), PullAll(jnp.zeros_like(good)), PullAll(good, 1)):
+            assert bool(e.step(rng, s, bad, params)[2]["illegal"])
+        with pytest.raises(ValueError, match="PullAll: counts must have shape"):
+            e.step(rng, s, PullAll(jnp.ones((7,), jnp.int32)), params)
+
+
+@pytest.mark.parametrize("slots", [None, 2])
+def test_phase_pull_sums_are_independent_binomials(slots):
+    """Bernoulli env, `PullAll` with counts (0, 12, 0, 30, 200) (means 0.3, 0.5, 0.2, 0.7,
+    0.45): each arm's sum is Binomial(c_i, μ_i) (chi-square goodness of fit per arm, 4000
+    draws, p > 1e-3: a correct sampler fails one of the three with probability < 0.003; the
+    three branches of `binomial`: inversion, n q < 10, and BTRS), unpulled arms give 0, and
+    the sums of arms 1 and 3 are uncorrelated (|r| <= 4.5/sqrt(4000)). slots = 3 (the three
+    pulled arms compacted into one block) or K = 5 (no compaction: arms 0-3 in the first block,
+    arm 4 in the second, `LinearBAI._sums`): the same law."""
+    env = linear_bai("custom", features=np.eye(5).tolist(), theta=[0.3, 0.5, 0.2, 0.7, 0.45])
+    params = env.default_params()
+    mu = np.asarray(params.means, float)
+    counts = jnp.asarray([0, 12, 0, 30, 200], jnp.int32)
+    slots = 3 if slots else None
+    keys = jax.random.split(jax.random.key(4), 4000)
+
+    def one(k):
+        _, r, m = env.step({"key": k}, env.init(k, params), PullAll(counts, slots), params)
+        return r, m["rounds"], m["illegal"]
+
+    r, rounds, bad = jax.jit(jax.vmap(one))(keys)
+    r = np.asarray(r).astype(int)
+    assert np.all(np.asarray(rounds) == 242) and not np.any(np.asarray(bad))
+    assert np.all(r[:, [0, 2]] == 0)
+    for arm in (1, 3, 4):
+        n = int(counts[arm])
+        got = np.bincount(r[:, arm], minlength=n + 1)
+        expected = 4000 * stats.binom.pmf(np.arange(n + 1), n, mu[arm])
+        keep = expected >= 5
+        obs = np.append(got[keep], got[~keep].sum())
+        exp = np.append(expected[keep], expected[~keep].sum())
+        assert stats.chisquare(obs, exp * obs.sum() / exp.sum()).pvalue > 1e-3, arm
+    assert abs(np.corrcoef(r[:, 1], r[:, 3])[0, 1]) <= 4.5 / math.sqrt(4000)
+
+
+def test_record_and_next_phase():
+    """`record` of a `PullAll` adds each arm's clipped sum; `next_phase` pulls every arm's
+    remaining allocation, cut at `left` arm after arm, and after the last phase the rest of
+    the budget on arm 0."""
+    stats0 = fb.phase_zeros(4)
+    act = PullAll(jnp.asarray([2, 0, 3, 1]))
+    st = fb.record(stats0, act, jnp.asarray([1.0, 0.0, 5.0, -1.0]))  # clipped to [0, c_i]
+    np.testing.assert_array_equal(st.counts, [2, 0, 3, 1])
+    np.testing.assert_allclose(st.sums, [1.0, 0.0, 3.0, 0.0])
+    alloc = jnp.asarray([4, 0, 3, 5])
+    t, no = jnp.asarray(10), jnp.asarray(False)
+    np.testing.assert_array_equal(fb.next_phase(alloc, st, t, 40, no).counts, [2, 0, 0, 4])
+    np.testing.assert_array_equal(fb.next_phase(alloc, stats0, t, 40, no, 6).counts, [4, 0, 2, 0])
+    done = fb.next_phase(alloc, stats0, t, 40, jnp.asarray(True), None, 2)
+    np.testing.assert_array_equal(done.counts, [30, 0, 0, 0])
+    assert done.slots == 2
 
 
 # --------------------------------------------------------------------------- releases

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import optimize
-from test_dpbai import _Rebuild, table_mechanism
+from test_dpbai import _Rebuild, per_arm_pulls, table_mechanism
 
 from bandits.linear_bai import TableLinearBAI, linear_bai
 from experiments.config import ConfigError
@@ -278,13 +278,8 @@ def run_on_table(env, table, agent, run_key, steps=16):
     numbers = tuple(jnp.asarray(x) for x in lifted.numbers)
     r = prog(env.table_params(table), numbers, run_key)
     assert int(r.illegal) == 0
-    pulls, used = [], 0
-    for arm, n in zip(np.asarray(r.emitted.arm), np.asarray(r.emitted.n), strict=True):
-        if used >= table.shape[1]:
-            break
-        pulls.append((int(arm), int(n)))
-        used += int(n)
-    assert used == table.shape[1]
+    pulls = per_arm_pulls(r.emitted, table.shape[1])
+    assert sum(n for _, n in pulls) == table.shape[1]
     return pulls, r.agent_state
 
 
