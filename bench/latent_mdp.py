@@ -22,9 +22,21 @@ against a NumPy history-tree planner, in one process.
    along the planned policy in the true LMDP, Σ_h E^{π_k}[β_h], split into its c₁ (variance) and
    c₃ (lower-order) parts (the Hoeffding bonus under "c₁").
 
+4. ``--horizon-cost H[,H...]`` (E2 past H = 5): on E2's lattice, the dense history nodes, the
+   compiled planner's memory (XLA's memory analysis), CPU seconds of one re-plan (one seed; 10
+   seeds vmapped, as `cond_any` re-plans them) and of the policy evaluation, and, with
+   ``--episodes K`` > 0, one 10-seed run of the tuned value-optimistic learner (``--lanes``:
+   re-planning through `cond_lanes`, only the seeds that refresh).
+5. ``--e2-grid H[,H...]``: E2's two tuned learners at these H through `cond_lanes`, regret at K
+   and the log-log slopes in H as E2 computes them (the reproduction's E2 stops at H = 5:
+   docs/latent_mdp.md, "Not reproduced").
+
     uv run python bench/latent_mdp.py                    # full; writes bench/latent_mdp_results.md
     uv run python bench/latent_mdp.py --episodes 5000 --no-write
     uv run python bench/latent_mdp.py --bonus-terms 2,3,4,5 --episodes 10000 --seeds 2
+    uv run python bench/latent_mdp.py --horizon-cost 5,6,7 --episodes 0 --seeds 10 --rounds 3
+    uv run python bench/latent_mdp.py --horizon-cost 5,6 --episodes 10000 --seeds 10 [--lanes]
+    uv run python bench/latent_mdp.py --e2-grid 2,3,4,5,6 --episodes 10000 --seeds 10
 """
 
 from __future__ import annotations
@@ -374,6 +386,185 @@ def bonus_terms(horizons: list[int], K: int, seeds: int) -> list[dict]:
     return rows
 
 
+# --------------------------------------------------------------------------- E2 at larger H
+def horizon_cost(
+    horizons: list[int], K: int, seeds: int, rounds: int, lanes: bool = False
+) -> list[dict]:
+    """What E2 (lattice S = 3, A = 2, M = 2, ``instance_seed=2``) costs at horizon H: the dense
+    history nodes, the compiled planner's memory (XLA's `memory_analysis`: arguments, outputs
+    and temporaries), the CPU seconds of one re-plan of one seed and of the `seeds` seeds at
+    once (vmapped, as `cond_any` re-plans every lane when one refreshes), the policy evaluation
+    of `PseudoRegret` likewise, and (K > 0) one `seeds`-seed run of E2's value-optimistic learner
+    for K episodes (compile and run timed apart; CPU seconds of the process, all threads).
+
+    H ≥ 6 exceeds the planner's default node budget (`rl.optimistic.MAX_PLAN_NODES`, also read
+    by `PseudoRegret.init`); this measurement raises it for its own process only. ``lanes``: the
+    learner re-plans through `experiments.batched_cond.cond_lanes` (only the seeds that refresh,
+    one after another) instead of its default `cond_any` (every seed when one refreshes): the
+    same plans (up to batched-vs-unbatched rounding), a different cost."""
+    import resource
+
+    import jax
+    import jax.numpy as jnp
+
+    import rl.optimistic as ro
+    from rl.latent_mdp import LatentMDP
+    from rl.optimistic import (
+        EvalInputs,
+        evaluate_policy,
+        iota,
+        model_inputs,
+        plan_histories,
+        plan_nodes,
+    )
+    from rl.reproduction import E2_ENV, TUNED_VO, pseudo_regret_program, run_keys
+
+    def cpu_median(fn, x, n):
+        times = []
+        for _ in range(n):
+            c = time.process_time()
+            jax.block_until_ready(fn(x))
+            times.append(time.process_time() - c)
+        return statistics.median(times)
+
+    def mem_gb(compiled):
+        m = compiled.memory_analysis()
+        if m is None:
+            return float("nan")
+        b = m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+        return b / 2**30
+
+    rows = []
+    for H in horizons:
+        env = LatentMDP(instance="lattice", **E2_ENV, episode_length=H)
+        model = env.model
+        M, S, A, _ = model.sizes
+        nodes = plan_nodes(M, S, A, H)
+        ro.MAX_PLAN_NODES = max(ro.MAX_PLAN_NODES, nodes)
+        f = jnp.result_type(float)
+        emp = [empirical_model(model, b, visits=200) for b in range(seeds)]
+        io = float(iota(M, S, A, H, K or 10_000, 0.1))
+
+        def inputs(P, n, model=model, io=io, f=f):
+            return model_inputs(
+                model.weights, model.init, P, model.rewards, n, io, TUNED_VO, dtype=f
+            )
+
+        x1 = inputs(*emp[0])
+        xb = jax.tree.map(lambda *a: jnp.stack(a), *[inputs(P, n) for P, n in emp])
+        one = jax.jit(lambda x, H=H: plan_histories(x, H, "bernstein"))
+        many = jax.jit(jax.vmap(lambda x, H=H: plan_histories(x, H, "bernstein")))
+        t = time.process_time()
+        c_one, c_many = one.lower(x1).compile(), many.lower(xb).compile()
+        compile_cpu = time.process_time() - t
+        plan = c_one(x1)
+        ev = EvalInputs(
+            policy=plan.policy,
+            plan_rewards=plan.rewards,
+            weights=jnp.asarray(model.weights, f),
+            init=jnp.asarray(model.init, f),
+            transitions=jnp.asarray(model.transitions, f),
+            rewards=jnp.asarray(model.rewards, f),
+        )
+        evb = jax.tree.map(lambda a: jnp.stack([a] * seeds), ev)
+        e_many = jax.jit(jax.vmap(lambda x, H=H: evaluate_policy(x, H))).lower(evb).compile()
+        row = {
+            "H": H,
+            "re-plan": "cond_lanes" if lanes else "cond_any",
+            "nodes": nodes,
+            "plan GB (1; vmap)": f"{mem_gb(c_one):.2f}; {mem_gb(c_many):.2f}",
+            "plan compile CPU s": compile_cpu,
+            "1 plan CPU s": cpu_median(c_one, x1, rounds),
+            f"vmap {seeds} plans CPU s": cpu_median(c_many, xb, max(1, rounds // 2)),
+            f"vmap {seeds} evaluations CPU s": cpu_median(e_many, evb, max(1, rounds // 2)),
+            "peak RSS GB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        }
+        print(row, flush=True)
+        if K:
+            cls = ro.LatentValueOptimistic
+            if lanes:
+                from experiments.batched_cond import cond_lanes
+
+                cls = type("LanesValueOptimistic", (cls,), {"refresher": staticmethod(cond_lanes)})
+            agent = cls(bonus_scale=TUNED_VO, max_nodes=max(nodes, 1 << 19))
+            keys = run_keys(seeds)
+            t, c = time.perf_counter(), time.process_time()
+            compiled = jax.jit(pseudo_regret_program(env, agent, K)).lower(keys).compile()
+            row["run compile s (CPU s)"] = (
+                f"{time.perf_counter() - t:.0f} ({time.process_time() - c:.0f})"
+            )
+            t, c = time.perf_counter(), time.process_time()
+            curve, _, refreshes = jax.block_until_ready(compiled(keys))
+            row[f"K={K} run s (CPU s)"] = (
+                f"{time.perf_counter() - t:.0f} ({time.process_time() - c:.0f})"
+            )
+            row["re-plans per seed"] = float(np.mean(refreshes))
+            row["regret at K"] = float(np.asarray(curve, np.float64).sum(1).mean())
+            row["peak RSS GB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+            print(row, flush=True)
+        rows.append(row)
+    return rows
+
+
+def e2_grid(horizons: list[int], K: int, seeds: int) -> tuple[list[dict], dict]:
+    """E2 of the reproduction (lattice S = 3, A = 2, M = 2, ``instance_seed=2``, both tuned
+    learners, `seeds` seeds, K episodes) over `horizons`, past the planner's default node budget:
+    the learners re-plan through `experiments.batched_cond.cond_lanes` (only the seeds that
+    refresh) and `rl.optimistic.MAX_PLAN_NODES` is raised in this process only (see
+    `horizon_cost`). Returns the rows (regret at K, seconds) and the log-log slopes in H with
+    `rl.reproduction.x_slope`'s bootstrap intervals, as E2 computes them."""
+    import jax
+
+    import rl.optimistic as ro
+    from experiments.batched_cond import cond_lanes
+    from rl.latent_mdp import LatentMDP
+    from rl.reproduction import (
+        E2_ENV,
+        TUNED_LUCRL,
+        TUNED_VO,
+        pseudo_regret_program,
+        run_keys,
+        t_interval,
+        x_slope,
+    )
+
+    cls = type("LanesValueOptimistic", (ro.LatentValueOptimistic,), {})
+    cls.refresher = staticmethod(cond_lanes)
+    agents = {f"latent_value_optimistic@{TUNED_VO}": ("bernstein", TUNED_VO)}
+    agents[f"latent_lucrl@{TUNED_LUCRL}"] = ("hoeffding", TUNED_LUCRL)
+    rows, totals = [], {a: [] for a in agents}
+    keys = run_keys(seeds)
+    for H in horizons:
+        env = LatentMDP(instance="lattice", **E2_ENV, episode_length=H)
+        M, S, A, _ = env.model.sizes
+        nodes = ro.plan_nodes(M, S, A, H)
+        ro.MAX_PLAN_NODES = max(ro.MAX_PLAN_NODES, nodes)
+        for name, (kind, scale) in agents.items():
+            agent = cls(bonus=kind, bonus_scale=scale, max_nodes=max(nodes, 1 << 19))
+            t, c = time.perf_counter(), time.process_time()
+            compiled = jax.jit(pseudo_regret_program(env, agent, K)).lower(keys).compile()
+            comp = (time.perf_counter() - t, time.process_time() - c)
+            t, c = time.perf_counter(), time.process_time()
+            curve, _, refreshes = jax.block_until_ready(compiled(keys))
+            run = (time.perf_counter() - t, time.process_time() - c)
+            tot = np.asarray(curve, np.float64).sum(1)
+            totals[name].append(tot)
+            rows.append(
+                {
+                    "H": H,
+                    "agent": name,
+                    "V*": env.v_star,
+                    f"regret at K={K} (95% CI)": "{:.4g} [{:.4g}, {:.4g}]".format(*t_interval(tot)),
+                    "re-plans per seed": float(np.mean(refreshes)),
+                    "compile s (CPU s)": f"{comp[0]:.0f} ({comp[1]:.0f})",
+                    "run s (CPU s)": f"{run[0]:.0f} ({run[1]:.0f})",
+                }
+            )
+            print(rows[-1], flush=True)
+    slopes = {a: x_slope(horizons, ts) for a, ts in totals.items()}
+    return rows, slopes
+
+
 def main(argv: list[str] | None = None) -> int:
     from _common import machine_facts
 
@@ -387,7 +578,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-e1", action="store_true", help="planner comparison only")
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument("--bonus-terms", default="", help="H list: the audit's bonus decomposition")
+    ap.add_argument("--horizon-cost", default="", help="H list: E2's cost at these horizons")
+    ap.add_argument("--lanes", action="store_true", help="--horizon-cost: re-plan per lane")
+    ap.add_argument("--e2-grid", default="", help="H list: E2's runs and slopes at these H")
     args = ap.parse_args(argv)
+    if args.e2_grid:
+        import os
+
+        import pandas as pd
+
+        from experiments.reproduce import markdown
+
+        hs = [int(h) for h in args.e2_grid.split(",")]
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        rows, slopes = e2_grid(hs, args.episodes, args.seeds)
+        print(f"load before: {load}; after:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+        print(markdown(pd.DataFrame(rows)))
+        for a, (m, lo, hi) in slopes.items():
+            print(f"{a}: log-log slope in H over {hs}: {m:.2f} [{lo:.2f}, {hi:.2f}]")
+        return 0
+    if args.horizon_cost:
+        import os
+
+        import pandas as pd
+
+        from experiments.reproduce import markdown
+
+        hs = [int(h) for h in args.horizon_cost.split(",")]
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        rows = horizon_cost(hs, args.episodes, args.seeds, args.rounds, args.lanes)
+        print(f"load before: {load}; after:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+        print(markdown(pd.DataFrame(rows)))
+        return 0
     if args.bonus_terms:
         import pandas as pd
 

@@ -651,7 +651,7 @@ class PseudoRegret(AgentBase):
     def init(self, key, spec) -> PseudoRegretState:
         m = spec.model
         M, S, A, H = m.sizes
-        check_plan_size(M, S, A, H, MAX_PLAN_NODES)
+        check_plan_size(M, S, A, H, getattr(self.agent, "max_nodes", MAX_PLAN_NODES))
         f = _float()
         inner = self.agent.init(key, spec)
         R = jnp.asarray(m.rewards, f)

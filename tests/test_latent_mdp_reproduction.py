@@ -3,7 +3,9 @@
 Default tier: the exact per-episode pseudo-regret V* − V^{π_k} that every item measures, against
 an independent NumPy computation (the learner's policy of each episode read from its state and
 evaluated depth-first over histories by `rl.planning.history_policy_value`, in float64), and the
-slope estimators on exact power laws. Slow tier: the rollout used by the items equals the
+slope estimators on exact power laws, and E1s (the bonus_scale sweep) at tiny size: one program
+with the scale traced equals the constant-scale runs, and its checks follow from its numbers. Slow
+tier: the rollout used by the items equals the
 episode-by-episode replay, and every item end to end at reduced sizes.
 """
 
@@ -18,10 +20,12 @@ from rl.latent_mdp import LatentMDP
 from rl.optimistic import LatentValueOptimistic, PseudoRegret, level_sizes
 from rl.planning import history_policy_value
 
+# M = S = A = 2, H = 2: 2 + 16 dense history nodes, so a compile takes seconds
+TINY = {"num_states": 2, "num_actions": 2, "episode_length": 2, "instance_seed": 3}
+
 
 def _tiny_env() -> LatentMDP:
-    # M = S = A = 2, H = 2: 2 + 16 dense history nodes, so a compile takes seconds
-    return LatentMDP(num_states=2, num_actions=2, episode_length=2, instance_seed=3)
+    return LatentMDP(**TINY)
 
 
 def _replay(env, agent, K: int, seed: int = 0):
@@ -142,6 +146,9 @@ def test_reproduction_end_to_end_reduced(tmp_path, monkeypatch):
     tiny = {
         "K1": 300,
         "seeds1": 3,
+        "K1s": 200,
+        "seeds1s": 2,
+        "scales": [0.003, rp.TUNED_VO, rp.TUNED_LUCRL, 1.0],
         "K": 200,
         "K3": 200,
         "seeds": 2,
@@ -161,7 +168,7 @@ def test_reproduction_end_to_end_reduced(tmp_path, monkeypatch):
     )
     r = reproduce.reproduce("latent_mdp_zhou2023", tmp_path, quick=True, progress=False)
     assert (tmp_path / "report.md").is_file()
-    assert {c.item for c in r.checks} == {"E1", "E2", "E3", "E4", "E6"}
+    assert {c.item for c in r.checks} == {"E1", "E1s", "E2", "E3", "E4", "E6"}
     # the exact checks: planners' agreement and optimism (E6), the Markov bound of UCBVI (E1)
     exact = [
         c
@@ -172,3 +179,50 @@ def test_reproduction_end_to_end_reduced(tmp_path, monkeypatch):
     # a second call finds the cached runs
     again = reproduce.reproduce("latent_mdp_zhou2023", tmp_path, quick=True, progress=False)
     assert [c.ours for c in again.checks] == [c.ours for c in r.checks]
+
+
+def test_bonus_scale_sweep_is_the_constant_scale_run(monkeypatch):
+    # one compiled program with bonus_scale traced gives, per scale, exactly the run of the
+    # agent built with that scale as a constant (same run keys, same arithmetic)
+    env = _tiny_env()
+    scales = [0.0, 0.05, 1.0]
+    out = rp.pseudo_regret_scales(env, LatentValueOptimistic(bonus="hoeffding"), 40, 2, scales)
+    assert out["curve"].shape == (3, 2, 40) and out["refreshes"].shape == (3, 2)
+    ref = rp.pseudo_regret(env, LatentValueOptimistic(bonus="hoeffding", bonus_scale=0.05), 40, 2)
+    np.testing.assert_array_equal(out["curve"][1], ref["curve"])
+    np.testing.assert_array_equal(out["refreshes"][1], ref["refreshes"])
+    assert not np.array_equal(out["curve"][0], out["curve"][2])  # the scale does act
+
+
+def test_bonus_sweep_item_writes_its_table_figure_and_computed_checks(tmp_path, monkeypatch):
+    from experiments.reproduce import Reproduction
+
+    monkeypatch.setattr(
+        rp, "E1S_ENV", {"num_states": 2, "num_actions": 2, "episode_length": 2, "instance_seed": 3}
+    )
+    tiny = {"K1s": 60, "seeds1s": 3, "scales": [0.003, rp.TUNED_VO, rp.TUNED_LUCRL, 1.0]}
+    monkeypatch.setattr(rp, "sizes", lambda r: tiny)
+    r = Reproduction("latent_mdp_zhou2023", tmp_path, quick=True, progress=False)
+    rp.bonus_sweep(r)
+    assert (tmp_path / "E1_bonus_scale.md").is_file() and (
+        tmp_path / "E1_bonus_scale.png"
+    ).is_file()
+    assert {i for i, _, _ in r.outputs} == {"E1s"}
+    table = (tmp_path / "E1_bonus_scale.csv").read_text()
+    assert table.count("latent_lucrl") == 4 and table.count("latent_value_optimistic") == 4
+    assert [c.item for c in r.checks] == ["E1s"] * 4
+    # the checks are computed from the cached curves: recompute them here
+    runs = sorted((tmp_path / "runs").glob("E1s_*.npz"))
+    assert len(runs) == 2
+    for base in ("latent_value_optimistic", "latent_lucrl"):
+        (path,) = [p for p in runs if p.name.startswith(f"E1s_{base}_")]
+        tots = np.load(path)["curve"].sum(2)
+        d = tots[tiny["scales"].index(rp.TUNED[base])] - tots[-1]
+        _, _, hi = rp.t_interval(d)
+        (tuned,) = [c for c in r.checks if c.quantity.startswith(f"{base}: regret at K")]
+        assert tuned.ok == (hi < 0)
+        best = int(np.argmin(tots.mean(1)))
+        (shape,) = [c for c in r.checks if c.quantity.startswith(f"{base}: best scale")]
+        lows = [rp.t_interval(tots[e] - tots[best])[1] for e in (0, 3) if e != best]
+        assert shape.ok == (best not in (0, 3) and all(lo > 0 for lo in lows))
+        assert shape.ours.startswith(f"{tiny['scales'][best]:g};")
