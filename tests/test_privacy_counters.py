@@ -121,7 +121,8 @@ def test_streaming_equals_factorisation_and_draws_feed_one_node(name, T):
     state = strategy.init_state(spec, jnp.float32)
     shape = strategy.draw_shape(state)
     Z = jnp.zeros((T, *shape))
-    J = jax.jacfwd(lambda z: noise_from_draws(counter, spec, z)[:, 0])(Z)
+    # one jitted program, not op-by-op dispatch (hundreds of tiny compiles); same derivative
+    J = jax.jit(jax.jacfwd(lambda z: noise_from_draws(counter, spec, z)[:, 0]))(Z)
     J = np.asarray(J).reshape(T, -1)
     used_cols = np.any(J != 0, axis=0)
     used = J[:, used_cols]
@@ -173,7 +174,7 @@ def test_honaker_agent_draws_feed_one_node_each(T):
         out = rollout(env, jnp.zeros((T, 1)), c, jax.random.key(0), T, emit=lambda tr: tr.action)
         return out.emitted[:, 0] / scale
 
-    J = np.asarray(jax.jacfwd(path)(jnp.zeros((T + 1, 2, 1)))).reshape(T, -1)
+    J = np.asarray(jax.jit(jax.jacfwd(path))(jnp.zeros((T + 1, 2, 1)))).reshape(T, -1)
     used = J[:, np.any(J != 0, axis=0)]
     B = fz.factorisation("honaker", T).B
     key = lambda M: sorted(map(tuple, np.round(M.T.astype(np.float64), 5)))
@@ -197,7 +198,7 @@ def test_binary_vectorised_path_is_b_times_used_nodes(T):
             i += m
         return counter.path_from_nodes(nodes, T)[:, 0]
 
-    J = np.asarray(jax.jacfwd(path)(flat)).reshape(T, T)
+    J = np.asarray(jax.jit(jax.jacfwd(path))(flat)).reshape(T, T)
     B = fz.factorisation("binary", T).B
     key = lambda M: sorted(map(tuple, np.round(M.T.astype(np.float64), 5)))
     assert key(J) == key(B[:, np.any(B != 0, axis=0)])
@@ -209,7 +210,7 @@ def test_honaker_closed_form_is_b_times_all_nodes(T):
     tree's prefix doubling) is linear in the Σ_j (T >> j) node draws with exactly the columns of
     Honaker's B, one draw per column."""
     n = sum(T >> j for j in range(fz.binary_depth(T)))
-    J = jax.jacfwd(lambda v: cnt.Honaker.path_from_draws(v, T)[:, 0])(jnp.zeros((n, 1)))
+    J = jax.jit(jax.jacfwd(lambda v: cnt.Honaker.path_from_draws(v, T)[:, 0]))(jnp.zeros((n, 1)))
     B = fz.factorisation("honaker", T).B
     key = lambda M: sorted(map(tuple, np.round(M.T.astype(np.float64), 5)))
     assert key(np.asarray(J).reshape(T, n)) == key(B[:, np.any(B != 0, axis=0)])
@@ -243,9 +244,11 @@ def test_sum_of_squares_in_chunks(name, N):
     keys = jax.random.split(jax.random.key(2), N)
     small = type("Small", (type(counter.strategy),), {"chunk_elements": 10 * 64 * 2})
     chunked = dataclasses.replace(counter, strategy=small())  # chunks of 10 streams
-    whole = np.sum(np.asarray(noise_paths(counter, spec, keys), np.float64) ** 2, 1)
+    # jitted: one program each instead of op-by-op dispatch (many small compiles); same draws
+    paths = jax.jit(lambda k: noise_paths(counter, spec, k))(keys)
+    whole = np.sum(np.asarray(paths, np.float64) ** 2, 1)
     for c in (chunked, counter):
-        got = np.asarray(noise_sum_of_squares(c, spec, keys))
+        got = np.asarray(jax.jit(lambda k, c=c: noise_sum_of_squares(c, spec, k))(keys))
         np.testing.assert_allclose(got, whole, rtol=1e-5)
 
 
@@ -294,7 +297,8 @@ def test_r2_small(name):
     spec = ContinualSpec(32, 1, 1.0)
     keys = jax.random.split(jax.random.key(1), 20_000)
     for agent in (True, False):
-        e = np.asarray(noise_streams(counter, spec, keys, agent=agent))
+        # jitted: one program instead of op-by-op dispatch (many small compiles); same draws
+        e = np.asarray(jax.jit(lambda k, a=agent: noise_streams(counter, spec, k, agent=a))(keys))
         var = (e[..., 0].astype(np.float64) ** 2).mean(0)
         np.testing.assert_allclose(var, counter.variance(spec), rtol=0.05)
     np.testing.assert_allclose(counter.variance(spec), _loss(name, 32))  # ρ = 1/2: σ² = loss
