@@ -1,5 +1,10 @@
 """Shared by the benchmarks (bench/bandits.py, bench/privacy.py): machine and code facts,
-and a CPU clock for the engine's chunks."""
+and a CPU clock for the engine's chunks.
+
+Importing it imports `experiments` (which splits JAX's CPU backend into one device per core,
+`experiments.devices`), so a benchmark that imports this module first measures the engine as a
+user's run uses it, even where its own code touches JAX before it imports the engine.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import platform
 import subprocess
 import time
 from pathlib import Path
+
+import experiments  # noqa: F401  (first: one JAX host device per core, before any backend)
 
 
 def cpu_name() -> str:
@@ -36,8 +43,8 @@ def git_state(root: Path, *paths: str) -> str:
 
 
 def machine_facts(root: Path, *paths: str, **extra) -> dict:
-    """Date, CPU, cores, Python / JAX / NumPy versions, JAX backend and device, x64, the git
-    state of `paths`, and `extra`."""
+    """Date, CPU, cores, Python / JAX / NumPy versions, JAX backend, device kind and count (and
+    the ``REGRETLAB_HOST_DEVICES`` setting), x64, the git state of `paths`, and `extra`."""
     import jax
     import numpy as np
 
@@ -50,6 +57,8 @@ def machine_facts(root: Path, *paths: str, **extra) -> dict:
         "numpy": np.__version__,
         "backend": jax.default_backend(),
         "device": jax.devices()[0].device_kind,
+        "devices": len(jax.local_devices()),
+        "host_devices_env": os.environ.get("REGRETLAB_HOST_DEVICES", "auto"),
         "x64": bool(jax.config.jax_enable_x64),
         "git": git_state(root, *paths),
         **extra,

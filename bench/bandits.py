@@ -5,7 +5,10 @@ Thompson sampling; agent-steps/s = N T / run seconds (engine compile time exclud
 separately). The implementations run in this one process, interleaved: one warm-up call each
 (horizon min(T, --warmup-horizon), same N), then `--rounds` rounds round-robin; reported are the
 median and min–max. Ratios are to the Numba references measured in the same run: the
-single-threaded loop and the same loop with `numba.prange` over seeds (all cores).
+single-threaded loop and the same loop with `numba.prange` over seeds (all cores). The engine
+splits its seeds over the process's JAX devices (one per core by default, `experiments.devices`;
+``REGRETLAB_HOST_DEVICES=1``: one); with several, `engine_1dev` is the engine with its seeds on
+one device, interleaved with the rest (the A/B of the default in one process, under one load).
 
 A fresh subprocess measures the peak RSS of the engine at T = 10^6, N = 1000 with UCB1.
 
@@ -56,8 +59,10 @@ Impl = Callable[[int, int, int], Run]
 
 
 # --------------------------------------------------------------------------- implementations
-def engine_impl(agent_name: str) -> Impl:
-    """`experiments.simulate.simulate` with the default (log, 200 points) recording grid."""
+def engine_impl(agent_name: str, one_device: bool = False) -> Impl:
+    """`experiments.simulate.simulate` with the default (log, 200 points) recording grid; with
+    `one_device`, the seeds kept on one device (``REGRETLAB_SHARD_SEEDS=0`` while it compiles and
+    runs: its own program, the same numbers) even where the process has several."""
     from bandits import bernoulli_bandit
     from experiments.simulate import simulate
 
@@ -67,8 +72,17 @@ def engine_impl(agent_name: str) -> Impl:
 
     def run(horizon: int, seeds: int, seed: int) -> Run:
         clock = ChunkClock()
-        res = simulate(env, params, agent, horizon, seeds, seed=seed, progress=clock)
-        info = {"chunk_size": res.info.get("chunk_size")}
+        saved = os.environ.get("REGRETLAB_SHARD_SEEDS")
+        if one_device:
+            os.environ["REGRETLAB_SHARD_SEEDS"] = "0"
+        try:
+            res = simulate(env, params, agent, horizon, seeds, seed=seed, progress=clock)
+        finally:
+            if one_device and saved is None:
+                os.environ.pop("REGRETLAB_SHARD_SEEDS")
+            elif one_device:
+                os.environ["REGRETLAB_SHARD_SEEDS"] = saved
+        info = {"chunk_size": res.info.get("chunk_size"), "seed_devices": res.info["seed_devices"]}
         cpu = clock.cpu_rate(seeds)
         return Run(res.run_seconds, cpu, res.compile_seconds, res.final["regret"], info)
 
@@ -98,12 +112,19 @@ def ref_impl(fn: Callable) -> Impl:
 
 
 def implementations(agent: str) -> dict[str, Impl]:
+    """The engine (seeds over every device of the process), where the process has several
+    devices the engine on one of them (`engine_1dev`), and the references."""
+    import jax
+
     refs = {
         "numba": getattr(_refs, f"{agent}_numba"),
         "numba_prange": getattr(_refs, f"{agent}_numba_prange"),
         "numpy": getattr(_refs, f"{agent}_numpy"),
     }
-    return {"engine": engine_impl(agent), **{name: ref_impl(fn) for name, fn in refs.items()}}
+    engines = {"engine": engine_impl(agent)}
+    if len(jax.local_devices()) > 1:
+        engines["engine_1dev"] = engine_impl(agent, one_device=True)
+    return {**engines, **{name: ref_impl(fn) for name, fn in refs.items()}}
 
 
 # --------------------------------------------------------------------------- measurement
@@ -198,7 +219,13 @@ def table(raw: dict, rows: list[dict]) -> str:
         per_round_p = ", ".join(f"{x:.2f}" for x in r["ratio_prange_rounds"])
         cpu = f"{r['cpu_rate']:.3g}" if r["cpu_rate"] else "–"
         cpu_ratio = f"**{r['cpu_ratio']:.2f}**" if r["cpu_ratio"] else "–"
-        name = r["impl"] + (f" (chunk {r['info']['chunk_size']})" if r["info"] else "")
+        info = r["info"]
+        name = r["impl"] + (
+            f" (chunk {info['chunk_size']}, {info['seed_devices']} device"
+            f"{'s' if info['seed_devices'] > 1 else ''})"
+            if info
+            else ""
+        )
         lines.append(
             f"| {name} | **{r['rate']:.3g}** | {r['rate_min']:.3g}–{r['rate_max']:.3g} "
             f"| {r['median_s']:.2f} | {comp} | {r['first_s']:.2f} "
@@ -262,7 +289,9 @@ def report(facts: dict, sections: list[str], memory: list[dict], argv: list[str]
         f"{facts['date']}.",
         "",
         f"**Machine:** {facts['cpu']}, {facts['cores']} cores; Python {facts['python']}, "
-        f"jax {facts['jax']} ({facts['backend']}, x64 {facts['x64']}), numba {facts['numba']}, "
+        f"jax {facts['jax']} ({facts['backend']}, JAX devices {facts['devices']}, "
+        f"REGRETLAB_HOST_DEVICES={facts['host_devices_env']}, x64 {facts['x64']}), "
+        f"numba {facts['numba']}, "
         f"numpy {facts['numpy']}; git {facts['git']}.",
         "",
         "Other processes share the cores; compare only within one table. agent-steps/s = N T / run "

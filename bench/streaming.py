@@ -16,7 +16,11 @@ compared within standard errors). Then the uniform run and the NumPy reference a
 to head, interleaved, best of `--reps` (the uniform program is reused from the process's program
 cache, so compile is excluded): wall and CPU seconds (`time.process_time`, all threads) and
 their ratios, since the machine is shared and the engine uses every core while NumPy uses one.
-Writes bench/streaming_results.md unless --quick.
+The engine splits the seeds over the process's JAX devices (one per core by default,
+`experiments.devices`); with several, the head to head also times the engine with its seeds on
+one device (`REGRETLAB_SHARD_SEEDS=0` while it compiles), interleaved. `--head-to-head` times
+only that (about a minute: two compiles and the runs). Writes bench/streaming_results.md unless
+--quick or --head-to-head.
 """
 
 from __future__ import annotations
@@ -109,7 +113,15 @@ def head_to_head(K: int, T: int, seeds: int, reps: int) -> dict[str, tuple[float
     interleaved; the uniform program comes from the process's program cache (no compile)."""
     env = bs.streaming_bandit(K=K, horizon=T, memory=16, instance="clear_cut")
     sim = compile_simulation(env, env.default_params(), bs.StreamUniform(), T, seeds)
-    jobs = {"engine": lambda: sim.run(0), "numpy": lambda: numpy_uniform(K, T, seeds)}
+    jobs = {"engine": lambda: sim.run(0)}
+    if len(jax.local_devices()) > 1:  # the engine with its seeds on one device, for the A/B
+        os.environ["REGRETLAB_SHARD_SEEDS"] = "0"  # read when the program is compiled
+        try:
+            one = compile_simulation(env, env.default_params(), bs.StreamUniform(), T, seeds)
+        finally:
+            os.environ.pop("REGRETLAB_SHARD_SEEDS")
+        jobs["engine_1dev"] = lambda: one.run(0)
+    jobs["numpy"] = lambda: numpy_uniform(K, T, seeds)
     best = {name: (math.inf, math.inf) for name in jobs}
     for _ in range(reps):
         for name, job in jobs.items():
@@ -120,30 +132,50 @@ def head_to_head(K: int, T: int, seeds: int, reps: int) -> dict[str, tuple[float
     return best
 
 
+def head_to_head_line(h2h: dict[str, tuple[float, float]], reps: int) -> str:
+    """The head-to-head figures as one sentence (with the one-device engine where it ran)."""
+    (e_w, e_c), (n_w, n_c) = h2h["engine"], h2h["numpy"]
+    devices = len(jax.local_devices())
+    line = (
+        f"Head to head (best of {reps}, interleaved, compile excluded): engine uniform run "
+        f"({devices} device{'s' if devices > 1 else ''}) {e_w:.2f} s wall / {e_c:.2f} CPU s, "
+        f"NumPy {n_w:.2f} s wall / {n_c:.2f} CPU s: engine / NumPy = {e_w / n_w:.2f}x per wall "
+        f"second, {e_c / n_c:.2f}x per CPU second"
+    )
+    if "engine_1dev" in h2h:
+        o_w, o_c = h2h["engine_1dev"]
+        line += (
+            f"; the engine on one device {o_w:.2f} s wall / {o_c:.2f} CPU s ({o_w / n_w:.2f}x "
+            f"NumPy per wall second)"
+        )
+    return line + f"; load {load():.1f}."
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="K=1000, T=1e9, 10 seeds; no file")
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--reps", type=int, default=3, help="head-to-head repetitions (best of)")
+    ap.add_argument(
+        "--head-to-head",
+        action="store_true",
+        help="only the engine's uniform run against NumPy (compile excluded); no file",
+    )
     args = ap.parse_args()
     K, seeds = (1000, 10) if args.quick else (50_000, 50)
     seeds = args.seeds or seeds
     T = 1000 * K ** (2 if args.quick else 3)
     print(f"K = {K}, T = {T:.3g}, {seeds} seeds, corrected mode, x64; load {load():.1f}")
+    if args.head_to_head:
+        print(head_to_head_line(head_to_head(K, T, seeds, args.reps), args.reps))
+        return
     load_start = load()
     cpu0 = time.process_time()
     rows, total = run(K, T, seeds)
     cpu = time.process_time() - cpu0
     np_reg, np_s = numpy_uniform(K, T, seeds)
     np_load = load()
-    h2h = head_to_head(K, T, seeds, args.reps)
-    (e_w, e_c), (n_w, n_c) = h2h["engine"], h2h["numpy"]
-    h2h_line = (
-        f"Head to head (best of {args.reps}, interleaved, compile excluded): engine uniform run "
-        f"{e_w:.2f} s wall / {e_c:.2f} CPU s, NumPy {n_w:.2f} s wall / {n_c:.2f} CPU s: engine / "
-        f"NumPy = {e_w / n_w:.2f}x per wall second, {e_c / n_c:.2f}x per CPU second; load "
-        f"{load():.1f}."
-    )
+    h2h_line = head_to_head_line(head_to_head(K, T, seeds, args.reps), args.reps)
     print(h2h_line)
     uni = rows[0]
     np_se = np_reg.std(ddof=1) / math.sqrt(seeds)

@@ -1,7 +1,16 @@
 """The shared engine: protocol, simulation loop, results, plots and tables.
 
 The one-seed rollout is `experiments.rollout.rollout` (the submodule keeps its name).
+
+Importing the package first splits JAX's CPU backend into one device per core where
+``REGRETLAB_HOST_DEVICES=auto`` (or ``=k``) asks for it (`experiments.devices`), before anything
+below can start a backend, so the engine's seed sharding can use every core in every entry point.
 """
+
+# ruff: noqa: E402  (the device count must be set before the imports below)
+from experiments.devices import use_all_cores
+
+HOST_DEVICES = use_all_cores()  # the host devices this import set, or None where it set none
 
 from experiments.episodic import EpisodeFeedback, EpisodeObs, EpisodicEnv
 from experiments.protocol import (

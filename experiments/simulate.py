@@ -253,16 +253,32 @@ _PROGRAMS: OrderedDict = OrderedDict()
 _PROGRAMS_LOCK = threading.Lock()
 
 
+def seed_devices(seeds: int, devices: int | None = None) -> int:
+    """How many of the `devices` local JAX devices (default: all of the default backend's) split
+    a seed axis of `seeds`: the largest n <= devices that divides `seeds` (seeds=100 on 16
+    devices: 10, 10 seeds each; a prime: 1), or 1 under ``REGRETLAB_SHARD_SEEDS=0``."""
+    if os.environ.get("REGRETLAB_SHARD_SEEDS") == "0":
+        return 1
+    devices = len(jax.local_devices()) if devices is None else devices
+    return next(n for n in range(min(devices, max(seeds, 1)), 0, -1) if seeds % n == 0)
+
+
 def seed_sharding(seeds: int) -> jax.sharding.NamedSharding | None:
-    """The sharding that splits a leading axis of `seeds` over all local JAX devices, or None:
-    one device, `seeds` not a multiple of the device count (then one device runs every seed), or
-    ``REGRETLAB_SHARD_SEEDS=0``. Each device runs its seeds' lanes of the same program, so the
-    results equal a one-device run's bit for bit (tests/test_launchers.py)."""
-    devices = jax.local_devices()
-    if len(devices) < 2 or seeds % len(devices) or os.environ.get("REGRETLAB_SHARD_SEEDS") == "0":
+    """The sharding that splits a leading axis of `seeds` over the first `seed_devices(seeds)`
+    local JAX devices (the default backend's: the GPUs where there are, else the host devices of
+    `experiments.devices`), or None where that is one device. Each device runs its seeds' lanes
+    of the same program, so the results equal a one-device run's bit for bit
+    (tests/test_launchers.py)."""
+    n = seed_devices(seeds)
+    if n < 2:
         return None
-    mesh = jax.sharding.Mesh(np.asarray(devices), ("seeds",))
+    mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()[:n]), ("seeds",))
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
+
+
+def _sharded_devices(sharding: jax.sharding.NamedSharding | None) -> int:
+    """The devices a seed sharding splits the seeds over (1 for None)."""
+    return 1 if sharding is None else sharding.mesh.devices.size
 
 
 def _placed(x: jax.ShapeDtypeStruct, sharding) -> jax.ShapeDtypeStruct:
@@ -298,6 +314,7 @@ def _program_key(parts: _Parts, params_shape, layout: _Layout) -> tuple:
         tuple(sorted((k, v.shape, v.dtype) for k, v in probe.inputs.items())),
         per_seed,
         configs,
+        seed_devices(layout.seeds),  # the programs are compiled for this seed sharding
         bool(jax.config.jax_enable_x64),
         SCAN_UNROLL,
     )
@@ -605,7 +622,7 @@ def _env_init_key(parts: _Parts, params_shape, layout: _Layout, sharding) -> tup
         tuple((x.shape, x.dtype, x.weak_type) for x in leaves),
         layout.seeds,
         layout.configs,
-        sharding is not None,
+        _sharded_devices(sharding),
         bool(jax.config.jax_enable_x64),
     )
 
@@ -1133,7 +1150,7 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
         "prng": PRNG_NAMES[GENERATOR],
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
-        "seed_devices": 1 if prog.seed_sharding is None else len(jax.local_devices()),
+        "seed_devices": _sharded_devices(prog.seed_sharding),
     }
     results = []
     for i in range(configs):

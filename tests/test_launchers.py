@@ -12,9 +12,13 @@ The sweeps start separate processes that import JAX and compile (10-60 s each on
 they are in the slow tier. The Ray test needs the `ray` extra (`uv sync --extra ray`: ~330 MB,
 so not in the dev group) and is skipped, saying so, where it is not installed.
 
-Inside a job the seed axis is sharded over the local JAX devices: two forced CPU devices
-(`XLA_FLAGS=--xla_force_host_platform_device_count=2`, in a subprocess) give the one-device
-results bit for bit (slow tier too: two processes that compile).
+Inside a job the seed axis is sharded over the local JAX devices, on request one host device
+per core (`experiments.devices`): `REGRETLAB_HOST_DEVICES=auto`, four forced host devices
+(`REGRETLAB_HOST_DEVICES=4`: seed counts that 4 does not divide use their largest divisor below
+it) and two devices set by the user's `XLA_FLAGS` give the one-device results
+(the default) bit for bit, for UCB1 (a run, a sweep), Thompson sampling and the
+streaming env's multi-round steps, whose steps reduce over the seeds (slow tier too: processes
+that compile).
 """
 
 from __future__ import annotations
@@ -138,9 +142,12 @@ def test_unknown_launcher_is_one_line():
 DEVICES_SCRIPT = """
 import hashlib, json
 import jax, numpy as np
+import experiments
 from experiments.simulate import simulate, simulate_sweep
 from bandits import BernoulliBandit
+from bandits.agents import ThompsonSampling
 from bandits.agents.ucb import UCB1
+import bandits.streaming as bs
 
 env = BernoulliBandit(means=(0.2, 0.5, 0.7))
 params = env.default_params()
@@ -153,21 +160,32 @@ def digest(sims):
     return h.hexdigest(), [s.info["seed_devices"] for s in sims]
 
 # a shorter last chunk (1000 = 3 x 300 + 100), a sweep (config axis outside the seeds), and
-# seeds that do not divide over the devices (3: one device runs them all)
+# seed counts that the device count may not divide (3, 6: the largest divisor <= devices)
 one = simulate(env, params, UCB1(), 1000, 4, seed=7, chunk_size=300)
 sweep = simulate_sweep({"ucb1": [(env, params, UCB1(c=c)) for c in (0.5, 2.0)]}, 700, 4, 3,
                        chunk_size=300)["ucb1"]
 odd = simulate(env, params, UCB1(), 500, 3, seed=1)
-print(json.dumps({"devices": len(jax.local_devices()), "one": digest([one]),
-                  "sweep": digest(sweep), "odd": digest([odd])}))
+six = simulate(env, params, UCB1(), 300, 6, seed=2, chunk_size=200)
+# a reduction over the seeds inside a step: Thompson sampling's "any lane needs the gamma
+# sampler's fallback", and a multi-round chunk's "any lane still active" (`_skip_idle`)
+ts = simulate(env, params, ThompsonSampling(), 300, 6, seed=3)
+jax.config.update("jax_enable_x64", True)
+senv = bs.streaming_bandit(K=100, horizon=10**8, memory=16, instance="clear_cut")
+stream = simulate(senv, senv.default_params(), bs.StreamUniform(), 10**8, 4, seed=4)
+print(json.dumps({"devices": len(jax.local_devices()), "set": experiments.HOST_DEVICES,
+                  "one": digest([one]), "sweep": digest(sweep), "odd": digest([odd]),
+                  "six": digest([six]), "ts": digest([ts]), "stream": digest([stream])}))
 """
+SEEDS = {"one": 4, "sweep": 4, "odd": 3, "six": 6, "ts": 6, "stream": 4}  # seeds of each run
 
 
-def _devices_run(devices: int) -> dict:
-    env = {**os.environ, "REGRETLAB_RNG": "threefry"}
-    env.pop("XLA_FLAGS", None)
-    if devices > 1:
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+def _devices_run(**env_vars: str) -> dict:
+    """DEVICES_SCRIPT in a fresh process with the device settings `env_vars` (and no others)."""
+    env = {**os.environ, "REGRETLAB_RNG": "threefry", **env_vars}
+    for name in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "REGRETLAB_HOST_DEVICES"):
+        if name not in env_vars:
+            env.pop(name, None)
+    env.pop("REGRETLAB_SHARD_SEEDS", None)
     r = subprocess.run(
         [sys.executable, "-c", DEVICES_SCRIPT], capture_output=True, text=True, env=env, timeout=600
     )
@@ -175,12 +193,35 @@ def _devices_run(devices: int) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def _assert_same_as_one_device(got: dict, single: dict, devices: int) -> None:
+    """`got` (a run on `devices` devices) holds `single`'s numbers bit for bit, each run split over
+    the largest divisor of its seed count that is at most `devices`."""
+    assert got["devices"] == devices
+    for run, seeds in SEEDS.items():
+        n = max(d for d in range(1, devices + 1) if seeds % d == 0)
+        sims = 2 if run == "sweep" else 1
+        assert got[run] == [single[run][0], [n] * sims], run
+
+
 @pytest.mark.slow
-def test_seed_axis_sharded_over_two_devices_equals_one_device_bit_for_bit():
-    """The seed axis split over two (forced host) devices gives the one-device results bit for
-    bit: each device runs its seeds' lanes of the same program (`simulate.seed_sharding`)."""
-    single, double = _devices_run(1), _devices_run(2)
-    assert (single["devices"], double["devices"]) == (1, 2)
-    assert double["one"] == [single["one"][0], [2]]
-    assert double["sweep"] == [single["sweep"][0], [2, 2]]
-    assert double["odd"] == [single["odd"][0], [1]]  # 3 seeds: not split, the same numbers
+def test_seed_axis_sharded_over_host_devices_equals_one_device_bit_for_bit():
+    """The seed axis split over host devices gives the one-device results bit for bit: each
+    device runs its seeds' lanes of the same program (`simulate.seed_sharding`). Checked for
+    ``auto`` (one device per core), four forced devices (6 seeds over 3 of them, 3 over 3,
+    4 over 4) and a device count of the user's `XLA_FLAGS` (which the setting leaves alone)."""
+    from experiments.devices import available_cores
+
+    single = _devices_run()  # the default: one host device
+    assert single["devices"] == 1 and single["set"] is None
+    assert all(single[run][1] == [1] * len(single[run][1]) for run in SEEDS)
+    assert _devices_run(REGRETLAB_HOST_DEVICES="1") == single
+    cores = available_cores()
+    auto = _devices_run(REGRETLAB_HOST_DEVICES="auto")
+    assert auto["set"] == (cores if cores > 1 else None)
+    _assert_same_as_one_device(auto, single, cores)
+    four = _devices_run(REGRETLAB_HOST_DEVICES="4")
+    assert four["set"] == 4
+    _assert_same_as_one_device(four, single, 4)
+    user = _devices_run(XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    assert user["set"] is None  # the user's flag is left alone, and it holds
+    _assert_same_as_one_device(user, single, 2)

@@ -1,0 +1,90 @@
+"""One JAX device per CPU core, on request, so that the engine's seed sharding uses every core.
+
+JAX's CPU backend is one device, and a vmapped step of small kernels mostly runs on one core.
+Split into n host devices, the CPU backend runs n programs side by side, and the engine shards
+the seed axis over them (`experiments.simulate.seed_sharding`); every device runs its seeds'
+lanes of the same program, so the results equal a one-device run's bit for bit.
+
+`use_all_cores` sets JAX's ``jax_num_cpu_devices`` option (the process-local form of XLA's
+``--xla_force_host_platform_device_count``) to the cores this process may run on, before JAX
+initialises its backend. `experiments/__init__.py` calls it first, so every entry point that
+imports the package (the command line, plot / tables / reproduce, launcher workers, benchmarks,
+tests) gets it. It is a JAX option of this process, not an environment variable: a child process
+(a launcher's worker, a SLURM job on a node with other cores) counts its own cores when it imports
+the package. It only shapes the CPU platform: where a GPU is the default backend, the engine's
+devices are the GPUs (`jax.local_devices()`), and the host devices stay idle.
+
+Opt-in: ``REGRETLAB_HOST_DEVICES=auto`` (the cores of `available_cores`) or ``=k`` (k devices).
+Unset, empty or ``1``: one host device (JAX's default). It is not the default because, with the
+seeds split by sharding, every per-step reduction over the seed axis (the engine's idle-step skip,
+a batched cond's "any lane") becomes a cross-device all-reduce: measured on 2 loaded cores, the
+streaming uniform run took 1.6x the CPU seconds of one device (bench/streaming_results.md), and
+running each device's lanes as its own program (``shard_map``) does not lower for the counters'
+Philox ``mulhi`` on this JAX. Also left alone:
+- ``REGRETLAB_SHARD_SEEDS=0`` (the seed axis is not sharded, so more devices would sit idle);
+- a device count the user set: ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``, or
+  ``JAX_NUM_CPU_DEVICES``, or ``jax.config.update("jax_num_cpu_devices", k)`` before the import;
+- JAX's backend already initialised when the package is first imported (too late to change).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+HOST_DEVICES_ENV = "REGRETLAB_HOST_DEVICES"
+XLA_FLAG = "--xla_force_host_platform_device_count"
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on: its affinity mask (``taskset``, cgroups cpusets,
+    SLURM's ``--cpus-per-task``), else ``os.cpu_count()``."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def requested_host_devices(environ: Mapping[str, str] | None = None) -> int | None:
+    """The host device count to set from `environ`, or None to leave JAX's default alone.
+
+    Raises ValueError on a ``REGRETLAB_HOST_DEVICES`` that is not ``auto`` or a positive integer.
+    """
+    environ = os.environ if environ is None else environ
+    raw = environ.get(HOST_DEVICES_ENV, "").strip().lower()
+    if raw == "":
+        return None  # opt-in: one host device unless asked
+    if raw == "auto":
+        count = available_cores()
+    else:
+        try:
+            count = int(raw)
+        except ValueError:
+            count = 0
+        if count < 1:
+            raise ValueError(
+                f"{HOST_DEVICES_ENV}={environ[HOST_DEVICES_ENV]!r}: expected 'auto' or a "
+                "positive integer (auto: one device per core; 1: one device)"
+            )
+    if count < 2 or environ.get("REGRETLAB_SHARD_SEEDS") == "0":
+        return None
+    if XLA_FLAG.lstrip("-") in environ.get("XLA_FLAGS", "") or environ.get("JAX_NUM_CPU_DEVICES"):
+        return None  # the user's own count wins
+    return count
+
+
+def use_all_cores(environ: Mapping[str, str] | None = None) -> int | None:
+    """Split JAX's CPU backend into `requested_host_devices` devices; return the count set, or
+    None where nothing was set (see the module docstring for when)."""
+    count = requested_host_devices(environ)
+    if count is None:
+        return None
+    import jax  # importing JAX does not initialise a backend; the first array or device query does
+
+    if jax.config.jax_num_cpu_devices >= 0:  # set in this process before the package's import
+        return None
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:  # a backend is already initialised: its device count stays
+        return None
+    return count

@@ -1,0 +1,134 @@
+"""One JAX host device per core on request (`experiments.devices`) and the seed axis split over
+the largest device count that divides it (`experiments.simulate.seed_devices`).
+
+That the split runs give the one-device numbers bit for bit is checked in
+tests/test_launchers.py (processes that compile: slow tier); here are the rules and the entry
+points: importing any of them first gives the device count before JAX starts its backend.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import pytest
+
+from experiments import devices
+from experiments.devices import HOST_DEVICES_ENV, requested_host_devices, use_all_cores
+from experiments.simulate import seed_devices, seed_sharding
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cores(monkeypatch):
+    """`available_cores` set by the test."""
+
+    def set_cores(n: int) -> None:
+        monkeypatch.setattr(devices, "available_cores", lambda: n)
+
+    return set_cores
+
+
+def test_default_is_one_device_and_auto_one_per_core(cores):
+    cores(16)
+    assert requested_host_devices({}) is None  # opt-in: JAX's one host device
+    assert requested_host_devices({HOST_DEVICES_ENV: ""}) is None
+    assert requested_host_devices({HOST_DEVICES_ENV: "auto"}) == 16
+    assert requested_host_devices({HOST_DEVICES_ENV: " AUTO "}) == 16
+    cores(1)
+    assert requested_host_devices({HOST_DEVICES_ENV: "auto"}) is None  # one core: the default
+
+
+def test_opt_out_and_forced_counts(cores):
+    cores(16)
+    assert requested_host_devices({HOST_DEVICES_ENV: "1"}) is None
+    assert requested_host_devices({HOST_DEVICES_ENV: "4"}) == 4
+    assert requested_host_devices({HOST_DEVICES_ENV: "32"}) == 32  # more than cores: as asked
+    auto = {HOST_DEVICES_ENV: "auto"}
+    assert requested_host_devices({**auto, "REGRETLAB_SHARD_SEEDS": "0"}) is None  # would idle
+
+
+def test_the_users_device_count_wins(cores):
+    cores(16)
+    flags = "--xla_cpu_use_thunk_runtime=false --xla_force_host_platform_device_count=3"
+    auto = {HOST_DEVICES_ENV: "auto"}
+    assert requested_host_devices({**auto, "XLA_FLAGS": flags}) is None
+    assert requested_host_devices({**auto, "XLA_FLAGS": "--xla_cpu_use_thunk_runtime=false"}) == 16
+    assert requested_host_devices({**auto, "JAX_NUM_CPU_DEVICES": "3"}) is None
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+def test_a_bad_setting_is_one_clear_error(value):
+    with pytest.raises(ValueError, match=f"{HOST_DEVICES_ENV}=.*positive integer"):
+        requested_host_devices({HOST_DEVICES_ENV: value})
+
+
+def test_too_late_leaves_the_backend_alone(cores):
+    """Once JAX's backend runs (as in this test process), nothing is changed and nothing raised."""
+    cores(5)
+    before = len(jax.local_devices())
+    assert use_all_cores({}) is None
+    assert len(jax.local_devices()) == before
+
+
+@pytest.mark.parametrize(
+    ("seeds", "devices", "expected"),
+    [
+        (1000, 8, 8),  # a multiple: every device
+        (100, 16, 10),  # the largest divisor <= 16
+        (1000, 16, 10),
+        (6, 4, 3),
+        (4, 2, 2),
+        (3, 2, 1),
+        (97, 16, 1),  # a prime above the device count: one device
+        (2, 16, 2),  # fewer seeds than devices: one seed per device
+        (1, 16, 1),
+        (12, 1, 1),
+    ],
+)
+def test_seed_devices_is_the_largest_divisor(seeds, devices, expected):
+    assert seed_devices(seeds, devices) == expected
+
+
+def test_shard_seeds_off_means_one_device(monkeypatch):
+    monkeypatch.setenv("REGRETLAB_SHARD_SEEDS", "0")
+    assert seed_devices(1000, 8) == 1
+    assert seed_sharding(1000) is None
+
+
+def test_seed_sharding_uses_the_first_devices():
+    n = len(jax.local_devices())
+    sharding = seed_sharding(n * 6)
+    if n == 1:
+        assert sharding is None
+    else:
+        assert list(sharding.mesh.devices) == jax.local_devices()
+        assert sharding.mesh.axis_names == ("seed_devices",)
+
+
+ENTRY_POINTS = [
+    "experiments.run",  # the `regretlab` command, launcher workers (`python -m experiments.run`)
+    "experiments.plot",
+    "experiments.tables",
+    "experiments.reproduce",
+    "bench._common",  # imported first by the benchmarks
+]
+
+
+@pytest.mark.parametrize("module", ENTRY_POINTS)
+def test_entry_points_split_the_host_before_jax_starts(module):
+    """A fresh process importing `module` (then asking JAX for its devices) has the set count."""
+    env = {**os.environ, HOST_DEVICES_ENV: "3"}
+    for name in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "REGRETLAB_SHARD_SEEDS", "JAX_PLATFORMS"):
+        env.pop(name, None)
+    env["JAX_PLATFORMS"] = "cpu"
+    code = f"import {module}, jax; print(len(jax.local_devices()))"
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split()[-1] == "3"
