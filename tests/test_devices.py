@@ -107,7 +107,7 @@ def test_seed_sharding_uses_the_first_devices():
         assert sharding is None
     else:
         assert list(sharding.mesh.devices) == jax.local_devices()
-        assert sharding.mesh.axis_names == ("seed_devices",)
+        assert sharding.mesh.axis_names == ("seeds",)
 
 
 ENTRY_POINTS = [
