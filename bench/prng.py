@@ -12,6 +12,10 @@ excluded; each variant runs `--repeat` times and the fastest run is kept (wall a
 seconds separately: the machine is shared, so the CPU figure is the steadier one, and XLA may
 use several cores where NumPy uses one). Ratios are measured in this run only.
 
+"prng-split" is `experiments.prng` with Philox's high products from `prng.mulhi_split` (uint32
+arithmetic on 16-bit halves, the same bits), as the engine's per-device programs draw them
+(``lax.mulhi`` does not lower inside `jax.shard_map`).
+
 "box-muller" is the alternative normal transform (Box & Muller, Ann. Math. Stat. 29(2), 1958:
 two normals from the same Philox words as `prng.normal`), kept here to show why
 `experiments.prng` inverts erf instead.
@@ -49,13 +53,32 @@ def box_muller(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax
     return z[:n].reshape(shape).astype(dtype)
 
 
+def split_mulhi(sample: Callable) -> Callable:
+    """`sample` traced with `prng.mulhi_split` (16-bit halves) for Philox's high products: the
+    path `experiments.prng` takes inside `jax.shard_map`, where ``lax.mulhi`` does not lower."""
+
+    def draw(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+        saved, prng.mulhi = prng.mulhi, prng.mulhi_split
+        try:
+            return sample(key, shape, dtype)
+        finally:
+            prng.mulhi = saved
+
+    return draw
+
+
 Sampler = Callable[[jax.Array, tuple[int, ...]], jax.Array]
 
 JAX_VARIANTS: dict[str, dict[str, Sampler]] = {
-    "uniform": {"jax.random": jax.random.uniform, "prng": prng.uniform},
+    "uniform": {
+        "jax.random": jax.random.uniform,
+        "prng": prng.uniform,
+        "prng-split": split_mulhi(prng.uniform),
+    },
     "normal": {
         "jax.random": jax.random.normal,
         "prng": prng.normal,
+        "prng-split": split_mulhi(prng.normal),
         "box-muller": box_muller,
     },
     "exponential": {"jax.random": jax.random.exponential, "prng": prng.exponential},

@@ -2,9 +2,10 @@
 
 The one-seed rollout is `experiments.rollout.rollout` (the submodule keeps its name).
 
-Importing the package first splits JAX's CPU backend into one device per core where
-``REGRETLAB_HOST_DEVICES=auto`` (or ``=k``) asks for it (`experiments.devices`), before anything
-below can start a backend, so the engine's seed sharding can use every core in every entry point.
+Importing the package first splits JAX's CPU backend into one device per core (the default;
+``REGRETLAB_HOST_DEVICES=1`` keeps one, ``=k`` asks for k: `experiments.devices`), before
+anything below can start a backend, so the engine's seed sharding can use every core in every
+entry point.
 """
 
 # ruff: noqa: E402  (the device count must be set before the imports below)

@@ -1,9 +1,11 @@
-"""One JAX device per CPU core, on request, so that the engine's seed sharding uses every core.
+"""One JAX device per CPU core by default, so that the engine's seed sharding uses every core.
 
 JAX's CPU backend is one device, and a vmapped step of small kernels mostly runs on one core.
-Split into n host devices, the CPU backend runs n programs side by side, and the engine shards
-the seed axis over them (`experiments.simulate.seed_sharding`); every device runs its seeds'
-lanes of the same program, so the results equal a one-device run's bit for bit.
+Split into n host devices, the CPU backend runs n programs side by side, and the engine splits
+the seed axis over them (`experiments.simulate.seed_sharding`); each device runs its own seeds'
+lanes as a program of its own (``jax.shard_map``: reductions over the seeds inside a step, such
+as the idle-step skip or a batched cond's "any lane", stay on the device, no collectives), so the
+results equal a one-device run's bit for bit (tests/test_launchers.py).
 
 `use_all_cores` sets JAX's ``jax_num_cpu_devices`` option (the process-local form of XLA's
 ``--xla_force_host_platform_device_count``) to the cores this process may run on, before JAX
@@ -14,13 +16,13 @@ tests) gets it. It is a JAX option of this process, not an environment variable:
 the package. It only shapes the CPU platform: where a GPU is the default backend, the engine's
 devices are the GPUs (`jax.local_devices()`), and the host devices stay idle.
 
-Opt-in: ``REGRETLAB_HOST_DEVICES=auto`` (the cores of `available_cores`) or ``=k`` (k devices).
-Unset, empty or ``1``: one host device (JAX's default). It is not the default because, with the
-seeds split by sharding, every per-step reduction over the seed axis (the engine's idle-step skip,
-a batched cond's "any lane") becomes a cross-device all-reduce: measured on 2 loaded cores, the
-streaming uniform run took 1.6x the CPU seconds of one device (bench/streaming_results.md), and
-running each device's lanes as its own program (``shard_map``) does not lower for the counters'
-Philox ``mulhi`` on this JAX. Also left alone:
+``REGRETLAB_HOST_DEVICES``: unset, empty or ``auto``, one device per core of `available_cores`
+(the default); ``=k``, k devices; ``=1``, one host device (JAX's own default: the opt-out).
+Measured on 2 loaded cores (load 14-17; bench/results.md, bench/streaming_results.md,
+2026-12-04), the CPU seconds of 2 devices against 1: UCB1 1.05x, Thompson sampling 0.93x,
+streaming uniform 0.98x (with plain sharding, before the per-device programs: 1.6x), the
+counters' R2 run 0.97x; on an idle 16-core host UCB1 ran 4-5x faster on 10 devices than on one.
+Also left alone:
 - ``REGRETLAB_SHARD_SEEDS=0`` (the seed axis is not sharded, so more devices would sit idle);
 - a device count the user set: ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``, or
   ``JAX_NUM_CPU_DEVICES``, or ``jax.config.update("jax_num_cpu_devices", k)`` before the import;
@@ -52,9 +54,7 @@ def requested_host_devices(environ: Mapping[str, str] | None = None) -> int | No
     """
     environ = os.environ if environ is None else environ
     raw = environ.get(HOST_DEVICES_ENV, "").strip().lower()
-    if raw == "":
-        return None  # opt-in: one host device unless asked
-    if raw == "auto":
+    if raw in ("", "auto"):  # the default: one device per core
         count = available_cores()
     else:
         try:

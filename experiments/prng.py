@@ -53,6 +53,32 @@ PHILOX_ROUNDS = 10
 TAG = np.uint32(0x70726E67)  # counter word 3 ("prng"): away from jax's own philox counters
 
 
+def mulhi_split(x: jax.Array, m: np.uint32) -> jax.Array:
+    """The high 32 bits of the 64-bit product x m (uint32 `x`, constant `m`), exactly, in uint32
+    arithmetic only: the schoolbook product of 16-bit halves with the carries of the middle
+    column (Warren, "Hacker's Delight", 2nd ed., Addison-Wesley 2012, §8-2, Fig. 8-2 `mulhu`).
+    No partial sum overflows: x_hi m_lo + (x_lo m_lo >> 16) <= (2^16 - 1)^2 + 2^16 - 1 < 2^32,
+    and likewise for the second column sum."""
+    m = int(m)
+    m_lo, m_hi = np.uint32(m & 0xFFFF), np.uint32(m >> 16)
+    x = jnp.asarray(x, jnp.uint32)
+    x_lo, x_hi = x & np.uint32(0xFFFF), x >> np.uint32(16)
+    u = x_hi * m_lo + ((x_lo * m_lo) >> np.uint32(16))
+    v = x_lo * m_hi + (u & np.uint32(0xFFFF))
+    return x_hi * m_hi + (u >> np.uint32(16)) + (v >> np.uint32(16))
+
+
+def mulhi(x: jax.Array, m: np.uint32) -> jax.Array:
+    """The high 32 bits of x m: `lax.mulhi` (one widened multiply on XLA:CPU), except inside
+    `jax.shard_map` (a mesh axis in manual mode while tracing), where ``chlo.mulhi`` does not
+    lower on this JAX ("Unable to convert MHLO to StableHLO"): there `mulhi_split`, the same
+    bits with four 16-bit products (float32 normals at about 1.7x the CPU seconds; `bench/prng.py`,
+    the ``prng-split`` rows; bench/results.md, 2026-12-04)."""
+    if jax.sharding.get_abstract_mesh().manual_axes:
+        return mulhi_split(x, m)
+    return lax.mulhi(x, jnp.full_like(x, m))
+
+
 def philox4x32(
     key: tuple[jax.Array, jax.Array], counter: tuple[jax.Array, ...], rounds: int = PHILOX_ROUNDS
 ) -> tuple[jax.Array, ...]:
@@ -64,10 +90,8 @@ def philox4x32(
     for r in range(rounds):
         if r:
             k0, k1 = k0 + PHILOX_W[0], k1 + PHILOX_W[1]
-        m0 = jnp.full_like(x0, PHILOX_M[0])
-        m1 = jnp.full_like(x2, PHILOX_M[1])
-        hi0, lo0 = lax.mulhi(x0, m0), x0 * m0
-        hi1, lo1 = lax.mulhi(x2, m1), x2 * m1
+        hi0, lo0 = mulhi(x0, PHILOX_M[0]), x0 * PHILOX_M[0]
+        hi1, lo1 = mulhi(x2, PHILOX_M[1]), x2 * PHILOX_M[1]
         x0, x1, x2, x3 = hi1 ^ x1 ^ k0, lo1, hi0 ^ x3 ^ k1, lo0
     return x0, x1, x2, x3
 

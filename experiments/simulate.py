@@ -255,25 +255,28 @@ _PROGRAMS_LOCK = threading.Lock()
 
 def seed_devices(seeds: int, devices: int | None = None) -> int:
     """How many of the `devices` local JAX devices (default: all of the default backend's) split
-    a seed axis of `seeds`: the largest n <= devices that divides `seeds` (seeds=100 on 16
-    devices: 10, 10 seeds each; a prime: 1), or 1 under ``REGRETLAB_SHARD_SEEDS=0``."""
+    a seed axis of `seeds`: the largest n <= devices that divides `seeds` into at least 2 seeds
+    per device (seeds=100 on 16 devices: 10, 10 seeds each; 4 on 4: 2; a prime: 1), or 1 under
+    ``REGRETLAB_SHARD_SEEDS=0``. At least 2 per device: XLA compiles a batch of one lane
+    differently (its degenerate axis is dropped), which moved a counter's float32 squared error
+    by an ulp against the batched program (tests/test_launchers.py)."""
     if os.environ.get("REGRETLAB_SHARD_SEEDS") == "0":
         return 1
     devices = len(jax.local_devices()) if devices is None else devices
-    return next(n for n in range(min(devices, max(seeds, 1)), 0, -1) if seeds % n == 0)
+    return next((n for n in range(min(devices, seeds // 2), 1, -1) if seeds % n == 0), 1)
 
 
 def seed_sharding(seeds: int) -> jax.sharding.NamedSharding | None:
     """The sharding that splits a leading axis of `seeds` over the first `seed_devices(seeds)`
     local JAX devices (the default backend's: the GPUs where there are, else the host devices of
     `experiments.devices`), or None where that is one device. Each device runs its seeds' lanes
-    of the same program, so the results equal a one-device run's bit for bit
-    (tests/test_launchers.py)."""
+    as a program of its own (`_per_device`), so the results equal a one-device run's bit for
+    bit (tests/test_launchers.py)."""
     n = seed_devices(seeds)
     if n < 2:
         return None
-    mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()[:n]), ("seeds",))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
+    mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()[:n]), (SEED_DEVICES,))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(SEED_DEVICES))
 
 
 def _sharded_devices(sharding: jax.sharding.NamedSharding | None) -> int:
@@ -404,11 +407,17 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
     keys = jax.random.split(jax.random.key(0), n_seeds)
     sharding = seed_sharding(n_seeds)
     lanes: dict[str, Any] = {}  # outputs' shardings: every leaf split on its seed axis
-    if sharding is not None:  # run keys and per-seed inputs split on axis 0, states on seeds
+    P = jax.sharding.PartitionSpec
+    # per-device specs: run keys and per-seed inputs split on axis 0 (SEED), states and outputs
+    # on the seed axis (LANE: axis 1 under a sweep's config axis), h and the rest replicated
+    SEED, REP = P(SEED_DEVICES), P()
+    LANE = SEED if configs == 1 else P(None, SEED_DEVICES)
+    if sharding is not None:
         keys = jax.device_put(keys, sharding)
-        spec = ("seeds",) if configs == 1 else (None, "seeds")
-        lane = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec))
-        lanes = {"out_shardings": lane}
+        lanes = {"out_shardings": jax.sharding.NamedSharding(sharding.mesh, LANE)}
+
+    def per_device(f, in_specs):  # `_per_device` on this program's mesh
+        return _per_device(f, sharding, in_specs, LANE)
 
     def placed(tree):  # the next program takes `tree` as the previous one leaves it
         if sharding is None:
@@ -417,14 +426,16 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
 
     env_all = over_configs(env_init_one, (None, None, 0), (0, 0, None))
     env_args = (h_shape[0], h_shape[2], keys)
+    env_program = per_device(env_all, (REP, REP, SEED))
     env_init, seconds["init_env"] = _shared_env_init(
         _env_init_key(parts, params_shape, layout, sharding),
-        lambda: jax.jit(env_all, **lanes).lower(*env_args).compile(),
+        lambda: jax.jit(env_program, **lanes).lower(*env_args).compile(),
     )
     env_shape, key_shape = placed(jax.eval_shape(env_all, *env_args))
     agent_all = over_configs(agent_init_one, (None, 0, 0), (0, 0, None))
+    agent_program = per_device(agent_all, (REP, LANE, SEED))
     t = time.perf_counter()
-    agent_init = jax.jit(agent_all, **lanes).lower(h_shape, env_shape, keys).compile()
+    agent_init = jax.jit(agent_program, **lanes).lower(h_shape, env_shape, keys).compile()
     seconds["init_agent"] = time.perf_counter() - t
     state_shape = placed(jax.eval_shape(agent_all, h_shape, env_shape, keys))
 
@@ -452,10 +463,11 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
     chunk_all = over_configs(
         chunk_one, (None, 0, 0, None, None, None, None, 0), (0, 0, 0, None, None, None, None, None)
     )
+    chunk_program = per_device(chunk_all, (REP, LANE, LANE, REP, REP, REP, REP, SEED))
     chunk_fn = timed(
         "chunk",
         lambda: (
-            jax.jit(chunk_all, donate_argnums=1, **lanes)
+            jax.jit(chunk_program, donate_argnums=1, **lanes)
             .lower(
                 h_shape,
                 state_shape,
@@ -470,7 +482,10 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
         ),
     )
     final_all = over_configs(final_one, (None, 0), (0, 0))
-    final_fn = timed("final", lambda: jax.jit(final_all).lower(h_shape, state_shape).compile())
+    final_program = per_device(final_all, (REP, LANE))
+    final_fn = timed(
+        "final", lambda: jax.jit(final_program, **lanes).lower(h_shape, state_shape).compile()
+    )
     compile_seconds = time.perf_counter() - t0
     prog = _Program(init, chunk_fn, final_fn, multi_round, names, compile_seconds)
     prog.program_seconds = {k: round(v, 3) for k, v in seconds.items()}
@@ -479,6 +494,27 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
 
 
 SEEDS, CONFIGS = "seeds", "configs"  # the vmapped axes of the engine's programs
+SEED_DEVICES = "seed_devices"  # the mesh axis that splits the seeds over devices
+
+
+def _per_device(f: Callable, sharding, in_specs: tuple, out_specs) -> Callable:
+    """`f` (vmapped over the seeds) run by every device of the seed `sharding` on its own seeds,
+    as a program of its own (``jax.shard_map``; `f` itself where there is no sharding).
+
+    Plain sharding (GSPMD) partitions one program over the whole seed axis, so every reduction
+    over the seeds inside a step (a multi-round chunk's "any lane active", `_skip_idle`; a batched
+    cond's "any lane", `experiments.batched_cond`) becomes a cross-device all-reduce per step.
+    Here the vmapped axis is a device's own seeds: those reductions are local, no collective is
+    left in the programs, and each device skips the steps in which its own lanes all idle.
+    Results are the same lane by lane: a step a lane idles in changes nothing of it, and a branch
+    taken for some lanes keeps its results only in the lanes that asked (tests/test_launchers.py
+    checks them bit for bit against one device). Every output of the programs is per lane
+    (`out_specs`: split on the seed axis); nothing reduces over all seeds in a program."""
+    if sharding is None:
+        return f
+    return jax.shard_map(
+        f, mesh=sharding.mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False
+    )
 
 
 def _segments(step, emit, state, xs, slot_of_step, n_active, slots: int):
@@ -545,7 +581,8 @@ def _skip_idle(step, emit, limit: int, configs: int):
     and an idle step still evaluates the env and the agent for every lane (DP-BAI: 23 steps of
     100). Whether any lane is active is a sum over the vmapped axes (``psum`` over the named
     axes), the same for every lane, so the ``cond`` on it is a real branch, not a select: an
-    idle step costs a reduction.
+    idle step costs a reduction. With the seeds split over devices (`_per_device`) the named
+    axes are a device's own lanes: the sum is local and each device skips its own idle steps.
     """
     axes = (SEEDS,) if configs == 1 else (SEEDS, CONFIGS)
 

@@ -1,4 +1,4 @@
-"""One JAX host device per core on request (`experiments.devices`) and the seed axis split over
+"""One JAX host device per core by default (`experiments.devices`) and the seed axis split over
 the largest device count that divides it (`experiments.simulate.seed_devices`).
 
 That the split runs give the one-device numbers bit for bit is checked in
@@ -33,14 +33,15 @@ def cores(monkeypatch):
     return set_cores
 
 
-def test_default_is_one_device_and_auto_one_per_core(cores):
+def test_default_and_auto_are_one_device_per_core(cores):
     cores(16)
-    assert requested_host_devices({}) is None  # opt-in: JAX's one host device
-    assert requested_host_devices({HOST_DEVICES_ENV: ""}) is None
+    assert requested_host_devices({}) == 16  # the default: one host device per core
+    assert requested_host_devices({HOST_DEVICES_ENV: ""}) == 16
     assert requested_host_devices({HOST_DEVICES_ENV: "auto"}) == 16
     assert requested_host_devices({HOST_DEVICES_ENV: " AUTO "}) == 16
     cores(1)
-    assert requested_host_devices({HOST_DEVICES_ENV: "auto"}) is None  # one core: the default
+    assert requested_host_devices({}) is None  # one core: JAX's one host device
+    assert requested_host_devices({HOST_DEVICES_ENV: "auto"}) is None
 
 
 def test_opt_out_and_forced_counts(cores):
@@ -85,12 +86,15 @@ def test_too_late_leaves_the_backend_alone(cores):
         (4, 2, 2),
         (3, 2, 1),
         (97, 16, 1),  # a prime above the device count: one device
-        (2, 16, 2),  # fewer seeds than devices: one seed per device
+        (10, 16, 5),  # fewer seeds than devices: two seeds per device
+        (4, 4, 2),  # at least two seeds per device (a one-lane batch compiles differently)
+        (2, 16, 1),
         (1, 16, 1),
         (12, 1, 1),
     ],
 )
 def test_seed_devices_is_the_largest_divisor(seeds, devices, expected):
+    """The largest n <= devices dividing the seeds with at least two seeds per device."""
     assert seed_devices(seeds, devices) == expected
 
 
@@ -107,7 +111,7 @@ def test_seed_sharding_uses_the_first_devices():
         assert sharding is None
     else:
         assert list(sharding.mesh.devices) == jax.local_devices()
-        assert sharding.mesh.axis_names == ("seeds",)
+        assert sharding.mesh.axis_names == ("seed_devices",)
 
 
 ENTRY_POINTS = [

@@ -12,13 +12,14 @@ The sweeps start separate processes that import JAX and compile (10-60 s each on
 they are in the slow tier. The Ray test needs the `ray` extra (`uv sync --extra ray`: ~330 MB,
 so not in the dev group) and is skipped, saying so, where it is not installed.
 
-Inside a job the seed axis is sharded over the local JAX devices, on request one host device
-per core (`experiments.devices`): `REGRETLAB_HOST_DEVICES=auto`, four forced host devices
-(`REGRETLAB_HOST_DEVICES=4`: seed counts that 4 does not divide use their largest divisor below
-it) and two devices set by the user's `XLA_FLAGS` give the one-device results
-(the default) bit for bit, for UCB1 (a run, a sweep), Thompson sampling and the
-streaming env's multi-round steps, whose steps reduce over the seeds (slow tier too: processes
-that compile).
+Inside a job the seed axis is sharded over the local JAX devices, by default one host device
+per core (`experiments.devices`): the default, `REGRETLAB_HOST_DEVICES=auto`, four forced host
+devices (`REGRETLAB_HOST_DEVICES=4`: seed counts that 4 does not divide use their largest
+divisor below it that leaves two seeds per device) and two devices set by the user's
+`XLA_FLAGS` give the one-device results (`REGRETLAB_HOST_DEVICES=1`) bit for bit, for UCB1 (a
+run, a sweep), Thompson sampling, the streaming env's multi-round steps, whose steps reduce over
+the seeds, a counter, a paging agent and fixed-budget agents (slow tier too: processes that
+compile).
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def test_unknown_launcher_is_one_line():
 
 # --------------------------------------------------------------------------- devices
 DEVICES_SCRIPT = """
-import hashlib, json
+import hashlib, json, sys
 import jax, numpy as np
 import experiments
 from experiments.simulate import simulate, simulate_sweep
@@ -169,25 +170,61 @@ six = simulate(env, params, UCB1(), 300, 6, seed=2, chunk_size=200)
 # a reduction over the seeds inside a step: Thompson sampling's "any lane needs the gamma
 # sampler's fallback", and a multi-round chunk's "any lane still active" (`_skip_idle`)
 ts = simulate(env, params, ThompsonSampling(), 300, 6, seed=3)
+out = {"one": digest([one]), "sweep": digest(sweep), "odd": digest([odd]), "six": digest([six]),
+       "ts": digest([ts])}
+if "--domains" in sys.argv:  # the other domains' step shapes, at small sizes
+    from bandits.linear_bai import linear_bai
+    from paging.combine import CombineRand
+    from paging.env import Paging
+    from privacy.continual import continual_bernoulli
+    from privacy.counters import COUNTERS
+    from privacy.dpbai import DPBAI
+    from privacy.od_linbai import ODLinBAI
+
+    # a counter: research noise through `experiments.prng` (Philox: mulhi inside shard_map)
+    # and secure noise (a host callback per step for a device's batch)
+    cenv = continual_bernoulli(0.5)
+    out["counter"] = digest([simulate(cenv, cenv.default_params(), COUNTERS["binary"](rho=0.5),
+                                      128, 4, seed=5, grid=[64, 128])])
+    out["secure"] = digest([simulate(cenv, cenv.default_params(),
+                                     COUNTERS["binary"](noise="secure", source="key"), 32, 4,
+                                     seed=5, grid=[32])])
+    # paging: a trace streamed per chunk, per-seed flipped predictions, a randomised agent
+    penv = Paging(trace="zipf", length=300, pages=20, cache_size=4, predictions="phase",
+                  flip_p=0.1)
+    agent = CombineRand(algorithm="mark_and_predict", robust="marker", epsilon=0.5)
+    out["paging"] = digest([simulate(penv, penv.default_params(), agent, 300, 4, seed=6,
+                                     chunk_size=200)])
+    # fixed budget (final answer): phase ends through cond_any, Binomial sums (cond_any /
+    # cond_lanes), steps that idle once the budget is spent (multi-round: `_skip_idle`)
+    lenv = linear_bai("soare", omega=0.3)
+    out["dpbai"] = digest([simulate(lenv, lenv.default_params(), DPBAI(epsilon=0.2), 60, 8,
+                                    seed=7)])
+    out["odlinbai"] = digest([simulate(lenv, lenv.default_params(), ODLinBAI(), 60, 8, seed=8)])
 jax.config.update("jax_enable_x64", True)
 senv = bs.streaming_bandit(K=100, horizon=10**8, memory=16, instance="clear_cut")
 stream = simulate(senv, senv.default_params(), bs.StreamUniform(), 10**8, 4, seed=4)
-print(json.dumps({"devices": len(jax.local_devices()), "set": experiments.HOST_DEVICES,
-                  "one": digest([one]), "sweep": digest(sweep), "odd": digest([odd]),
-                  "six": digest([six]), "ts": digest([ts]), "stream": digest([stream])}))
+out["stream"] = digest([stream])
+print(json.dumps({"devices": len(jax.local_devices()), "set": experiments.HOST_DEVICES, **out}))
 """
 SEEDS = {"one": 4, "sweep": 4, "odd": 3, "six": 6, "ts": 6, "stream": 4}  # seeds of each run
+DOMAINS = {"counter": 4, "secure": 4, "paging": 4, "dpbai": 8, "odlinbai": 8}  # --domains
 
 
-def _devices_run(**env_vars: str) -> dict:
-    """DEVICES_SCRIPT in a fresh process with the device settings `env_vars` (and no others)."""
+def _devices_run(domains: bool = False, **env_vars: str) -> dict:
+    """DEVICES_SCRIPT in a fresh process with the device settings `env_vars` (and no others);
+    with `domains`, also the runs of the other domains (`DOMAINS`)."""
     env = {**os.environ, "REGRETLAB_RNG": "threefry", **env_vars}
     for name in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "REGRETLAB_HOST_DEVICES"):
         if name not in env_vars:
             env.pop(name, None)
     env.pop("REGRETLAB_SHARD_SEEDS", None)
     r = subprocess.run(
-        [sys.executable, "-c", DEVICES_SCRIPT], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-c", DEVICES_SCRIPT, *(["--domains"] if domains else [])],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -195,10 +232,12 @@ def _devices_run(**env_vars: str) -> dict:
 
 def _assert_same_as_one_device(got: dict, single: dict, devices: int) -> None:
     """`got` (a run on `devices` devices) holds `single`'s numbers bit for bit, each run split over
-    the largest divisor of its seed count that is at most `devices`."""
+    the largest divisor of its seed count that is at most `devices` and leaves each device at
+    least two seeds (`simulate.seed_devices`)."""
     assert got["devices"] == devices
-    for run, seeds in SEEDS.items():
-        n = max(d for d in range(1, devices + 1) if seeds % d == 0)
+    runs = {**SEEDS, **DOMAINS} if "counter" in got else SEEDS
+    for run, seeds in runs.items():
+        n = max(d for d in range(1, devices + 1) if seeds % d == 0 and (seeds >= 2 * d or d == 1))
         sims = 2 if run == "sweep" else 1
         assert got[run] == [single[run][0], [n] * sims], run
 
@@ -206,20 +245,25 @@ def _assert_same_as_one_device(got: dict, single: dict, devices: int) -> None:
 @pytest.mark.slow
 def test_seed_axis_sharded_over_host_devices_equals_one_device_bit_for_bit():
     """The seed axis split over host devices gives the one-device results bit for bit: each
-    device runs its seeds' lanes of the same program (`simulate.seed_sharding`). Checked for
-    ``auto`` (one device per core), four forced devices (6 seeds over 3 of them, 3 over 3,
-    4 over 4) and a device count of the user's `XLA_FLAGS` (which the setting leaves alone)."""
-    from experiments.devices import available_cores
+    device runs its own seeds' lanes as a program of its own (`simulate._per_device`), whose
+    reductions over the seeds (idle steps, batched conds) are the device's own. Checked for
+    the default, ``auto`` (one device per core), four forced devices (6 seeds over 3 of them,
+    4 over 2, 8 over 4; 3 on one) and a device count of the user's `XLA_FLAGS` (which the setting
+    leaves alone); one device, ``auto`` and four devices also for a counter (Philox and
+    host-callback noise), a paging agent and two fixed-budget agents (`DOMAINS`)."""
+    from experiments.devices import available_cores, requested_host_devices
 
-    single = _devices_run()  # the default: one host device
+    single = _devices_run(domains=True, REGRETLAB_HOST_DEVICES="1")  # the opt-out
     assert single["devices"] == 1 and single["set"] is None
-    assert all(single[run][1] == [1] * len(single[run][1]) for run in SEEDS)
-    assert _devices_run(REGRETLAB_HOST_DEVICES="1") == single
+    assert all(single[run][1] == [1] * len(single[run][1]) for run in {**SEEDS, **DOMAINS})
     cores = available_cores()
-    auto = _devices_run(REGRETLAB_HOST_DEVICES="auto")
+    default = _devices_run()  # nothing set: `experiments.devices` decides
+    assert default["set"] == requested_host_devices({})
+    _assert_same_as_one_device(default, single, default["set"] or 1)
+    auto = _devices_run(domains=True, REGRETLAB_HOST_DEVICES="auto")
     assert auto["set"] == (cores if cores > 1 else None)
     _assert_same_as_one_device(auto, single, cores)
-    four = _devices_run(REGRETLAB_HOST_DEVICES="4")
+    four = _devices_run(domains=True, REGRETLAB_HOST_DEVICES="4")
     assert four["set"] == 4
     _assert_same_as_one_device(four, single, 4)
     user = _devices_run(XLA_FLAGS="--xla_force_host_platform_device_count=2")

@@ -11,6 +11,10 @@ errors (P(|N(0, 1)| > 5) = 6e-7).
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +24,7 @@ from scipy import stats
 
 from experiments import prng
 
+ROOT = Path(__file__).resolve().parents[1]
 N = 200_000
 KS = 1.95  # sqrt(n) D bound: P(K > 1.95) = 1e-3 under the null (Kolmogorov distribution)
 Z = 5.0  # moment bound in standard errors
@@ -49,6 +54,78 @@ def test_philox_known_answers():
         u = lambda xs: tuple(jnp.asarray(x, jnp.uint32) for x in xs)
         got = prng.philox4x32(u(key), u(counter))
         assert tuple(int(x) for x in got) == want
+
+
+EDGES = np.asarray(
+    [0, 1, 2, 3, 0x7FFF, 0x8000, 0xFFFE, 0xFFFF, 0x10000, 0x10001, 0x1FFFF, 0xFFFF0000]
+    + [0xFFFF0001, 0xFFFEFFFF, 0x7FFFFFFF, 0x80000000, 0x80000001, 0xFFFFFFFE, 0xFFFFFFFF]
+    + [int(m) for m in prng.PHILOX_M],
+    np.uint32,
+)
+
+
+def _numpy_mulhi(x: np.ndarray, m: int) -> np.ndarray:
+    return ((x.astype(np.uint64) * np.uint64(m)) >> np.uint64(32)).astype(np.uint32)
+
+
+def test_mulhi_split_is_exact():
+    """`mulhi_split` (uint32 arithmetic only) equals the high word of NumPy's exact uint64
+    product: every pair of the edge values (0, 1, 2^32 - 1, both sides of the 2^16 and 2^31
+    boundaries, the Philox multipliers), 10^6 random words against each Philox multiplier and
+    2^16 random words against each of 16 random multipliers; and it equals `lax.mulhi`."""
+    rng = np.random.default_rng(0)
+    x_random = rng.integers(0, 2**32, 10**6, dtype=np.uint64).astype(np.uint32)
+    m_random = rng.integers(0, 2**32, 16, dtype=np.uint64)
+    split = jax.jit(prng.mulhi_split, static_argnums=1)
+    for m in [*(int(e) for e in EDGES), *(int(m) for m in m_random)]:
+        x = np.concatenate([EDGES, x_random if m in prng.PHILOX_M else x_random[: 1 << 16]])
+        got = np.asarray(split(jnp.asarray(x), m))
+        np.testing.assert_array_equal(got, _numpy_mulhi(x, m), err_msg=hex(m))
+        want = jax.lax.mulhi(jnp.asarray(x), jnp.full(x.shape, m, jnp.uint32))
+        np.testing.assert_array_equal(got, np.asarray(want), err_msg=hex(m))
+
+
+def test_philox_with_the_split_mulhi_is_the_same(monkeypatch):
+    """Philox4x32-10 with `mulhi_split` in place of `lax.mulhi` (the path taken inside
+    `jax.shard_map`) gives the same known answers and the same samples bit for bit."""
+    key = jax.random.key(13)
+    before = {name: np.asarray(f(key, (4099,))) for name, (f, _) in LAWS.items()}
+    monkeypatch.setattr(prng, "mulhi", prng.mulhi_split)
+    test_philox_known_answers()
+    for name, (f, _) in LAWS.items():
+        np.testing.assert_array_equal(np.asarray(f(key, (4099,))), before[name], err_msg=name)
+
+
+SHARDED = """
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import Mesh, PartitionSpec as P
+from experiments import prng
+keys = jax.random.split(jax.random.key(3), 4)
+draw = jax.vmap(lambda k: (prng.normal(k, (257,)), prng.uniform(k, (3,))))
+mesh = Mesh(np.asarray(jax.devices()), ("d",))
+sharded = jax.jit(jax.shard_map(draw, mesh=mesh, in_specs=P("d"), out_specs=P("d")))
+assert len(jax.devices()) == 2
+for a, b in zip(sharded(keys), jax.jit(draw)(keys)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+print("ok")
+"""
+
+
+def test_draws_inside_shard_map_on_two_devices():
+    """Inside `jax.shard_map` over two host devices (a fresh process: the device count is set
+    before JAX starts) the draws lower (``lax.mulhi`` does not there) and equal the unsharded
+    draws bit for bit."""
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "REGRETLAB_HOST_DEVICES")}
+    env.update(JAX_NUM_CPU_DEVICES="2", JAX_PLATFORMS="cpu")
+    r = subprocess.run(
+        [sys.executable, "-c", SHARDED],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert r.returncode == 0 and r.stdout.split()[-1] == "ok", r.stderr[-3000:]
 
 
 @pytest.mark.parametrize("name", list(LAWS))
