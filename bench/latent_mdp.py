@@ -25,11 +25,12 @@ against a NumPy history-tree planner, in one process.
 4. ``--horizon-cost H[,H...]`` (E2 past H = 5): on E2's lattice, the dense history nodes, the
    compiled planner's memory (XLA's memory analysis), CPU seconds of one re-plan (one seed; 10
    seeds vmapped, as `cond_any` re-plans them) and of the policy evaluation, and, with
-   ``--episodes K`` > 0, one 10-seed run of the tuned value-optimistic learner (``--lanes``:
-   re-planning through `cond_lanes`, only the seeds that refresh).
-5. ``--e2-grid H[,H...]``: E2's two tuned learners at these H through `cond_lanes`, regret at K
-   and the log-log slopes in H as E2 computes them (the reproduction's E2 stops at H = 5:
-   docs/latent_mdp.md, "Not reproduced").
+   ``--episodes K`` > 0, one 10-seed run of the tuned value-optimistic learner with
+   ``replan="batch"`` (every seed re-planned when one refreshes; ``--lanes``: ``"lanes"``, only
+   the seeds that refresh).
+5. ``--e2-grid H[,H...]``: E2's two tuned learners at these H (``--replan lanes|batch``, default
+   lanes as the learners), regret at K, CPU seconds of compile and run, and the log-log slopes
+   in H as E2 computes them (the reproduction's E2 runs H = 2..6: docs/latent_mdp.md).
 
     uv run python bench/latent_mdp.py                    # full; writes bench/latent_mdp_results.md
     uv run python bench/latent_mdp.py --episodes 5000 --no-write
@@ -37,6 +38,7 @@ against a NumPy history-tree planner, in one process.
     uv run python bench/latent_mdp.py --horizon-cost 5,6,7 --episodes 0 --seeds 10 --rounds 3
     uv run python bench/latent_mdp.py --horizon-cost 5,6 --episodes 10000 --seeds 10 [--lanes]
     uv run python bench/latent_mdp.py --e2-grid 2,3,4,5,6 --episodes 10000 --seeds 10
+    uv run python bench/latent_mdp.py --e2-grid 2,3,4,5 --episodes 10000 --seeds 10 --replan batch
 """
 
 from __future__ import annotations
@@ -399,9 +401,9 @@ def horizon_cost(
 
     H ≥ 6 exceeds the planner's default node budget (`rl.optimistic.MAX_PLAN_NODES`, also read
     by `PseudoRegret.init`); this measurement raises it for its own process only. ``lanes``: the
-    learner re-plans through `experiments.batched_cond.cond_lanes` (only the seeds that refresh,
-    one after another) instead of its default `cond_any` (every seed when one refreshes): the
-    same plans (up to batched-vs-unbatched rounding), a different cost."""
+    learner runs with ``replan="lanes"`` (`experiments.batched_cond.cond_lanes`: only the seeds
+    that refresh, one after another; the learners' default) instead of ``"batch"`` (`cond_any`:
+    every seed when one refreshes): the same plans, a different cost."""
     import resource
 
     import jax
@@ -470,7 +472,7 @@ def horizon_cost(
         e_many = jax.jit(jax.vmap(lambda x, H=H: evaluate_policy(x, H))).lower(evb).compile()
         row = {
             "H": H,
-            "re-plan": "cond_lanes" if lanes else "cond_any",
+            "re-plan": "lanes" if lanes else "batch",
             "nodes": nodes,
             "plan GB (1; vmap)": f"{mem_gb(c_one):.2f}; {mem_gb(c_many):.2f}",
             "plan compile CPU s": compile_cpu,
@@ -481,12 +483,11 @@ def horizon_cost(
         }
         print(row, flush=True)
         if K:
-            cls = ro.LatentValueOptimistic
-            if lanes:
-                from experiments.batched_cond import cond_lanes
-
-                cls = type("LanesValueOptimistic", (cls,), {"refresher": staticmethod(cond_lanes)})
-            agent = cls(bonus_scale=TUNED_VO, max_nodes=max(nodes, 1 << 19))
+            agent = ro.LatentValueOptimistic(
+                bonus_scale=TUNED_VO,
+                max_nodes=max(nodes, 1 << 19),
+                replan="lanes" if lanes else "batch",
+            )
             keys = run_keys(seeds)
             t, c = time.perf_counter(), time.process_time()
             compiled = jax.jit(pseudo_regret_program(env, agent, K)).lower(keys).compile()
@@ -506,17 +507,19 @@ def horizon_cost(
     return rows
 
 
-def e2_grid(horizons: list[int], K: int, seeds: int) -> tuple[list[dict], dict]:
+def e2_grid(
+    horizons: list[int], K: int, seeds: int, replan: str = "lanes"
+) -> tuple[list[dict], dict]:
     """E2 of the reproduction (lattice S = 3, A = 2, M = 2, ``instance_seed=2``, both tuned
     learners, `seeds` seeds, K episodes) over `horizons`, past the planner's default node budget:
-    the learners re-plan through `experiments.batched_cond.cond_lanes` (only the seeds that
-    refresh) and `rl.optimistic.MAX_PLAN_NODES` is raised in this process only (see
-    `horizon_cost`). Returns the rows (regret at K, seconds) and the log-log slopes in H with
-    `rl.reproduction.x_slope`'s bootstrap intervals, as E2 computes them."""
+    the learners re-plan by ``replan`` (``lanes``: only the seeds that refresh; ``batch``: all
+    when one does) with ``max_nodes`` raised to the plan's node count, and
+    `rl.optimistic.MAX_PLAN_NODES` is raised in this process only (see `horizon_cost`). Returns
+    the rows (regret at K, seconds) and the log-log slopes in H with `rl.reproduction.x_slope`'s
+    bootstrap intervals, as E2 computes them."""
     import jax
 
     import rl.optimistic as ro
-    from experiments.batched_cond import cond_lanes
     from rl.latent_mdp import LatentMDP
     from rl.reproduction import (
         E2_ENV,
@@ -528,8 +531,6 @@ def e2_grid(horizons: list[int], K: int, seeds: int) -> tuple[list[dict], dict]:
         x_slope,
     )
 
-    cls = type("LanesValueOptimistic", (ro.LatentValueOptimistic,), {})
-    cls.refresher = staticmethod(cond_lanes)
     agents = {f"latent_value_optimistic@{TUNED_VO}": ("bernstein", TUNED_VO)}
     agents[f"latent_lucrl@{TUNED_LUCRL}"] = ("hoeffding", TUNED_LUCRL)
     rows, totals = [], {a: [] for a in agents}
@@ -540,7 +541,9 @@ def e2_grid(horizons: list[int], K: int, seeds: int) -> tuple[list[dict], dict]:
         nodes = ro.plan_nodes(M, S, A, H)
         ro.MAX_PLAN_NODES = max(ro.MAX_PLAN_NODES, nodes)
         for name, (kind, scale) in agents.items():
-            agent = cls(bonus=kind, bonus_scale=scale, max_nodes=max(nodes, 1 << 19))
+            agent = ro.LatentValueOptimistic(
+                bonus=kind, bonus_scale=scale, max_nodes=max(nodes, 1 << 19), replan=replan
+            )
             t, c = time.perf_counter(), time.process_time()
             compiled = jax.jit(pseudo_regret_program(env, agent, K)).lower(keys).compile()
             comp = (time.perf_counter() - t, time.process_time() - c)
@@ -553,11 +556,12 @@ def e2_grid(horizons: list[int], K: int, seeds: int) -> tuple[list[dict], dict]:
                 {
                     "H": H,
                     "agent": name,
+                    "replan": replan,
                     "V*": env.v_star,
                     f"regret at K={K} (95% CI)": "{:.4g} [{:.4g}, {:.4g}]".format(*t_interval(tot)),
                     "re-plans per seed": float(np.mean(refreshes)),
                     "compile s (CPU s)": f"{comp[0]:.0f} ({comp[1]:.0f})",
-                    "run s (CPU s)": f"{run[0]:.0f} ({run[1]:.0f})",
+                    "run s (CPU s)": f"{run[0]:.1f} ({run[1]:.1f})",
                 }
             )
             print(rows[-1], flush=True)
@@ -581,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--horizon-cost", default="", help="H list: E2's cost at these horizons")
     ap.add_argument("--lanes", action="store_true", help="--horizon-cost: re-plan per lane")
     ap.add_argument("--e2-grid", default="", help="H list: E2's runs and slopes at these H")
+    ap.add_argument("--replan", default="lanes", choices=["lanes", "batch"], help="--e2-grid")
     args = ap.parse_args(argv)
     if args.e2_grid:
         import os
@@ -591,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
 
         hs = [int(h) for h in args.e2_grid.split(",")]
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        rows, slopes = e2_grid(hs, args.episodes, args.seeds)
+        rows, slopes = e2_grid(hs, args.episodes, args.seeds, args.replan)
         print(f"load before: {load}; after:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
         print(markdown(pd.DataFrame(rows)))
         for a, (m, lo, hi) in slopes.items():

@@ -101,7 +101,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.batched_cond import cond_lanes
 from experiments.config import ConfigError
 from rl.optimistic import (
     C1,
@@ -381,7 +380,10 @@ class LatentModelOptimistic(LatentValueOptimistic):
     bonus_scale: float = 1.0
     delta: float = 0.1
 
-    refresher = staticmethod(cond_lanes)  # the host solver runs only for the seeds that refresh
+    def __post_init__(self):
+        super().__post_init__()
+        if self.replan != "lanes":  # the host solver runs only for the seeds that refresh
+            raise ConfigError(f"replan: must be lanes for this learner (got {self.replan!r})")
 
     @staticmethod
     def solve(inputs: PlanInputs, H: int, kind: str) -> Plan:

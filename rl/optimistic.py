@@ -61,9 +61,13 @@ values in [0, 1]: no variance, so its bonus summed over H steps grows like √H.
 S (A M S)^(h-1) nodes (every (action, reward class, next state) branch, including those of
 probability 0 under the model). Feasible for tiny S, A, M, H only (`max_nodes`); larger
 instances are refused at ``init`` with one ConfigError line. Under ``vmap`` over seeds a re-plan
-runs (for the whole batch, results kept only where needed) only in steps where some seed
-refreshes (a ``custom_vmap`` rule turns the batched condition into one ``any``), so the cost is
-set by the refreshes, not by the steps.
+runs only in steps where some seed refreshes (a ``custom_vmap`` rule keeps the condition
+unbatched), so the cost is set by the refreshes, not by the steps; ``replan`` chooses how
+(`experiments.batched_cond`): ``lanes`` (default) plans only the seeds that refresh, one after
+another (`cond_lanes`); ``batch`` plans every seed, vmapped, whenever one refreshes (`cond_any`).
+Each seed refreshes up to M S A (log₂ K + 1) times, at its own steps, so ``batch`` plans
+nearly a whole batch per seed-refresh (docs/latent_mdp.md, "Re-plan batching": lanes measured
+cheaper at every H of E2). `PseudoRegret` evaluates the changed policies the same way.
 
 **Ties (our implementation choice; the paper's a* = argmax leaves them open).** At the theory
 constants every optimistic value is clipped at 1 for thousands of visits, so all actions tie at
@@ -105,7 +109,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from experiments.batched_cond import cond_any
+from experiments.batched_cond import cond_any, cond_lanes
 from experiments.config import ConfigError, check_choice, check_float, check_int
 from experiments.episodic import EpisodeFeedback, EpisodeObs
 from experiments.protocol import AgentBase
@@ -116,6 +120,9 @@ C_L1 = math.sqrt(2.0)  # L1 radius √(2 S ι / n) of the Hoeffding (L-UCRL-styl
 C_UCBVI = 7.0  # UCBVI-CH: 7 H L √(1/n), H -> 1 for episode totals <= 1 (Azar et al., Alg. 3)
 MAX_PLAN_NODES = 1 << 19  # default node budget of the JAX history planner
 BONUSES = ("bernstein", "hoeffding", "none")
+# how a batch of seeds re-plans at refreshes (module docstring, "Planner"): only the seeds that
+# refresh, one after another, or the whole batch whenever one seed does
+REPLANS = {"lanes": cond_lanes, "batch": cond_any}
 
 
 def _int():
@@ -386,23 +393,28 @@ class LatentValueOptimistic(AgentBase):
     reveal, doubling-triggered refreshes, exact optimistic planning over histories.
 
     ``bonus``: bernstein (Zhou, Wang & Du's value-optimistic solver, MVP-type; default),
-    hoeffding (L-UCRL-style) or none. ``bonus_scale``: 1 = the theory constants."""
+    hoeffding (L-UCRL-style) or none. ``bonus_scale``: 1 = the theory constants. ``replan``:
+    under vmap over seeds, re-plan only the seeds that refresh (``lanes``,
+    `experiments.batched_cond.cond_lanes`; default) or every seed whenever one refreshes
+    (``batch``, `cond_any`): the same plans (tested bit for bit), a different cost."""
 
     bonus: str = "bernstein"
     bonus_scale: float = 1.0
     delta: float = 0.1
     max_nodes: int = MAX_PLAN_NODES
+    replan: str = "lanes"
 
     def __post_init__(self):
         check_choice("bonus", self.bonus, BONUSES)
         check_float("bonus_scale", self.bonus_scale, 0.0)
         check_float("delta", self.delta, 0.0, 1.0, low_open=True, high_open=True)
         check_int("max_nodes", self.max_nodes, 1)
+        check_choice("replan", self.replan, tuple(REPLANS))
 
     # ------------------------------------------------------------- hooks (posterior sampling)
-    # the batched conditional that re-plans at refreshes (`experiments.batched_cond.cond_any`:
-    # all lanes when one needs it; subclasses may solve only the lanes that need it)
-    refresher = staticmethod(cond_any)
+    def refresher(self):
+        """The batched conditional that re-plans at refreshes (``replan``)."""
+        return REPLANS[self.replan]
 
     @staticmethod
     def solve(inputs: PlanInputs, H: int, kind: str) -> Plan:
@@ -516,7 +528,7 @@ class LatentValueOptimistic(AgentBase):
             episodes=episodes,
         )
         pred = jnp.any(cross)
-        refresh = type(self).refresher(type(self).solve, H, self.bonus)
+        refresh = self.refresher()(type(self).solve, H, self.bonus)
         plan = refresh(pred, self.plan_inputs(new, H), state.plan)
         return new._replace(plan=plan, refreshes=state.refreshes + pred.astype(i))
 
@@ -685,7 +697,9 @@ class PseudoRegret(AgentBase):
         model = state.model._replace(policy=policy, plan_rewards=rewards)
         H = _horizon_of(state)
         pred = self.agent.policy_changed(state.inner, inner)
-        value = cond_any(evaluate_policy, H)(pred, model, state.value)
+        # evaluated as the agent re-plans: only the changed seeds (``replan="lanes"``), else all
+        cond = REPLANS[getattr(self.agent, "replan", "batch")]
+        value = cond(evaluate_policy, H)(pred, model, state.value)
         return state._replace(
             inner=inner,
             value=value,

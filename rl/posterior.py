@@ -20,8 +20,9 @@ after each episode, the counts of each context are known and the posterior facto
 * Cost: sampling (one vectorised Dirichlet draw per array, `sample_model`) is negligible beside
   the exact plan (~0.4 ms against ~50 ms for 4 seeds of the default garnet, M = 2, S = 4, A = 2,
   H = 5: 2.8·10⁵ history nodes). Under the engine's vmap over seeds the re-plans go through
-  `cond_lanes`, which plans only the seeds that refresh (one after another), not the whole batch
-  whenever one seed does: the same results, at 2x (4 seeds) to 7x (20 seeds) less CPU time.
+  `cond_lanes` (``replan="lanes"``, the default), which plans only the seeds that refresh (one
+  after another), not the whole batch whenever one seed does (``replan="batch"``, `cond_any`):
+  the same results, at 2x (4 seeds) to 7x (20 seeds) less CPU time.
 * The sample's key is the agent's key folded with the number of episodes completed, so a run is
   reproducible from its seed. Ties of the sampled model's plan are broken uniformly at random
   (`rl.optimistic`, "Ties"), with words independent of the sample's.
@@ -34,9 +35,15 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from experiments.batched_cond import cond_lanes
-from experiments.config import check_float, check_int
-from rl.optimistic import MAX_PLAN_NODES, LatentValueOptimistic, Plan, PlanInputs, plan_histories
+from experiments.config import check_choice, check_float, check_int
+from rl.optimistic import (
+    MAX_PLAN_NODES,
+    REPLANS,
+    LatentValueOptimistic,
+    Plan,
+    PlanInputs,
+    plan_histories,
+)
 
 
 def sample_model(inputs: PlanInputs, prior) -> PlanInputs:
@@ -58,12 +65,12 @@ class LatentPSRL(LatentValueOptimistic):
     bonus_scale: float = 0.0
     delta: float = 0.1
     max_nodes: int = MAX_PLAN_NODES
-
-    refresher = staticmethod(cond_lanes)  # plan only the seeds that refresh
+    replan: str = "lanes"  # plan only the seeds that refresh (``batch``: every seed, `cond_any`)
 
     def __post_init__(self):
         check_float("prior", self.prior, 0.0, low_open=True)
         check_int("max_nodes", self.max_nodes, 1)
+        check_choice("replan", self.replan, tuple(REPLANS))
         object.__setattr__(self, "bonus", "none")
 
     def plan_inputs(self, state, H: int) -> PlanInputs:

@@ -48,9 +48,12 @@ total the same rollout also returns: E1 checks that the two agree in expectation
   claim of the paper); (b) a U shape (best scale interior, both ends worse: the optimism
   heuristic of under- against over-exploration, not a claim of the paper).
 * E2 (`horizon`): regret at fixed K against the horizon H (the horizon-free claim). The M = 2
-  likelihood-ratio lattice (S = 3, A = 2, ρ = 3, ``instance_seed=2``), H = 2..5: the learners'
-  dense history planner has S (A M S)^(h−1) nodes at step h, so H = 8..64 (which `rl.planning`'s
-  belief-merged DP evaluates, but no learner plans with) is out of reach. Regret at K against H,
+  likelihood-ratio lattice (S = 3, A = 2, ρ = 3, ``instance_seed=2``), H = 2..6 (quick 2..5;
+  H = 6 needs 814 359 dense history nodes, so the learners get ``max_nodes`` = the plan's node
+  count above the default 524 288): the learners' dense history planner has S (A M S)^(h−1)
+  nodes at step h, so H = 7 (9.8·10⁶ nodes, 7.7 GB for a 10-seed batched plan, ≥ 21 CPU-min per
+  learner) and H = 8..64 (which `rl.planning`'s belief-merged DP evaluates, but no learner plans
+  with) are out of reach. Regret at K against H,
   tuned learners. Checks: the value-optimistic learner's log-log slope in H is ≤ 0.15
   (horizon-free up to the log H of ι: d log √ι / d log H ≈ 1/(2 ln(2MSAHK/δ)) < 0.1 here); the
   L-UCRL-style learner's slope exceeds the value-optimistic one's (its rescaled bound grows like
@@ -87,7 +90,9 @@ K = 4·10⁴, 10 seeds. Quick: K = 2000, 6 seeds (E1s–E4: 4 seeds), fewer agen
 Compilation dominates: about 20 distinct programs (one per learner and instance shape), 10–40 s
 each on 2 cores (up to 2 minutes when the machine is shared); the quick run took 3.1 min of
 process CPU (12 min wall at load 12), the full run 8.8 min of process CPU (39 min wall at load
-15), both before E1s; E1s alone at full size: 1.9 min of process CPU (4.5 min wall at load 6–8).
+15), both before E1s and before H = 6 joined E2; E1s alone at full size: 1.9 min of process CPU
+(4.5 min wall at load 6–8); E2 alone at full size (H = 2..6, the learners' ``replan: lanes``):
+311 CPU-s (22 min wall at load 4–16).
 """
 
 from __future__ import annotations
@@ -139,7 +144,7 @@ def sizes(r: Reproduction) -> dict:
         "K": 10_000,
         "K3": 40_000,
         "seeds": 10,
-        "horizons": [2, 3, 4, 5],
+        "horizons": [2, 3, 4, 5, 6],
         "epsilons": [0.0, 0.02, 0.05, 0.1, 0.2, 0.4],
         "scaling": {"M": [1, 2, 3, 4], "Gamma": [1, 2, 3], "S": [2, 3, 4, 6], "A": [2, 3]},
         "brute": 6,
@@ -150,14 +155,17 @@ def sizes(r: Reproduction) -> dict:
 
 
 # --------------------------------------------------------------------------- agents
-def make_agent(name: str):
+def make_agent(name: str, max_nodes: int | None = None):
     """A learner by the reproduction's name: ``config[@bonus_scale]`` (e.g.
-    ``latent_value_optimistic@0.02``); without a scale the theory constants."""
+    ``latent_value_optimistic@0.02``); without a scale the theory constants. ``max_nodes``: the
+    history planner's node budget (default `rl.optimistic.MAX_PLAN_NODES`; E2 at H = 6)."""
     from rl.optimistic import LatentValueOptimistic, UCBVIAgnostic
     from rl.posterior import LatentPSRL
 
     base, _, scale = name.partition("@")
     kw = {"bonus_scale": float(scale)} if scale else {}
+    if max_nodes is not None:
+        kw["max_nodes"] = max_nodes
     if base == "latent_value_optimistic":
         return LatentValueOptimistic(**kw)
     if base == "latent_lucrl":
@@ -237,9 +245,12 @@ def cached(r: Reproduction, name: str, compute) -> dict[str, np.ndarray]:
     return out
 
 
-def run_agent(r: Reproduction, name: str, env, agent: str, K: int, seeds: int) -> dict:
+def run_agent(
+    r: Reproduction, name: str, env, agent: str, K: int, seeds: int, max_nodes: int | None = None
+) -> dict:
     """`pseudo_regret` of `agent` on `env`, cached under a name that fingerprints the instance's
-    arrays, K and the seeds (a changed instance or size never reuses a stale run)."""
+    arrays, K and the seeds (a changed instance or size never reuses a stale run); ``max_nodes``
+    (the planner's node budget, `make_agent`) does not change a run, so it is not part of it."""
     import hashlib
 
     h = hashlib.sha1(repr((agent, K, seeds, env.episode_length)).encode())
@@ -250,7 +261,7 @@ def run_agent(r: Reproduction, name: str, env, agent: str, K: int, seeds: int) -
     return cached(
         r,
         f"{name}_{agent}_{h.hexdigest()[:10]}",
-        lambda: pseudo_regret(env, make_agent(agent), K, seeds, seed=0),
+        lambda: pseudo_regret(env, make_agent(agent, max_nodes), K, seeds, seed=0),
     )
 
 
@@ -610,6 +621,7 @@ E2_ENV = {"num_states": 3, "num_actions": 2, "rho": 3.0, "instance_seed": 2}
 
 def horizon(r: Reproduction) -> None:
     from rl.latent_mdp import LatentMDP
+    from rl.optimistic import MAX_PLAN_NODES, plan_nodes
 
     s = sizes(r)
     K, seeds = s["K"], s["seeds"]
@@ -617,8 +629,10 @@ def horizon(r: Reproduction) -> None:
     rows, totals = [], {a: [] for a in agents}
     for H in s["horizons"]:
         env = LatentMDP(instance="lattice", **E2_ENV, episode_length=H)
+        # H = 6: 814 359 dense history nodes, above the default budget (524 288)
+        budget = max(MAX_PLAN_NODES, plan_nodes(*env.model.sizes))
         for a in agents:
-            out = run_agent(r, f"E2_H{H}", env, a, K, seeds)
+            out = run_agent(r, f"E2_H{H}", env, a, K, seeds, max_nodes=budget)
             tot = out["curve"].sum(1)
             totals[a].append(tot)
             rows.append(
