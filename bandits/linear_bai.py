@@ -35,7 +35,8 @@ would run every method for every lane, as `jax.random.binomial` does):
   `bandits.streaming.sampling.log_pmf`): `CANDIDATES` = 6 pre-drawn candidate pairs tested at
   once, the first accepted one taken (acceptance >= 0.74 per candidate, 0.885 at large n q);
   where all six fail (probability <= 3e-4, 2e-6 at large n q) BTRS continues on fresh
-  candidates from the step's key (`bandits.streaming.sampling.binomial`), for those lanes only
+  candidates from the step's key (the draws and tests of `bandits.streaming.sampling.binomial`,
+  written as one loop with one acceptance test: `_btrs_fallback`), for those lanes only
   (`cond_lanes`). Candidates are i.i.d. and the first accepted one is returned: exact whatever
   the count.
 
@@ -95,6 +96,7 @@ import numpy as np
 
 from bandits.envs import Pull
 from bandits.streaming import sampling
+from experiments import threefry as bits
 from experiments.batched_cond import cond_any, cond_lanes
 from experiments.config import ConfigError, check_choice, check_float, check_int
 from experiments.dyadic import MAX_GRID_K, grid_exponent
@@ -236,12 +238,15 @@ class LinearBAI(EnvBase):
         chunk, for the handful of steps (one per phase) that use them. 3 candidate pairs
         instead of 6: all rejected with probability <= 0.26^3 = 0.018 (0.0015 at large n q),
         and those few sums continue on fresh candidates (`binomial`; exact whatever the
-        number of candidates). The slots are drawn in two blocks, each from its own key
-        ``fold_in(key, block)``: the first max(`SLOT_BLOCK`, ⌈slots/4⌉) always, the others only
-        in steps where some lane of the vmapped batch uses one of them
-        (`experiments.batched_cond.cond_any`): a phase that pulls fewer arms than `slots`
-        (DP-BAI's later phases, the unused budget's one arm) draws fewer sums. (More blocks
-        save a few more draws but each adds a copy of the sampler to compile.)"""
+        number of candidates). The slots' uniforms and keys are drawn in two blocks, each from its
+        own key ``fold_in(key, block)`` (`_block_draws`): the first max(`SLOT_BLOCK`, ⌈slots/4⌉)
+        always, the others only in steps where some lane of the vmapped batch uses one of them
+        (`experiments.batched_cond.cond_any`; zeros otherwise), so a phase that pulls fewer arms
+        than `slots` (DP-BAI's later phases, the unused budget's one arm) draws fewer numbers.
+        The sums are then drawn by one vmapped `binomial` over all slots: one copy of the
+        sampler to compile (a sampler per block cost ~6 CPU s of compile each); an unused slot
+        has count 0, a Bernoulli-branch zero that adds no branch work. Same draws, same sums
+        as a sampler per block (bit for bit, checked 2026-12-04)."""
         k = self.num_arms
         mu = params.means
         if slots < k:
@@ -251,19 +256,25 @@ class LinearBAI(EnvBase):
         else:
             idx, valid, c, m = jnp.arange(k), jnp.ones((k,), bool), counts, mu
         s = idx.shape[0]
-        draws = []
+        us, keys = [], []
         first = min(s, max(SLOT_BLOCK, -(-s // 4)))
         for b, (lo, hi) in enumerate(((0, first), (first, s))):
             if lo == hi:
                 continue
             key = jax.random.fold_in(rng["key"], b)
-            inputs = (key, c[lo:hi], m[lo:hi])
+            static = (hi - lo, jnp.dtype(mu.dtype).name)
             if lo == 0:  # Σ counts >= 1: the first slot is always in use
-                draws.append(_slot_sums(inputs))
-            else:  # run only in steps where some lane of the batch uses a slot of the block
-                zero = jnp.zeros((hi - lo,), mu.dtype)
-                draws.append(cond_any(_slot_sums)(jnp.any(valid[lo:hi]), inputs, zero))
-        return jnp.zeros_like(mu).at[idx].add(jnp.where(valid, jnp.concatenate(draws), 0.0))
+                u, fb = _block_draws(key, *static)
+            else:  # drawn only in steps where some lane of the batch uses a slot of the block
+                shapes = jax.eval_shape(lambda k, st=static: _block_draws(k, *st), key)
+                zero = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+                u, fb = cond_any(_block_draws, *static)(jnp.any(valid[lo:hi]), key, zero)
+            us.append(u)
+            keys.append(fb)
+        # one sampler over all slots (one copy to compile); an unused slot has count 0 (a
+        # Bernoulli-branch zero), so it adds no branch work
+        sums = jax.vmap(binomial)(jnp.concatenate(us), jnp.concatenate(keys), c, m)
+        return jnp.zeros_like(mu).at[idx].add(jnp.where(valid, sums, 0.0))
 
     def step(self, rng: Mapping[str, jax.Array], state, action, params):
         if isinstance(action, PullAll):
@@ -288,12 +299,13 @@ class LinearBAI(EnvBase):
         }
 
 
-def _slot_sums(inputs) -> jax.Array:
-    """Binomial(c_j, m_j) sums of a block of `PullAll` slots from one key (`LinearBAI._sums`)."""
-    key, c, m = inputs
+def _block_draws(key: jax.Array, size: int, dtype: str) -> tuple[jax.Array, jax.Array]:
+    """The draws of a block of `size` `PullAll` slots from its key (`LinearBAI._sums`): the
+    (size, PHASE_CANDIDATES, 2) BTRS candidate uniforms (also the Bernoulli / inversion uniform,
+    ``u[:, 0, 0]``) and one fallback key per slot."""
     k_u, k_b = jax.random.split(key)
-    u = jax.random.uniform(k_u, (c.shape[0], PHASE_CANDIDATES, 2), m.dtype)
-    return jax.vmap(binomial)(u, jax.random.split(k_b, c.shape[0]), c, m)
+    u = jax.random.uniform(k_u, (size, PHASE_CANDIDATES, 2), jnp.dtype(dtype))
+    return u, jax.random.split(k_b, size)
 
 
 def binomial(u: jax.Array, key: jax.Array, n: jax.Array, p: jax.Array) -> jax.Array:
@@ -352,11 +364,26 @@ def _btrs_candidates(inputs) -> tuple[jax.Array, jax.Array]:
 
 
 def _btrs_fallback(inputs) -> jax.Array:
-    """All pre-drawn candidates rejected: BTRS continued on fresh candidates from the step's key
-    (`bandits.streaming.sampling.binomial`, itself looping until one is accepted)."""
+    """All pre-drawn candidates rejected: BTRS continued on fresh candidates from the step's key,
+    for a lane with n q >= 10 (q <= 1/2). The draws and tests of
+    ``bandits.streaming.sampling.binomial(uniform(k1, (CANDIDATES, 2)), k2, n, q)`` on such a
+    lane (its `_search`: the pairs from k1, then ``fold_in(k2, i)``, i = 1, 2, ..., until one is
+    accepted; Hörmann 1993, BTRS), written as one loop with one acceptance test in its body: its
+    inversion branch (never taken here) and its separate first test are not compiled."""
     key, n, q = inputs
     k1, k2 = jax.random.split(key)
-    return sampling.binomial(jax.random.uniform(k1, (CANDIDATES, 2), q.dtype), k2, n, q)
+    first = jax.random.uniform(k1, (CANDIDATES, 2), q.dtype)
+    kd = bits.key_data(k2)
+    hat = sampling._hat(n, q)
+
+    def body(c):
+        i, _, _ = c
+        u = jnp.where(i == 0, first, bits.uniform(bits.fold_in(kd, i), first.shape, q.dtype))
+        ks, ok = sampling._accept(hat, u[:, 0], u[:, 1])
+        return i + 1, ks[jnp.argmax(ok)], ok.any()
+
+    init = (jnp.zeros((), jnp.uint32), jnp.zeros((), q.dtype), jnp.zeros((), bool))
+    return jax.lax.while_loop(lambda c: ~c[2], body, init)[1]
 
 
 def _counts_n(action: PullAll, num_arms: int, dtype):

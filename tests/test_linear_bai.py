@@ -263,7 +263,8 @@ def test_table_phase_pull_reads_the_entries_of_the_sequential_schedule():
 
 def test_phase_pull_illegal_counts():
     """A negative count, Σ counts < 1 or more nonzero counts than `slots` is illegal (both
-    envs); a wrong shape is refused at trace time."""
+    envs); a wrong shape is refused at trace time. The steps run jitted (one compile per `slots`,
+    as under the engine; op by op, the sampler's loops cost ~15 s)."""
     table_env = TableLinearBAI(((1.0, 0.0), (0.0, 1.0), (0.5, 0.5)), (0.5, 0.4))
     p = table_env.table_params(np.ones((3, 10)))
     env = linear_bai("soare")
@@ -272,12 +273,13 @@ def test_phase_pull_illegal_counts():
     for e, params, good in ((table_env, p, jnp.asarray([1, 0, 2])), (env, q, k5.at[1:3].set(3))):
         s = e.init(jax.random.key(0), params)
         rng = {"key": jax.random.key(1)}
-        assert not bool(e.step(rng, s, PullAll(good), params)[2]["illegal"])
-        assert not bool(e.step(rng, s, PullAll(good, 2), params)[2]["illegal"])
+        step = jax.jit(e.step)
+        assert not bool(step(rng, s, PullAll(good), params)[2]["illegal"])
+        assert not bool(step(rng, s, PullAll(good, 2), params)[2]["illegal"])
         for bad in (PullAll(good.at[0].set(-1)), PullAll(jnp.zeros_like(good)), PullAll(good, 1)):
-            assert bool(e.step(rng, s, bad, params)[2]["illegal"])
+            assert bool(step(rng, s, bad, params)[2]["illegal"])
         with pytest.raises(ValueError, match="PullAll: counts must have shape"):
-            e.step(rng, s, PullAll(jnp.ones((7,), jnp.int32)), params)
+            step(rng, s, PullAll(jnp.ones((7,), jnp.int32)), params)
 
 
 @pytest.mark.parametrize("slots", [None, 2])
