@@ -9,6 +9,8 @@ from `metrics.parquet` with numpy/scipy, not read back through the package's own
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -69,6 +71,85 @@ def cli(
         text=True,
         timeout=600,
     )
+
+
+def regretlab(*args: str) -> subprocess.CompletedProcess:
+    """In process: the `regretlab` console script's own function (`experiments.run.cli`, Hydra's
+    run included) on ARGS from the repository root, as the subprocess's (exit status, stdout,
+    stderr). Only for command lines that stop with an error before anything is compiled (speed
+    only: no interpreter start-up; each test list here keeps one case that runs through `cli`).
+
+    The process-wide state the command changes is restored: argv, the SIGINT handler, logging
+    (Hydra's handlers, the levels `main` sets), JAX's x64 and cache settings, Hydra's globals.
+    Hydra's `logging.config.dictConfig` closes every live handler (pytest's own among them): they
+    are hidden from it (logging's private registries) for the call and restored after.
+    """
+    import logging
+    import signal
+
+    import jax
+    from hydra.core.global_hydra import GlobalHydra
+
+    from experiments.run import cli as entry
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    registry, named = logging._handlerList[:], dict(logging._handlers)  # type: ignore[attr-defined]
+    del logging._handlerList[:]  # type: ignore[attr-defined]
+    levels = {n: logging.getLogger(n).level for n in ("jax", "jax._src.xla_bridge", "matplotlib")}
+    flags = ("jax_enable_x64", "jax_compilation_cache_dir")
+    flags += ("jax_persistent_cache_min_compile_time_secs",)
+    config = {k: getattr(jax.config, k) for k in flags}
+    sigint, argv, full_error = signal.getsignal(signal.SIGINT), sys.argv, None
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    try:
+        full_error = os.environ.pop("HYDRA_FULL_ERROR", None)  # as `cli` drops it
+        sys.argv = ["regretlab", *args]
+        with (
+            contextlib.chdir(ROOT),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            entry()
+    except SystemExit as e:
+        code = e.code
+    finally:
+        sys.argv = argv
+        if full_error is not None:
+            os.environ["HYDRA_FULL_ERROR"] = full_error
+        signal.signal(signal.SIGINT, sigint)
+        for ref in logging._handlerList[:]:  # type: ignore[attr-defined]  # Hydra's
+            if (h := ref()) is not None:
+                h.close()
+        logging._handlerList[:] = registry  # type: ignore[attr-defined]
+        logging._handlers.clear()  # type: ignore[attr-defined]
+        logging._handlers.update(named)  # type: ignore[attr-defined]
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, lv in levels.items():
+            logging.getLogger(name).setLevel(lv)
+        for k, v in config.items():
+            jax.config.update(k, v)
+        GlobalHydra.instance().clear()
+    return subprocess.CompletedProcess(["regretlab", *args], code, out.getvalue(), err.getvalue())
+
+
+def tool(module: str, *args: str) -> subprocess.CompletedProcess:
+    """In process: `regretlab-plot` / `regretlab-table` ARGS (`experiments.<module>.main`, the
+    console script's entry), as the subprocess's (exit status, stdout, stderr).
+
+    Speed only (no interpreter start-up); tests here run each tool once through `cli` too.
+    """
+    import importlib
+
+    entry = importlib.import_module(f"experiments.{module}").main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = entry(list(args))
+        except SystemExit as e:  # argparse's own errors
+            code = e.code
+    return subprocess.CompletedProcess([module, *args], code or 0, out.getvalue(), err.getvalue())
 
 
 def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -221,7 +302,7 @@ def test_plot_a_run_directory(run, tmp_path):
 def test_plot_a_multirun_directory(sweep, tmp_path):
     d = tmp_path / "sweep"
     shutil.copytree(sweep, d)
-    proc = ok(cli("plot", str(d)))
+    proc = ok(tool("plot", str(d)))  # in process; through the interpreter above
     assert proc.stdout.strip() == str(d / "regret.png")
     assert (d / "regret.png").read_bytes()[:8] == PNG_MAGIC
 
@@ -236,7 +317,7 @@ def test_table_of_a_run_directory(run):
 
 @pytest.mark.parametrize("fmt", ["markdown", "latex"])
 def test_table_of_a_multirun_directory(sweep, fmt: str):
-    out = ok(cli("tables", str(sweep), "--format", fmt)).stdout
+    out = ok(tool("tables", str(sweep), "--format", fmt)).stdout  # in process; see the above
     table = parse_table(out, fmt)
     finals = [summary(sweep / j)["agents"]["ucb1"]["final"]["regret"] for j in ("0", "1")]
     column = "regret (95% CI)" if fmt == "markdown" else "regret (95\\% CI)"
@@ -271,8 +352,10 @@ BAD_INPUT = [  # (override, field named first in the one-line error)
 
 @pytest.mark.parametrize(("override", "field"), BAD_INPUT)
 def test_bad_input_exits_with_one_line_and_no_run_directory(override, field, tmp_path):
+    """The first through the interpreter, the others in process (`regretlab`: speed only)."""
     d = tmp_path / "run"
-    proc = cli("run", "agents=[ucb1]", "progress=false", override, f"hydra.run.dir={d}")
+    run = cli if (override, field) == BAD_INPUT[0] else lambda _, *args: regretlab(*args)
+    proc = run("run", "agents=[ucb1]", "progress=false", override, f"hydra.run.dir={d}")
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"regretlab: error: {field}: "), lines
@@ -281,7 +364,7 @@ def test_bad_input_exits_with_one_line_and_no_run_directory(override, field, tmp
 
 def test_unknown_agent_exits_naming_the_config(tmp_path):
     d = tmp_path / "run"
-    proc = cli("run", "agents=[nope]", f"hydra.run.dir={d}")
+    proc = regretlab("agents=[nope]", f"hydra.run.dir={d}")  # in process
     assert proc.returncode == 2
     assert proc.stderr.startswith("regretlab: error: agents: no config 'nope' (one of: ")
     assert not d.exists(), files_under(d)  # no run directory, not even an empty one

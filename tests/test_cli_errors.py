@@ -4,8 +4,10 @@ and the env's final metrics abstractly (`experiments.run.check_fit`), not when c
 
 from __future__ import annotations
 
+import sys
+
 import pytest
-from test_cli import cli, files_under, summary
+from test_cli import cli, files_under, regretlab
 
 MISFITS = [  # (overrides, start of the one-line error)
     (["env=streaming", "agents=[ucb1]"], "agents.ucb1: does not fit env StreamingBandit ("),
@@ -25,8 +27,10 @@ MISFITS = [  # (overrides, start of the one-line error)
 
 @pytest.mark.parametrize(("overrides", "message"), MISFITS, ids=[" ".join(m[0]) for m in MISFITS])
 def test_misfit_exits_with_one_line_before_compiling(overrides, message, tmp_path):
+    """The first through the interpreter, the others in process (`test_cli.regretlab`)."""
     d = tmp_path / "run"
-    proc = cli("run", *overrides, "horizon=1000", "seeds=2", "progress=false", f"hydra.run.dir={d}")
+    run = cli if (overrides, message) == MISFITS[0] else lambda _, *args: regretlab(*args)
+    proc = run("run", *overrides, "horizon=1000", "seeds=2", "progress=false", f"hydra.run.dir={d}")
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"regretlab: error: {message}"), lines
@@ -52,11 +56,13 @@ HYDRA_MISTAKES = [  # (override, the one-line error)
     ("override", "message"), HYDRA_MISTAKES, ids=[m[0] for m in HYDRA_MISTAKES]
 )
 def test_hydra_mistake_exits_with_one_line(override, message, tmp_path):
+    """The first through the interpreter, the others in process (`test_cli.regretlab`)."""
     d = tmp_path / "run"
     args = ["agents=[ucb1]", "progress=false"]
     if not override.startswith("hydra.run.dir"):
         args.append(f"hydra.run.dir={d}")
-    proc = cli("run", *args, override)
+    run = cli if override == HYDRA_MISTAKES[0][0] else lambda _, *args: regretlab(*args)
+    proc = run("run", *args, override)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"regretlab: error: {message}"), lines
@@ -64,7 +70,7 @@ def test_hydra_mistake_exits_with_one_line(override, message, tmp_path):
 
 
 def test_unknown_agent_lists_the_agents_that_exist(tmp_path):
-    proc = cli("run", "agents=[nope]", f"hydra.run.dir={tmp_path / 'run'}")
+    proc = regretlab("agents=[nope]", f"hydra.run.dir={tmp_path / 'run'}")  # in process
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert (
@@ -72,20 +78,31 @@ def test_unknown_agent_lists_the_agents_that_exist(tmp_path):
     )
 
 
-def test_exact_integer_in_scientific_notation_is_an_integer(tmp_path):
-    d = tmp_path / "run"
-    proc = cli(
-        "run", "agents=[ucb1]", "horizon=3e2", "seeds=4", "progress=false", f"hydra.run.dir={d}"
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert summary(d)["horizon"] == 300
+def test_exact_integer_in_scientific_notation_is_an_integer(monkeypatch):
+    """In process: the console script's check hands Hydra `horizon=300`, and the experiment
+    `main` prepares from it runs 300 rounds (the run itself: tests/test_cli.py)."""
+    from hydra import compose, initialize_config_dir
+
+    from experiments.preflight import run_checked
+    from experiments.run import _conf_dir, prepare
+
+    monkeypatch.setattr(sys, "argv", sys.argv)  # run_checked rewrites it; restored after
+    handed: list[list[str]] = []
+    argv = ["regretlab", "agents=[ucb1]", "horizon=3e2", "seeds=4", "compile_cache=null"]
+    run_checked(lambda: handed.append(sys.argv[1:]), _conf_dir(), prepare, argv)
+    (args,) = handed
+    assert "horizon=300" in args
+    with initialize_config_dir(config_dir=_conf_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=args)
+    exp = prepare(cfg, args)
+    assert exp.horizon == 300 and type(exp.horizon) is int and exp.seeds == 4
 
 
 def test_multirun_with_bad_jobs_refuses_before_any_job_runs(tmp_path):
     """Every job is validated up front; all bad ones are listed (one line each), none runs."""
     d = tmp_path / "sweep"
-    proc = cli("run", "-m", "env.K=5,1,10", "agents=[ucb1]", "agents.ucb1.c=1,-2", "horizon=300",
-               "seeds=2", "progress=false", f"hydra.sweep.dir={d}")  # fmt: skip
+    proc = regretlab("-m", "env.K=5,1,10", "agents=[ucb1]", "agents.ucb1.c=1,-2", "horizon=300",
+                     "seeds=2", "progress=false", f"hydra.sweep.dir={d}")  # fmt: skip  # in process
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert [ln.split(":")[2].strip() for ln in lines] == ["job 1 (env.K=5 agents.ucb1.c=-2)",
@@ -105,9 +122,11 @@ def test_multirun_with_bad_jobs_refuses_before_any_job_runs(tmp_path):
 )
 def test_non_finite_values_are_errors_not_numbers(sigma, message, tmp_path):
     """A parameter that overflows its dtype, or a final metric that is NaN or infinite, fails
-    with one line (naming the parameter, or the agent, metric and seed); no run directory."""
+    with one line (naming the parameter, or the agent, metric and seed); no run directory.
+    The one refused before compiling runs in process (`test_cli.regretlab`)."""
     d = tmp_path / "run"
-    proc = cli("run", "agents=[ucb1]", "env=gaussian", f"env.sigma={sigma}", "horizon=300",
+    run = (lambda _, *args: regretlab(*args)) if sigma == "1e300" else cli
+    proc = run("run", "agents=[ucb1]", "env=gaussian", f"env.sigma={sigma}", "horizon=300",
                "seeds=2", "progress=false", f"hydra.run.dir={d}")  # fmt: skip
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from fixed_budget import FixedBudgetBAI, RoundRobin, UniformAllocation, round_robin_error
 from scipy import stats
-from test_cli import EXAMPLES, ROOT, ok
+from test_cli import EXAMPLES, ROOT, ok, tool
 from test_cli import cli as run_cli
 
 from experiments import reproduce as rp
@@ -161,8 +161,9 @@ def test_multirun_writes_final_only_runs_with_exact_intervals(sweep):
 
 
 def test_table_and_plot_of_the_sweep(sweep, tmp_path):
-    d, cache, _ = sweep
-    out = ok(cli("tables", str(d), "--reference", "round_robin", cache=cache)).stdout
+    """In process (`test_cli.tool`: the tools' own `main`; test_cli runs them as subprocesses)."""
+    d = sweep[0]
+    out = ok(tool("tables", str(d), "--reference", "round_robin")).stdout
     t = table(out)
     assert list(t) == [f"{a} (horizon={h})" for h in (10, 40, 160) for a in ("round_robin",
                        "uniform_allocation")]  # fmt: skip
@@ -173,20 +174,20 @@ def test_table_and_plot_of_the_sweep(sweep, tmp_path):
     assert t["round_robin (horizon=40)"]["error / round_robin (95% CI)"] == "1 [1, 1]"
     assert "simple_regret median" in next(iter(t.values()))
 
-    png = ok(cli("plot", str(d), "--x", "horizon", "-o", str(tmp_path / "e.png"), cache=cache))
+    png = ok(tool("plot", str(d), "--x", "horizon", "-o", str(tmp_path / "e.png")))
     assert png.stdout.strip() == str(tmp_path / "e.png")
     assert (tmp_path / "e.png").read_bytes()[:8] == PNG
-    default = ok(cli("plot", str(d), "--x", "horizon", "--metric", "simple_regret", cache=cache))
+    default = ok(tool("plot", str(d), "--x", "horizon", "--metric", "simple_regret"))
     assert Path(default.stdout.strip()) == d / "simple_regret_vs_horizon.png"
     for args, says in (
         (["--x", "agents"], "--x: agents must be a number"),
         (["--x", "env.budget"], "has no config field 'env.budget'"),
         (["--metric", "nope"], "--metric 'nope' is not a metric of"),
     ):
-        proc = cli("plot", str(d), *args, cache=cache)
+        proc = tool("plot", str(d), *args)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
         assert says in proc.stderr, proc.stderr
-    bad = cli("tables", str(d), "--reference", "nope", cache=cache)
+    bad = tool("tables", str(d), "--reference", "nope")
     assert bad.returncode == 2 and "--reference:" in bad.stderr
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from episodic_context import TwoStateContext
-from test_cli import EXAMPLES, PNG_MAGIC, cli, ok, summary
+from test_cli import EXAMPLES, PNG_MAGIC, cli, ok, summary, tool
 from test_shapes import numpy_cache, numpy_episodes
 from trace_cache import TraceCache
 
@@ -43,9 +43,9 @@ def test_trace_env_through_the_cli(tmp_path):
     got = df[(df.agent == "cache_belady") & (df.seed == 0)].sort_values("t")
     np.testing.assert_array_equal(got["faults"].to_numpy(), want[got["t"].to_numpy() - 1])
     assert s["agents"]["cache_belady"]["final"]["faults"]["mean"] == want[-1]
-    table = ok(cli("tables", str(d))).stdout
+    table = ok(tool("tables", str(d))).stdout  # in process (tests/test_cli.py: subprocess)
     assert "cache_belady" in table and "faults" in table
-    ok(cli("plot", str(d), "-o", str(tmp_path / "faults.png")))
+    ok(tool("plot", str(d), "-o", str(tmp_path / "faults.png")))
     assert (tmp_path / "faults.png").read_bytes()[:8] == PNG_MAGIC
 
 
@@ -77,4 +77,4 @@ def test_episodic_env_through_the_cli(tmp_path):
         # float32 sums of at most 50 terms of size <= 4: agreement to 1e-4 absolute
         np.testing.assert_allclose(df[df.seed == s]["regret"].to_numpy(), regret, atol=1e-4)
     assert (d / "regret.png").read_bytes()[:8] == PNG_MAGIC
-    assert "context_greedy" in ok(cli("tables", str(d))).stdout
+    assert "context_greedy" in ok(tool("tables", str(d))).stdout

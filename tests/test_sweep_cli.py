@@ -12,7 +12,7 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
-from test_cli import PNG_MAGIC, TINY, cli, files_under, ok, summary
+from test_cli import PNG_MAGIC, TINY, cli, files_under, ok, regretlab, summary, tool
 
 VALUES = ("0.5", "2")
 
@@ -97,7 +97,7 @@ def test_interrupted_in_program_sweep_resumes_only_the_unfinished_job(swept, tmp
 def test_plot_against_the_swept_field(swept, tmp_path):
     d, _ = swept
     out = tmp_path / "c.png"
-    ok(cli("plot", str(d), "--x", "agents.ucb1.c", "-o", str(out)))
+    ok(tool("plot", str(d), "--x", "agents.ucb1.c", "-o", str(out)))  # in process
     assert out.read_bytes()[:8] == PNG_MAGIC
 
 
@@ -115,8 +115,10 @@ BAD_SWEEPS = [  # (override, start of the one-line error)
 
 @pytest.mark.parametrize(("override", "message"), BAD_SWEEPS)
 def test_bad_sweep_exits_with_one_line_and_no_run_directory(override, message, tmp_path):
+    """The first through the interpreter, the others in process (`test_cli.regretlab`)."""
     d = tmp_path / "run"
-    proc = cli("run", "agents=[ucb1]", "progress=false", override, f"hydra.run.dir={d}")
+    run = cli if (override, message) == BAD_SWEEPS[0] else lambda _, *args: regretlab(*args)
+    proc = run("run", "agents=[ucb1]", "progress=false", override, f"hydra.run.dir={d}")
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"regretlab: error: {message}"), lines
