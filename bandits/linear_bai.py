@@ -340,26 +340,9 @@ def _inversion(inputs, terms: int) -> jax.Array:
 
 def _btrs_candidates(inputs) -> tuple[jax.Array, jax.Array]:
     """(first accepted candidate, whether any was accepted) of BTRS from the pre-drawn pairs
-    (Hörmann 1993, steps 0-3.4: the squeeze u_s >= 0.07 and v <= v_r, else 0 <= k <= n and
-    log(v α / (a/u_s^2 + b)) <= log f(k) - log f(m), m = floor((n + 1) q) the mode; log f in
-    Loader's form, `bandits.streaming.sampling.log_pmf`)."""
+    (Hörmann 1993, steps 0-3.4: `bandits.streaming.sampling.btrs_hat` and `btrs_accept`)."""
     u, n, q = inputs
-    spq = jnp.sqrt(n * q * (1.0 - q))
-    b = 1.15 + 2.53 * spq
-    a = -0.0873 + 0.0248 * b + 0.01 * q
-    c = n * q + 0.5
-    v_r = 0.92 - 4.2 / b
-    alpha = (2.83 + 5.1 / b) * spq
-    mode = jnp.floor((n + 1.0) * q)
-    uu = u[:, 0] - 0.5
-    v = u[:, 1]
-    us = jnp.maximum(0.5 - jnp.abs(uu), jnp.finfo(q.dtype).tiny)
-    k = jnp.floor((2.0 * a / us + b) * uu + c)
-    squeeze = (us >= 0.07) & (v <= v_r)
-    inside = (k >= 0) & (k <= n)
-    k = jnp.clip(k, 0.0, n)
-    lp = sampling.log_pmf(jnp.concatenate([mode[None], k]), n, q)
-    ok = squeeze | (inside & (jnp.log(v * alpha / (a / (us * us) + b)) <= lp[1:] - lp[0]))
+    k, ok = sampling.btrs_accept(sampling.btrs_hat(n, q), u[:, 0], u[:, 1])
     return k[jnp.argmax(ok)], ok.any()
 
 
@@ -374,12 +357,12 @@ def _btrs_fallback(inputs) -> jax.Array:
     k1, k2 = jax.random.split(key)
     first = jax.random.uniform(k1, (CANDIDATES, 2), q.dtype)
     kd = bits.key_data(k2)
-    hat = sampling._hat(n, q)
+    hat = sampling.btrs_hat(n, q)
 
     def body(c):
         i, _, _ = c
         u = jnp.where(i == 0, first, bits.uniform(bits.fold_in(kd, i), first.shape, q.dtype))
-        ks, ok = sampling._accept(hat, u[:, 0], u[:, 1])
+        ks, ok = sampling.btrs_accept(hat, u[:, 0], u[:, 1])
         return i + 1, ks[jnp.argmax(ok)], ok.any()
 
     init = (jnp.zeros((), jnp.uint32), jnp.zeros((), q.dtype), jnp.zeros((), bool))

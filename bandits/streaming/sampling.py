@@ -115,7 +115,7 @@ def log_pmf(k: Array, n: Array, q: Array) -> Array:
 
 
 # --------------------------------------------------------------------------- BTRS
-class _Hat(NamedTuple):
+class BTRSHat(NamedTuple):
     """BTRS constants for one (n, q), Hörmann's step 0 (m: the mode)."""
 
     n: Array
@@ -128,10 +128,11 @@ class _Hat(NamedTuple):
     mode: Array
 
 
-def _hat(n: Array, q: Array) -> _Hat:
+def btrs_hat(n: Array, q: Array) -> BTRSHat:
+    """The BTRS constants of Binomial(n, q), q <= 1/2 (Hörmann 1993, step 0)."""
     spq = jnp.sqrt(n * q * (1.0 - q))
     b = 1.15 + 2.53 * spq
-    return _Hat(
+    return BTRSHat(
         n,
         q,
         -0.0873 + 0.0248 * b + 0.01 * q,
@@ -143,7 +144,7 @@ def _hat(n: Array, q: Array) -> _Hat:
     )
 
 
-def _accept(h: _Hat, u: Array, v: Array) -> tuple[Array, Array]:
+def btrs_accept(h: BTRSHat, u: Array, v: Array) -> tuple[Array, Array]:
     """Candidates k from the pairs (u, v) (shape (m,)) and their acceptance, Hörmann's steps 1-3.4:
     the squeeze (u_s >= 0.07 and v <= v_r), else 0 <= k <= n and
     log(v alpha / (a/u_s^2 + b)) <= log f(k) - log f(m). log f is evaluated once, on the mode
@@ -170,8 +171,8 @@ def _search(u: Array, key: Array, n: Array, q: Array, use_btrs: Array, use_inv: 
     (f(k+1) = f(k) (n-k)/(k+1) q/(1-q)). Under `vmap` the loop body runs only in steps where some
     seed needs it (a loop body in every step would cost more than the whole vectorised test).
     """
-    h = _hat(jnp.where(use_btrs, n, 1e4), jnp.where(use_btrs, q, 0.5))
-    ks, oks = _accept(h, u[:, 0], u[:, 1])
+    h = btrs_hat(jnp.where(use_btrs, n, 1e4), jnp.where(use_btrs, q, 0.5))
+    ks, oks = btrs_accept(h, u[:, 0], u[:, 1])
     u0 = u[0, 0]
     ni = jnp.where(use_inv, n, 0.0)
     r = q / (1.0 - q)
@@ -181,7 +182,7 @@ def _search(u: Array, key: Array, n: Array, q: Array, use_btrs: Array, use_inv: 
     def body(c):
         i, k, pmf, cdf, done = c
         uv = bits.uniform(bits.fold_in(kd, i), u.shape, u.dtype)
-        kb, ok = _accept(h, uv[:, 0], uv[:, 1])
+        kb, ok = btrs_accept(h, uv[:, 0], uv[:, 1])
         pmf_next = pmf * (ni - k) / (k + 1.0) * r
         k_inv, cdf_next = k + 1.0, cdf + pmf_next
         k_new = jnp.where(use_btrs, kb[jnp.argmax(ok)], k_inv)
