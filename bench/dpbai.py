@@ -47,7 +47,7 @@ def numpy_dpbai(features, means, T, R, epsilon, rng) -> np.ndarray:
     """Recommended arms of R independent DP-BAI runs (module docstring)."""
     from privacy.dpbai import coefficients, make_plan
 
-    pl = make_plan(features, T)
+    pl = make_plan(features)
     K = features.shape[0]
     B = np.asarray(pl.first_basis)
     alpha = coefficients(features, B)  # (K, |B|)

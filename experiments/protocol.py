@@ -209,6 +209,15 @@ class Agent(Protocol):
         completes, in more chunks. None: unknown."""
         ...
 
+    # Optional, for multi-round agents whose programs can be shared across horizons:
+    #   horizon_inputs(spec) -> PyTree
+    # called on the host with the concrete spec: checks T (one ConfigError line) and returns the
+    # arrays its plan takes from T that device arithmetic cannot reproduce exactly (() if none).
+    # The engine then calls ``init(key, spec, inputs)`` with ``spec.horizon`` a traced integer
+    # and those arrays traced, so one compiled program serves every T; the agent promises that
+    # its draws, state shapes and `max_steps` do not depend on T (experiments.simulate's module
+    # docstring, "Horizon as an input"). ``init(key, spec)`` with a concrete spec still works.
+
 
 def step_key(key: Array, t: Array, *tags: int) -> Array:
     """The one documented way for a component to get keys beyond its declared draws.

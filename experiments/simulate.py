@@ -30,6 +30,17 @@ falls inside a multi-round step is linearly interpolated within that step (exact
 which grows linearly within a batch of pulls of one arm). Seeds that reached the horizon idle;
 a step in which every seed idles is skipped (a real branch: no env or agent work).
 
+Horizon as an input. A multi-round agent with ``horizon_inputs(spec)`` takes the horizon T as an
+input of its programs, so runs that differ only in T (a sweep over T, or over ε at several T)
+share one compiled program (in this process and in JAX's persistent cache). On the host, from
+the concrete spec, ``horizon_inputs`` checks T (a ConfigError line before anything is traced)
+and returns the arrays its plan takes from T that device arithmetic cannot reproduce exactly
+(float64 host arithmetic without x64; ``()``: none). In the program the agent's ``init`` gets
+``(key, spec, inputs)``, with ``spec.horizon`` a traced integer scalar (int32, int64 under x64)
+and those arrays traced; the engine's horizon (when a lane idles) is traced too. Such an agent
+promises that its draws, state shapes and `max_steps` do not depend on T (its probe is shared
+across T). Called as ``init(key, spec)`` (a concrete spec) it computes the same itself.
+
 Per-step cost. A one-round chunk runs its steps in loops that hold nothing but the step and
 records its grid points between them (`_segments`); the env's init program is compiled once per
 run and shared by its agents (`_shared_env_init`). Measurements: bench/engine_floor_results.md.
@@ -140,6 +151,7 @@ class _Program:
     params_as_argument: bool = True
     program_seconds: dict[str, float] = field(default_factory=dict)  # per program, when compiled
     seed_sharding: Any = None  # the seed axis split over the local devices (`seed_sharding`)
+    traced_horizon: bool = False  # init and chunk take the horizon as an argument (module doc)
 
     def reused(self, parts: list, compile_seconds: float = 0.0, cached: bool = True) -> _Program:
         """This program with the numbers of `parts` (one per config, all of this static key)."""
@@ -170,7 +182,8 @@ class _Parts(NamedTuple):
 
 
 class _Layout(NamedTuple):
-    """The sizes a simulation's programs are compiled for (all static)."""
+    """The sizes a simulation's programs are compiled for (all static, but the horizon and the
+    grid's slots where `traced_horizon`: then arguments, and out of the program key)."""
 
     horizon_steps: int
     seeds: int
@@ -180,6 +193,8 @@ class _Layout(NamedTuple):
     probe: Probe
     per_seed_inputs: tuple[str, ...]
     configs: int = 1  # configs of a sweep run side by side (a vmapped axis outside the seeds)
+    traced_horizon: bool = False  # a multi-round agent with `horizon_inputs` (module doc)
+    horizon_inputs: Any = ()  # its arrays' shapes (jax.ShapeDtypeStruct), one config's
 
 
 def _build(variants: Sequence[tuple[Env, Any, Agent]], layout: _Layout) -> _Program | None:
@@ -297,13 +312,16 @@ def _program_key(parts: _Parts, params_shape, layout: _Layout) -> tuple:
     """Everything a compiled program depends on besides its arguments: the static keys of env
     and agent, the params' structure and shapes (or the params themselves when constant), the
     sizes, and what the probe fixed statically (the agent's spec, the draws, the inputs)."""
-    *sizes, probe, per_seed, configs = layout
+    *sizes, probe, per_seed, configs, traced, hz_inputs = layout
+    if traced:  # the horizon and the grid (unused by multi-round chunks) are not in the program
+        sizes[0] = sizes[4] = None
     leaves, treedef = jax.tree.flatten(params_shape)
     try:
         constants = () if parts.params is None else freeze(jax.tree.map(np.asarray, parts.params))
-        spec = freeze(probe.spec)
+        spec = freeze(_untimed(probe.spec) if traced else probe.spec)
     except TypeError:  # cannot be keyed: a key that matches nothing else
         return (object(),)
+    hz_leaves, hz_tree = jax.tree.flatten(hz_inputs)
     return (
         parts.env.key,
         parts.agent.key,
@@ -320,7 +338,15 @@ def _program_key(parts: _Parts, params_shape, layout: _Layout) -> tuple:
         seed_devices(layout.seeds),  # the programs are compiled for this seed sharding
         bool(jax.config.jax_enable_x64),
         SCAN_UNROLL,
+        traced,
+        hz_tree,
+        tuple((x.shape, x.dtype) for x in hz_leaves),
     )
+
+
+def _untimed(spec):
+    """`spec` (a NamedTuple) without its horizon (None), for an agent that takes T traced."""
+    return spec._replace(horizon=None)
 
 
 def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
@@ -333,10 +359,11 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
     the same for every seed: a real branch, not a select). Multi-round chunks skip the steps in
     which no lane is active (`_skip_idle`).
     """
-    horizon_steps, n_seeds, chunk, _, slots, probe, per_seed_inputs, configs = layout
+    horizon_steps, n_seeds, chunk, _, slots, probe, per_seed_inputs, configs = layout[:8]
     multi_round = probe.multi_round
     names = probe.tracked
-    limit = horizon_steps if multi_round else None
+    traced = layout.traced_horizon
+    static_limit = horizon_steps if multi_round else None
 
     def env_init_one(h_env, h_params, run_key):
         """The env's part of the initial state: a function of the env's numbers and params
@@ -346,13 +373,18 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
         k_env, _, step_key = init_keys(run_key)
         return env.init(k_env, params), step_key
 
-    def agent_init_one(h, env_state, run_key):
+    def agent_init_one(h, env_state, run_key, hz=None):
         _, agent, _ = parts.bind(h)
         _, k_agent, _ = init_keys(run_key)
-        return carry_of(env_state, agent.init(k_agent, probe.spec), probe)
+        if not traced:
+            return carry_of(env_state, agent.init(k_agent, probe.spec), probe)
+        horizon, inputs = hz
+        spec = probe.spec._replace(horizon=horizon)
+        return carry_of(env_state, agent.init(k_agent, spec, inputs), probe)
 
-    def chunk_one(h, state, step_key, first_block, slot_of_step, n_active, shared, mine):
+    def chunk_one(h, state, step_key, first_block, slot_of_step, n_active, shared, mine, lim=None):
         env, agent, params = parts.bind(h)
+        limit = lim if traced else static_limit
         rng = draw_steps(step_key, first_block, chunk, probe.env_draws, probe.agent_draws)
         xs = (rng, {**shared, **mine})
 
@@ -432,18 +464,25 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
         lambda: jax.jit(env_program, **lanes).lower(*env_args).compile(),
     )
     env_shape, key_shape = placed(jax.eval_shape(env_all, *env_args))
-    agent_all = over_configs(agent_init_one, (None, 0, 0), (0, 0, None))
-    agent_program = per_device(agent_all, (REP, LANE, SEED))
-    t = time.perf_counter()
-    agent_init = jax.jit(agent_program, **lanes).lower(h_shape, env_shape, keys).compile()
-    seconds["init_agent"] = time.perf_counter() - t
-    state_shape = placed(jax.eval_shape(agent_all, h_shape, env_shape, keys))
-
-    def init(h, run_keys):
-        env_state, step_keys = env_init(h[0], h[2], run_keys)
-        return agent_init(h, env_state, run_keys), step_keys
-
     scalar = jax.ShapeDtypeStruct((), jnp.int32)
+    # a traced horizon: (T, the agent's horizon inputs), T shared, the inputs per config
+    horizon_shape = jax.ShapeDtypeStruct((), jnp.result_type(int))
+    hz_shape = (horizon_shape, jax.tree.map(lambda x: _with_lead(x, lead), layout.horizon_inputs))
+    agent_args = (h_shape, env_shape, keys, *((hz_shape,) if traced else ()))
+    n_agent_args = len(agent_args)
+    agent_all = over_configs(
+        agent_init_one, (None, 0, 0, None)[:n_agent_args], (0, 0, None, (None, 0))[:n_agent_args]
+    )
+    agent_program = per_device(agent_all, (REP, LANE, SEED, REP)[:n_agent_args])
+    t = time.perf_counter()
+    agent_init = jax.jit(agent_program, **lanes).lower(*agent_args).compile()
+    seconds["init_agent"] = time.perf_counter() - t
+    state_shape = placed(jax.eval_shape(agent_all, *agent_args))
+
+    def init(h, run_keys, hz=None):
+        env_state, step_keys = env_init(h[0], h[2], run_keys)
+        hz_args = (hz,) if traced else ()
+        return agent_init(h, env_state, run_keys, *hz_args), step_keys
 
     def inputs_shape(per_seed: bool):
         lead_ = (n_seeds, chunk) if per_seed else (chunk,)
@@ -460,26 +499,29 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
         seconds[name] = time.perf_counter() - t
         return out
 
+    n_chunk_args = 9 if traced else 8  # a traced horizon: the limit, last
     chunk_all = over_configs(
-        chunk_one, (None, 0, 0, None, None, None, None, 0), (0, 0, 0, None, None, None, None, None)
+        chunk_one,
+        (None, 0, 0, None, None, None, None, 0, None)[:n_chunk_args],
+        (0, 0, 0, None, None, None, None, None, None)[:n_chunk_args],
     )
-    chunk_program = per_device(chunk_all, (REP, LANE, LANE, REP, REP, REP, REP, SEED))
+    chunk_program = per_device(
+        chunk_all, (REP, LANE, LANE, REP, REP, REP, REP, SEED, REP)[:n_chunk_args]
+    )
+    chunk_args = (
+        h_shape,
+        state_shape,
+        key_shape,
+        scalar,
+        jax.ShapeDtypeStruct((chunk,), jnp.int32),
+        scalar,
+        inputs_shape(False),
+        inputs_shape(True),
+        horizon_shape,
+    )[:n_chunk_args]
     chunk_fn = timed(
         "chunk",
-        lambda: (
-            jax.jit(chunk_program, donate_argnums=1, **lanes)
-            .lower(
-                h_shape,
-                state_shape,
-                key_shape,
-                scalar,
-                jax.ShapeDtypeStruct((chunk,), jnp.int32),
-                scalar,
-                inputs_shape(False),
-                inputs_shape(True),
-            )
-            .compile()
-        ),
+        lambda: jax.jit(chunk_program, donate_argnums=1, **lanes).lower(*chunk_args).compile(),
     )
     final_all = over_configs(final_one, (None, 0), (0, 0))
     final_program = per_device(final_all, (REP, LANE))
@@ -488,6 +530,7 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
     )
     compile_seconds = time.perf_counter() - t0
     prog = _Program(init, chunk_fn, final_fn, multi_round, names, compile_seconds)
+    prog.traced_horizon = traced
     prog.program_seconds = {k: round(v, 3) for k, v in seconds.items()}
     prog.seed_sharding = sharding
     return prog
@@ -606,8 +649,11 @@ def cached_probe(env: Env, params, agent: Agent, horizon: int, inputs=None) -> P
     run (another seed, the timed call of a benchmark) cost more than the run itself (DP-BAI,
     bench/dpbai.py: ~0.3-2.5 s). The key holds every value the probe may depend on (both
     objects' static keys and numbers, the params' values, the horizon), so a hit returns what
-    the probe would compute; objects that cannot be keyed are probed every time."""
+    the probe would compute; objects that cannot be keyed are probed every time. An agent with
+    ``horizon_inputs`` (module doc) promises draws and shapes that do not depend on T: its
+    probe is shared by every horizon, with this horizon's spec."""
     inputs = dict(inputs or {})
+    any_t = _takes_horizon(agent)
     try:
         e, a = lift(env), lift(agent)
         key = (
@@ -616,7 +662,7 @@ def cached_probe(env: Env, params, agent: Agent, horizon: int, inputs=None) -> P
             a.key,
             a.numbers,
             freeze(jax.tree.map(np.asarray, params)),
-            int(horizon),
+            None if any_t else int(horizon),
             tuple(sorted((k, v.shape, str(v.dtype)) for k, v in inputs.items())),
             bool(jax.config.jax_enable_x64),
         )
@@ -635,7 +681,34 @@ def cached_probe(env: Env, params, agent: Agent, horizon: int, inputs=None) -> P
             _PROBES[key] = hit
             while len(_PROBES) > PROGRAM_CACHE_SIZE:
                 _PROBES.popitem(last=False)
-    return Probe(*(dict(x) if isinstance(x, dict) else x for x in hit))
+    out = Probe(*(dict(x) if isinstance(x, dict) else x for x in hit))
+    return out._replace(spec=env.spec(params, horizon)) if any_t else out
+
+
+def _takes_horizon(agent: Agent) -> bool:
+    """Whether `agent` takes the horizon as an input (``horizon_inputs``, module doc)."""
+    return callable(getattr(agent, "horizon_inputs", None))
+
+
+def _horizon_arguments(variants, probe_: Probe, horizon: int) -> tuple | None:
+    """(T, the agents' horizon inputs: one config's, or stacked on a config axis), for
+    variants whose agents take the horizon as an input in a multi-round run; None otherwise.
+    The inputs are computed on the host from each config's concrete spec (T checked there)."""
+    if not probe_.multi_round or not all(_takes_horizon(a) for _, _, a in variants):
+        return None
+    if "horizon" not in getattr(probe_.spec, "_fields", ()):  # a spec `_untimed` cannot edit
+        return None
+    per_config = []
+    for env, params, agent in variants:
+        spec = env.spec(params, horizon)
+        per_config.append(jax.tree.map(jnp.asarray, agent.horizon_inputs(spec)))
+    shapes = [_shape_key(jax.tree.map(_abstract, x)) for x in per_config]
+    if any(s != shapes[0] for s in shapes):
+        return None  # configs whose inputs differ in shape: the horizon stays a constant
+    inputs = per_config[0]
+    if len(variants) > 1:
+        inputs = jax.tree.map(lambda *xs: jnp.stack(xs), *per_config)
+    return jnp.asarray(horizon, jnp.result_type(int)), inputs
 
 
 _PROBES: OrderedDict = OrderedDict()  # probes of this process, by `cached_probe`'s key
@@ -751,6 +824,7 @@ class CompiledSimulation:
     steps_per_round: int = 1
     inputs: dict[str, Exogenous] = field(default_factory=dict)
     variants: list = field(default_factory=list)
+    horizon_arguments: Any = None  # (T, the agents' horizon inputs) of a traced horizon
 
     def run(
         self,
@@ -862,7 +936,13 @@ def _compile_group(
     # Most grid points in one chunk: chunk j holds steps (j chunk, (j + 1) chunk].
     slots = int(np.unique((grid * per_round - 1) // chunk, return_counts=True)[1].max())
     per_seed = tuple(sorted(k for k, x in inputs.items() if x.per_seed))
-    layout = _Layout(steps, seeds, chunk, tail, slots, probe_, per_seed, len(variants))
+    hz = _horizon_arguments(variants, probe_, horizon)
+    hz_shape = ()
+    if hz is not None:  # one config's input shapes
+        hz_shape = jax.tree.map(lambda x: _abstract(x[0] if len(variants) > 1 else x), hz[1])
+    layout = _Layout(
+        steps, seeds, chunk, tail, slots, probe_, per_seed, len(variants), hz is not None, hz_shape
+    )
     prog = _build(variants, layout)
     if prog is None:
         return None
@@ -880,6 +960,7 @@ def _compile_group(
         per_round,
         inputs,
         list(variants),
+        hz,
     )
 
 
@@ -1116,7 +1197,8 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
     if prog.seed_sharding is not None:
         run_keys = jax.device_put(run_keys, prog.seed_sharding)
     h = _arguments(c)
-    state, step_keys = prog.init(h, run_keys)
+    hz = (c.horizon_arguments,) if prog.traced_horizon else ()
+    state, step_keys = prog.init(h, run_keys, *hz)
     curves = {k: np.full((lanes, grid.size), np.nan) for k in prog.metric_names}
     prev_rounds = np.zeros(lanes, np.int64)
     prev_values = {k: np.zeros(lanes) for k in prog.metric_names}
@@ -1133,7 +1215,8 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
         if prog.seed_sharding is not None and mine:
             mine = jax.device_put(mine, prog.seed_sharding)
         args = (jnp.asarray(block, jnp.int32), slot_of_step, jnp.asarray(n, jnp.int32))
-        state, out = prog.chunk(h, state, step_keys, *args, shared, mine)
+        limit = (c.horizon_arguments[0],) if prog.traced_horizon else ()
+        state, out = prog.chunk(h, state, step_keys, *args, shared, mine, *limit)
         block += chunk // RNG_BLOCK
         steps += n
         interrupt.check()  # a Ctrl-C swallowed while the chunk ran still stops the run here

@@ -46,6 +46,7 @@ released values): pure ε-DP for entry-level neighbours, and for the one-column 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -290,11 +291,11 @@ def _spd_solve(g: jax.Array, b: jax.Array) -> jax.Array:
 @jax.tree_util.register_static
 @dataclass(frozen=True)
 class DPBAIPlan:
-    """The static schedule (public data only): features, T, M, the kept-set sizes
-    s_2..s_{M+1} and phase 1's Max-Det collection. A pytree without leaves."""
+    """The static schedule (public data only): features, M, the kept-set sizes s_2..s_{M+1}
+    and phase 1's Max-Det collection. A pytree without leaves. T is not in it (the state's
+    ``horizon``: an input of the engine's programs, so runs at every T share them)."""
 
     feature_rows: tuple[tuple[float, ...], ...]
-    horizon: int
     phases: int  # M
     keep: tuple[int, ...]  # keep[p] = |A_{p+2}| = ⌈d / 2^(p+1)⌉ (0-based phase p)
     first_basis: tuple[int, ...]  # B_1, sorted
@@ -302,20 +303,28 @@ class DPBAIPlan:
     slots: int  # most active arms after phase 1 (= keep[0])
 
 
-def make_plan(features, horizon: int) -> DPBAIPlan:
-    """M = max(1, ⌈log2 d⌉), s_{p+1} = ⌈d/2^p⌉, B_1 = `max_det_subset(features)`."""
+def make_plan(features) -> DPBAIPlan:
+    """M = max(1, ⌈log2 d⌉), s_{p+1} = ⌈d/2^p⌉, B_1 = `max_det_subset(features)` (none of them
+    depends on T: the phase budgets are computed in the agent's state, from T)."""
     a = np.asarray(features, np.float64)
+    return _plan(tuple(tuple(float(x) for x in r) for r in a))
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(rows: tuple[tuple[float, ...], ...]) -> DPBAIPlan:
+    """`make_plan` of the feature rows (cached: every T of a sweep has the same plan)."""
+    a = np.asarray(rows, np.float64)
     _, d = _projected(a)
     m = max(1, math.ceil(math.log2(d))) if d > 1 else 1
     keep = tuple(max(1, math.ceil(d / 2**p)) for p in range(1, m + 1))
     first, _ = max_det_subset(a)
-    rows = tuple(tuple(float(x) for x in r) for r in a)
-    return DPBAIPlan(rows, int(horizon), m, keep, tuple(int(i) for i in first), d, keep[0])
+    return DPBAIPlan(rows, m, keep, tuple(int(i) for i in first), d, keep[0])
 
 
 class DPBAIState(NamedTuple):
     key: jax.Array  # the agent's key; phase p's release key is step_key(key, p)
     plan: DPBAIPlan  # static
+    horizon: jax.Array  # () int: T (traced in the engine's programs)
     phase: jax.Array  # 0-based phase index
     active: jax.Array  # (K,) bool: A_p
     alloc: jax.Array  # (K,) int: n_p on B_p, 0 elsewhere
@@ -335,26 +344,39 @@ class DPBAI(fb.PrivateReleases, fb.PhasedAgent):
     in index order), then one step for the unused budget.
     """
 
-    def init(self, key: jax.Array, spec: Any) -> DPBAIState:
+    def horizon_inputs(self, spec: Any) -> tuple:
+        """Checks T on the host (one ConfigError line) before the engine traces `init` with T
+        as an input (`experiments.simulate`, "Horizon as an input"); the plan needs nothing
+        else from T (n_p = ⌊T / (M |B_p|)⌋ is integer arithmetic on the device)."""
         self.check_reward_grid(spec)
-        pl = make_plan(spec.features, spec.horizon)
-        k = len(pl.feature_rows)
+        pl = make_plan(spec.features)
         need = pl.phases * pl.rank
         if spec.horizon < need:
             raise ConfigError(
                 f"horizon T = {spec.horizon} is smaller than the {need} rounds DP-BAI needs"
                 f" (M d = {pl.phases} x {pl.rank}: one pull per Max-Det arm and phase)"
             )
-        n1 = spec.horizon // (pl.phases * len(pl.first_basis))
+        return ()
+
+    def init(self, key: jax.Array, spec: Any, inputs: tuple | None = None) -> DPBAIState:
+        """The state before phase 1; `spec.horizon` may be traced when `inputs` (the result of
+        `horizon_inputs`, checked by the engine) is given."""
+        if inputs is None:
+            self.horizon_inputs(spec)
+        pl = make_plan(spec.features)
+        k = len(pl.feature_rows)
+        it = jnp.result_type(int)
+        horizon = jnp.asarray(spec.horizon, it)
+        n1 = horizon // (pl.phases * len(pl.first_basis))
         basis = np.zeros(k, bool)
         basis[list(pl.first_basis)] = True
-        it = jnp.result_type(int)
         return DPBAIState(
             key=key,
             plan=pl,
+            horizon=horizon,
             phase=jnp.zeros((), it),
             active=jnp.ones((k,), bool),
-            alloc=jnp.asarray(np.where(basis, n1, 0), it),
+            alloc=jnp.where(basis, n1, 0).astype(it),
             stats=fb.phase_zeros(k),
             finished=jnp.zeros((), bool),
             choice=jnp.zeros((), jnp.int32),
@@ -390,7 +412,7 @@ class DPBAI(fb.PrivateReleases, fb.PhasedAgent):
         active = fb.top_mask(estimates, state.active, jnp.asarray(pl.keep)[state.phase], pl.keep[0])
         last = state.phase >= pl.phases - 1
         nxt = masked_max_det(feats, active, pl.slots)
-        n = pl.horizon // (pl.phases * jnp.maximum(jnp.sum(nxt), 1))
+        n = state.horizon // (pl.phases * jnp.maximum(jnp.sum(nxt), 1))
         return state._replace(
             phase=state.phase + 1,
             active=active,

@@ -307,7 +307,7 @@ def privacy_noise_ratio(features: np.ndarray, means: np.ndarray, T: int) -> dict
     a = np.asarray(features, np.float64)
     order = np.argsort(means)[::-1]
     basis, _ = max_det_subset(a)
-    n = T // (make_plan(a, T).phases * len(basis))
+    n = T // (make_plan(a).phases * len(basis))
     alpha = coefficients(a, basis)
     rows = tuple(tuple(float(x) for x in r) for r in a)
     alloc = np.asarray(plan(rows, int(T)).first_alloc, np.float64)
@@ -346,7 +346,7 @@ def sampling_noise_ratio(features: np.ndarray, means: np.ndarray, T: int) -> dic
     mu = np.asarray(means, np.float64)
     order = np.argsort(mu)[::-1]
     basis, _ = max_det_subset(a)
-    n = T // (make_plan(a, T).phases * len(basis))
+    n = T // (make_plan(a).phases * len(basis))
     alpha = coefficients(a, basis)
     alloc = np.asarray(plan(tuple(tuple(float(x) for x in r) for r in a), int(T)).first_alloc)
     sup = alloc > 0

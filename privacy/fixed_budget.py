@@ -230,7 +230,7 @@ def next_phase(
     return PullAll(counts, slots)
 
 
-def next_pull(alloc: jax.Array, stats: PhaseStats, t: jax.Array, horizon: int, finished) -> Pull:
+def next_pull(alloc: jax.Array, stats: PhaseStats, t: jax.Array, horizon, finished) -> Pull:
     """The next step: all remaining pulls of the lowest-index arm whose allocation is not
     complete; once `finished` (after the last phase), the rest of the budget (`spend_rest`)."""
     it = jnp.result_type(int)
@@ -243,8 +243,9 @@ def next_pull(alloc: jax.Array, stats: PhaseStats, t: jax.Array, horizon: int, f
     )
 
 
-def spend_rest(t: jax.Array, horizon: int) -> Pull:
-    """Arm 0 for the T - t rounds left (at least 1); the agent discards this reward."""
+def spend_rest(t: jax.Array, horizon) -> Pull:
+    """Arm 0 for the T - t rounds left (at least 1; T an int or an int array, maybe traced);
+    the agent discards this reward."""
     it = jnp.result_type(int)
     return Pull(jnp.int32(0), jnp.maximum(jnp.asarray(horizon, it) - t.astype(it), 1))
 
@@ -260,8 +261,9 @@ def whole_phases(spec: Any) -> bool:
 
 
 class PhasedAgent(AgentBase):
-    """`act` and `update` of a phased fixed-budget agent whose state has ``plan.horizon``,
-    ``alloc``, ``stats``, ``finished`` and `PHASE_FIELDS`: pull every arm its allocation in one
+    """`act` and `update` of a phased fixed-budget agent whose state has ``horizon`` (T, an
+    int array: traced in the engine's programs, so every T shares them), ``alloc``, ``stats``,
+    ``finished`` and `PHASE_FIELDS`: pull every arm its allocation in one
     step (`next_phase`; with ``plan.per_arm``, one arm per step, `next_pull`), record the
     rewards (`record`), and at a phase's end take the subclass's ``end_phase(state)`` (its
     release and elimination; run only in steps where some lane ends a phase, `where_some`);
@@ -274,9 +276,9 @@ class PhasedAgent(AgentBase):
     def act(self, rng, state, t: jax.Array) -> Pull | PullAll:
         pl = state.plan
         if getattr(pl, "per_arm", False):
-            return next_pull(state.alloc, state.stats, t, pl.horizon, state.finished)
+            return next_pull(state.alloc, state.stats, t, state.horizon, state.finished)
         slots = self.pull_slots(state)
-        return next_phase(state.alloc, state.stats, t, pl.horizon, state.finished, None, slots)
+        return next_phase(state.alloc, state.stats, t, state.horizon, state.finished, None, slots)
 
     def update(self, state, t, action: Pull | PullAll, reward):
         live = ~state.finished

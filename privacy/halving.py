@@ -37,28 +37,37 @@ from experiments.protocol import step_key
 from privacy import fixed_budget as fb
 
 
-def schedule(num_arms: int, horizon: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(|S_0|, ..., |S_{R-1}|) and (t_0, ..., t_{R-1}), R = ⌈log2 K⌉ (Karnin et al., Alg. 1)."""
+def sizes_of(num_arms: int) -> tuple[int, ...]:
+    """(|S_0|, ..., |S_{R-1}|) = ⌈K / 2^r⌉, R = ⌈log2 K⌉ rounds (Karnin et al., Alg. 1)."""
     rounds = max(1, math.ceil(math.log2(num_arms)))
-    sizes = tuple(math.ceil(num_arms / 2**r) for r in range(rounds))
-    pulls = tuple(horizon // (s * rounds) for s in sizes)
-    return sizes, pulls
+    return tuple(math.ceil(num_arms / 2**r) for r in range(rounds))
+
+
+def schedule(num_arms: int, horizon: int | jax.Array) -> tuple[tuple[int, ...], Any]:
+    """(|S_0|, ..., |S_{R-1}|) and (t_0, ..., t_{R-1}), t_r = ⌊T / (|S_r| R)⌋, R = ⌈log2 K⌉
+    (Karnin et al., Alg. 1). `horizon` a Python int, or an int array (then t is one, maybe
+    traced: the same floors in integer arithmetic)."""
+    sizes = sizes_of(num_arms)
+    if isinstance(horizon, int | np.integer):
+        return sizes, tuple(int(horizon) // (s * len(sizes)) for s in sizes)
+    return sizes, horizon // jnp.asarray([s * len(sizes) for s in sizes], horizon.dtype)
 
 
 @jax.tree_util.register_static
 @dataclass(frozen=True)
 class HalvingPlan:
-    """The static schedule: horizon, sizes |S_r| and pulls t_r per arm (a leafless pytree)."""
+    """The static schedule: sizes |S_r| (a leafless pytree). T and the pulls t_r are in the
+    state (arrays: inputs of the engine's programs, so runs at every T share them)."""
 
-    horizon: int
     sizes: tuple[int, ...]
-    pulls: tuple[int, ...]
     per_arm: bool = False  # one Pull per arm and round (an env without PullAll)
 
 
 class HalvingState(NamedTuple):
     key: jax.Array  # round r's release key is step_key(key, r)
     plan: HalvingPlan  # static
+    horizon: jax.Array  # () int: T
+    pulls: jax.Array  # (R,) int: t_r
     phase: jax.Array  # round r (0-based)
     active: jax.Array  # (K,) bool: S_r
     alloc: jax.Array  # (K,) int: t_r on S_r
@@ -76,7 +85,10 @@ class SequentialHalving(fb.PhasedAgent):
         """This round's empirical means (plain: no noise)."""
         return fb.noisy_means(state.stats.sums, state.stats.counts, math.inf, state.key, "research")
 
-    def init(self, key: jax.Array, spec: Any) -> HalvingState:
+    def horizon_inputs(self, spec: Any) -> tuple:
+        """Checks K and T on the host (one ConfigError line) before the engine traces `init`
+        with T as an input (`experiments.simulate`, "Horizon as an input"); the pulls t_r are
+        integer arithmetic on the device, so nothing else is needed."""
         k = int(spec.num_arms)
         if k < 2:
             raise ConfigError(f"env: Sequential Halving needs K >= 2 arms (got {k})")
@@ -87,10 +99,22 @@ class SequentialHalving(fb.PhasedAgent):
                 f"horizon T = {spec.horizon} is smaller than the {need} rounds Sequential"
                 f" Halving needs (K ceil(log2 K) = {k} x {len(sizes)}: one pull per arm and round)"
             )
+        return ()
+
+    def init(self, key: jax.Array, spec: Any, inputs: tuple | None = None) -> HalvingState:
+        """The state before round 0; `spec.horizon` may be traced when `inputs` (the result of
+        `horizon_inputs`, checked by the engine) is given."""
+        if inputs is None:
+            self.horizon_inputs(spec)
+        k = int(spec.num_arms)
         it = jnp.result_type(int)
+        horizon = jnp.asarray(spec.horizon, it)
+        sizes, pulls = schedule(k, horizon)
         return HalvingState(
             key=key,
-            plan=HalvingPlan(int(spec.horizon), sizes, pulls, not fb.whole_phases(spec)),
+            plan=HalvingPlan(sizes, not fb.whole_phases(spec)),
+            horizon=horizon,
+            pulls=pulls,
             phase=jnp.zeros((), it),
             active=jnp.ones((k,), bool),
             alloc=jnp.full((k,), pulls[0], it),
@@ -103,7 +127,7 @@ class SequentialHalving(fb.PhasedAgent):
     def max_steps(self, spec: Any) -> int:
         """One step per round (per arm and round without `PullAll`), one for the unused
         budget (the engine's chunk size)."""
-        sizes, _ = schedule(int(spec.num_arms), int(spec.horizon))
+        sizes = sizes_of(int(spec.num_arms))
         return (len(sizes) if fb.whole_phases(spec) else sum(sizes)) + 2
 
     def end_phase(self, state: HalvingState) -> HalvingState:
@@ -114,7 +138,7 @@ class SequentialHalving(fb.PhasedAgent):
         keep = jnp.asarray([math.ceil(s / 2) for s in pl.sizes])[state.phase]
         active = fb.top_mask(means, state.active, keep, math.ceil(pl.sizes[0] / 2))
         last = state.phase >= rounds - 1
-        nxt = jnp.asarray((*pl.pulls[1:], 0))[state.phase]
+        nxt = jnp.append(state.pulls[1:], 0)[state.phase]
         k = state.active.shape[0]
         return state._replace(
             phase=state.phase + 1,
@@ -134,9 +158,9 @@ class SequentialHalving(fb.PhasedAgent):
 class DPSequentialHalving(fb.PrivateReleases, SequentialHalving):
     """DP-SH: Sequential Halving with each round's means + Laplace(1/(ε t_r)) (module doc)."""
 
-    def init(self, key: jax.Array, spec: Any) -> HalvingState:
+    def horizon_inputs(self, spec: Any) -> tuple:
         self.check_reward_grid(spec)
-        return super().init(key, spec)
+        return super().horizon_inputs(spec)
 
     def _release(self, state: HalvingState) -> jax.Array:
         key = step_key(state.key, state.phase)

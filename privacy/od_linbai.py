@@ -293,9 +293,7 @@ def od_linbai_budget(T: int, K: int, d: int) -> Budget:
     min(K, d(d+1)/2) support arms in phase 1 (Carathéodory) and |A_{r−1}| = ⌈d/2^{r−1}⌉ arms in
     phase r >= 2. ConfigError when m < 1 (the budget cannot pay for the first phase).
     """
-    M = max(1, math.ceil(math.log2(d))) if d >= 1 else 1
-    keep = tuple(-(-d // 2**r) for r in range(1, M + 1))
-    reserve = min(K, d * (d + 1) // 2) + sum(keep[:-1])
+    M, keep, reserve = budget_shape(K, d)
     m = (T - reserve) / M
     if m < 1:
         raise ConfigError(
@@ -303,6 +301,13 @@ def od_linbai_budget(T: int, K: int, d: int) -> Budget:
             f" (rounding reserve {reserve} + {M} phase(s) of m >= 1; K = {K}, d = {d})"
         )
     return Budget(M, m, reserve, keep)
+
+
+def budget_shape(K: int, d: int) -> tuple[int, tuple[int, ...], int]:
+    """The parts of `od_linbai_budget` that do not depend on T: (phases M, keep, reserve)."""
+    M = max(1, math.ceil(math.log2(d))) if d >= 1 else 1
+    keep = tuple(-(-d // 2**r) for r in range(1, M + 1))
+    return M, keep, min(K, d * (d + 1) // 2) + sum(keep[:-1])
 
 
 def allocation(weights, m):
@@ -370,11 +375,19 @@ def plan(feature_rows: tuple, horizon: int) -> Plan:
     """OD-LinBAI's budget split and first-phase allocation for these features and T."""
     X = np.asarray(feature_rows, np.float64)
     K = X.shape[0]
-    d = _host_basis(X).shape[1]
+    d, w, mv = _first_design(feature_rows)
     budget = od_linbai_budget(horizon, K, d)
-    w, mv, _ = g_optimal_design_host(X)
     alloc = allocation(w, budget.per_phase).astype(np.int64)
     return Plan(budget, tuple(int(x) for x in alloc), mv)
+
+
+@functools.lru_cache(maxsize=64)
+def _first_design(feature_rows: tuple) -> tuple[int, np.ndarray, float]:
+    """(d, the phase-1 design's weights, its max variance): public, the same for every T."""
+    X = np.asarray(feature_rows, np.float64)
+    w, mv, _ = g_optimal_design_host(X)
+    w.setflags(write=False)
+    return _host_basis(X).shape[1], w, mv
 
 
 @dataclass(frozen=True)
@@ -409,27 +422,46 @@ class ODLinBAI(PrivateReleases, AgentBase):
         super().__post_init__()
         check_float("design_tol", self.design_tol, 0.0, 1.0, low_open=True)
 
-    def init(self, key: jax.Array, spec) -> ODState:
+    def horizon_inputs(self, spec) -> dict[str, np.ndarray]:
+        """The schedule's numbers that depend on T, computed on the host in float64 as
+        Algorithm 1 states them (checks T there: one ConfigError line): m and phase 1's
+        ⌈π_i m⌉, in the dtypes of the state. The engine passes them (and T) as inputs of its
+        programs (`experiments.simulate`, "Horizon as an input"), so runs at every T share them;
+        the float64 ⌈π_i m⌉ is not reproducible on a device without x64."""
         if not hasattr(spec, "feature_rows"):
             raise ConfigError("needs env=linear_bai (an env with public arm features)")
         self.check_reward_grid(spec)
         p = plan(spec.feature_rows, int(spec.horizon))
+        it, ft = jnp.result_type(int), jnp.result_type(float)
+        return {
+            "per_phase": np.asarray(p.budget.per_phase, np.float64).astype(ft),
+            "first_alloc": np.asarray(p.first_alloc, it),
+        }
+
+    def init(self, key: jax.Array, spec, inputs: dict | None = None) -> ODState:
+        """The state before phase 1; `spec.horizon` may be traced when `inputs` (the result of
+        `horizon_inputs`, for the same spec) is given."""
+        if inputs is None:
+            inputs = self.horizon_inputs(spec)
         K = spec.num_arms
+        d, w, _ = _first_design(spec.feature_rows)
+        M, keep, _ = budget_shape(K, d)  # free of T, unlike m
         it, ft = jnp.result_type(int), jnp.result_type(float)
         return ODState(
             key=key,
             features=jnp.asarray(spec.features, ft),
             horizon=jnp.asarray(spec.horizon, it),
-            per_phase=jnp.asarray(p.budget.per_phase, ft),
-            keep=jnp.asarray(p.budget.keep, it),
+            per_phase=jnp.asarray(inputs["per_phase"], ft),
+            keep=jnp.asarray(keep, it),
             phase=jnp.zeros((), jnp.int32),
             active=jnp.ones((K,), bool),
-            alloc=jnp.asarray(p.first_alloc, it),
+            alloc=jnp.asarray(inputs["first_alloc"], it),
             stats=phase_zeros(K),
             finished=jnp.zeros((), bool),
             recommendation=jnp.zeros((), jnp.int32),
-            releases=jnp.zeros((p.budget.phases, K), ft),
-            slots=PullSlots(self.plan_slots(p, K)),
+            releases=jnp.zeros((M, K), ft),
+            # `plan_slots`: ⌈π_i m⌉ > 0 exactly on the design's support, whatever T
+            slots=PullSlots(min(K, max(int(np.count_nonzero(w > 0)), *keep, 1))),
         )
 
     def max_steps(self, spec) -> int:
