@@ -30,7 +30,9 @@ against a NumPy history-tree planner, in one process.
    the seeds that refresh).
 5. ``--e2-grid H[,H...]``: E2's two tuned learners at these H (``--replan lanes|batch``, default
    lanes as the learners), regret at K, CPU seconds of compile and run, and the log-log slopes
-   in H as E2 computes them (the reproduction's E2 runs H = 2..6: docs/latent_mdp.md).
+   in H as E2 computes them. ``--planner points``: the learners plan with point-based value
+   iteration (`rl.points`, n = 64), as the reproduction's E2 now does at H = 2..64
+   (docs/latent_mdp.md, "Point-based planner").
 
     uv run python bench/latent_mdp.py                    # full; writes bench/latent_mdp_results.md
     uv run python bench/latent_mdp.py --episodes 5000 --no-write
@@ -39,6 +41,8 @@ against a NumPy history-tree planner, in one process.
     uv run python bench/latent_mdp.py --horizon-cost 5,6 --episodes 10000 --seeds 10 [--lanes]
     uv run python bench/latent_mdp.py --e2-grid 2,3,4,5,6 --episodes 10000 --seeds 10
     uv run python bench/latent_mdp.py --e2-grid 2,3,4,5 --episodes 10000 --seeds 10 --replan batch
+    uv run python bench/latent_mdp.py --e2-grid 2,4,8,16,32,64 --episodes 10000 --seeds 10 \
+        --planner points
 """
 
 from __future__ import annotations
@@ -508,7 +512,7 @@ def horizon_cost(
 
 
 def e2_grid(
-    horizons: list[int], K: int, seeds: int, replan: str = "lanes"
+    horizons: list[int], K: int, seeds: int, replan: str = "lanes", planner: str = "histories"
 ) -> tuple[list[dict], dict]:
     """E2 of the reproduction (lattice S = 3, A = 2, M = 2, ``instance_seed=2``, both tuned
     learners, `seeds` seeds, K episodes) over `horizons`, past the planner's default node budget:
@@ -516,7 +520,8 @@ def e2_grid(
     when one does) with ``max_nodes`` raised to the plan's node count, and
     `rl.optimistic.MAX_PLAN_NODES` is raised in this process only (see `horizon_cost`). Returns
     the rows (regret at K, seconds) and the log-log slopes in H with `rl.reproduction.x_slope`'s
-    bootstrap intervals, as E2 computes them."""
+    bootstrap intervals, as E2 computes them. ``planner="points"``: the point-based planner
+    (`rl.points`, default resolution), no node budget raised."""
     import jax
 
     import rl.optimistic as ro
@@ -538,11 +543,15 @@ def e2_grid(
     for H in horizons:
         env = LatentMDP(instance="lattice", **E2_ENV, episode_length=H)
         M, S, A, _ = env.model.sizes
-        nodes = ro.plan_nodes(M, S, A, H)
+        nodes = ro.plan_nodes(M, S, A, H) if planner == "histories" else 0
         ro.MAX_PLAN_NODES = max(ro.MAX_PLAN_NODES, nodes)
         for name, (kind, scale) in agents.items():
             agent = ro.LatentValueOptimistic(
-                bonus=kind, bonus_scale=scale, max_nodes=max(nodes, 1 << 19), replan=replan
+                bonus=kind,
+                bonus_scale=scale,
+                max_nodes=max(nodes, 1 << 19),
+                replan=replan,
+                planner=planner,
             )
             t, c = time.perf_counter(), time.process_time()
             compiled = jax.jit(pseudo_regret_program(env, agent, K)).lower(keys).compile()
@@ -557,6 +566,7 @@ def e2_grid(
                     "H": H,
                     "agent": name,
                     "replan": replan,
+                    "planner": planner,
                     "V*": env.v_star,
                     f"regret at K={K} (95% CI)": "{:.4g} [{:.4g}, {:.4g}]".format(*t_interval(tot)),
                     "re-plans per seed": float(np.mean(refreshes)),
@@ -586,6 +596,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lanes", action="store_true", help="--horizon-cost: re-plan per lane")
     ap.add_argument("--e2-grid", default="", help="H list: E2's runs and slopes at these H")
     ap.add_argument("--replan", default="lanes", choices=["lanes", "batch"], help="--e2-grid")
+    ap.add_argument(
+        "--planner", default="histories", choices=["histories", "points"], help="--e2-grid"
+    )
     args = ap.parse_args(argv)
     if args.e2_grid:
         import os
@@ -596,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
 
         hs = [int(h) for h in args.e2_grid.split(",")]
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        rows, slopes = e2_grid(hs, args.episodes, args.seeds, args.replan)
+        rows, slopes = e2_grid(hs, args.episodes, args.seeds, args.replan, args.planner)
         print(f"load before: {load}; after:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
         print(markdown(pd.DataFrame(rows)))
         for a, (m, lo, hi) in slopes.items():

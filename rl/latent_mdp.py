@@ -231,7 +231,8 @@ class LatentMDP(EpisodicEnv):
         π_k is the policy the agent played in the episode, valued exactly in the true LMDP.
 
         A learner exposing ``history_policy`` (the optimistic agents, PSRL, UCBVI: a
-        deterministic policy over the dense history nodes, fixed within an episode) is valued
+        deterministic policy over the dense history nodes, or with ``planner: points`` a policy
+        graph, `rl.points.PointPolicy`; fixed within an episode) is valued
         by `rl.optimistic.evaluate_policy`, run only in the steps where an episode ends (all
         seeds end theirs together: `experiments.batched_cond.cond_any`); a reference agent with
         a fixed policy (``policy_value(spec)``: random, context oracle, Bayes-optimal) by its

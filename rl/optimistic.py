@@ -69,6 +69,18 @@ Each seed refreshes up to M S A (log₂ K + 1) times, at its own steps, so ``bat
 nearly a whole batch per seed-refresh (docs/latent_mdp.md, "Re-plan batching": lanes measured
 cheaper at every H of E2). `PseudoRegret` evaluates the changed policies the same way.
 
+**Point-based planner** (``planner: points``, `rl.points`; the default stays ``histories``).
+Point-based value iteration (Pineau, Gordon & Thrun, IJCAI 2003) over a fixed simplex lattice of
+resolution ``points`` at every (h, s), with the same reward-class branching, per-context clip and
+bonus as the history planner; the agent executes the plan's policy graph (a finite-state
+controller: one lattice point per (h, s), pointers on the observed (reward class, next state)).
+An **approximation** of the exact history solver — a lower bound on the empirical optimistic
+plan's value, tending to it as ``points`` grows — used because the dense history planner stops
+at H = 6; it is polynomial in H (H S G A M S G per plan, G the points per (h, s)). `PseudoRegret`
+(and the env's ``pseudo_regret`` metric, through `evaluate_policy`) value its controller exactly
+in the true model (`rl.points.evaluate_controller`), so pseudo-regret stays exact. Only
+`LatentValueOptimistic` itself plans with points (its subclasses replace the solve step).
+
 **Ties (our implementation choice; the paper's a* = argmax leaves them open).** At the theory
 constants every optimistic value is clipped at 1 for thousands of visits, so all actions tie at
 most nodes, and "the first maximiser" (``argmax``) would always play action 0: a bias of the
@@ -120,6 +132,7 @@ C_L1 = math.sqrt(2.0)  # L1 radius √(2 S ι / n) of the Hoeffding (L-UCRL-styl
 C_UCBVI = 7.0  # UCBVI-CH: 7 H L √(1/n), H -> 1 for episode totals <= 1 (Azar et al., Alg. 3)
 MAX_PLAN_NODES = 1 << 19  # default node budget of the JAX history planner
 BONUSES = ("bernstein", "hoeffding", "none")
+PLANNERS = ("histories", "points")  # exact over dense histories | point-based (`rl.points`)
 # how a batch of seeds re-plans at refreshes (module docstring, "Planner"): only the seeds that
 # refresh, one after another, or the whole batch whenever one seed does
 REPLANS = {"lanes": cond_lanes, "batch": cond_any}
@@ -336,7 +349,13 @@ class EvalInputs(NamedTuple):
 def evaluate_policy(x: EvalInputs, H: int) -> jax.Array:
     """The exact value Σ_m w_m E^π_m[Σ_h r_h] of a deterministic policy over the dense history
     nodes (forward pass of the reaching probabilities along the policy's actions, the observed
-    rewards classified as the agent does). Used to measure pseudo-regret; tiny instances only."""
+    rewards classified as the agent does). Used to measure pseudo-regret; tiny instances only.
+    A point-based plan's policy graph (``x.policy`` a `rl.points.PointPolicy`) is valued by
+    `rl.points.evaluate_controller` instead (exact, polynomial in H)."""
+    from rl.points import PointPolicy, evaluate_controller
+
+    if isinstance(x.policy, PointPolicy):
+        return evaluate_controller(x, H)
     w, nu, P, R = x.weights, x.init, x.transitions, x.rewards
     M, S, A, _ = P.shape
     cls = agent_classes(x.plan_rewards, R)
@@ -376,8 +395,8 @@ class LatentLearnerState(NamedTuple):
     known: jax.Array  # (M, S, A) bool
     traj: jax.Array  # (H, 3) the episode's (s_h, a_h, s_{h+1}), kept until the reveal
     treward: jax.Array  # (H,) the episode's rewards
-    plan: Plan  # the current policy over histories
-    node: jax.Array  # the current history node (valid for h >= 1)
+    plan: Plan  # the current policy over histories (planner=points: its policy graph)
+    node: jax.Array  # the current history node (planner=points: lattice point; valid for h >= 1)
     episodes: jax.Array  # episodes completed
     refreshes: jax.Array  # episodes that triggered a re-plan
     key: jax.Array  # a typed PRNG key (posterior sampling)
@@ -396,13 +415,19 @@ class LatentValueOptimistic(AgentBase):
     hoeffding (L-UCRL-style) or none. ``bonus_scale``: 1 = the theory constants. ``replan``:
     under vmap over seeds, re-plan only the seeds that refresh (``lanes``,
     `experiments.batched_cond.cond_lanes`; default) or every seed whenever one refreshes
-    (``batch``, `cond_any`): the same plans (tested bit for bit), a different cost."""
+    (``batch``, `cond_any`): the same plans (tested bit for bit), a different cost.
+    ``planner``: ``histories`` (exact, dense; default) or ``points`` (point-based value
+    iteration on the simplex lattice of resolution ``points``, `rl.points`: an approximation,
+    polynomial in H; module docstring, "Point-based planner"). ``max_nodes`` bounds the dense
+    history nodes, or with ``points`` the pointer scores of one step (S G A M S G)."""
 
     bonus: str = "bernstein"
     bonus_scale: float = 1.0
     delta: float = 0.1
     max_nodes: int = MAX_PLAN_NODES
     replan: str = "lanes"
+    planner: str = "histories"
+    points: int = 64
 
     def __post_init__(self):
         check_choice("bonus", self.bonus, BONUSES)
@@ -410,6 +435,21 @@ class LatentValueOptimistic(AgentBase):
         check_float("delta", self.delta, 0.0, 1.0, low_open=True, high_open=True)
         check_int("max_nodes", self.max_nodes, 1)
         check_choice("replan", self.replan, tuple(REPLANS))
+        check_choice("planner", self.planner, PLANNERS)
+        check_int("points", self.points, 1)
+
+    def _points(self) -> bool:
+        """Whether this agent plans with points (``planner``; subclasses keep their own solve)."""
+        return getattr(self, "planner", "histories") == "points"
+
+    def solver(self, H: int) -> tuple:
+        """(fn, *static) of the refresh's plan: ``fn(inputs, *static)`` (`cond_any` caches on
+        them)."""
+        if self._points():
+            from rl.points import plan_points
+
+            return (plan_points, H, self.bonus, self.points)
+        return (type(self).solve, H, self.bonus)
 
     # ------------------------------------------------------------- hooks (posterior sampling)
     def refresher(self):
@@ -453,7 +493,17 @@ class LatentValueOptimistic(AgentBase):
     # ------------------------------------------------------------- protocol
     def init(self, key, spec) -> LatentLearnerState:
         M, S, A, H = spec.num_contexts, spec.num_states, spec.num_actions, spec.episode_length
-        check_plan_size(M, S, A, H, self.max_nodes)
+        if self._points():
+            from rl.points import check_points_size
+
+            if type(self).solve is not LatentValueOptimistic.solve:
+                raise ConfigError(
+                    f"planner: points serves LatentValueOptimistic only ({type(self).__name__}"
+                    " has its own solve step); use planner=histories"
+                )
+            check_points_size(M, S, A, H, self.points, self.max_nodes)
+        else:
+            check_plan_size(M, S, A, H, self.max_nodes)
         i, f = _int(), _float()
         zero = jnp.zeros((), i)
         state = LatentLearnerState(
@@ -475,6 +525,9 @@ class LatentValueOptimistic(AgentBase):
             refreshes=zero,
             key=key,
         )
+        if self._points():  # the first plan: the point planner on the all-unknown model
+            fn, *static = self.solver(H)
+            state = state._replace(plan=fn(self.plan_inputs(state, H), *static))
         return state  # the first plan: every action ties (all unknown), uniform (`first_policy`)
 
     def _offsets(self, state: LatentLearnerState):
@@ -483,6 +536,10 @@ class LatentValueOptimistic(AgentBase):
         return jnp.asarray(np.cumsum([0, *level_sizes(M, S, A, H)])[:-1], _int())
 
     def act(self, rng, state: LatentLearnerState, obs: EpisodeObs):
+        if self._points():
+            pol, s = state.plan.policy, obs.obs.state
+            g = jnp.where(obs.h == 0, pol.start[s].astype(_int()), state.node)
+            return pol.action[obs.h, s, g].astype(_int())
         node = jnp.where(obs.h == 0, obs.obs.state, state.node)
         return state.plan.policy[self._offsets(state)[obs.h] + node].astype(_int())
 
@@ -500,7 +557,12 @@ class LatentValueOptimistic(AgentBase):
         node = jnp.where(h == 0, s, state.node)
         match = state.plan.rewards[:, s, a] == r
         j = jnp.where(jnp.any(match), jnp.argmax(match), 0)
-        nxt = node * (A * M * S) + (a * M + j) * S + s2
+        if self._points():  # the policy graph's pointer (the last step's is never used)
+            pol = state.plan.policy
+            g = jnp.where(h == 0, pol.start[s].astype(i), state.node)
+            nxt = pol.ptr[h, s, g, j, s2].astype(i)
+        else:
+            nxt = node * (A * M * S) + (a * M + j) * S + s2
         # the reveal: counts of the revealed context only, and only at the episode's end
         m = jnp.maximum(jnp.asarray(feedback.revealed, i), 0)
         add = done.astype(i)
@@ -528,12 +590,13 @@ class LatentValueOptimistic(AgentBase):
             episodes=episodes,
         )
         pred = jnp.any(cross)
-        refresh = self.refresher()(type(self).solve, H, self.bonus)
+        refresh = self.refresher()(*self.solver(H))
         plan = refresh(pred, self.plan_inputs(new, H), state.plan)
         return new._replace(plan=plan, refreshes=state.refreshes + pred.astype(i))
 
     def history_policy(self, state: LatentLearnerState, R) -> tuple[jax.Array, jax.Array]:
-        """The current policy over the dense history nodes and its reward table."""
+        """The current policy over the dense history nodes (planner=points: its policy graph,
+        a `rl.points.PointPolicy`, which `evaluate_policy` values exactly) and its reward table."""
         return state.plan.policy, state.plan.rewards
 
     def policy_changed(self, old: LatentLearnerState, new: LatentLearnerState) -> jax.Array:
@@ -652,7 +715,8 @@ class PseudoRegret(AgentBase):
     pseudo-regret V* − V^{π_k} of each of the first `episodes` episodes, evaluating the agent's
     policy (`history_policy`) in the true model of ``spec`` (`evaluate_policy`) whenever it
     changes (`policy_changed`). The engine's metrics carry only the realised regret; this gives
-    the noise-free curve for slopes (tests, the E1-style run). Tiny instances only."""
+    the noise-free curve for slopes (tests, the E1-style run). Dense history policies: tiny
+    instances only; point-based policy graphs (``planner: points``): any H."""
 
     agent: Any
     episodes: int = 1000
@@ -663,7 +727,8 @@ class PseudoRegret(AgentBase):
     def init(self, key, spec) -> PseudoRegretState:
         m = spec.model
         M, S, A, H = m.sizes
-        check_plan_size(M, S, A, H, getattr(self.agent, "max_nodes", MAX_PLAN_NODES))
+        if not getattr(self.agent, "_points", lambda: False)():  # (points: the agent checks)
+            check_plan_size(M, S, A, H, getattr(self.agent, "max_nodes", MAX_PLAN_NODES))
         f = _float()
         inner = self.agent.init(key, spec)
         R = jnp.asarray(m.rewards, f)
@@ -709,7 +774,11 @@ class PseudoRegret(AgentBase):
 
 
 def _horizon_of(state: PseudoRegretState) -> int:
-    """H, from the sizes of the dense policy (static)."""
+    """H, from the sizes of the dense policy or of the policy graph (static)."""
+    from rl.points import PointPolicy
+
+    if isinstance(state.model.policy, PointPolicy):
+        return state.model.policy.action.shape[0]
     M, S, A, _ = state.model.transitions.shape
     n, H = state.model.policy.shape[0], 0
     while sum(level_sizes(M, S, A, H)) < n:

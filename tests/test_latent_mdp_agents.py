@@ -445,6 +445,8 @@ def test_agent_configs_name_their_classes():
             assert agent.bonus_scale == 1.0  # theory constants by default
         if hasattr(agent, "replan"):
             assert agent.replan == "lanes"  # the measured cheaper rule (docs/latent_mdp.md)
+        if cls is LatentValueOptimistic:  # the exact planner by default; points' resolution 64
+            assert (agent.planner, agent.points) == ("histories", 64)
 
 
 # --------------------------------------------------------------------------- slow tier
