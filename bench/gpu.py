@@ -51,6 +51,7 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 sys.path.append(str(ROOT / "bench"))  # the other bench scripts, after the packages
 
 
+BANDIT_AGENTS = ("ucb1", "ucb1_sweep", "thompson", "counter_tree")  # the bandits section's rows
 SWEEP_C = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)  # the in-program sweep's values of UCB1's c
 
 
@@ -307,6 +308,13 @@ def main() -> None:
         help="the bandit CPU rows of UCB1 and Thompson sampling run T / this (rates per step)",
     )
     ap.add_argument("--unroll", type=int, nargs="+", default=[1, 8])
+    ap.add_argument(
+        "--bandit-agents",
+        nargs="+",
+        choices=BANDIT_AGENTS,
+        default=list(BANDIT_AGENTS),
+        help="the bandits section's rows (default: all)",
+    )
     ap.add_argument("--paging-length", type=int, default=1_000_000)
     ap.add_argument("--paging-cpu-length", type=int, default=100_000)
     ap.add_argument("--paging-seeds", type=int, nargs="+", default=[64, 256])
@@ -389,6 +397,7 @@ def bandit_table(args: argparse.Namespace, cpu_only: bool) -> str:
     plan = [("ucb1", args.horizon, u) for u in args.unroll]
     plan += [("ucb1_sweep", args.horizon, 1), ("thompson", args.ts_horizon, 1)]
     plan += [("counter_tree", args.counter_horizon, 1)]
+    plan = [p for p in plan if p[0] in args.bandit_agents]
     rows = []
     for agent, horizon, unroll in plan:
         for platform, seed_list in (("default", args.seeds), ("cpu", args.cpu_seeds)):
