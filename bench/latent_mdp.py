@@ -74,7 +74,7 @@ def numpy_plan(w, nu, P, R, n, iota_, scale, H: int, seed: int = 0) -> tuple[np.
     ((n A + a) M + j) S + s'), the same Bernstein bonus and clip at 1, the same tie rule (the
     k-th maximiser, k = a uniform 32-bit word mod their number; words from NumPy's generator,
     not JAX's, so tied actions differ, values do not). Returns (policy, V̄)."""
-    from rl.optimistic import C1, C3
+    from rl.backup import C1, C3
 
     rng = np.random.default_rng(seed)
 

@@ -102,18 +102,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.config import ConfigError
-from rl.optimistic import (
-    C1,
-    C3,
-    C_L1,
-    TIE_TAG,
-    LatentValueOptimistic,
-    Plan,
-    PlanInputs,
-    level_sizes,
-    plan_histories,
-    plan_nodes,
-)
+from rl.backup import C1, C3, C_L1, TIE_TAG, Plan, PlanInputs
+from rl.optimistic import LatentValueOptimistic, level_sizes, plan_histories, plan_nodes
 
 MAX_NODES = 1200  # dense history nodes the alpha-vector-set solver serves (e.g. M=S=A=2, H=4)
 

@@ -112,7 +112,6 @@ to a Markov policy and its regret grows linearly.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -125,10 +124,21 @@ from experiments.batched_cond import cond_any, cond_lanes
 from experiments.config import ConfigError, check_choice, check_float, check_int
 from experiments.episodic import EpisodeFeedback, EpisodeObs
 from experiments.protocol import AgentBase
+from rl.backup import (
+    EvalInputs,
+    Plan,
+    PlanInputs,
+    _float,
+    _int,
+    agent_classes,
+    argmax_random_ties,
+    bonus,
+    reward_classes,
+    tie_key,
+    variance,
+)
+from rl.points import PointPolicy, check_points_size, evaluate_controller, plan_points
 
-C1 = 460.0 / 9.0  # MVP's variance-term constant (Zhang, Ji & Du, COLT 2021, Algorithm 1)
-C3 = 544.0 / 9.0  # MVP's lower-order-term constant (ibid.)
-C_L1 = math.sqrt(2.0)  # L1 radius √(2 S ι / n) of the Hoeffding (L-UCRL-style) set
 C_UCBVI = 7.0  # UCBVI-CH: 7 H L √(1/n), H -> 1 for episode totals <= 1 (Azar et al., Alg. 3)
 MAX_PLAN_NODES = 1 << 19  # default node budget of the JAX history planner
 BONUSES = ("bernstein", "hoeffding", "none")
@@ -136,14 +146,6 @@ PLANNERS = ("histories", "points")  # exact over dense histories | point-based (
 # how a batch of seeds re-plans at refreshes (module docstring, "Planner"): only the seeds that
 # refresh, one after another, or the whole batch whenever one seed does
 REPLANS = {"lanes": cond_lanes, "batch": cond_any}
-
-
-def _int():
-    return jnp.result_type(int)
-
-
-def _float():
-    return jnp.result_type(float)
 
 
 # --------------------------------------------------------------------------- sizes and terms
@@ -177,41 +179,6 @@ def iota(M, S, A, H, episodes, delta):
     return 2.0 * jnp.log(2.0 * M * S * A * H * k / delta)
 
 
-def variance(p, v):
-    """𝕍(p, v) = pᵀ(v²) − (pᵀv)² along the last axis (clipped at 0 against round-off)."""
-    e = jnp.sum(p * v, -1)
-    return jnp.maximum(jnp.sum(p * v * v, -1) - e * e, 0.0)
-
-
-def bonus(kind: str, n, var, iota_, scale, S: int):
-    """The per-(m, s, a) bonus β (module docstring); `n` the counts, `var` 𝕍(P̂, α̃(next))."""
-    n = jnp.maximum(n, 1.0)
-    if kind == "bernstein":
-        return scale * (C1 * jnp.sqrt(var * iota_ / n) + C3 * iota_ / n)
-    if kind == "hoeffding":
-        return scale * C_L1 * jnp.sqrt(S * iota_ / n) + 0.0 * var
-    return jnp.zeros_like(var)
-
-
-TIE_TAG = 0x7E1  # folded into a plan's key for its tie-breaking draws (module docstring, "Ties")
-
-
-def tie_key(key, h):
-    """The key of the tie-breaking words of step h of a plan made with `key`."""
-    return jax.random.fold_in(jax.random.fold_in(key, TIE_TAG), h)
-
-
-def argmax_random_ties(q, bits):
-    """Per row of `q` (..., A): an index drawn uniformly among the rows' exact maximisers (the
-    k-th maximiser, k = bits mod c with c their number; module docstring, "Ties"). `bits`:
-    uint32 words of shape q.shape[:-1]. Without a tie it is ``argmax(q, -1)``."""
-    top = q == jnp.max(q, -1, keepdims=True)
-    c = jnp.sum(top, -1).astype(jnp.uint32)
-    k = (bits % c).astype(_int())
-    rank = jnp.cumsum(top, -1) - 1
-    return jnp.argmax(top & (rank == k[..., None]), -1).astype(_int())
-
-
 def first_policy(key, M: int, S: int, A: int, H: int) -> jax.Array:
     """The plan before any data (every reward unknown, so every value is clipped at 1 and every
     action ties): `argmax_random_ties` of all-equal values with the words `plan_histories` draws
@@ -224,27 +191,7 @@ def first_policy(key, M: int, S: int, A: int, H: int) -> jax.Array:
     return jnp.concatenate(levels)
 
 
-def reward_classes(R):
-    """(M, S, A): the smallest context paying the same reward as m at (s, a) (exact equality),
-    as `rl.planning.reward_classes`."""
-    return jnp.argmax(R[:, None] == R[None, :], axis=1).astype(_int())
-
-
 # --------------------------------------------------------------------------- the planner
-class PlanInputs(NamedTuple):
-    """The empirical LMDP and the bonus inputs the planner needs (one seed)."""
-
-    weights: jax.Array  # (M,) ŵ
-    init: jax.Array  # (M, S) ν̂
-    transitions: jax.Array  # (M, S, A, S) P̂
-    rewards: jax.Array  # (M, S, A) R̂ (unseen: 1)
-    counts: jax.Array  # (M, S, A) n of the bonus (snapshot)
-    iota: jax.Array  # ()
-    scale: jax.Array  # () bonus_scale
-    key: jax.Array  # a typed PRNG key, fresh per refresh (posterior sampling only)
-    snapshot: jax.Array  # (M, S, A, S) the snapshot counts (posterior sampling only)
-    init_counts: jax.Array  # (M, S) (posterior sampling only)
-    context_counts: jax.Array  # (M,) (posterior sampling only)
 
 
 def model_inputs(
@@ -268,12 +215,6 @@ def model_inputs(
         init_counts=jnp.zeros((M, S), f),
         context_counts=jnp.zeros((M,), f),
     )
-
-
-class Plan(NamedTuple):
-    policy: jax.Array  # (nodes,) action at every node of every level, levels concatenated
-    value: jax.Array  # () the planned (optimistic) value V̄
-    rewards: jax.Array  # (M, S, A) the reward table the plan used (to classify observed rewards)
 
 
 def plan_histories(inputs: PlanInputs, H: int, kind: str) -> Plan:
@@ -327,32 +268,12 @@ def plan_histories(inputs: PlanInputs, H: int, kind: str) -> Plan:
     return Plan(policy=policy, value=value, rewards=R)
 
 
-def agent_classes(plan_rewards, R):
-    """(M, S, A): the reward class the agent assigns when context m pays R_m(s, a): the
-    smallest m' with plan_rewards[m', s, a] equal to it, 0 when none is (as in
-    `LatentValueOptimistic.update`)."""
-    match = plan_rewards[None] == R[:, None]  # (M true, M' plan, S, A)
-    return jnp.where(match.any(1), jnp.argmax(match, 1), 0).astype(_int())
-
-
-class EvalInputs(NamedTuple):
-    """A policy over the dense history nodes and the LMDP to evaluate it in."""
-
-    policy: jax.Array  # (nodes,) as `Plan.policy`
-    plan_rewards: jax.Array  # (M, S, A) the table the agent classifies observed rewards by
-    weights: jax.Array
-    init: jax.Array
-    transitions: jax.Array
-    rewards: jax.Array
-
-
 def evaluate_policy(x: EvalInputs, H: int) -> jax.Array:
     """The exact value Σ_m w_m E^π_m[Σ_h r_h] of a deterministic policy over the dense history
     nodes (forward pass of the reaching probabilities along the policy's actions, the observed
     rewards classified as the agent does). Used to measure pseudo-regret; tiny instances only.
     A point-based plan's policy graph (``x.policy`` a `rl.points.PointPolicy`) is valued by
     `rl.points.evaluate_controller` instead (exact, polynomial in H)."""
-    from rl.points import PointPolicy, evaluate_controller
 
     if isinstance(x.policy, PointPolicy):
         return evaluate_controller(x, H)
@@ -446,8 +367,6 @@ class LatentValueOptimistic(AgentBase):
         """(fn, *static) of the refresh's plan: ``fn(inputs, *static)`` (`cond_any` caches on
         them)."""
         if self._points():
-            from rl.points import plan_points
-
             return (plan_points, H, self.bonus, self.points)
         return (type(self).solve, H, self.bonus)
 
@@ -494,8 +413,6 @@ class LatentValueOptimistic(AgentBase):
     def init(self, key, spec) -> LatentLearnerState:
         M, S, A, H = spec.num_contexts, spec.num_states, spec.num_actions, spec.episode_length
         if self._points():
-            from rl.points import check_points_size
-
             if type(self).solve is not LatentValueOptimistic.solve:
                 raise ConfigError(
                     f"planner: points serves LatentValueOptimistic only ({type(self).__name__}"
@@ -775,7 +692,6 @@ class PseudoRegret(AgentBase):
 
 def _horizon_of(state: PseudoRegretState) -> int:
     """H, from the sizes of the dense policy or of the policy graph (static)."""
-    from rl.points import PointPolicy
 
     if isinstance(state.model.policy, PointPolicy):
         return state.model.policy.action.shape[0]

@@ -87,7 +87,7 @@ import numpy as np
 from jax import lax
 
 from experiments.config import ConfigError
-from rl.optimistic import (
+from rl.backup import (
     EvalInputs,
     Plan,
     PlanInputs,

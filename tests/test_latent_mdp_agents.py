@@ -25,18 +25,15 @@ from experiments.episodic import EpisodeFeedback, EpisodeObs
 from experiments.rollout import rollout
 from rl import instances
 from rl import planning as pl
+from rl.backup import C1, C3, bonus, variance
 from rl.latent_mdp import LatentFeedback, LatentMDP, LatentObs
 from rl.optimistic import (
-    C1,
-    C3,
     LatentValueOptimistic,
     PseudoRegret,
     UCBVIAgnostic,
-    bonus,
     iota,
     model_inputs,
     plan_histories,
-    variance,
 )
 from rl.posterior import LatentPSRL, sample_model
 

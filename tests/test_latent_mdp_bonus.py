@@ -31,7 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rl.optimistic import C1, C3, C_L1, iota, model_inputs, plan_histories
+from rl.backup import C1, C3, C_L1
+from rl.optimistic import iota, model_inputs, plan_histories
 
 TOL = 1e-12  # float64 round-off on values <= 1 from a few hundred operations
 
