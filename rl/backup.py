@@ -57,7 +57,7 @@ def tie_key(key, h):
 
 def argmax_random_ties(q, bits):
     """Per row of `q` (..., A): an index drawn uniformly among the rows' exact maximisers (the
-    k-th maximiser, k = bits mod c with c their number; module docstring, "Ties"). `bits`:
+    k-th maximiser, k = bits mod c with c their number; `rl.optimistic`, "Ties"). `bits`:
     uint32 words of shape q.shape[:-1]. Without a tie it is ``argmax(q, -1)``."""
     top = q == jnp.max(q, -1, keepdims=True)
     c = jnp.sum(top, -1).astype(jnp.uint32)
