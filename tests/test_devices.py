@@ -1,15 +1,13 @@
 """One JAX host device per core by default (`experiments.devices`) and the seed axis split over
 the largest device count that divides it (`experiments.simulate.seed_devices`).
 
-That the split runs give the one-device numbers bit for bit is checked here on two devices for
-three step shapes, and in tests/test_launchers.py for more runs and counts (slow tier); here too
-are the rules and the entry points: importing any of them first gives the device count before JAX
-starts its backend.
+That the split runs give the one-device numbers bit for bit is checked in
+tests/test_launchers.py (processes that compile: slow tier); here are the rules and the entry
+points: importing any of them first gives the device count before JAX starts its backend.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -138,70 +136,3 @@ def test_entry_points_split_the_host_before_jax_starts(module):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.split()[-1] == "3"
-
-
-SPLIT_SCRIPT = """
-import hashlib, json
-import jax, numpy as np
-import experiments
-from experiments.simulate import simulate
-from bandits.envs import BernoulliBandit
-from bandits.agents.thompson import ThompsonSampling
-from bandits.agents.ucb import UCB1
-from privacy.continual import continual_bernoulli
-from privacy.counters import COUNTERS
-
-def digest(sim):
-    h = hashlib.sha256()
-    for part in (sim.curves, sim.final):
-        for k in sorted(part): h.update(np.ascontiguousarray(part[k]).tobytes())
-    return [h.hexdigest(), sim.info["seed_devices"]]
-
-env = BernoulliBandit(means=(0.2, 0.5, 0.7))
-cenv = continual_bernoulli(0.5)
-out = {
-    # a shorter last chunk (1000 = 3 x 300 + 100)
-    "ucb1": digest(simulate(env, env.default_params(), UCB1(), 1000, 4, seed=7, chunk_size=300)),
-    # a reduction over the seeds inside a step (the gamma sampler's "any lane" fallback)
-    "thompson": digest(simulate(env, env.default_params(), ThompsonSampling(), 300, 6, seed=3)),
-    # Philox research noise: the high product by 16-bit halves inside `shard_map`
-    "counter": digest(simulate(cenv, cenv.default_params(), COUNTERS["binary"](rho=0.5), 128, 4,
-                               seed=5, grid=[64, 128])),
-}
-out["devices"] = len(jax.local_devices())
-"""
-
-
-def _split_run(devices: str) -> dict:
-    env = {**os.environ, HOST_DEVICES_ENV: devices, "JAX_PLATFORMS": "cpu"}
-    for name in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "REGRETLAB_SHARD_SEEDS"):
-        env.pop(name, None)
-    r = subprocess.run(
-        [sys.executable, "-c", SPLIT_SCRIPT + "print(json.dumps(out))"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def test_two_host_devices_give_the_one_device_numbers_bit_for_bit():
-    """The default tier's own check of the split (its xdist workers keep one device each,
-    tests/conftest.py): two forced host devices against the opt-out, each run split over the
-    largest divisor of its seeds leaving >= 2 seeds per device (4 -> 2, 6 -> 2). The slow tier
-    covers more runs and device counts (tests/test_launchers.py). The one-device numbers are
-    this process's own where it has one device (an xdist worker), else a fresh process's."""
-    if len(jax.local_devices()) == 1:
-        one: dict = {}
-        exec(SPLIT_SCRIPT, one)
-        one = json.loads(json.dumps(one["out"]))  # the subprocess's form: lists, not tuples
-    else:
-        one = _split_run("1")
-    two = _split_run("2")
-    assert one["devices"] == 1 and two["devices"] == 2
-    for run in ("ucb1", "thompson", "counter"):
-        assert one[run][1] == 1 and two[run][1] == 2, run
-        assert two[run][0] == one[run][0], run
