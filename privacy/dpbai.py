@@ -361,12 +361,10 @@ class DPBAI(fb.PrivateReleases, fb.PhasedAgent):
     def init(self, key: jax.Array, spec: Any, inputs: tuple | None = None) -> DPBAIState:
         """The state before phase 1; `spec.horizon` may be traced when `inputs` (the result of
         `horizon_inputs`, checked by the engine) is given."""
-        if inputs is None:
-            self.horizon_inputs(spec)
+        horizon = fb.checked_horizon(self, spec, inputs)
         pl = make_plan(spec.features)
         k = len(pl.feature_rows)
         it = jnp.result_type(int)
-        horizon = jnp.asarray(spec.horizon, it)
         n1 = horizon // (pl.phases * len(pl.first_basis))
         basis = np.zeros(k, bool)
         basis[list(pl.first_basis)] = True

@@ -260,6 +260,15 @@ def whole_phases(spec: Any) -> bool:
     return isinstance(spec, LinearBAISpec)
 
 
+def checked_horizon(agent: Any, spec: Any, inputs: Any) -> jax.Array:
+    """`spec.horizon` as the integer array the phase budgets are computed from (traced in the
+    engine's programs), after the agent's own `horizon_inputs` check (one ConfigError line) where
+    the engine has not run it (`inputs` None: an ``init(key, spec)`` call)."""
+    if inputs is None:
+        agent.horizon_inputs(spec)
+    return jnp.asarray(spec.horizon, jnp.result_type(int))
+
+
 class PhasedAgent(AgentBase):
     """`act` and `update` of a phased fixed-budget agent whose state has ``horizon`` (T, an
     int array: traced in the engine's programs, so every T shares them), ``alloc``, ``stats``,

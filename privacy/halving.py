@@ -104,11 +104,9 @@ class SequentialHalving(fb.PhasedAgent):
     def init(self, key: jax.Array, spec: Any, inputs: tuple | None = None) -> HalvingState:
         """The state before round 0; `spec.horizon` may be traced when `inputs` (the result of
         `horizon_inputs`, checked by the engine) is given."""
-        if inputs is None:
-            self.horizon_inputs(spec)
+        horizon = fb.checked_horizon(self, spec, inputs)
         k = int(spec.num_arms)
         it = jnp.result_type(int)
-        horizon = jnp.asarray(spec.horizon, it)
         sizes, pulls = schedule(k, horizon)
         return HalvingState(
             key=key,
