@@ -51,7 +51,9 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 sys.path.append(str(ROOT / "bench"))  # the other bench scripts, after the packages
 
 
-BANDIT_AGENTS = ("ucb1", "ucb1_sweep", "thompson", "counter_tree")  # the bandits section's rows
+# the bandits section's rows; thompson_spares3: 4 rounds of gamma candidates per step, so that
+# almost no lane needs the keyed fallback, which runs one lane after another (`cond_lanes`)
+BANDIT_AGENTS = ("ucb1", "ucb1_sweep", "thompson", "thompson_spares3", "counter_tree")
 SWEEP_C = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)  # the in-program sweep's values of UCB1's c
 
 
@@ -59,7 +61,8 @@ def measure(agent_name: str, horizon: int, seeds: int) -> dict:
     """One run (compile excluded by the engine): rate, compile and run seconds, final metric.
 
     `agent_name`: ucb1, thompson, ucb1_sweep (8 values of c in one program; the rate counts
-    every config's agent-steps) or counter_tree (binary tree counter, research noise, on a
+    every config's agent-steps), thompson_spares3 (Thompson sampling with ``spares=3``) or
+    counter_tree (binary tree counter, research noise, on a
     Bernoulli(1/2) stream; its metric is the squared error of the release)."""
     import jax
     import numpy as np
@@ -82,7 +85,11 @@ def measure(agent_name: str, horizon: int, seeds: int) -> dict:
             env, agent, metric = continual_bernoulli(p=0.5), BinaryTreeCounter(rho=0.5), "sq_error"
         else:
             env = bernoulli_bandit(10)
-            agent = {"ucb1": UCB1(), "thompson": ThompsonSampling()}[agent_name]
+            agent = {
+                "ucb1": UCB1(),
+                "thompson": ThompsonSampling(),
+                "thompson_spares3": ThompsonSampling(spares=3),
+            }[agent_name]
         r, configs = simulate(env, env.default_params(), agent, horizon, seeds, seed=0), 1
     final = r.final[metric]
     return {
@@ -396,6 +403,7 @@ def bandit_table(args: argparse.Namespace, cpu_only: bool) -> str:
     tree counter for each N, on the default backend and the CPU backend."""
     plan = [("ucb1", args.horizon, u) for u in args.unroll]
     plan += [("ucb1_sweep", args.horizon, 1), ("thompson", args.ts_horizon, 1)]
+    plan += [("thompson_spares3", args.ts_horizon, 1)]
     plan += [("counter_tree", args.counter_horizon, 1)]
     plan = [p for p in plan if p[0] in args.bandit_agents]
     rows = []
