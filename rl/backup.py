@@ -22,11 +22,13 @@ C3 = 544.0 / 9.0  # MVP's lower-order-term constant (ibid.)
 C_L1 = math.sqrt(2.0)  # L1 radius √(2 S ι / n) of the Hoeffding (L-UCRL-style) set
 
 
-def _int():
+def int_dtype():
+    """JAX's default integer dtype (int64 under x64, else int32)."""
     return jnp.result_type(int)
 
 
-def _float():
+def float_dtype():
+    """JAX's default float dtype (float64 under x64, else float32)."""
     return jnp.result_type(float)
 
 
@@ -61,15 +63,15 @@ def argmax_random_ties(q, bits):
     uint32 words of shape q.shape[:-1]. Without a tie it is ``argmax(q, -1)``."""
     top = q == jnp.max(q, -1, keepdims=True)
     c = jnp.sum(top, -1).astype(jnp.uint32)
-    k = (bits % c).astype(_int())
+    k = (bits % c).astype(int_dtype())
     rank = jnp.cumsum(top, -1) - 1
-    return jnp.argmax(top & (rank == k[..., None]), -1).astype(_int())
+    return jnp.argmax(top & (rank == k[..., None]), -1).astype(int_dtype())
 
 
 def reward_classes(R):
     """(M, S, A): the smallest context paying the same reward as m at (s, a) (exact equality),
     as `rl.planning.reward_classes`."""
-    return jnp.argmax(R[:, None] == R[None, :], axis=1).astype(_int())
+    return jnp.argmax(R[:, None] == R[None, :], axis=1).astype(int_dtype())
 
 
 class PlanInputs(NamedTuple):
@@ -99,7 +101,7 @@ def agent_classes(plan_rewards, R):
     smallest m' with plan_rewards[m', s, a] equal to it, 0 when none is (as in
     `LatentValueOptimistic.update`)."""
     match = plan_rewards[None] == R[:, None]  # (M true, M' plan, S, A)
-    return jnp.where(match.any(1), jnp.argmax(match, 1), 0).astype(_int())
+    return jnp.where(match.any(1), jnp.argmax(match, 1), 0).astype(int_dtype())
 
 
 class EvalInputs(NamedTuple):

@@ -29,11 +29,8 @@ import numpy as np
 from experiments.config import ConfigError
 from experiments.episodic import EpisodeFeedback, EpisodeObs
 from experiments.protocol import UNIFORM, AgentBase, Draw
+from rl.backup import int_dtype
 from rl.planning import belief_graph, context_values, graph_policy, markov_value
-
-
-def _int():
-    return jnp.result_type(int)
 
 
 @dataclass(frozen=True)
@@ -44,10 +41,10 @@ class LatentRandom(AgentBase):
         return {"u": Draw(UNIFORM)}
 
     def init(self, key, spec):
-        return jnp.asarray(spec.num_actions, _int())  # A: the state, since `act` has no spec
+        return jnp.asarray(spec.num_actions, int_dtype())  # A: the state, since `act` has no spec
 
     def act(self, rng, state, obs: EpisodeObs):
-        return jnp.minimum(jnp.floor(rng["u"] * state), state - 1).astype(_int())
+        return jnp.minimum(jnp.floor(rng["u"] * state), state - 1).astype(int_dtype())
 
     def update(self, state, obs, action, feedback):
         return state
@@ -72,7 +69,7 @@ class ContextOracle(AgentBase):
                 " context from the first step)"
             )
         _, policy = context_values(spec.model)
-        return ContextOracleState(policy=jnp.asarray(policy, _int()))
+        return ContextOracleState(policy=jnp.asarray(policy, int_dtype()))
 
     def act(self, rng, state: ContextOracleState, obs: EpisodeObs):
         m = jnp.maximum(obs.obs.context, 0)
@@ -127,7 +124,7 @@ class BayesOptimal(AgentBase):
 
     def init(self, key, spec):
         act, child, first = _tables(spec)
-        i = _int()
+        i = int_dtype()
         return BayesOptimalState(
             action=jnp.asarray(act, i),
             child=jnp.asarray(child, i),

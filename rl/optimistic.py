@@ -128,11 +128,11 @@ from rl.backup import (
     EvalInputs,
     Plan,
     PlanInputs,
-    _float,
-    _int,
     agent_classes,
     argmax_random_ties,
     bonus,
+    float_dtype,
+    int_dtype,
     reward_classes,
     tie_key,
     variance,
@@ -175,7 +175,7 @@ def check_plan_size(M: int, S: int, A: int, H: int, max_nodes: int) -> int:
 
 def iota(M, S, A, H, episodes, delta):
     """ι = 2 ln(2 M S A H K / δ) (Zhou, Wang & Du, §3.1), K = `episodes` (anytime: k so far)."""
-    k = jnp.maximum(jnp.asarray(episodes, _float()), 1.0)
+    k = jnp.maximum(jnp.asarray(episodes, float_dtype()), 1.0)
     return 2.0 * jnp.log(2.0 * M * S * A * H * k / delta)
 
 
@@ -183,7 +183,7 @@ def first_policy(key, M: int, S: int, A: int, H: int) -> jax.Array:
     """The plan before any data (every reward unknown, so every value is clipped at 1 and every
     action ties): `argmax_random_ties` of all-equal values with the words `plan_histories` draws
     from `key`, i.e. its policy on the all-unknown model (tested)."""
-    adt = jnp.int8 if A <= 127 else _int()
+    adt = jnp.int8 if A <= 127 else int_dtype()
     levels = []
     for h, N in enumerate(level_sizes(M, S, A, H)):
         bits = jax.random.bits(tie_key(key, h), (N,), jnp.uint32)
@@ -263,7 +263,7 @@ def plan_histories(inputs: PlanInputs, H: int, kind: str) -> Plan:
         policies.append(best)
     policies.reverse()
     value = jnp.sum(us[0] * alpha)
-    adt = jnp.int8 if A <= 127 else _int()
+    adt = jnp.int8 if A <= 127 else int_dtype()
     policy = jnp.concatenate([p.astype(adt) for p in policies])
     return Plan(policy=policy, value=value, rewards=R)
 
@@ -286,7 +286,7 @@ def evaluate_policy(x: EvalInputs, H: int) -> jax.Array:
     for h in range(H):
         N = u.shape[0]
         s = jnp.arange(N) % S
-        a = x.policy[start : start + N].astype(_int())
+        a = x.policy[start : start + N].astype(int_dtype())
         start += N
         total = total + jnp.sum(u * R[:, s, a].T)
         if h < H - 1:
@@ -386,7 +386,7 @@ class LatentValueOptimistic(AgentBase):
     def plan_inputs(self, state: LatentLearnerState, H: int) -> PlanInputs:
         """The empirical LMDP of the snapshot counts (uniform where a row has no count)."""
         M, S, A, _ = state.counts.shape
-        f = _float()
+        f = float_dtype()
         snap = state.snapshot.astype(f)
         n = snap.sum(-1)
         P = jnp.where(n[..., None] > 0, snap / jnp.maximum(n, 1.0)[..., None], 1.0 / S)
@@ -421,7 +421,7 @@ class LatentValueOptimistic(AgentBase):
             check_points_size(M, S, A, H, self.points, self.max_nodes)
         else:
             check_plan_size(M, S, A, H, self.max_nodes)
-        i, f = _int(), _float()
+        i, f = int_dtype(), float_dtype()
         zero = jnp.zeros((), i)
         state = LatentLearnerState(
             counts=jnp.zeros((M, S, A, S), i),
@@ -450,22 +450,22 @@ class LatentValueOptimistic(AgentBase):
     def _offsets(self, state: LatentLearnerState):
         M, S, A, _ = state.counts.shape
         H = state.traj.shape[0]
-        return jnp.asarray(np.cumsum([0, *level_sizes(M, S, A, H)])[:-1], _int())
+        return jnp.asarray(np.cumsum([0, *level_sizes(M, S, A, H)])[:-1], int_dtype())
 
     def act(self, rng, state: LatentLearnerState, obs: EpisodeObs):
         if self._points():
             pol, s = state.plan.policy, obs.obs.state
-            g = jnp.where(obs.h == 0, pol.start[s].astype(_int()), state.node)
-            return pol.action[obs.h, s, g].astype(_int())
+            g = jnp.where(obs.h == 0, pol.start[s].astype(int_dtype()), state.node)
+            return pol.action[obs.h, s, g].astype(int_dtype())
         node = jnp.where(obs.h == 0, obs.obs.state, state.node)
-        return state.plan.policy[self._offsets(state)[obs.h] + node].astype(_int())
+        return state.plan.policy[self._offsets(state)[obs.h] + node].astype(int_dtype())
 
     def update(
         self, state: LatentLearnerState, obs: EpisodeObs, action, feedback: EpisodeFeedback
     ) -> LatentLearnerState:
         M, S, A, _ = state.counts.shape
         H = state.traj.shape[0]
-        i = _int()
+        i = int_dtype()
         h, s, a = obs.h, obs.obs.state, jnp.asarray(action, i)
         r, s2, done = feedback.feedback.reward, feedback.feedback.next_state, feedback.done
         traj = state.traj.at[h].set(jnp.stack([s, a, s2]).astype(i))
@@ -548,7 +548,7 @@ def ucbvi_policy(counts, reward_sum, H: int, episodes, delta, scale, key):
     3), rescaled to episode totals <= 1: Q_h = min(1, r̂ + P̂ V_{h+1} + 7 L scale / √n); the
     greedy action uniformly random among the maximisers (`argmax_random_ties`, words from `key`)."""
     S, A, _ = counts.shape
-    f = _float()
+    f = float_dtype()
     c = counts.astype(f)
     n = c.sum(-1)
     P = jnp.where(n[..., None] > 0, c / jnp.maximum(n, 1.0)[..., None], 1.0 / S)
@@ -579,7 +579,7 @@ class UCBVIAgnostic(AgentBase):
 
     def init(self, key, spec) -> UCBVIState:
         S, A, H = spec.num_states, spec.num_actions, spec.episode_length
-        i, f = _int(), _float()
+        i, f = int_dtype(), float_dtype()
         counts, reward_sum = jnp.zeros((S, A, S), i), jnp.zeros((S, A), f)
         zero = jnp.zeros((), i)
         first = ucbvi_policy(
@@ -646,7 +646,7 @@ class PseudoRegret(AgentBase):
         M, S, A, H = m.sizes
         if not getattr(self.agent, "_points", lambda: False)():  # (points: the agent checks)
             check_plan_size(M, S, A, H, getattr(self.agent, "max_nodes", MAX_PLAN_NODES))
-        f = _float()
+        f = float_dtype()
         inner = self.agent.init(key, spec)
         R = jnp.asarray(m.rewards, f)
         policy, rewards = self.agent.history_policy(inner, R)
@@ -662,7 +662,7 @@ class PseudoRegret(AgentBase):
             inner=inner,
             value=evaluate_policy(model, H),
             curve=jnp.zeros((self.episodes,), f),
-            episodes=jnp.zeros((), _int()),
+            episodes=jnp.zeros((), int_dtype()),
             model=model,
             v_star=jnp.asarray(spec.v_star, f),
         )

@@ -142,7 +142,7 @@ class PointPolicy(NamedTuple):
     ptr: jax.Array  # (H, S, G, J, S') next point after (reward class j, s'); last level unused
 
 
-def _int():
+def int_dtype():
     return jnp.result_type(int)
 
 
@@ -169,7 +169,7 @@ def plan_points(inputs: PlanInputs, H: int, kind: str, n: int) -> Plan:
     Ps = P[:, :, None, :, :]  # (M, S, 1, A, S')
     Rs = R[:, :, None, :]  # (M, S, 1, A)
     ns = cnt[:, :, None, :]
-    pdt = jnp.int8 if G < 2**7 else jnp.int16 if G < 2**15 else _int()
+    pdt = jnp.int8 if G < 2**7 else jnp.int16 if G < 2**15 else int_dtype()
 
     def back(alpha_next, h):  # alpha_next (S', G', M): level h + 1 (zeros after the last step)
         score = jnp.einsum("sgajtm,tkm->sgajtk", nb, alpha_next)
@@ -207,11 +207,11 @@ def evaluate_controller(x: EvalInputs, H: int) -> jax.Array:
     m_, s_, g_, t_ = jnp.ix_(*(jnp.arange(k) for k in (M, S, G, S)))
 
     def back(V, h):  # V (M, S', G): level h + 1
-        a = pol.action[h].astype(_int())[None, :, :, None]  # (1, S, G, 1)
-        nxt = pol.ptr[h].astype(_int())[s_, g_, cls[m_, s_, a], t_]  # (M, S, G, S')
+        a = pol.action[h].astype(int_dtype())[None, :, :, None]  # (1, S, G, 1)
+        nxt = pol.ptr[h].astype(int_dtype())[s_, g_, cls[m_, s_, a], t_]  # (M, S, G, S')
         cont = jnp.sum(P[m_, s_, a, t_] * V[m_, t_, nxt], -1)
         return R[m_, s_, a][..., 0] + cont, None
 
     V, _ = lax.scan(back, jnp.zeros((M, S, G), P.dtype), jnp.arange(H - 1, -1, -1))
-    first = V[:, jnp.arange(S), pol.start.astype(_int())]  # (M, S)
+    first = V[:, jnp.arange(S), pol.start.astype(int_dtype())]  # (M, S)
     return jnp.sum(w[:, None] * nu * first)
