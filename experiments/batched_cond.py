@@ -27,15 +27,20 @@ Rules for callers:
   when one needs it. That is the cost model: the branch costs a whole batch's worth, but only
   in the steps that need it.
 
-`cond_lanes` has the same contract and results but runs `fn` only on the lanes that need it, one
-after another (a loop over those lanes): the better choice when `fn` is expensive and the lanes
-rarely need it in the same step (per-seed refreshes), where `cond_any` would compute the whole
-batch whenever one lane asks.
+`cond_lanes` has the same contract and results but runs `fn` only on the lanes that need it, a
+block of `lane_block()` lanes at a time (a loop over blocks of those lanes): the better choice when
+`fn` is expensive and the lanes rarely need it in the same step (per-seed refreshes), where
+`cond_any` would compute the whole batch whenever one lane asks. On the CPU a block is one lane
+(the cost is the lanes computed); on an accelerator it is 256 lanes, `fn` vmapped over them (a
+loop iteration costs kernel launches and a device-to-host predicate, not lanes: one lane after
+another made Thompson sampling 10x slower on a GPU at 10^5 seeds, bench/gpu_results.md).
+``REGRETLAB_LANE_BLOCK=k`` sets the block (read when a program is traced).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -69,29 +74,64 @@ def cond_any(fn: Callable, *static: Any) -> Callable[[jax.Array, Any, Any], Any]
 @functools.cache
 def cond_lanes(fn: Callable, *static: Any) -> Callable[[jax.Array, Any, Any], Any]:
     """``apply(pred, inputs, old)``: as `cond_any`, but `fn` runs **only on the lanes that need
-    it**, one lane after another (a `lax.fori_loop` over the lanes with `pred`, gathered by
-    index; no iteration where none has it). For an expensive `fn` whose lanes rarely need it in
-    the same step (re-plans at per-seed doubling refreshes) the cost is set by the lanes that
-    refresh, not by the batch size: with 4 seeds of the default latent-MDP garnet, posterior
-    sampling planned 552 lane-plans through `cond_any` for the 236 its seeds needed (20 seeds:
-    5320 for 1204). Each lane is computed by the unbatched `fn`; results equal `cond_any`'s
-    wherever the batched and the unbatched programs round alike (tested for the planners)."""
+    it**, `lane_block()` lanes at a time (a `lax.fori_loop` over blocks of the lanes with `pred`,
+    gathered by index; no iteration where none has it). For an expensive `fn` whose lanes rarely
+    need it in the same step (re-plans at per-seed doubling refreshes) the cost is set by the
+    lanes that refresh, not by the batch size: with 4 seeds of the default latent-MDP garnet,
+    posterior sampling planned 552 lane-plans through `cond_any` for the 236 its seeds needed
+    (20 seeds: 5320 for 1204). A block of one lane is computed by the unbatched `fn`, a larger
+    block by `fn` vmapped; results equal `cond_any`'s wherever the batched and the unbatched
+    programs round alike (tested for the planners and the gamma fallback)."""
 
     def solve(inputs):
         return fn(inputs, *static)
 
     def each_lane(pred, inputs, old):  # leading axis: the lanes
+        lanes = pred.shape[0]
+        block = min(lane_block(), lanes)
         order = jnp.argsort(~pred, stable=True)  # the lanes that need it first
         count = jnp.sum(pred.astype(jnp.int32))
+        if block == 1:
 
-        def one(k, out):
-            i = order[k]
-            new = solve(jax.tree.map(lambda x: x[i], inputs))
-            return jax.tree.map(lambda o, n: o.at[i].set(n), out, new)
+            def one(k, out):
+                i = order[k]
+                new = solve(jax.tree.map(lambda x: x[i], inputs))
+                return jax.tree.map(lambda o, n: o.at[i].set(n), out, new)
 
-        return lax.fori_loop(0, count, one, old)
+            return lax.fori_loop(0, count, one, old)
+
+        def several(k, out):
+            # the last block is shifted back to end at the last lane: lanes it shares with the
+            # block before are computed again (the same values); lanes past `count` are kept
+            start = jnp.minimum(k * block, lanes - block)
+            idx = lax.dynamic_slice_in_dim(order, start, block)
+            keep = start + jnp.arange(block) < count
+            new = jax.vmap(solve)(jax.tree.map(lambda x: x[idx], inputs))
+
+            def put(o, n):
+                mask = keep.reshape(keep.shape + (1,) * (n.ndim - 1))
+                return o.at[idx].set(jnp.where(mask, n, o[idx]))
+
+            return jax.tree.map(put, out, new)
+
+        return lax.fori_loop(0, (count + block - 1) // block, several, old)
 
     return _lane_folded(each_lane, "cond_lanes")
+
+
+LANE_BLOCK_ENV = "REGRETLAB_LANE_BLOCK"
+ACCELERATOR_LANE_BLOCK = 256
+
+
+def lane_block() -> int:
+    """Lanes per iteration of `cond_lanes`: ``REGRETLAB_LANE_BLOCK`` if set, else 1 on the CPU
+    and `ACCELERATOR_LANE_BLOCK` on another default backend (module docstring)."""
+    raw = os.environ.get(LANE_BLOCK_ENV, "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"{LANE_BLOCK_ENV}: must be a positive integer (got {raw!r})")
+        return int(raw)
+    return 1 if jax.default_backend() == "cpu" else ACCELERATOR_LANE_BLOCK
 
 
 def _lane_folded(kernel: Callable, name: str) -> Callable[[jax.Array, Any, Any], Any]:

@@ -4,8 +4,8 @@ JAX's CPU backend is one device, and a vmapped step of small kernels mostly runs
 Split into n host devices, the CPU backend runs n programs side by side, and the engine splits
 the seed axis over them (`experiments.simulate.seed_sharding`); each device runs its own seeds'
 lanes as a program of its own (``jax.shard_map``: reductions over the seeds inside a step, such
-as the idle-step skip or a batched cond's "any lane", stay on the device, no collectives), so the
-results equal a one-device run's bit for bit (tests/test_launchers.py).
+as a multi-round chunk's "any lane active" or a batched cond's "any lane", stay on the device,
+no collectives), so the results equal a one-device run's bit for bit (tests/test_launchers.py).
 
 `use_all_cores` sets JAX's ``jax_num_cpu_devices`` option (the process-local form of XLA's
 ``--xla_force_host_platform_device_count``) to the cores this process may run on, before JAX

@@ -28,7 +28,7 @@ Multi-round steps. When a step reports ``metrics["rounds"] = n`` it used n round
 times, sampled exactly by the environment). Curves are recorded against rounds; a grid point that
 falls inside a multi-round step is linearly interpolated within that step (exact for pseudo-regret,
 which grows linearly within a batch of pulls of one arm). Seeds that reached the horizon idle;
-a step in which every seed idles is skipped (a real branch: no env or agent work).
+a chunk stops at the first step in which every seed idles (`_until_idle`: no env or agent work).
 
 Horizon as an input. A multi-round agent with ``horizon_inputs(spec)`` takes the horizon T as an
 input of its programs, so runs that differ only in T (a sweep over T, or over ε at several T)
@@ -41,9 +41,13 @@ and those arrays traced; the engine's horizon (when a lane idles) is traced too.
 promises that its draws, state shapes and `max_steps` do not depend on T (its probe is shared
 across T). Called as ``init(key, spec)`` (a concrete spec) it computes the same itself.
 
-Per-step cost. A one-round chunk runs its steps in loops that hold nothing but the step and
-records its grid points between them (`_segments`); the env's init program is compiled once per
-run and shared by its agents (`_shared_env_init`). Measurements: bench/engine_floor_results.md.
+Per-step cost. On the CPU a one-round chunk runs its steps in loops that hold nothing but the
+step and records its grid points between them (`_segments`); on an accelerator it is one scan
+with a fixed trip count that writes its grid points in the body (`_scan_recording`; a
+data-dependent loop bound or branch there is a device-to-host copy per step). Only the grid
+points a chunk filled are copied to the host. The env's init program is compiled once per run
+and shared by its agents (`_shared_env_init`). Measurements: bench/engine_floor_results.md,
+bench/gpu_results.md.
 """
 
 from __future__ import annotations
@@ -90,6 +94,21 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 22  # random numbers + recorded values per chunk, 
 # compiles short on CPU; on a GPU a larger value amortises the per-iteration loop overhead of
 # small per-step kernels. Numerics do not depend on it. Read once, at import.
 SCAN_UNROLL = int(os.environ.get("REGRETLAB_SCAN_UNROLL", "1"))
+# One-round chunk loops: ``cpu`` (segments between grid steps, `_segments`; a shorter last chunk
+# skipped by a branch) or ``accelerator`` (one scan with a fixed trip count, records written in
+# the body, the tail masked by a select: on a GPU a data-dependent loop bound or branch is a
+# device-to-host copy and a stall per step). Default: by the default backend, read when a
+# program is compiled (part of its key). Same results either way (tests/test_engine.py).
+LOOPS_ENV = "REGRETLAB_LOOPS"
+LOOPS = ("cpu", "accelerator")
+
+
+def chunk_loops() -> str:
+    """`LOOPS_ENV` if set, else ``cpu`` on the CPU backend and ``accelerator`` on another."""
+    raw = os.environ.get(LOOPS_ENV, "").strip()
+    if raw and raw not in LOOPS:
+        raise ValueError(f"{LOOPS_ENV}: must be one of {', '.join(LOOPS)} (got {raw!r})")
+    return raw or ("cpu" if jax.default_backend() == "cpu" else "accelerator")
 
 
 # --------------------------------------------------------------------------- recording grids
@@ -338,6 +357,7 @@ def _program_key(parts: _Parts, params_shape, layout: _Layout) -> tuple:
         seed_devices(layout.seeds),  # the programs are compiled for this seed sharding
         bool(jax.config.jax_enable_x64),
         SCAN_UNROLL,
+        chunk_loops(),
         traced,
         hz_tree,
         tuple((x.shape, x.dtype) for x in hz_leaves),
@@ -356,13 +376,14 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
     numbers, params); a sweep of C configs adds an outer ``vmap`` over h (states (C, seeds, ...)).
     One chunk program serves every chunk: with a shorter last chunk (`layout.tail`), steps from
     its argument ``n_active`` on are not run (a loop bound, or a ``lax.cond`` on the step index,
-    the same for every seed: a real branch, not a select). Multi-round chunks skip the steps in
-    which no lane is active (`_skip_idle`).
+    the same for every seed: a real branch, not a select; on an accelerator a select). Multi-round
+    chunks stop at the first step in which no lane is active (`_until_idle`).
     """
     horizon_steps, n_seeds, chunk, _, slots, probe, per_seed_inputs, configs = layout[:8]
     multi_round = probe.multi_round
     names = probe.tracked
     traced = layout.traced_horizon
+    on_cpu = chunk_loops() == "cpu"
     static_limit = horizon_steps if multi_round else None
 
     def env_init_one(h_env, h_params, run_key):
@@ -398,15 +419,9 @@ def _compile(parts: _Parts, params_shape, layout: _Layout) -> _Program:
             return {k: sum_value(core.sums[k]) for k in names}
 
         if multi_round:  # emit every step; the host interpolates grid points between steps
-            return jax.lax.scan(
-                _skip_idle(step, emit, limit, configs),
-                state,
-                xs,
-                length=chunk,
-                unroll=min(SCAN_UNROLL, chunk),
-            )
-        if SCAN_UNROLL > 1:  # one scan (unrollable); the grid steps write their slot
-            return _scan_recording(step, emit, state, xs, slot_of_step, n_active, layout)
+            return _until_idle(step, emit, state, xs, chunk, limit, configs)
+        if SCAN_UNROLL > 1 or not on_cpu:  # one scan; the grid steps write their slot
+            return _scan_recording(step, emit, state, xs, slot_of_step, n_active, layout, on_cpu)
         return _segments(step, emit, state, xs, slot_of_step, n_active, slots)
 
     def final_one(h, state: Carry):
@@ -545,7 +560,7 @@ def _per_device(f: Callable, sharding, in_specs: tuple, out_specs) -> Callable:
     as a program of its own (``jax.shard_map``; `f` itself where there is no sharding).
 
     Plain sharding (GSPMD) partitions one program over the whole seed axis, so every reduction
-    over the seeds inside a step (a multi-round chunk's "any lane active", `_skip_idle`; a batched
+    over the seeds inside a step (a multi-round chunk's "any lane active", `_until_idle`; a batched
     cond's "any lane", `experiments.batched_cond`) becomes a cross-device all-reduce per step.
     Here the vmapped axis is a device's own seeds: those reductions are local, no collective is
     left in the programs, and each device skips the steps in which its own lanes all idle.
@@ -587,9 +602,14 @@ def _segments(step, emit, state, xs, slot_of_step, n_active, slots: int):
     return state, jax.tree.map(lambda r: r[:slots], rec)
 
 
-def _scan_recording(step, emit, state, xs, slot_of_step, n_active, layout: _Layout):
-    """A one-round chunk as one scan whose grid steps write their slot (`SCAN_UNROLL` > 1:
-    an accelerator amortises the loop over unrolled steps; see `_segments` for the CPU)."""
+def _scan_recording(
+    step, emit, state, xs, slot_of_step, n_active, layout: _Layout, branch: bool = True
+):
+    """A one-round chunk as one scan whose grid steps write their slot (an accelerator's loop,
+    or `SCAN_UNROLL` > 1; see `_segments` for the CPU). With a shorter last chunk the steps from
+    `n_active` on are skipped by a branch (`branch`) or computed and discarded by a select (an
+    accelerator's: no per-step predicate read by the host; the discarded steps read draws of
+    rounds past the horizon and change nothing)."""
     slots = layout.slots
 
     def body(carry, x):
@@ -601,7 +621,10 @@ def _scan_recording(step, emit, state, xs, slot_of_step, n_active, layout: _Layo
 
     def masked_body(carry, x):  # a shorter last chunk: steps from n_active on are skipped
         i, x = x
-        return jax.lax.cond(i < n_active, body, lambda c, _: (c, None), carry, x)
+        if branch:
+            return jax.lax.cond(i < n_active, body, lambda c, _: (c, None), carry, x)
+        new, _ = body(carry, x)
+        return jax.tree.map(lambda a, b: jnp.where(i < n_active, a, b), new, carry), None
 
     zero = jnp.zeros((slots,), jnp.result_type(float))
     rec = jax.tree.map(lambda _: zero, emit(state))
@@ -614,33 +637,50 @@ def _scan_recording(step, emit, state, xs, slot_of_step, n_active, layout: _Layo
     return state, rec
 
 
-def _skip_idle(step, emit, limit: int, configs: int):
-    """The scan body of a multi-round chunk: `step`, emitting (rounds, values), skipped outright
-    in steps where no lane of the batch is still active.
+def _until_idle(step, emit, state, xs, chunk: int, limit, configs: int):
+    """A multi-round chunk: `step` while some lane of the batch is still active, at most `chunk`
+    steps; emits (rounds, values) for every step of the chunk.
 
     A lane that has used the horizon (`limit` rounds) idles (`advance` keeps its states and
     adds zeros), so a step in which every lane idles changes nothing; but a fixed-budget agent
-    spends its horizon in a few dozen steps of a chunk of at least one RNG block (100 steps),
-    and an idle step still evaluates the env and the agent for every lane (DP-BAI: 23 steps of
-    100). Whether any lane is active is a sum over the vmapped axes (``psum`` over the named
-    axes), the same for every lane, so the ``cond`` on it is a real branch, not a select: an
-    idle step costs a reduction. With the seeds split over devices (`_per_device`) the named
-    axes are a device's own lanes: the sum is local and each device skips its own idle steps.
+    spends its horizon in a few dozen steps of a chunk of at least one RNG block (100 steps:
+    DP-BAI uses 5). The loop (``lax.while_loop``) stops at the first step in which no lane is
+    active, and the steps after it emit the state it stopped in: what running them would emit.
+    Whether any lane is active is a sum over the vmapped axes (``psum`` over the named axes),
+    the same for every lane, so the loop's predicate is unbatched: a real loop bound, not a
+    select. With the seeds split over devices (`_per_device`) the named axes are a device's own
+    lanes: each device stops at its own lanes' last active step. Step i reads row i of `xs`,
+    as a scan would.
     """
     axes = (SEEDS,) if configs == 1 else (SEEDS, CONFIGS)
 
-    def body(core, x):
-        core = step(core, x)
-        return core, (core.rounds, emit(core))
+    def live(core):
+        return jax.lax.psum((core.rounds < limit).astype(jnp.int32), axes) > 0
 
-    def skip(core, x):
-        return core, (core.rounds, emit(core))
+    def record(out, i, core):
+        rounds, values = out
+        now = emit(core)
+        return rounds.at[i].set(core.rounds), {k: v.at[i].set(now[k]) for k, v in values.items()}
 
-    def maybe(core, x):
-        live = jax.lax.psum((core.rounds < limit).astype(jnp.int32), axes) > 0
-        return jax.lax.cond(live, body, skip, core, x)
+    def more(carry):
+        i, core, _ = carry
+        return (i < chunk) & live(core)
 
-    return maybe
+    def one(carry):
+        i, core, out = carry
+        core = step(core, jax.tree.map(lambda x: x[i], xs))
+        return i + 1, core, record(out, i, core)
+
+    first = (state.rounds, emit(state))
+    empty = jax.tree.map(lambda x: jnp.zeros((chunk, *jnp.shape(x)), jnp.result_type(x)), first)
+    stop, state, out = jax.lax.while_loop(more, one, (jnp.int32(0), state, empty))
+    after = jnp.arange(chunk) >= stop  # the idle steps: the state the loop stopped in
+    rounds, values = jax.tree.map(
+        lambda buf, last: jnp.where(after.reshape((chunk,) + (1,) * last.ndim), last, buf),
+        out,
+        (state.rounds, emit(state)),
+    )
+    return state, (rounds, values)
 
 
 def cached_probe(env: Env, params, agent: Agent, horizon: int, inputs=None) -> Probe:
@@ -1238,8 +1278,8 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
             if reached >= horizon:
                 break
         else:
-            for k, v in out.items():
-                curves[k][:, sel] = host(v)[:, : sel.size].astype(np.float64)
+            for k, v in out.items() if sel.size else ():
+                curves[k][:, sel] = host(_filled_slots(v, sel.size)).astype(np.float64)
             if bar is not None:
                 bar((done + n) // per_round - done // per_round)
             done += n
@@ -1256,6 +1296,7 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
             curves[k][:, -1] = final[k]
     info = {
         "chunk_size": chunk,
+        "chunk_loops": chunk_loops(),
         "rng_block": RNG_BLOCK,
         "rng_streams": "by draw name (crc32)",
         "multi_round": prog.multi_round,
@@ -1352,6 +1393,18 @@ def _interpolate(grid, curves, rounds, values, prev_rounds, prev_values):
                 y[bad] = slope[b] * (x[bad] - xr[b]) + yr[b]
                 y[bad] = np.where(np.isnan(y[bad]) & (yl[b] == yr[b]), yl[b], y[bad])
         curves[k][rows, cols] = np.where(at_knot, yr[seg], y)
+
+
+def _filled_slots(records: jax.Array, filled: int) -> np.ndarray:
+    """The first `filled` slots of a chunk's records (..., slots), to be read on the host.
+
+    On an accelerator they are sliced on the device before the copy: the records hold every
+    slot the busiest chunk needs (a log grid puts ~100 points in the first chunk), so copying
+    them whole cost 10^5 lanes x 100 slots per metric in every chunk, ~40% of UCB1's run time
+    on a GPU (bench/gpu_results.md). On the CPU the read is no copy over a bus, and a slice is
+    one more dispatch per chunk (2.6x the run time of 200 seeds in chunks of 100 steps)."""
+    on_cpu = all(d.platform == "cpu" for d in records.devices())
+    return np.asarray(records)[..., :filled] if on_cpu else np.asarray(records[..., :filled])
 
 
 def _check_illegal(illegal: np.ndarray, seeds: int) -> None:

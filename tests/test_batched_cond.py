@@ -134,6 +134,35 @@ def test_inputs_that_share_arrays_with_old(cond):
         _assert_same(jax.jit(jax.vmap(jax.vmap(f)))(pred, scale, old), want)
 
 
+@pytest.mark.parametrize("block", ["1", "3", "5", "256"])
+def test_cond_lanes_in_blocks_equals_the_select(monkeypatch, block):
+    """`cond_lanes` a block of lanes at a time (`lane_block`: 1 on the CPU, 256 on an
+    accelerator; forced here through ``REGRETLAB_LANE_BLOCK``, read at trace time): the plain
+    select, bit for bit, whether the needing lanes fill whole blocks or not (the last block is
+    shifted back and recomputes lanes of the one before) and with a block wider than the batch.
+    12 lanes (configs x seeds), 0, 1, 4 and 7 of them needing it."""
+    monkeypatch.setenv("REGRETLAB_LANE_BLOCK", block)
+    _, (x, scale), old = _data((3, 4), seed=5)
+    apply = jax.jit(jax.vmap(jax.vmap(cond_lanes(expensive, 3))))
+    rng = np.random.default_rng(6)
+    for needing in (0, 1, 4, 7):
+        pred = np.zeros(12, bool)
+        pred[rng.choice(12, needing, replace=False)] = True
+        pred = jnp.asarray(pred.reshape(3, 4))
+        want = jax.vmap(jax.vmap(reference))(pred, (x, scale), old)
+        _assert_same(apply(pred, (x, scale), old), want)
+
+
+def test_lane_block_is_validated(monkeypatch):
+    from experiments.batched_cond import lane_block
+
+    monkeypatch.setenv("REGRETLAB_LANE_BLOCK", "0")
+    with pytest.raises(ValueError, match=r"^REGRETLAB_LANE_BLOCK: must be a positive integer"):
+        lane_block()
+    monkeypatch.delenv("REGRETLAB_LANE_BLOCK")
+    assert lane_block() == (1 if jax.default_backend() == "cpu" else 256)
+
+
 def test_pred_must_be_scalar():
     apply = cond_any(expensive, 3)
     _, inputs, old = _data(())

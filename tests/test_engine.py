@@ -570,8 +570,9 @@ def test_multi_round_interpolation_equals_np_interp_per_lane():
 
 # --------------------------------------------------------------------------- the engine's floor
 def test_idle_steps_skipped_match_a_rollout_that_runs_them():
-    """Multi-round chunks skip the steps in which no lane is active (T = 200 is spent by step
-    80 of a 300-step chunk); `experiments.rollout.rollout` runs every one of the 300 steps
+    """Multi-round chunks stop at the first step in which no lane is active (`_until_idle`:
+    T = 200 is spent by step 80 of a 300-step chunk, the chunk sizes' test above checks the
+    curves); `experiments.rollout.rollout` runs every one of the 300 steps
     (idle lanes add zeros) and is the independent reference. (Bit-identity of the engine
     before and after the skip was checked on the CLI's agents; chunk sizes: above.)"""
     from experiments.rollout import rollout
@@ -600,6 +601,24 @@ def test_recording_between_segments_equals_recording_in_the_scan(monkeypatch):
     monkeypatch.setattr(sim, "SCAN_UNROLL", 2)
     scan = _run(BERN3, UCB1(), 500, 3, grid=grid, chunk_size=300)
     _assert_identical(segments, scan)
+
+
+def test_accelerator_loops_equal_the_cpu_loops(monkeypatch):
+    """``REGRETLAB_LOOPS=accelerator`` (a GPU's default: a one-round chunk is one scan with a
+    fixed trip count, records written in its body, a select-masked tail) against the CPU's loops
+    (segments between grid steps, a branch-skipped tail), forced on this CPU: the same curves
+    and finals bit for bit. UCB1, T = 500 in chunks of 300 (a 200-step tail), every round
+    recorded; an unknown value is one line."""
+    grid = make_grid(500, "every")
+    runs = {}
+    for loops in ("cpu", "accelerator"):
+        monkeypatch.setenv("REGRETLAB_LOOPS", loops)
+        runs[loops] = _run(BERN3, UCB1(), 500, 3, grid=grid, chunk_size=300)
+        assert runs[loops].info["chunk_loops"] == loops
+    _assert_identical(runs["cpu"], runs["accelerator"])
+    monkeypatch.setenv("REGRETLAB_LOOPS", "gpu")
+    with pytest.raises(ValueError, match=r"^REGRETLAB_LOOPS: must be one of cpu, accelerator"):
+        _run(BERN3, UCB1(), 50, 2)
 
 
 def test_env_init_is_compiled_once_per_run(monkeypatch):

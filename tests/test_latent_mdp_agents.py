@@ -389,12 +389,15 @@ def test_psrl_plans_only_the_refreshing_seeds_with_the_same_results():
 
 
 @pytest.mark.parametrize("kind,scale", [("bernstein", 0.02), ("hoeffding", 0.1)])
-def test_replan_lanes_and_batch_give_bit_identical_runs(kind, scale):
+def test_replan_lanes_and_batch_give_bit_identical_runs(monkeypatch, kind, scale):
     """The optimistic learners re-planning only the refreshing seeds (``replan="lanes"``) and
     every seed when one refreshes (``"batch"``) give bit-identical runs: 4 seeds vmapped, 80
     episodes of the tiny garnet, through `PseudoRegret` (whose evaluations follow ``replan``):
     the per-episode pseudo-regret, the realised totals, the final plans and the refresh counts.
-    Each seed's plan is the same function of its own inputs; exact equality, no tolerance."""
+    Each seed's plan is the same function of its own inputs; exact equality, no tolerance.
+    With the Hoeffding bonus ``lanes`` plans in blocks of 3 vmapped lanes (an accelerator's
+    `cond_lanes`, forced on this CPU), with Bernstein's one lane at a time (the CPU's)."""
+    monkeypatch.setenv("REGRETLAB_LANE_BLOCK", "3" if kind == "hoeffding" else "1")
     env = LatentMDP(**TINY)
     params = env.default_params()
     H, K = env.episode_length, 80

@@ -168,7 +168,7 @@ sweep = simulate_sweep({"ucb1": [(env, params, UCB1(c=c)) for c in (0.5, 2.0)]},
 odd = simulate(env, params, UCB1(), 500, 3, seed=1)
 six = simulate(env, params, UCB1(), 300, 6, seed=2, chunk_size=200)
 # a reduction over the seeds inside a step: Thompson sampling's "any lane needs the gamma
-# sampler's fallback", and a multi-round chunk's "any lane still active" (`_skip_idle`)
+# sampler's fallback", and a multi-round chunk's "any lane still active" (`_until_idle`)
 ts = simulate(env, params, ThompsonSampling(), 300, 6, seed=3)
 out = {"one": digest([one]), "sweep": digest(sweep), "odd": digest([odd]), "six": digest([six]),
        "ts": digest([ts])}
@@ -196,7 +196,7 @@ if "--domains" in sys.argv:  # the other domains' step shapes, at small sizes
     out["paging"] = digest([simulate(penv, penv.default_params(), agent, 300, 4, seed=6,
                                      chunk_size=200)])
     # fixed budget (final answer): phase ends through cond_any, Binomial sums (cond_any /
-    # cond_lanes), steps that idle once the budget is spent (multi-round: `_skip_idle`)
+    # cond_lanes), steps that idle once the budget is spent (multi-round: `_until_idle`)
     lenv = linear_bai("soare", omega=0.3)
     out["dpbai"] = digest([simulate(lenv, lenv.default_params(), DPBAI(epsilon=0.2), 60, 8,
                                     seed=7)])
