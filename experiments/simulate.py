@@ -67,6 +67,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import interrupt
+from experiments.batched_cond import lane_block
 from experiments.lift import Lifted, freeze, lift
 from experiments.protocol import Agent, Env, Exogenous, IllegalActionError
 from experiments.rollout import (
@@ -358,6 +359,7 @@ def _program_key(parts: _Parts, params_shape, layout: _Layout) -> tuple:
         bool(jax.config.jax_enable_x64),
         SCAN_UNROLL,
         chunk_loops(),
+        lane_block(),
         traced,
         hz_tree,
         tuple((x.shape, x.dtype) for x in hz_leaves),
@@ -1297,6 +1299,8 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
     info = {
         "chunk_size": chunk,
         "chunk_loops": chunk_loops(),
+        "lane_block": lane_block(),  # lanes per iteration of a cond_lanes branch
+        "scan_unroll": SCAN_UNROLL,
         "rng_block": RNG_BLOCK,
         "rng_streams": "by draw name (crc32)",
         "multi_round": prog.multi_round,
