@@ -89,8 +89,7 @@ def cond_lanes(fn: Callable, *static: Any) -> Callable[[jax.Array, Any, Any], An
     def each_lane(pred, inputs, old):  # leading axis: the lanes
         lanes = pred.shape[0]
         block = min(lane_block(), lanes)
-        order = jnp.argsort(~pred, stable=True)  # the lanes that need it first
-        count = jnp.sum(pred.astype(jnp.int32))
+        order, count = _needing_first(pred)
         if block == 1:
 
             def one(k, out):
@@ -117,6 +116,16 @@ def cond_lanes(fn: Callable, *static: Any) -> Callable[[jax.Array, Any, Any], An
         return lax.fori_loop(0, (count + block - 1) // block, several, old)
 
     return _lane_folded(each_lane, "cond_lanes")
+
+
+def _needing_first(pred: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(the lanes with `pred` in index order, then the others in index order; their count):
+    ``argsort(~pred, stable=True)`` by two running counts and a scatter, O(lanes), no sort."""
+    need = pred.astype(jnp.int32)
+    count = jnp.sum(need)
+    slot = jnp.where(pred, jnp.cumsum(need) - 1, count + jnp.cumsum(1 - need) - 1)
+    order = jnp.zeros_like(need).at[slot].set(jnp.arange(pred.shape[0], dtype=jnp.int32))
+    return order, count
 
 
 LANE_BLOCK_ENV = "REGRETLAB_LANE_BLOCK"

@@ -153,6 +153,20 @@ def test_cond_lanes_in_blocks_equals_the_select(monkeypatch, block):
         _assert_same(apply(pred, (x, scale), old), want)
 
 
+@pytest.mark.parametrize("lanes", [1, 2, 7, 1000])
+def test_needing_lanes_first_is_the_stable_argsort(lanes):
+    """`cond_lanes` orders the lanes by two running counts and a scatter instead of a sort: the
+    permutation ``np.argsort(~pred, kind="stable")`` exactly, for none, some and all lanes."""
+    from experiments.batched_cond import _needing_first
+
+    rng = np.random.default_rng(lanes)
+    for share in (0.0, 0.01, 0.5, 1.0):
+        pred = rng.random(lanes) < share
+        order, count = jax.jit(_needing_first)(jnp.asarray(pred))
+        np.testing.assert_array_equal(np.asarray(order), np.argsort(~pred, kind="stable"))
+        assert int(count) == pred.sum()
+
+
 def test_lane_block_is_validated(monkeypatch):
     from experiments.batched_cond import lane_block
 
