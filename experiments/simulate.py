@@ -565,7 +565,7 @@ def _per_device(f: Callable, sharding, in_specs: tuple, out_specs) -> Callable:
     over the seeds inside a step (a multi-round chunk's "any lane active", `_until_idle`; a batched
     cond's "any lane", `experiments.batched_cond`) becomes a cross-device all-reduce per step.
     Here the vmapped axis is a device's own seeds: those reductions are local, no collective is
-    left in the programs, and each device skips the steps in which its own lanes all idle.
+    left in the programs, and each device stops a chunk when its own lanes all idle.
     Results are the same lane by lane: a step a lane idles in changes nothing of it, and a branch
     taken for some lanes keeps its results only in the lanes that asked (tests/test_launchers.py
     checks them bit for bit against one device). Every output of the programs is per lane
