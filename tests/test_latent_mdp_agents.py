@@ -139,6 +139,26 @@ def test_bonus_plan_is_optimistic_for_the_empirical_model(kind, scale):
             assert value <= 1.0 + TOL  # the clip at 1
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_variance_of_a_one_hot_row_is_exactly_zero_compiled(dtype):
+    """A deterministic transition (one-hot P̂ row) has 𝕍 = 0 exactly in the compiled planner's
+    arithmetic, and a general row matches the float64 definition: the one-pass form
+    pᵀ(v²) − (pᵀv)² left a fused-multiply-add residue there (≈ 10⁻⁸ v² in float32), which the
+    bonus's √ made ≈ 10⁻⁴ — 0.02 of value at the theory constants and n = 1."""
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(dtype == "float64"):
+        v = jnp.asarray(rng.uniform(0.1, 1.0, (64, 5)), dtype)
+        onehot = jnp.asarray(np.eye(5)[rng.integers(0, 5, 64)], dtype)
+        assert np.all(np.asarray(jax.jit(variance)(onehot, v)) == 0.0)
+        p = rng.dirichlet(np.ones(5), 64)
+        want = (
+            p * (np.asarray(v, np.float64) - (p * np.asarray(v, np.float64)).sum(1)[:, None]) ** 2
+        ).sum(1)
+        got = np.asarray(jax.jit(variance)(jnp.asarray(p, dtype), v), np.float64)
+        # float32: a few ulps of values <= 1 in the squares and sums (5 terms)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 if dtype == "float32" else 1e-15)
+
+
 def test_variance_bonus_and_iota_by_hand():
     p, v = jnp.asarray([0.25, 0.75]), jnp.asarray([0.0, 1.0])
     assert float(variance(p, v)) == pytest.approx(0.75 - 0.75**2, abs=1e-7)  # 0.1875
