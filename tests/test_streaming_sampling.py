@@ -120,7 +120,9 @@ def test_bits_match_jax_random():
         for dtype, shape in [(jnp.float64, ()), (jnp.float64, (4, 2)), (jnp.float32, (3,))]:
             draw = lambda k, shape=shape, dtype=dtype: jax.random.uniform(k, shape, dtype, 0.25, 2)
             want = jax.vmap(draw)(folded)
-            got = bits.uniform(bits.fold_in(kd, js), shape, dtype, 0.25, 2)
+            # compiled, as jax.random.uniform is (op by op the unrolled hash takes ~1 s)
+            uniform = jax.jit(lambda kd, s=shape, d=dtype: bits.uniform(kd, s, d, 0.25, 2))
+            got = uniform(bits.fold_in(kd, js))
             np.testing.assert_array_equal(got, want)
         # the same float operations: equal when both are compiled (eagerly, jax.random's jitted
         # transform may contract a multiply-add that op-by-op execution rounds twice)
