@@ -23,8 +23,10 @@ before the run with its reason; nothing is tuned to pass.
   errors (predicted 0, true 1), ``zero_to_one`` only eta1. The excess cost (faults minus OPT, or
   minus the best marking cost for Mark&Predict) is fitted against the error count per seed,
   least squares through the origin. Checks: the slope is at most the stated coefficient (our
-  reading of (alpha, beta, gamma): follow-the-discard-bits (1, k-1, 1), Mark0 (1, 2H_k, 1),
-  Mark&Predict (2, H_k, 1) over the best marking cost) and the fit is linear (R^2 >= 0.9).
+  reading of (alpha, beta, gamma), beta on the expensive error: follow-the-discard-bits
+  (1, k-1, 1) and Mark0 (1, 2H_k, 1) with beta on eta0 (a wrong 0 = "keep"), Mark&Predict
+  (2, H_k, 1) over the best marking cost with beta on eta1 (a wrong 1 = "requested in the next
+  phase", i.e. keep)) and the fit is linear (R^2 >= 0.9).
 * R3 (`lower_bounds`): the reconstructed lower-bound instance (k + 1 pages requested cyclically)
   with every bit 0 (eta1 = 0) and every bit 1 (eta0 = 0). A deterministic algorithm that is
   (alpha, beta, gamma)-competitive on it satisfies alpha + beta >= ALG / max(OPT, eta0) and
@@ -242,8 +244,9 @@ def smoothness(r: Reproduction) -> None:
         ("follow_discard_bits", "eta1"): 1.0,
         ("mark0", "eta0"): 2 * hk,
         ("mark0", "eta1"): 1.0,
-        ("mark_and_predict", "eta0"): hk,
-        ("mark_and_predict", "eta1"): 1.0,
+        # phase bits: a wrong 1 ("requested in the next phase", true 0) is the expensive error
+        ("mark_and_predict", "eta0"): 1.0,
+        ("mark_and_predict", "eta1"): hk,
     }
     best = best_marking_cost(trace_pages(r), K)
     points, rows = [], []

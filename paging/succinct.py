@@ -34,10 +34,16 @@ and from the standard analysis; each item says which:
   (secondary sources): (2, H_k, 1)-competitive and O(log k)-robust. With exact bits it pays exactly
   the number of new pages per phase, the cost of the best marking algorithm (tested exactly).
 
-Guarantees are read as E[ALG] <= alpha OPT + beta eta_0 + gamma eta_1 (+ const), eta_0 and eta_1
-the numbers of wrong predicted bits whose true value is 1 (predicted 0) and 0 (predicted 1)
-(which error is the expensive one is our reading, not the paper's text). The robust combinations
-with Marker are in `paging.combine`.
+Guarantees are read as E[ALG] <= alpha OPT + beta eta_keep + gamma eta_evict (+ const): beta
+multiplies the expensive error, a page predicted "keep" that should go (the cache silts up and the
+algorithm must guess), gamma the cheap one, a page predicted "evict" that is needed (one extra
+fault) — our reading, not the paper's text. With eta_0 and eta_1 the numbers of wrong bits whose
+true value is 1 (predicted 0) and 0 (predicted 1): for discard bits (1 = evict) the expensive
+error is eta_0, so (1, k-1, 1) and (1, 2H_k, 1) read ALG <= OPT + beta eta_0 + eta_1; for phase
+bits (1 = requested in the next phase, i.e. keep) it is eta_1, so Mark&Predict's (2, H_k, 1)
+reads ALG <= 2 OPT + eta_0 + H_k eta_1 (on the cyclic (k + 1)-page sequence with every bit 1,
+each wrong 1 costs H_k - 1 > 1 faults in expectation; tests/test_paging_succinct.py). The robust
+combinations with Marker are in `paging.combine`.
 
 Randomness: one engine-drawn uniform per step (``u``); "uniformly random among a set" takes the
 ``floor(u * |set|)``-th member in slot order (`paging.marking.choose_uniform`).

@@ -349,6 +349,40 @@ def test_one_sided_errors_cost_within_the_stated_coefficients():
     assert slopes[0] <= k - 1 and slopes[1] <= 1.0, slopes
 
 
+def test_mark_and_predict_wrong_ones_are_the_expensive_errors():
+    # Which phase-bit error carries H_k in Mark&Predict's (2, H_k, 1): on the cyclic (k + 1)-page
+    # sequence (the lower-bound trace) each k-distinct-pages phase leaves out one page, so one
+    # request per phase has true phase bit 0 and k - 1 have bit 1, and the best marking cost is
+    # one fault per phase. Every bit 1 (each true 0 wrong: eta_1 = one per phase) leaves
+    # Mark&Predict no bit-0 page to prefer: it evicts a uniformly random unmarked page, which on
+    # this sequence costs H_k faults per phase in expectation (Marker's, Fiat et al. 1991), an
+    # excess of H_k - 1 = 1.72 (k = 8) per phase: per eta_1 error 1.72 x 125/133 = 1.62 here (the
+    # last of the 126 phases has k true-0 bits, no successor), more than 1, so the coefficient 1
+    # cannot be eta_1's; H_k is. Every bit 0 (eta_0 = k - 1 per phase) gives the same random
+    # evictions: (H_k - 1) / (k - 1) = 0.25 per eta_0 error, within 1. 20 seeds x 125 phases:
+    # the standard error of the eta_1 slope is ~0.02 (per-phase faults have variance < 1), so
+    # the bounds 1.5 and H_k sit > 5 standard errors from the expected 1.62 (measured 1.63).
+    from paging.succinct import MarkAndPredict
+
+    k = 8
+    pages = np.arange(1008) % (k + 1)  # 126 phases of k requests
+    true = np.array(phase_bits(pages.tolist(), k), np.int32)
+    best = marking_opt(pages.tolist(), k)
+    hk = sum(1 / i for i in range(1, k + 1))
+    slopes = {}
+    for wrong in (0, 1):  # every bit `wrong`: the errors are the requests whose true bit differs
+        bits = np.full_like(true, wrong)
+        eta = int((bits != true).sum())
+        excess = []
+        for seed in range(20):
+            us = np.random.default_rng(seed).random(len(pages)).astype(np.float32)
+            f, _ = replay(MarkAndPredict(), pages, k, k + 1, bits=bits, us=us)
+            excess.append(int(f.sum()) - best)
+        slopes[wrong] = float(np.mean(excess)) / eta
+    assert 1.5 < slopes[1] <= hk, slopes  # eta_1 (predicted 1, true 0): the H_k error
+    assert slopes[0] <= 1.0, slopes  # eta_0 (predicted 0, true 1): the cheap error
+
+
 @pytest.mark.slow  # the engine compiles three programs: ~10-35 s here
 def test_through_the_engine_exact_discard_bits_give_opt():
     # The same consistency through env=paging and the engine (the env's exact bits, its cache,
