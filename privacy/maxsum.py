@@ -19,7 +19,8 @@ x_t (any change within {0,1}^d, so every coordinate of S_s, s >= t, moves by at 
 streams fixed in advance and for adaptively chosen ones (`privacy.streams.AdaptiveStream`).
 
 * `CounterMaxSum`: ρ-zCDP (d parallel continual counters, the paper's sqrt(d) regime);
-* `SparseVectorMaxSum`: ρ-zCDP by default, or pure ε-DP (the paper's T^{1/3} regime);
+* `SparseVectorMaxSum`: ρ-zCDP by default (the paper's T^{1/3} regime), or pure ε-DP (basic
+  composition over the k epochs: its error grows as sqrt(T / ε) instead);
 * `min_combination`: ρ-zCDP (whichever of the two has the smaller error bound);
 * `BatchMaxSum`: each single release is ε-DP, the *sequence* is not private at level ε (a
   batch baseline run independently at every t, for reference only; R5).
@@ -268,9 +269,14 @@ class SVTCalibration(NamedTuple):
 
 
 def _epoch_budget(k: int, rho: float, epsilon: float | None) -> float:
-    """ε0 per epoch: pure, ε0 = ε / k (basic composition); zCDP, k ε0²/2 = ρ (BS16 Prop 1.4,
-    Lemma 2.3)."""
-    return epsilon / k if epsilon is not None else math.sqrt(2 * rho / k)
+    """ε0 per epoch (an epoch = two ε0/2-DP mechanisms, the release and one AboveThreshold).
+
+    Pure: k ε0 = ε (basic composition). zCDP: an ε0/2-DP mechanism is (ε0/2)²/2-zCDP (Bun &
+    Steinke, TCC 2016, Prop. 1.4) and zCDP adds up (their Lemma 2.3), so an epoch is ε0²/4-zCDP
+    and k ε0²/4 = ρ gives ε0 = 2 sqrt(ρ/k). (Charging an epoch as one ε0-DP mechanism, ε0²/2,
+    would be private too but put sqrt(2) more noise on every release.)
+    """
+    return epsilon / k if epsilon is not None else 2 * math.sqrt(rho / k)
 
 
 def _noise_bound(eps0: float, sens: float, problem: str, horizon: int, d: int, beta: float):
@@ -333,8 +339,8 @@ class SVTState(NamedTuple):
 
 @dataclass(frozen=True)
 class SparseVectorMaxSum(_Agent):
-    """Sparse-vector-triggered re-release (Jain et al.'s T^{1/3} regime: structure recalled,
-    details reconstructed).
+    """Sparse-vector-triggered re-release (Jain et al.'s T^{1/3} regime under zCDP: structure
+    recalled, details reconstructed).
 
     Epoch e (e = 1..k) = one release plus one AboveThreshold instance (Dwork & Roth 2014,
     Alg. 1, Thm 3.23), each with budget ε0/2:
@@ -346,8 +352,11 @@ class SparseVectorMaxSum(_Agent):
       epoch starts when q_t + Lap(4Δ/ε1) >= noisy threshold and fewer than k epochs have run;
       after k epochs the last release is held (the cap that makes the composition finite).
 
-    Privacy: each epoch is ε0-DP, so k epochs are k ε0 = ε pure DP (`epsilon` set), or, by ε0-DP ⇒
-    ε0²/2-zCDP and additive composition, k ε0²/2 = ρ-zCDP (`epsilon` None). Adaptive composition
+    Privacy: each epoch is two ε0/2-DP mechanisms, so k epochs are k ε0 = ε pure DP (`epsilon`
+    set), or, by ε-DP ⇒ ε²/2-zCDP and additive composition, 2 k (ε0/2)²/2 = k ε0²/4 = ρ-zCDP
+    (`epsilon` None; `_epoch_budget`). Under pure DP ε0 = ε/k ∝ τ/T, so τ = 2B solves τ² ∝ T/ε:
+    the error grows as sqrt(T/ε), not T^{1/3} (that rate needs the zCDP / approximate-DP
+    composition, sqrt(k) instead of k). Adaptive composition
     covers adaptively chosen streams (the claim of Jain et al., ICML 2023, abstract; tested in
     tests/test_privacy_audit.py). Error <= τ + B whp (`svt_calibration`).
     """
@@ -383,14 +392,14 @@ class SparseVectorMaxSum(_Agent):
         release = jnp.zeros((), dt if self.problem == "maxsum" else jnp.int32)
         zero_i = jnp.zeros((), jnp.int32)
         return SVTState(
-            key,
-            zero_i,
-            jnp.zeros((spec.d,), dt),
-            release,
-            jnp.zeros((), dt),
-            zero_i,
-            scales,
-            jnp.asarray(c.epochs, jnp.int32),
+            key=key,
+            t=zero_i,
+            total=jnp.zeros((spec.d,), dt),
+            release=release,
+            noisy_threshold=jnp.zeros((), dt),
+            epochs=zero_i,
+            scales=scales,
+            cap=jnp.asarray(c.epochs, jnp.int32),
         )
 
     def _advance(self, state: SVTState, obs: jax.Array) -> SVTState:
@@ -408,15 +417,12 @@ class SparseVectorMaxSum(_Agent):
             fresh = jnp.argmax(total + rel_scale * lap[2:]).astype(jnp.int32)
         above = query + q_scale * lap[0] >= state.noisy_threshold
         start = (state.epochs == 0) | (above & (state.epochs < state.cap))
-        return SVTState(
-            state.key,
-            state.t + 1,
-            total,
-            jnp.where(start, fresh, state.release),
-            jnp.where(start, tau + thr_scale * lap[1], state.noisy_threshold),
-            state.epochs + start.astype(jnp.int32),
-            state.scales,
-            state.cap,
+        return state._replace(
+            t=state.t + 1,
+            total=total,
+            release=jnp.where(start, fresh, state.release),
+            noisy_threshold=jnp.where(start, tau + thr_scale * lap[1], state.noisy_threshold),
+            epochs=state.epochs + start.astype(jnp.int32),
         )
 
     def act(self, rng, state: SVTState, obs):

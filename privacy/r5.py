@@ -116,20 +116,25 @@ GRIDS = {
     "full": dict(Ts=[2**10, 2**12, 2**14, 2**16], d_at=16, ds=[1, 16, 256, 4096], T_at=2**12,
                  Ts_svt=[2**14, 2**16, 2**18, 2**20], seeds=30),
 }  # fmt: skip
+# SVT's flatness in d where it re-releases (at T_at = 2^12 and below it is in its trivial regime,
+# flat in d for want of releases): d = 4 and this d at the second T of the long sweep.
+SVT_D_LONG = 256
 
 
 def sweep(grid: dict, problem="maxsum", stream="leader") -> list[dict]:
-    """The T sweep (at d_at), the d sweep (at T_at) and the long SVT-only T sweep (at d = 4)."""
+    """The T sweep (at d_at), the d sweep (at T_at) and the long SVT-only T sweep (at d = 4, and
+    d = `SVT_D_LONG` at its second T)."""
     rows = []
     for T in grid["Ts"]:
         rows += run_point(T, grid["d_at"], grid["seeds"], problem=problem, stream=stream)
     for d in grid["ds"]:
         if d != grid["d_at"] or grid["T_at"] not in grid["Ts"]:
             rows += run_point(grid["T_at"], d, grid["seeds"], problem=problem, stream=stream)
-    for T in grid["Ts_svt"]:
+    long = [(T, 4) for T in grid["Ts_svt"]] + [(T, SVT_D_LONG) for T in grid["Ts_svt"][1:2]]
+    for T, d in long:
         rows += [
             {**r, "mech": "svt-long"}
-            for r in run_point(T, 4, grid["seeds"], ("svt",), problem=problem, stream=stream)
+            for r in run_point(T, d, grid["seeds"], ("svt",), problem=problem, stream=stream)
         ]
     return rows
 
@@ -153,6 +158,10 @@ def summarise(rows: list[dict], grid: dict) -> dict:
         long = grid["Ts_svt"]
         out["svt_slope_T_long"] = loglog_slope(long, _col(rows, "svt-long", [(T, 4) for T in long]))
         out["svt_slope_T_long_predicted"] = predicted_svt_slope(long, 4)
+        ds = [4, SVT_D_LONG]
+        out["svt_slope_d_long"] = loglog_slope(
+            ds, _col(rows, "svt-long", [(long[1], d) for d in ds])
+        )
     pairs = [(T_at, d) for d in grid["ds"]]
     cnt, svt = _col(rows, "counters", pairs), _col(rows, "svt", pairs)
     out["crossover_d"] = next(
