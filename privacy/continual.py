@@ -35,6 +35,7 @@ from privacy.streams import (
     FixedStream,
     InputGrid,
     bernoulli_stream,
+    check_exact_sums,
     fixed_stream,
 )
 
@@ -79,6 +80,7 @@ class ContinualCounting:
     def spec(self, params, horizon: int) -> ContinualSpec:
         self.stream.check_horizon(int(horizon))
         T = int(horizon)
+        check_exact_sums(T, float(self.stream.bound))
         return ContinualSpec(T, self.stream.d, float(self.stream.bound), self.stream.grid(T))
 
     def randomness(self, params, action) -> dict:

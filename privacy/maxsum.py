@@ -64,6 +64,7 @@ from privacy.streams import (
     FixedStream,
     InputGrid,
     LeaderStream,
+    check_exact_sums,
     leader_stream,
 )
 
@@ -118,6 +119,7 @@ class ContinualMaxSum:
     def spec(self, params, horizon: int) -> MaxSumSpec:
         self.stream.check_horizon(int(horizon))
         T = int(horizon)
+        check_exact_sums(T, 1.0)  # records in {0, 1}^d
         return MaxSumSpec(T, int(self.stream.d), self.problem, self.stream.grid(T))
 
     def randomness(self, params, action) -> dict:

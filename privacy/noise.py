@@ -14,7 +14,9 @@ and every comparison is made with Python integers, so no floating-point rounding
 `laplace_mechanism` / `gaussian_mechanism` release float values without a float-noise channel:
 the value is rounded to the grid 2^-k, exact discrete noise is added in grid units, and the sum
 is scaled back (GRS12 / CKS20 §5.2; OpenDP ``make_laplace`` with granularity ``k``). Rounding
-can move a value by half a grid step, so the sensitivity is inflated by one grid step 2^-k.
+can move each coordinate by half a grid step, so between neighbours each coordinate that can
+change may differ by one more grid step: the ℓ1 sensitivity is inflated by m grid steps (m the
+coordinates a neighbour can change, all of them by default), the ℓ2 one by sqrt(m).
 
 Research mode (`research_laplace`, `research_gaussian`) draws continuous noise with
 `jax.random` in floating point: fast, jit/vmap-able, reproducible from a key, but exposed to the
@@ -227,20 +229,39 @@ def _to_grid(values: np.ndarray, k: int) -> list[int]:
     return out
 
 
+def laplace_grid_scale(sensitivity: float, epsilon: float, k: int, changed: int) -> Fraction:
+    """Lap_Z scale in grid units for `laplace_mechanism`: (Δ 2^k + m)/ε, m = `changed`.
+
+    Rounding to the grid moves a coordinate by at most half a step, so a coordinate whose value
+    moves by δ_j between neighbours moves by at most δ_j 2^k + 1 grid steps; summed over the m
+    coordinates that can move, the ℓ1 sensitivity in grid units is at most Δ 2^k + m.
+    """
+    sens = _rational("sensitivity", sensitivity, positive=True)
+    eps = _rational("epsilon", epsilon, positive=True)
+    if isinstance(changed, bool) or not isinstance(changed, int) or changed < 1:
+        raise ConfigError(f"changed: must be an integer >= 1 (got {changed!r})")
+    return (sens * 2**k + changed) / eps
+
+
 def laplace_mechanism(
-    values, sensitivity: float, epsilon: float, source=None, k: int = DEFAULT_GRID_K
+    values,
+    sensitivity: float,
+    epsilon: float,
+    source=None,
+    k: int = DEFAULT_GRID_K,
+    changed: int | None = None,
 ) -> np.ndarray:
     """ε-DP release of `values` (ℓ1-sensitivity `sensitivity`) without float-noise leaks.
 
     Each coordinate is rounded to the grid 2^-k and gets independent Lap_Z(b 2^k) noise in grid
-    units with b = (sensitivity + 2^-k)/ε (the extra grid step covers rounding). Pure ε-DP for
-    the neighbouring relation under which `sensitivity` holds (GRS12; CKS20 §5.2).
+    units with b = (sensitivity + m 2^-k)/ε, m = `changed` (the coordinates a neighbour can
+    change; None: all of them), the m grid steps covering rounding (`laplace_grid_scale`). Pure
+    ε-DP for the neighbouring relation under which `sensitivity` and `changed` hold (GRS12;
+    CKS20 §5.2).
     """
-    sens = _rational("sensitivity", sensitivity, positive=True)
-    eps = _rational("epsilon", epsilon, positive=True)
-    src = as_source(source)
-    scale = (sens + Fraction(1, 2**k)) / eps * 2**k
     grid = _to_grid(values, k)
+    scale = laplace_grid_scale(sensitivity, epsilon, k, len(grid) if changed is None else changed)
+    src = as_source(source)
     out = [float(Fraction(g + discrete_laplace(scale, src), 2**k)) for g in grid]
     return np.asarray(out).reshape(np.shape(values))
 

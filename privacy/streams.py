@@ -28,6 +28,18 @@ from experiments.config import ConfigError, check_float, check_int
 from experiments.dyadic import grid_exponent
 from experiments.protocol import UNIFORM, Draw
 
+FLOAT32_EXACT_SUM = 2**24  # float32 holds every integer up to 2^24 = 16 777 216, not 2^24 + 1
+
+
+def check_exact_sums(horizon: int, bound: float) -> None:
+    """The envs keep S_t in the run's float dtype: without x64 (float32) a sum of up to T·bound
+    stops being exact beyond 2^24 (S + 1 == S), and the scored error with it; refuse that."""
+    if not jax.config.jax_enable_x64 and horizon * bound > FLOAT32_EXACT_SUM:
+        raise ConfigError(
+            f"horizon: sums up to T·bound = {horizon * bound:g} exceed 2^24, where float32"
+            " running sums stop being exact; use x64=true or T·bound <= 16777216"
+        )
+
 
 # --------------------------------------------------------------------------- input grids
 def snap_to_grid(x: np.ndarray, k: int, grid_bound: int) -> np.ndarray:

@@ -686,3 +686,38 @@ def test_secure_monte_carlo(name):
 def _rel(counter, spec, x, seed):
     """Releases of the first coordinate for a scalar stream x (`counters.releases`)."""
     return releases(counter, spec, x, seed)[:, 0]
+
+
+def test_smooth_leaves_past_int32_need_x64():
+    """The smooth mechanism's leaves (weight D/2 in D bits) pass 2^31 from T = C(31, 16) =
+    300 540 195 (D = 32): int32 below that (checked against the exact count of weight-16 numbers
+    below 2^31), a one-line error without x64 from there, int64 with x64, where Gosper's step
+    crosses 2^31 exactly (the largest weight-16 number below 2^31 is bits 15..30; the next one
+    is bit 31 plus bits 0..14)."""
+    from privacy.counters.smooth import _leaf_dtype, _next
+
+    limit = math.comb(31, 16)
+    assert _leaf_dtype(limit - 1) == jnp.int32
+    assert _leaf_dtype(10**6) == jnp.int32
+    with pytest.raises(ConfigError, match=r"^horizon: .* overflow int32; use x64=true"):
+        _leaf_dtype(limit)
+    with jax.enable_x64(True):
+        assert _leaf_dtype(limit) == jnp.int64
+        last = jnp.asarray(2**31 - 2**15, jnp.int64)
+        assert int(_next(last)) == 2**31 + 2**15 - 1
+
+
+def test_float32_running_sums_refused_past_2_24():
+    """float32 holds every integer to 2^24 but 2^24 + 1 == 2^24: the env's exact S_t (and a
+    counter's running total) would silently stall there, so horizons with T·bound > 2^24 need
+    x64 (one line naming `horizon`); at T·bound = 2^24 and with x64 the spec is built."""
+    from privacy.maxsum import maxsum_leader
+
+    assert np.float32(2**24) + np.float32(1) == np.float32(2**24)
+    env = continual_bernoulli(0.5, 1)
+    assert env.spec(env.default_params(), 2**24).horizon == 2**24
+    for e in (env, maxsum_leader("maxsum", 2)):
+        with pytest.raises(ConfigError, match=r"^horizon: sums up to T·bound = .* use x64=true"):
+            e.spec(e.default_params(), 2**24 + 1)
+    with jax.enable_x64(True):
+        assert env.spec(env.default_params(), 2**24 + 1).horizon == 2**24 + 1

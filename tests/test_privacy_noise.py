@@ -95,18 +95,42 @@ def test_gaussian_mechanism_grid_and_calibration():
 
 
 def test_laplace_mechanism_scale():
-    """Scale (Δ + 2^-k)/ε: variance 2b² of the discrete Laplace, within 6% (SE ~2.2%)."""
+    """Scale (Δ + 2^-k)/ε for n scalar releases (`changed=1`): variance 2b² of the discrete
+    Laplace, within 6% (SE ~2.2%)."""
     k, n, eps = 10, 8000, 0.5
-    out = noise.laplace_mechanism(np.zeros(n), 1.0, eps, source=4, k=k)
+    out = noise.laplace_mechanism(np.zeros(n), 1.0, eps, source=4, k=k, changed=1)
     b = (1 + 2**-k) / eps
     q = math.exp(-(2**-k) / b)  # in grid units: scale b 2^k
     var = 2 * q / (1 - q) ** 2 / 4**k
     assert abs(out.var() / var - 1) < 0.06
 
 
+def test_laplace_mechanism_rounding_allowance_covers_vectors():
+    """On the grid, neighbours' ℓ1 distance is at most ε × the grid scale (what makes Lap_Z at
+    that scale ε-DP), for vectors whose every coordinate moves: the worst case puts each
+    coordinate just below / above a rounding boundary. One grid step for the whole vector (the
+    allowance before 2026-12-04) fails: (0.4, 0.4, 0.4) vs (0.6, 0.6, 0.6) at k = 0 rounds to
+    (0, 0, 0) vs (1, 1, 1), ℓ1 3 > 0.6 + 1."""
+    rng = np.random.default_rng(0)
+    for k, dim in ((0, 3), (3, 5), (10, 64)):
+        for _ in range(200):
+            x0 = rng.uniform(-4, 4, dim)
+            step = rng.uniform(-1, 1, dim)
+            x1 = x0 + step
+            sens = float(np.abs(step).sum())
+            g0, g1 = (np.asarray(noise._to_grid(x, k)) for x in (x0, x1))
+            grid_l1 = np.abs(g0 - g1).sum()
+            eps = 0.7
+            assert grid_l1 <= eps * noise.laplace_grid_scale(sens, eps, k, dim) + 1e-9
+    worst = np.abs(np.asarray(noise._to_grid([0.6] * 3, 0)) - noise._to_grid([0.4] * 3, 0)).sum()
+    assert worst == 3 > 0.6 + 1
+    assert noise.laplace_grid_scale(0.6, 1.0, 0, 3) * 1.0 >= worst
+
+
 @pytest.mark.parametrize(
     ("call", "name"),
     [
+        (lambda: noise.laplace_mechanism([0.0], 1.0, 1.0, 1, changed=0), "changed"),
         (lambda: noise.laplace_mechanism([0.0], 1.0, 0.0, 1), "epsilon"),
         (lambda: noise.laplace_mechanism([0.0], 1.0, -1.0, 1), "epsilon"),
         (lambda: noise.gaussian_mechanism([0.0], 1.0, 0.0, 1), "rho"),

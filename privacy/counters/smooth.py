@@ -7,6 +7,7 @@ by Gosper's hack as in the authors' code; the placement of inputs is our reconst
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -32,6 +33,23 @@ def _next(w: jax.Array) -> jax.Array:
     return y + (y & -y) // (2 * lsb) - 1
 
 
+def _leaf_dtype(T: int):
+    """int32 while the leaves up to w_{T+1} (weight D/2) fit below 2^31, else int64 (x64 only).
+
+    The weight-D/2 numbers below 2^31 are C(31, D/2) (all of them when D <= 30), so from
+    T = C(31, 16) = 300 540 195 (D = 32) Gosper's step would wrap in int32.
+    """
+    D = smooth_depth(T)
+    if D <= 30 or math.comb(31, D // 2) > T:
+        return jnp.int32
+    if not jax.config.jax_enable_x64:
+        raise ConfigError(
+            f"horizon: the smooth mechanism's leaf numbers at T = {T} (depth D = {D}) overflow"
+            f" int32; use x64=true or a horizon < {math.comb(31, D // 2)}"
+        )
+    return jnp.int64
+
+
 @dataclass(frozen=True)
 class SmoothBinary(Strategy):
     """Output t sums the D/2 nodes (b, e_t >> b) over the set bits b of e_t = w_{t+1}."""
@@ -49,7 +67,9 @@ class SmoothBinary(Strategy):
 
     def init_state(self, spec: ContinualSpec, dtype: Any) -> SmoothState:
         D = smooth_depth(spec.horizon)
-        end = jnp.asarray((1 << (D // 2)) - 1, jnp.int32)  # w_1, the smallest of weight D/2
+        end = jnp.asarray(
+            (1 << (D // 2)) - 1, _leaf_dtype(spec.horizon)
+        )  # w_1: least of weight D/2
         return SmoothState(end=end, nodes=jnp.zeros((D, spec.d), dtype))
 
     def draw_shape(self, state: SmoothState) -> tuple[int, ...]:

@@ -64,7 +64,8 @@ def safe_laplace(epsilon: float):
     """`noise.laplace_mechanism` (2^-40 grid + exact discrete Laplace) as an audited mechanism."""
 
     def m(x, n, rng):
-        return noise.laplace_mechanism(np.full(n, float(x)), 1.0, epsilon, rng, GRID_K)
+        # n independent scalar releases of x (each its own mechanism: one coordinate changes)
+        return noise.laplace_mechanism(np.full(n, float(x)), 1.0, epsilon, rng, GRID_K, changed=1)
 
     return m
 
