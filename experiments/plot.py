@@ -49,6 +49,7 @@ from experiments.tables import (  # config_value: re-exported, its home was here
     _show,
     by_value,
     check_by,
+    check_distinct,
     config_value,
     group_label,
     grouped_rows,
@@ -105,12 +106,15 @@ def grouped_curves(runs: list[Run], metric: str, by: list[str], level: float = 0
     check_by(runs, by)
     support = runs[0].metric_info(metric).support
     members: dict[str, list[Any]] = {}
+    sources: dict[str, list[tuple[Run, str]]] = {}
     for run in runs:
         for agent, g in run.metrics.groupby("agent", observed=True, sort=False):
             key = group_label({f: _show(by_value(run, str(agent), f)) for f in by})
             members.setdefault(key, []).append(g.pivot(index="seed", columns="t", values=metric))
+            sources.setdefault(key, []).append((run, str(agent)))
     out = {}
     for key, wides in members.items():
+        check_distinct(sources[key], key)
         t = wides[0].columns.to_numpy()
         if any(not np.array_equal(w.columns.to_numpy(), t) for w in wides):
             raise ValueError(f"--by: the runs of {key} were recorded at different rounds")
@@ -250,7 +254,7 @@ def _curves_figure(runs: list[Run], metric: str, info: MetricInfo, by: list[str]
     axes[1].set_yscale("log")
     for ax in axes:
         ax.set_xlabel(runs[0].x_label)
-        ax.set_ylabel(f"{info.label} (mean, 95% CI)")
+        ax.set_ylabel(f"{info.label} (mean, pointwise 95% CI)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     return fig

@@ -52,17 +52,41 @@ PACKAGES = ("regretlab", "jax", "jaxlib", "numpy", "hydra-core", "gymnasium", "p
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`."""
+    """Call `write(tmp)` on a temporary file beside `path`, flush it to disk, then rename it to
+    `path` and flush the directory: after a crash `path` is the old file or the whole new one
+    (without the fsyncs a filesystem may keep the rename and lose the data)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    with contextlib.suppress(OSError):  # directories cannot be opened for fsync everywhere
+        _fsync(path.parent)
+
+
+def _fsync(path: Path | str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def mark_unfinished(out_dir: Path) -> None:
+    """Remove `out_dir`'s summary.json (the finished-run marker, written last) before anything
+    else of a recomputation is written there, so that a run killed half-way through rewriting
+    a finished directory is never taken for finished (old summary beside new files)."""
+    path = Path(out_dir) / SUMMARY_FILE
+    if path.exists():
+        path.unlink()
+        with contextlib.suppress(OSError):
+            _fsync(path.parent)
 
 
 def _umask() -> int:
@@ -253,14 +277,22 @@ def versions() -> dict[str, str]:
 
 
 def git_revision() -> str | None:
+    """HEAD's commit, with ``-dirty`` appended when tracked files differ from it (the results
+    then come from code no commit holds); None outside a git checkout."""
+    here = Path(__file__).resolve().parent
     try:
-        here = Path(__file__).resolve().parent
-        r = subprocess.run(
+        head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
-        )
-        return r.stdout.strip() or None
+        ).stdout.strip()
+        if not head:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here, capture_output=True, text=True, timeout=5,
+        ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None
+    return f"{head}-dirty" if dirty else head
 
 
 def write_run(
@@ -280,6 +312,7 @@ def write_run(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    mark_unfinished(out_dir)
     df = metrics_frame(sims)
     atomic_write(out_dir / METRICS_FILE, lambda p: df.to_parquet(p, index=False))
     finals = final_frame(sims)

@@ -301,6 +301,7 @@ def execute(exp: Experiment, out_dir: Path) -> dict:
         print(f"{out_dir}: finished run found, not recomputed")
         return repair_finished(out_dir, exp)
     results.remove_stray_temporaries(out_dir)  # left by a killed attempt
+    results.mark_unfinished(out_dir)  # a stale summary must not outlive what replaces it
     _announce(exp, list(exp.agents))
     sims = simulate_agents(
         exp.env,
@@ -415,6 +416,12 @@ def repair_finished(out_dir: Path, exp: Experiment) -> dict:
 
     results.remove_stray_temporaries(out_dir)
     summary = json.loads((out_dir / results.SUMMARY_FILE).read_text())
+    then, now = summary.get("git_revision"), results.git_revision()
+    if then and now and then != now:  # resume compares configs, not code
+        print(
+            f"{out_dir}: finished at git {then[:12]}, the code is now {now[:12]}: kept as it is"
+            " (delete the directory to recompute it with this code)"
+        )
     figure = out_dir / f"{exp.metric}.png"
     if exp.plot and not figure.is_file():
         from experiments.plot import plot_runs
@@ -445,6 +452,9 @@ def execute_sweep(jobs: list, exps: list[Experiment], out_dir: Path) -> list[dic
         print(
             f"{out_dir}: {len(jobs) - len(todo)} of {len(jobs)} sweep jobs finished, not recomputed"
         )
+    for i in todo:  # a stale summary must not outlive the job config and results replacing it
+        if jobs[i].directory.is_dir():
+            results.mark_unfinished(jobs[i].directory)
     sims: dict[str, list] = {}
     if todo:
         variants = {

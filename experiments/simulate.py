@@ -141,7 +141,7 @@ class SimResult:
     final: dict[str, np.ndarray]  # name -> (N,) float64
     compile_seconds: float
     run_seconds: float
-    steps: int  # scan steps executed per seed
+    steps: int  # steps a seed took (one-round: the horizon's; multi-round: the most over lanes)
     seeds: int
     horizon: int
     info: dict[str, Any] = field(default_factory=dict)
@@ -1244,7 +1244,8 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
     curves = {k: np.full((lanes, grid.size), np.nan) for k in prog.metric_names}
     prev_rounds = np.zeros(lanes, np.int64)
     prev_values = {k: np.zeros(lanes) for k in prog.metric_names}
-    block, done, steps = 0, 0, 0
+    block, done, scanned = 0, 0, 0
+    lane_steps = np.zeros(lanes, np.int64)  # multi-round: the steps that advanced each lane
     while True:
         if not prog.multi_round and done >= horizon:
             break
@@ -1260,11 +1261,13 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
         limit = (c.horizon_arguments[0],) if prog.traced_horizon else ()
         state, out = prog.chunk(h, state, step_keys, *args, shared, mine, *limit)
         block += chunk // RNG_BLOCK
-        steps += n
+        scanned += n
         interrupt.check()  # a Ctrl-C swallowed while the chunk ran still stops the run here
         _check_illegal(host(state.illegal), seeds)
         if prog.multi_round:
             rounds = host(out[0]).astype(np.int64)
+            before = np.concatenate([prev_rounds[:, None], rounds[:, :-1]], axis=1)
+            lane_steps += (rounds > before).sum(axis=1)
             values = {k: host(v).astype(np.float64) for k, v in out[1].items()}
             _interpolate(grid, curves, rounds, values, prev_rounds, prev_values)
             prev_rounds = rounds[:, -1]
@@ -1272,7 +1275,7 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
             reached = int(prev_rounds.min())
             if bar is not None:
                 bar(min(reached, horizon) - done)
-            if reached <= done and reached < horizon and steps > chunk:
+            if reached <= done and reached < horizon and scanned > chunk:
                 stuck = int(np.argmin(prev_rounds))
                 where = _lane_name(stuck, seeds, configs)
                 raise IllegalActionError(f"{where} made no progress in a whole chunk of steps")
@@ -1332,15 +1335,15 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
                 info_i["program_cache"] = "shared in sweep"
         results.append(
             SimResult(
-                grid,
-                {k: v[rows] for k, v in curves.items()},
-                {k: v[rows] for k, v in final.items()},
-                prog.compile_seconds if i == 0 else 0.0,
-                run_seconds / configs,
-                steps,
-                seeds,
-                c.horizon,
-                info_i,
+                rounds=grid,
+                curves={k: v[rows] for k, v in curves.items()},
+                final={k: v[rows] for k, v in final.items()},
+                compile_seconds=prog.compile_seconds if i == 0 else 0.0,
+                run_seconds=run_seconds / configs,
+                steps=int(lane_steps[rows].max()) if prog.multi_round else scanned,
+                seeds=seeds,
+                horizon=c.horizon,
+                info=info_i,
             )
         )
     return results

@@ -46,6 +46,7 @@ from experiments.results import (
     Run,
     atomic_write,
     find_runs,
+    result_config,
     self_check,
     summarize_values,
     unfinished_runs,
@@ -182,6 +183,7 @@ def grouped_rows(runs: list[Run], by: list[str], metrics: list[str] | None = Non
             a = run.summary["agents"][agent]
             final, speed = a["final"], a.get("steps_per_second")
         else:
+            check_distinct(members, label)
             final, speed = _pooled(members, metrics), None
         rows.append(
             Row(label, final, speed, {}, group, dict(zip(by, key, strict=True)), len(members))
@@ -196,6 +198,25 @@ def group_label(keys: dict[str, str]) -> str:
     if "agent" not in keys:
         return rest
     return f"{keys['agent']} ({rest})" if rest else keys["agent"]
+
+
+def check_distinct(members: list[tuple[Run, str]], key: str) -> None:
+    """ValueError (one line) when a --by group holds the same agent of two runs whose results
+    config (seed included) is the same but for the other agents' settings: their seeds are the
+    same draws, and pooling them would count each seed twice and narrow the interval as if the
+    copies were independent."""
+    seen: dict[str, Path] = {}
+    for run, agent in members:
+        config = result_config(run.summary.get("config") or {})
+        agents = config.pop("agents", None) or {}
+        own = agents.get(agent) if isinstance(agents, dict) else agents
+        ident = json.dumps([agent, own, config], sort_keys=True)  # other agents' settings aside
+        if ident in seen:
+            raise ValueError(
+                f"--by: group {key!r} holds {agent} of {seen[ident]} and of {run.path}, the same"
+                " run (same config and seed): pooled, its seeds would count twice"
+            )
+        seen[ident] = run.path
 
 
 def _pooled(members: list[tuple[Run, str]], metrics: list[str] | None) -> dict:

@@ -49,6 +49,7 @@ def _job(root: Path, number: int, K: int, c: float) -> Path:
     config = {
         "horizon": 100,
         "seeds": SEEDS,
+        "seed": number,  # distinct draws: pooling a (run, agent) twice is refused
         "env": {"K": K},
         "agents": {"ucb1": {"c": c}, "thompson": {}},
     }
@@ -107,6 +108,23 @@ def test_by_pools_the_seeds_of_each_group(multirun):
         if r.label == "ucb1 (env.K=3, agents.ucb1.c=0.5)"
     ]
     assert one.final == runs[2].summary["agents"]["ucb1"]["final"]
+
+
+def test_by_refuses_to_pool_a_run_twice(multirun, tmp_path):
+    """Two jobs that differ only in another agent's setting ran thompson on the same draws (same
+    seed): pooling its seeds twice would narrow the interval as if they were independent."""
+    root = tmp_path / "same_seed"
+    for number, c in enumerate((0.5, 1.0)):
+        d = _job(root, number, 2, c)
+        summary = json.loads((d / "summary.json").read_text())
+        summary["config"]["seed"] = 7
+        (d / "summary.json").write_text(json.dumps(summary))
+    runs = find_runs([root])
+    with pytest.raises(ValueError, match=r"^--by: group 'thompson' holds thompson of .* same run"):
+        tables.grouped_rows(runs, ["agent"])
+    with pytest.raises(ValueError, match=r"^--by: group 'thompson' holds thompson of .* same run"):
+        plot.grouped_curves(runs, "regret", ["agent"])
+    assert [r.runs for r in tables.grouped_rows(runs, ["agent", "agents.ucb1.c"])] == [1, 1, 1, 1]
 
 
 def test_best_is_marked_only_among_rows_of_one_environment(multirun):

@@ -216,6 +216,7 @@ def test_chunk_size_independent_multi_round():
     runs = [_run(GAUSS3, CyclicPull(3), 200, 6, grid=grid, chunk_size=c) for c in (100, 300, None)]
     assert all(r.info["multi_round"] for r in runs)
     assert runs[2].info["chunk_size"] not in (100, 300)
+    assert [r.steps for r in runs] == [80, 80, 80]  # the steps taken, not the chunk's length
     _assert_identical(runs[0], runs[1])
     _assert_identical(runs[0], runs[2])
 
@@ -380,7 +381,7 @@ def test_pull_curve_interpolation_is_exact():
     """Pulls of 7 rounds; the `every` grid falls inside steps: regret at t is gap * t exactly."""
     env = BernoulliBandit((0.4, 0.5))
     r = _run(env, FixedPull(0, 7), 98, 3, grid=make_grid(98, "every"), chunk_size=100)
-    assert r.info["multi_round"]
+    assert r.info["multi_round"] and r.steps == 14  # 98 rounds in pulls of 7
     gap = np.float32(0.5) - np.float32(0.4)  # the float32 gap the env uses
     ref = gap.astype(np.float64) * np.arange(1, 99)
     np.testing.assert_allclose(r.curves["regret"], np.broadcast_to(ref, (3, 98)), rtol=1e-6)

@@ -22,6 +22,7 @@ from experiments.results import (
     find_runs,
     is_complete,
     metrics_frame,
+    unfinished_runs,
     write_run,
 )
 from experiments.simulate import SimResult
@@ -82,7 +83,8 @@ def test_summary_json(run_dir):
     assert summary["horizon"] == 1000 and summary["seeds"] == 3
     assert "jax" in summary["versions"] and "numpy" in summary["versions"]
     rev = summary["git_revision"]
-    assert rev is None or (len(rev) == 40 and all(c in "0123456789abcdef" for c in rev))
+    head = rev and rev.removesuffix("-dirty")  # -dirty: tracked files differ from HEAD
+    assert rev is None or (len(head) == 40 and all(c in "0123456789abcdef" for c in head))
     for name, sim in sims.items():
         a = summary["agents"][name]
         # A round trip of the hand-made timings into summary.json, not a timing threshold.
@@ -120,6 +122,26 @@ def test_atomic_write_failure_creates_nothing(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         atomic_write(tmp_path / "metrics.parquet", broken)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rewrite_killed_half_way_is_not_a_finished_run(run_dir, monkeypatch):
+    """Recomputing a finished directory (its config changed) and being killed after the new
+    metrics but before the new summary must leave an unfinished run, not the old summary beside
+    the new metrics: the summary (the finished marker) goes first."""
+    import experiments.results as results
+
+    out, sims, _ = run_dir
+    assert is_complete(out)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results, "final_frame", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_run(out, {**CONFIG, "horizon": 2000}, sims)
+    assert (out / METRICS_FILE).is_file() and not (out / SUMMARY_FILE).exists()
+    assert not is_complete(out)
+    assert unfinished_runs([out]) == [out]
 
 
 # --------------------------------------------------------------------------- is_complete, find_runs
