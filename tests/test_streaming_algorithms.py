@@ -18,6 +18,8 @@ from bandits.streaming import (
     StreamLogLog,
     StreamLogStar,
     StreamNaive,
+    StreamObs,
+    StreamSpec,
     StreamUniform,
     streaming_bandit,
 )
@@ -210,6 +212,36 @@ def test_goa_schedule():
         assert out == 2 and peak == 3
 
 
+def _goa_step(agent, s, mean, gap=0.2):
+    """One act/update of GameOfArms with a stubbed reward: the n pulls sum to n * mean."""
+    obs = StreamObs(jnp.asarray(0), jnp.asarray(0), jnp.asarray(gap))
+    a = agent.act(None, s, obs)
+    return agent.update(s, obs, a, a.n * mean), a
+
+
+@pytest.mark.parametrize("mode, est", [("corrected", 0.0), ("faithful", 0.15)])
+def test_goa_dethrone_crowns_whatever_the_sample(mode, est):
+    # K = 4, T = 4000 (test_goa_schedule's sizes): eps = 0.1, n_l = 100 2^l, B0 = 120, +100 per
+    # arm, king_est starts at eps/2 = 0.05. Arm 0: frac pull (139), king, budget 220. Arm 1:
+    # level 0 (100 pulls, mean 1 > 0.05 - 0.02), budget 120 < n_1 = 200: dethrone pull of B0 =
+    # 120 with mean 0 <= 0.03. The authors' `Game_of_Arms_regret_min` crowns arm 1 anyway, with
+    # the budget reset to B0 and estimate min(max(0, 0.05 + Delta/2), 1) = 0.15 (faithful, oracle
+    # Delta = 0.2) or min(0, 1) = 0 (corrected); the old king's drained budget is not kept.
+    agent = GameOfArms(mode)
+    s = agent.init(jax.random.key(0), StreamSpec(4, 4000, 3))
+    s, a = _goa_step(agent, s, 0.5)
+    assert (int(a.n), int(s.budget)) == (139, 220)
+    s, a = _goa_step(agent, s, 1.0)
+    assert (int(a.n), int(s.budget), int(s.ell)) == (100, 120, 1)
+    s, a = _goa_step(agent, s, 0.0)
+    assert int(a.n) == 120 and int(a.pull) == int(s.x)
+    assert int(s.king) == int(s.x) and int(s.king_pos) == 1
+    assert int(s.budget) == 120 and float(s.king_est) == pytest.approx(est)
+    assert int(agent.output(s)) == 1
+    s, a = _goa_step(agent, s, 0.0)  # arm 1's fractional-stream pull (probability 1.5/ln 4 > 1)
+    assert (int(a.n), int(s.budget)) == (139, 220)  # the new king's budget B0 + 100
+
+
 def test_level_constants_match_worked_numbers():
     # Authors' code (Wang, ICML 2023) tower constants: at K = 50 000, T = 1.25e17: log has 10
     # levels, loglog 3, log* 4 (r = 2,4,16,65536)
@@ -217,12 +249,58 @@ def test_level_constants_match_worked_numbers():
     e2 = (K / T) ** (2 / 3)
     assert len(StreamLog().levels(K, T)[0]) == 10
     assert len(StreamLogLog().levels(K, T)[0]) == 3
-    b, cap = StreamLogStar().levels(K, T)
+    b, mult = StreamLogStar().levels(K, T)
     assert len(b) == 4
     assert b[1] == math.ceil(4 / e2) and b[2] == math.ceil(16 / e2)
-    # comparisons per level before promotion: 4, 4, 4096 (authors' `logstar_eps_best_algorithm`)
-    assert [round(c / x) for c, x in zip(cap[:3], b[:3], strict=True)] == [4, 4, 4096]
+    # caps in batches: 4, 2^4 / 2^2 = 4, 2^16 / 2^4 = 4096, 2^65536 overflows -> 1e10 (authors'
+    # `logstar_eps_best_algorithm`); the integer caps are those multiples of the integer batches
+    assert mult == [4, 4, 4096, 1e10]
+    bi, cap = StreamLogStar().constants(K, T)
+    assert list(cap[:3]) == [4 * bi[0], 4 * bi[1], 4096 * bi[2]]
     assert 1 / e2 == pytest.approx(1.84e8, rel=0.01)  # 1/eps^2 = 1.84e8
+
+
+# (K, T) grid for the level-0 cycle: T = K^beta over R4's betas, T = 1000 K^3 (R1), the points
+# where rounding b[0] = 1/eps^2 and C[0] = 4/eps^2 separately gave 4 log* arms per cycle
+# (corrected: K = 1000 at beta = 1.5, 1.75, 2.25, 2.5, 2.75, (4000, 4000^3), (16000, 16000^3);
+# faithful: (1000, 177828), (16000, 4.096e12)), and T with 1/eps^2 = 100 + f for f in tenths.
+CYCLE_GRID = sorted(
+    {
+        (K, round(K**beta))
+        for K in (20, 250, 1000, 4000, 16000, 50_000, 64_000)
+        for beta in (1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0)
+    }
+    | {(K, 1000 * K**3) for K in (1000, 50_000)}
+    | {(1000, 177_828), (16_000, 4_096_000_000_000)}
+    | {(K, round(K * (100 + f / 10) ** 1.5)) for K in (20, 1000) for f in range(10)}
+)
+
+
+@pytest.mark.parametrize("mode", ["corrected", "faithful"])
+@pytest.mark.parametrize("cls, arms", [(StreamLogStar, 5), (StreamLog, 7), (StreamLogLog, 11)])
+def test_level0_cycle_has_the_authors_arm_count(cls, arms, mode):
+    # Level 0 is full once c = n b[0] > C[0]: the authors' code (float b[0], C[0] = 4 b[0],
+    # 6 b[0], 10 b[0]) promotes after 5 / 7 / 11 arms at every (K, T); so must the integer
+    # constants, in both modes, and every non-top level's cap is a whole number of its batches.
+    for K, T in CYCLE_GRID:
+        b, cap = cls(mode).constants(K, T)
+        assert cap[0] // b[0] + 1 == arms, (K, T, b[0], cap[0])
+        assert all(c % x == 0 for c, x in zip(cap[:-1], b[:-1], strict=True)), (K, T)
+
+
+@pytest.mark.parametrize("mode", ["corrected", "faithful"])
+@pytest.mark.parametrize("cls, arms", [(StreamLogStar, 5), (StreamLog, 7), (StreamLogLog, 11)])
+def test_level0_cycle_pull_sequence(cls, arms, mode):
+    # K = 20, T = 20181: 1/eps^2 = (T/K)^{2/3} = 100.60, so b[0] = 101 in both modes (ceil,
+    # round) while ceil(4/eps^2) = 403 < 4 b[0] = 404. The stream's first `arms` steps read an arm
+    # and pull it b[0] times; the next promotes level 0's king (arm 0, the best) and pulls it
+    # b[1] times at level 1.
+    K, T = 20, 20181
+    b, _ = cls(mode).constants(K, T)
+    assert b[0] == 101
+    sched, *_ = run_steps(cls(mode), [0.9] + [0.1] * (K - 1), T, max_steps=arms + 1)
+    assert sched[:arms] == [(True, i, 101) for i in range(arms)]
+    assert sched[arms] == (False, 0, int(b[1]))
 
 
 # --------------------------------------------------------------------------- slow tier

@@ -5,13 +5,14 @@ of the authors' released code, github.com/jhwjhw0123/streaming-regret-minimizati
 
 With eps = (K/T)^{1/3}: king budget B0 = 1.2/eps^2, +1/eps^2 per arriving arm; L = int(10 ln ln K)
 challenge levels. An arriving arm x is tested at levels l = 0, 1, ...: if the budget cannot pay
-n_l = 2^l/eps^2, x dethrones the king (x is pulled B0 times, the budget resets to B0); otherwise x
-is pulled n_l times (budget -= n_l) and discarded once its mean r <= king_est - eps/5. The full
-stream stops after 10 K/eps^2 pulls. Fractional stream: each arm after the first is, with
-probability 1.5/ln K, pulled ln K/eps^2 times and kept as the fallback arm if its mean is the best
-so far (the naive algorithm on a subsample). Commit to the king, or to the fallback arm when the
-full
-stream ran out. Memory: king + fallback arm + arriving arm = 3 slots.
+n_l = 2^l/eps^2, x dethrones the king: x is pulled B0 times and becomes king whatever its mean r
+on those pulls (as in the authors' code: the dethrone pulls only set the new king's estimate),
+and the budget resets to B0. Otherwise x is pulled n_l times (budget -= n_l) and discarded once
+its mean r <= king_est - eps/5. The full stream stops after 10 K/eps^2 pulls. Fractional stream:
+each arm after the first is, with probability 1.5/ln K, pulled ln K/eps^2 times and kept as the
+fallback arm if its mean is the best so far (the naive algorithm on a subsample). Commit to the
+king, or to the fallback arm when the full stream ran out. Memory: king + fallback arm + arriving
+arm = 3 slots.
 
 New king's estimate: ``faithful``: min(max(r, king_est + Delta/2), 1) with the TRUE gap Delta
 between the best and second-best means (the authors' oracle); ``corrected``: min(r, 1), the new
@@ -187,11 +188,11 @@ class GameOfArms(StreamAgent):
             full=s.full + a.n,
         )
         tested = s._replace(full=s.full + a.n, budget=s.budget - a.n)
-        out = r <= s.king_est - s.eps / 5
+        dethrone = self._dethrone(s)
+        out = ~dethrone & (r <= s.king_est - s.eps / 5)  # a dethrone crowns x whatever r is
         up = tested._replace(ell=tested.ell + 1, phase=jnp.int32(CHALLENGE))
-        after = _where(out, tested, crowned)
-        after = self._leave_full(after)
-        return _where(self._dethrone(s) | out, after, up)
+        after = self._leave_full(_where(dethrone, crowned, tested))
+        return _where(dethrone | out, after, up)
 
     def _leave_full(self, s: GoAState) -> GoAState:
         """x leaves the full stream: on to its fractional-stream pull, or discarded."""

@@ -25,7 +25,13 @@ The top level is never full (the authors' code would index past its last level).
 Constants (eps = (K/T)^{1/3}): log: L = int(ln K), b[l] = 1.2^l/eps^2, C = 6 b.  loglog:
 L = int(ln ln K) + 1, b[l] = 1.2^l/eps^2 with b[L-1] = ln K/eps^2, C = 10 b, C[L-1] = K b[L-1].
 log*: L = 1 + (times ln is applied to K until < 1), r_0 = 2, r_{l+1} = 2^{r_l}, b[0] = 1/eps^2,
-b[l] = r_l/eps^2, C[0] = 4/eps^2, C[l] = 2^{r_l} b[l] / 2^{r_{l-1}} (overflow: 1e10 b[l]).
+b[l] = r_l/eps^2, C[0] = 4/eps^2 = 4 b[0], C[l] = 2^{r_l} b[l] / 2^{r_{l-1}} (overflow: 1e10 b[l]).
+Every cap is a whole number m[l] of batches (m = 6; 10 and K; 4, 2^{r_l - r_{l-1}} or 1e10), and
+we set C[l] = m[l] b[l] with the integer b[l] actually pulled, in both modes, so that a level
+promotes after m[l] + 1 comparisons (log* level 0: 5 arms, log 7, loglog 11) for every (K, T),
+as in the authors' code, which keeps b[0] and C[0] = 4 b[0] as floats. (Rounding b[0] = 1/eps^2
+and C[0] = 4/eps^2 separately made level 0 of log* full after 4 arms whenever
+4 ceil(1/eps^2) > ceil(4/eps^2).)
 
 Memory: the L kings plus one arriving or promoted arm: L + 1 slots (at most one promoted arm waits
 at any time, and none while an arm is arriving).
@@ -100,17 +106,18 @@ class _Tower(StreamAgent):
         self._check_mode()
 
     def levels(self, K: int, T: int) -> tuple[list[float], list[float]]:  # pragma: no cover
+        """Real batch sizes b[l] and caps in batches m[l] (C[l] = m[l] b[l], m[l] whole)."""
         raise NotImplementedError
 
     def memory_needed(self, spec: StreamSpec) -> int:
         return len(self.levels(spec.num_arms, spec.horizon)[0]) + 1
 
     def constants(self, K: int, T: int) -> tuple[np.ndarray, np.ndarray]:
-        """Integer b[l] and C[l]."""
-        b, cap = self.levels(K, T)
-        bi = np.array([min(count(x, self.mode), T) for x in b], np.int64)
-        ci = np.array([min(math.ceil(x - 1e-9), INT_CAP) for x in cap], np.int64)
-        return bi, ci
+        """Integer b[l] and C[l] = m[l] b[l] (a whole number of the integer batches)."""
+        b, m = self.levels(K, T)
+        bi = [min(count(x, self.mode), T) for x in b]
+        ci = [_cap(mult, n) for mult, n in zip(m, bi, strict=True)]
+        return np.array(bi, np.int64), np.array(ci, np.int64)
 
     def init(self, key, spec) -> TowerState:
         spec = self.check_spec(spec)
@@ -302,6 +309,11 @@ class _Tower(StreamAgent):
         return jnp.where(s.king[lv] >= 0, s.king_pos[lv], -1)
 
 
+def _cap(mult: float, b: int) -> int:
+    """C = mult * b for a whole number of batches mult (a float when huge), at most INT_CAP."""
+    return INT_CAP if mult * b >= INT_CAP else int(mult) * b
+
+
 def _visit(s: TowerState) -> TowerState:
     return s._replace(max_level=jnp.maximum(s.max_level, s.level))
 
@@ -347,26 +359,27 @@ class StreamLog(_Tower):
         e2 = eps_of(K, T) ** 2
         L = max(1, int(math.log(K)))
         b = [math.ceil(1.2**lv / e2 - 1e-9) for lv in range(L)]
-        return b, [6.0 * x for x in b]
+        return b, [6.0] * L
 
 
 @dataclass(frozen=True)
 class StreamLogLog(_Tower):
-    """O(log log K)-memory tower: L = int(ln ln K) + 1; last level is the naive ln K/eps^2 one."""
+    """O(log log K)-memory tower: L = int(ln ln K) + 1, C = 10 b; last level is the naive
+    ln K/eps^2 one, C[L-1] = K b[L-1] (authors' `loglog_eps_best_algorithm`)."""
 
     def levels(self, K, T):
         e2 = eps_of(K, T) ** 2
         L = max(1, int(math.log(math.log(K))) + 1) if K > 2 else 1
         b = [math.ceil(1.2**lv / e2 - 1e-9) for lv in range(L - 1)] + [math.log(K) / e2]
-        cap = [10.0 * x for x in b[:-1]] + [math.ceil(K * b[-1])]
-        return b, cap
+        return b, [10.0] * (L - 1) + [float(K)]
 
 
 @dataclass(frozen=True)
 class StreamLogStar(_Tower):
     """O(log* K)-memory tower (Aggressive Selective Promotion instantiation): r_0 = 2,
-    r_{l+1} = 2^{r_l}, b[l] = r_l/eps^2 (b[0] = 1/eps^2), C[0] = 4/eps^2,
-    C[l] = 2^{r_l} b[l] / 2^{r_{l-1}} (authors' `logstar_eps_best_algorithm`)."""
+    r_{l+1} = 2^{r_l}, b[l] = r_l/eps^2 (b[0] = 1/eps^2), C[0] = 4 b[0],
+    C[l] = 2^{r_l} b[l] / 2^{r_{l-1}} = 2^{r_l - r_{l-1}} b[l], 1e10 b[l] when 2^{r_l} overflows
+    a float (authors' `logstar_eps_best_algorithm`)."""
 
     def levels(self, K, T):
         e2 = eps_of(K, T) ** 2
@@ -377,10 +390,10 @@ class StreamLogStar(_Tower):
         for _ in range(L - 1):
             r.append(2 ** r[-1] if r[-1] < 64 else math.inf)
         b = [1.0 / e2] + [math.ceil(min(rl / e2, 1e20)) for rl in r[1:]]
-        cap = [4.0 / e2]
-        for lv in range(1, L):
-            try:
-                cap.append(math.ceil(2.0 ** r[lv] * b[lv] / 2.0 ** r[lv - 1]))
-            except (OverflowError, ValueError):
-                cap.append(math.ceil(1e10 * b[lv]))
-        return b, cap
+        return b, [4.0] + [_logstar_multiple(r[lv - 1], r[lv]) for lv in range(1, L)]
+
+
+def _logstar_multiple(r_prev: float, r: float) -> float:
+    """2^r / 2^r_prev = 2^{r - r_prev}, or 1e10 where 2^r overflows a float (r >= 1024; the
+    authors' fallback)."""
+    return 2.0 ** (r - r_prev) if r < 1024 else 1e10
