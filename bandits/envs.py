@@ -49,7 +49,8 @@ def check_unit_rewards(spec: BanditSpec, agent: str) -> None:
     if low < 0.0 or high > 1.0:
         raise ConfigError(
             f"needs rewards in [0, 1] ({agent}; this env's lie in [{low:g}, {high:g}]);"
-            " for Gaussian rewards use gaussian_thompson, ucb1 or moss"
+            " for Gaussian rewards use gaussian_thompson, or ucb1 with its width scaled to the"
+            " noise (agents.ucb1.c = 8 sigma^2; c = 2 assumes [0, 1]); moss assumes [0, 1]"
         )
 
 

@@ -134,8 +134,9 @@ def kl_ucb_ref(c: float):
     return index
 
 
-def etc_ref(table: np.ndarray, m: int) -> np.ndarray:
-    """Lattimore & Szepesvári (2020), Alg. 1 of ch. 6: arm t mod K for t < mK, then argmax."""
+def etc_ref(table: np.ndarray, m: int, priority: np.ndarray) -> np.ndarray:
+    """Lattimore & Szepesvári (2020), Alg. 1 of ch. 6: arm t mod K for t < mK, then argmax
+    (ties to the highest `priority`)."""
     horizon, k = table.shape
     arms = np.empty(horizon, np.int64)
     sums = np.zeros(k)
@@ -145,7 +146,8 @@ def etc_ref(table: np.ndarray, m: int) -> np.ndarray:
         arms[t] = arm
         sums[arm] += table[t, arm]
         if t == m * k - 1:
-            committed = int(np.argmax(sums / m))
+            means = sums / m
+            committed = int(np.argmax(np.where(means == means.max(), priority, -1.0)))
     return arms
 
 
@@ -178,7 +180,31 @@ def test_moss_matches_numpy(seed):
 @pytest.mark.parametrize(("m", "seed"), [(1, 0), (7, 1), (40, 2), (700, 3)])
 def test_etc_matches_numpy(m, seed):
     table = reward_table(MEANS, 3000, seed)  # m = 700: exploration outlasts the horizon
-    np.testing.assert_array_equal(run_jax(ExploreThenCommit(m=m), table), etc_ref(table, m))
+    agent = ExploreThenCommit(m=m)
+    with jax.enable_x64(True):  # run_jax's precision: the same priorities
+        priority = np.asarray(agent.init(jax.random.key(0), BanditSpec(len(MEANS), 3000)).priority)
+    np.testing.assert_array_equal(run_jax(agent, table), etc_ref(table, m, priority))
+
+
+def test_etc_breaks_ties_at_random():
+    """Exploration ending in an exact tie (two arms, identical rewards) commits to each arm
+    about half the time over 400 run keys: 400 Bernoulli(1/2) have sd 10, so [160, 240] is a
+    4-sd band (a lowest-index rule would give 400 to arm 0)."""
+    agent = ExploreThenCommit(m=3)
+    spec = BanditSpec(2, 10)
+
+    @jax.jit
+    @jax.vmap
+    def committed(key):
+        s = agent.init(key, spec)
+        for t in range(6):
+            arm = agent.act({}, s, jnp.int32(t))  # round robin: 0, 1, 0, 1, ...
+            s = agent.update(s, jnp.int32(t), arm, jnp.float32((t // 2) % 2))  # 0, 1, 0 each
+        return s.committed
+
+    arms = np.asarray(committed(jax.random.split(jax.random.key(1), 400)))
+    assert set(arms.tolist()) <= {0, 1}
+    assert 160 <= int((arms == 1).sum()) <= 240
 
 
 def test_kl_ucb_index_accuracy_float32():
