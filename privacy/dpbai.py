@@ -20,7 +20,8 @@ OD-LinBAI, Yang & Tan, NeurIPS 2022, Algorithm 1], A_1 = [K]; phase p = 1..M):
    over phases]; μ̃_j = mean + Laplace(1/(ε n_p)) (`privacy.fixed_budget.noisy_means`).
 3. μ̂_i = Σ_j α_ij μ̃_j for i ∈ A_p, with a_i = Σ_j α_ij a_j (ã_i = [ã_B] α_i) (line 14).
 4. A_{p+1} = the ⌈d / 2^p⌉ arms of A_p with the largest μ̂ [R: the halving schedule of
-   OD-LinBAI]; after phase M one arm is left and is recommended.
+   OD-LinBAI], ties broken uniformly at random (`privacy.fixed_budget.top_mask`); after phase
+   M one arm is left and is recommended.
 
 Unused budget (T - Σ_p r_p n_p < M d rounds) is spent after the last phase on rounds whose
 rewards are discarded. ε = inf gives the non-private algorithm (no noise).
@@ -61,12 +62,13 @@ from experiments.batched_cond import cond_any
 from experiments.config import ConfigError
 from experiments.protocol import step_key
 from privacy import fixed_budget as fb
+from privacy.od_linbai import psd_solve, rank_rtol
 
 SPANNER_C = 2.0  # local swaps stop when no swap grows |det| by more than this factor
 MAX_ENUMERATION = 20_000  # exact Max-Det when C(K, r) is at most this
 MAX_DEVICE_ARMS = 12  # later phases enumerate the 2^s subsets of s <= 12 active arms, else swap
-RANK_TOL = 1e-9  # relative singular-value threshold (float64, host)
-DEVICE_DET_TOL = 1e-4  # normalised Gram determinant below which a subset is degenerate (device)
+RANK_TOL = 1e-9  # relative singular-value threshold (float64, host), times max(K, d)
+# (the device's rank test: `device_rank_rtol`)
 
 
 # --------------------------------------------------------------------------- Max-Det (host)
@@ -137,21 +139,45 @@ def coefficients(features, subset) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- Max-Det (device)
+def device_rank_rtol(dtype, slots: int, d: int) -> float:
+    """The device rank test: a direction counts when its pivot in the pivoted elimination of
+    the active arms' Gram matrix (`privacy.od_linbai.psd_solve`: the squared residual of
+    pivoted Gram–Schmidt, the rank-revealing stand-in for a squared singular value) exceeds
+    this times the largest diagonal entry.
+
+    The host's test (`_projected`) counts the singular values above RANK_TOL · max(K, d) of
+    the largest: in Gram terms pivots above (1e-9 max(K, d))², at most 4e-15 for K <= 64,
+    finer than a Gram matrix computed in floating point resolves (its entries carry rounding
+    of about max(s, d) eps of the largest, s the active slots). So the device counts every
+    direction the Gram resolves: pivots above 16 max(s, d) eps (`privacy.od_linbai.rank_rtol`,
+    the rule of OD-LinBAI's projection) — float32, d = 11: a residual ratio √(16 · 11 · eps) =
+    4.6e-3 (two unit arms count as two directions from 4.6e-3 rad apart); float64: 2e-7.
+    """
+    return rank_rtol(slots, d, dtype)
+
+
+def active_rank(g: jax.Array, valid: jax.Array, rtol: float) -> jax.Array:
+    """The rank of the valid slots' Gram matrix `g` (s, s) by `psd_solve`'s pivots above
+    `rtol` times its largest diagonal entry (`device_rank_rtol`); elementwise under vmap."""
+    vf = valid.astype(g.dtype)
+    _, rank = psd_solve(g * vf[:, None] * vf[None, :], jnp.zeros((g.shape[0], 1), g.dtype), rtol)
+    return rank
+
+
 def masked_max_det(features: jax.Array, active: jax.Array, slots: int) -> jax.Array:
     """A Max-Det collection of the active rows (at most `slots` of them), as a (K,) mask.
 
-    ``slots <= MAX_DEVICE_ARMS``: exact, enumerating the 2^slots subsets of the active arms: the
-    rank r is the largest size of a subset whose normalised Gram determinant det(G_S)/Π_j G_jj
-    exceeds `DEVICE_DET_TOL`, and among the subsets of size r the one with the largest
-    det(G_S) = |det[ã_S]|^2 wins (ties to the first in bitmask order). Beyond: the
-    `SPANNER_C`-approximate local-swap spanner (`masked_local_swap`). jit/vmap-able.
+    ``slots <= MAX_DEVICE_ARMS``: exact, enumerating the 2^slots subsets of the active arms:
+    the rank r of the active rows is `active_rank` at `device_rank_rtol` (the host's
+    singular-value test as far as a Gram matrix resolves it), and among the subsets of size r
+    the one with the largest det(G_S) = |det[ã_S]|^2 wins (ties to the first in bitmask order).
+    Beyond: the `SPANNER_C`-approximate local-swap spanner (`masked_local_swap`).
+    jit/vmap-able.
 
-    Linearly independent active arms (the whole set passes the test) are their own collection:
-    the only subset of that size. So the enumeration runs only in calls where some lane of the
-    vmapped batch has dependent active arms (`experiments.batched_cond.cond_any`), with the same
-    result. The whole set's determinant is the product of an unrolled Cholesky's pivots
-    (`_cholesky`; the enumeration's subsets use LU determinants): the two roundings differ in
-    float32 only for a set within rounding of the `DEVICE_DET_TOL` boundary.
+    Linearly independent active arms (rank = their number) are their own collection: the only
+    subset of that size. So the enumeration runs only in calls where some lane of the vmapped
+    batch has dependent active arms (`experiments.batched_cond.cond_any`), with the same result
+    (both compute the rank by `active_rank` on the same Gram matrix).
     """
     if slots > MAX_DEVICE_ARMS:
         return masked_local_swap(features, active, slots)
@@ -160,28 +186,24 @@ def masked_max_det(features: jax.Array, active: jax.Array, slots: int) -> jax.Ar
     valid = jnp.arange(slots) < jnp.sum(active)
     x = features[idx]
     g = x @ x.T
-    # the enumeration's test for the subset of all valid slots, computed alone
-    sf = valid.astype(g.dtype)
-    _, det = _cholesky(g * sf[:, None] * sf[None, :] + jnp.diag(1 - sf))
-    whole = det > DEVICE_DET_TOL * jnp.prod(jnp.where(valid, jnp.diag(g), 1.0))
+    d = x.shape[1]
+    whole = active_rank(g, valid, device_rank_rtol(g.dtype, slots, d)) == jnp.sum(valid)
     own = jnp.zeros((k,), bool).at[idx].max(valid)
-    return cond_any(_enumerated_max_det, slots)(~whole, (g, idx, valid, own), own)
+    return cond_any(_enumerated_max_det, slots, d)(~whole, (g, idx, valid, own), own)
 
 
-def _enumerated_max_det(inputs, slots: int) -> jax.Array:
-    """`masked_max_det`'s enumeration of the 2^slots subsets (Gram matrix `g` of the slots)."""
+def _enumerated_max_det(inputs, slots: int, dim: int = 0) -> jax.Array:
+    """`masked_max_det`'s enumeration of the 2^slots subsets (Gram matrix `g` of the slots of
+    `dim` coordinates): among the subsets of the valid slots of size r = `active_rank`, the
+    largest det(G_S)."""
     g, idx, valid, own = inputs
+    rank = active_rank(g, valid, device_rank_rtol(g.dtype, slots, dim))
     bits = (np.arange(2**slots)[:, None] >> np.arange(slots)[None, :]) & 1
     s = jnp.asarray(bits, bool)  # (2^slots, slots)
-    ok = ~jnp.any(s & ~valid[None, :], axis=1)
+    ok = ~jnp.any(s & ~valid[None, :], axis=1) & (jnp.sum(s, axis=1) == rank)
     sf = s.astype(g.dtype)
     m = g[None] * sf[:, :, None] * sf[:, None, :] + jax.vmap(jnp.diag)(1 - sf)
-    det = jnp.linalg.det(m)
-    norm = jnp.prod(jnp.where(s, jnp.diag(g)[None, :], 1.0), axis=1)
-    full = ok & (det > DEVICE_DET_TOL * norm)
-    size = jnp.sum(s, axis=1)
-    rank = jnp.max(jnp.where(full, size, 0))
-    pick = jnp.argmax(jnp.where(full & (size == rank), det, -1.0))
+    pick = jnp.argmax(jnp.where(ok, jnp.linalg.det(m), -jnp.inf))
     return jnp.zeros_like(own).at[idx].max(s[pick] & valid)
 
 
@@ -189,20 +211,20 @@ def masked_local_swap(
     features: jax.Array, active: jax.Array, slots: int, c: float = SPANNER_C
 ) -> jax.Array:
     """A C-approximate barycentric spanner of the active rows (Awerbuch & Kleinberg 2008,
-    Prop. 2.4), as a (K,) mask: a greedy basis (pivoted Gram-Schmidt; residuals below
-    `DEVICE_DET_TOL` times the largest squared norm end it, which sets the rank), then swaps
+    Prop. 2.4), as a (K,) mask: a greedy basis (pivoted Gram-Schmidt; a squared residual below
+    `device_rank_rtol` times the largest squared norm ends it, which sets the rank), then swaps
     while some |α_ij| > c, at most 8 d swaps (each multiplies |det| by more than c)."""
     k, d = features.shape
     idx = jnp.nonzero(active, size=slots, fill_value=0)[0]
     valid = jnp.arange(slots) < jnp.sum(active)
     x = features[idx] * valid[:, None].astype(features.dtype)
-    scale = jnp.max(jnp.sum(x * x, axis=1))
+    floor = device_rank_rtol(x.dtype, slots, d) * jnp.max(jnp.sum(x * x, axis=1))
 
     def greedy(i, carry):
         resid, chosen = carry
         norms = jnp.where(valid & ~chosen, jnp.sum(resid * resid, axis=1), -1.0)
         j = jnp.argmax(norms)
-        take = norms[j] > DEVICE_DET_TOL * scale
+        take = norms[j] > floor
         v = resid[j] / jnp.sqrt(jnp.maximum(norms[j], 1e-30))
         resid = jnp.where(take, resid - jnp.outer(resid @ v, v), resid)
         return resid, chosen.at[j].set(chosen[j] | take)
@@ -322,7 +344,7 @@ def _plan(rows: tuple[tuple[float, ...], ...]) -> DPBAIPlan:
 
 
 class DPBAIState(NamedTuple):
-    key: jax.Array  # the agent's key; phase p's release key is step_key(key, p)
+    key: jax.Array  # the agent's key; phase p's release key is step_key(key, p), ties fb.tie_key
     plan: DPBAIPlan  # static
     horizon: jax.Array  # () int: T (traced in the engine's programs)
     phase: jax.Array  # 0-based phase index
@@ -407,7 +429,9 @@ class DPBAI(fb.PrivateReleases, fb.PhasedAgent):
             source=self.source,
         )
         estimates = _estimates(pl, feats, basis, released, state.phase)
-        active = fb.top_mask(estimates, state.active, jnp.asarray(pl.keep)[state.phase], pl.keep[0])
+        keep = jnp.asarray(pl.keep)[state.phase]
+        ties = fb.tie_key(state.key, state.phase)
+        active = fb.top_mask(estimates, state.active, keep, ties, pl.keep[0])
         last = state.phase >= pl.phases - 1
         nxt = masked_max_det(feats, active, pl.slots)
         n = state.horizon // (pl.phases * jnp.maximum(jnp.sum(nxt), 1))
@@ -428,14 +452,25 @@ class DPBAI(fb.PrivateReleases, fb.PhasedAgent):
 def _estimates(pl: DPBAIPlan, feats: jax.Array, basis, released, phase) -> jax.Array:
     """μ̂ of line 14. Phase 1 (B_1 public and fixed): the coefficients α of B_1 computed once
     on the host in float64 (`coefficients`), μ̂ = α μ̃_{B_1}, one (K x |B_1|) product. Later
-    phases: `spanned_estimates` on `pl.slots` slots (B_p is within A_p, at most s_2 arms)."""
+    phases: `spanned_estimates` on `pl.slots` slots (B_p is within A_p, at most s_2 arms).
+
+    An arm j of B_p has α_j = e_j, so μ̂_j = μ̃_j: returned as exactly that (`exact_on_basis`),
+    not as the rounded product, so that arms with equal released means tie exactly and the
+    tie rule of `privacy.fixed_budget.top_mask` decides between them, not rounding (the last
+    phase's duel, B_p = A_p, is where ties are frequent without noise)."""
     b1 = np.asarray(pl.first_basis, np.int64)
     alpha = jnp.asarray(coefficients(np.asarray(pl.feature_rows), b1), feats.dtype)
     first = alpha @ released[b1]
     if pl.phases == 1:
-        return first
+        return exact_on_basis(first, basis, released)
     later = spanned_estimates(feats, basis, released, pl.slots)
-    return jnp.where(phase == 0, first, later)
+    return exact_on_basis(jnp.where(phase == 0, first, later), basis, released)
+
+
+def exact_on_basis(estimates: jax.Array, basis: jax.Array, released: jax.Array) -> jax.Array:
+    """`estimates` with each basis arm's entry replaced by its own released mean (its value in
+    exact arithmetic: a_j = 1 · a_j)."""
+    return jnp.where(basis, released, estimates)
 
 
 # --------------------------------------------------------------------------- phase-level form

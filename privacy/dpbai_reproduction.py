@@ -34,10 +34,16 @@ Grid. Full: T ∈ {10^3, 3·10^3, 10^4, 3·10^4, 10^5} (R4: also 500, 750, 2·10
 2·10^3, 4·10^3, 8·10^3}, 1000 repetitions (R2, R3 run in the full reproduction).
 
 Checks (the qualitative claims of the paper's abstract and reviews, fixed before running; each
-comparison of two error probabilities is Fisher's exact test, one-sided at level 0.05 with a
-Bonferroni correction over the T grid; the power of the test at the observed rates is reported
-beside each failed comparison, so that "not resolved at these sizes" is told apart from "not
-so"):
+comparison of two error probabilities is one-sided at level 0.05 with a Bonferroni correction
+over the T grid; the power of the test at the observed rates is reported beside each failed
+comparison, so that "not resolved at these sizes" is told apart from "not so"). The test:
+every agent's sweep at a T runs the same number of repetitions from the same seed, so the
+runs get the same run keys (`experiments.simulate`: ``split(key(seed), seeds)``; common
+random numbers) and the two error indicators of a seed are *paired*: McNemar's exact test
+(McNemar, Psychometrika 1947; the exact form is the binomial test of the discordant pairs,
+`mcnemar_less`). Where the two points ran different numbers of repetitions (the full grid's
+second pass at 10^4 for one agent only) the keys differ, the samples are independent, and the
+test is Fisher's exact test (`fisher_less`).
 
 * "DP-BAI markedly better than DP-OD-LinBAI at small ε", where the instance lets them differ
   (`privacy_noise_ratio` >= 1.5): for ε ∈ {0.1, 0.5}, DP-BAI's error significantly below
@@ -187,9 +193,10 @@ def point_runs(
     seeds: int,
     eps: list[float],
     tag: str | None = None,
-) -> dict[float, tuple[int, int]]:
-    """{ε: (errors, repetitions)} of one agent at one T, the ε values swept in one program
-    (`tag`: the run directory's suffix; default "" for every ε, "_small" for a second pass)."""
+) -> dict[float, np.ndarray]:
+    """{ε: per-seed error indicators (ordered by seed)} of one agent at one T, the ε values
+    swept in one program (`tag`: the run directory's suffix; default "" for every ε, "_small"
+    for a second pass)."""
     if tag is None:
         tag = "" if len(eps) == len(EPSILONS) else "_small"
     name = f"{item}/{agent}_T{T}_s{seeds}{tag}"
@@ -203,24 +210,30 @@ def point_runs(
     ]
     out = {}
     for e, run in zip(eps, run_sweep(r, name, overrides), strict=True):
-        err = run.final(agent, "error")
-        out[e] = (int(np.round(err.sum())), int(err.size))
+        out[e] = np.round(run.final(agent, "error")).astype(bool)
     return out
+
+
+Indicators = dict[tuple[str, float, int], np.ndarray]  # (agent, ε, T) -> per-seed errors
 
 
 def collect(
     r: Reproduction, item: str, env: list[str], Ts: tuple[int, ...], g: Grid
-) -> pd.DataFrame:
-    """Errors of every (agent, ε, T); points below `SMALL` rerun with `g.seeds_small`."""
-    rows = []
+) -> tuple[pd.DataFrame, Indicators]:
+    """Errors of every (agent, ε, T), and the per-seed error indicators behind them (for the
+    paired tests, `comparisons`); points below `SMALL` rerun with `g.seeds_small`."""
+    rows, indicators = [], {}
     for T in Ts:
         for agent in AGENTS:
             res = point_runs(r, item, env, agent, T, g.seeds, list(EPSILONS))
-            small = [e for e, (k, n) in res.items() if k / n < SMALL]
+            small = [e for e, x in res.items() if x.mean() < SMALL]
             if small and g.seeds_small > g.seeds:
                 res.update(point_runs(r, item, env, agent, T, g.seeds_small, small))
-            for e, (k, n) in res.items():
-                rows.append({"agent": agent, "epsilon": e, "T": T, "errors": k, "n": n})
+            for e, x in res.items():
+                indicators[(agent, e, T)] = x
+                rows.append(
+                    {"agent": agent, "epsilon": e, "T": T, "errors": int(x.sum()), "n": x.size}
+                )
     df = pd.DataFrame(rows)
     df["error"] = df["errors"] / df["n"]
     lo, hi = clopper_pearson_ci(df["errors"].to_numpy(), df["n"].to_numpy())
@@ -228,7 +241,7 @@ def collect(
     df["algorithm"] = [
         NAMES[(a, math.isfinite(e))] for a, e in zip(df.agent, df.epsilon, strict=True)
     ]
-    return df
+    return df, indicators
 
 
 # --------------------------------------------------------------------------- analysis
@@ -274,6 +287,43 @@ def fisher_less(k1: int, n1: int, k2: int, n2: int) -> float:
     from scipy import stats
 
     return float(stats.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]], alternative="less").pvalue)
+
+
+def mcnemar_less(x1: np.ndarray, x2: np.ndarray) -> float:
+    """One-sided p-value of McNemar's exact test of p1 < p2 for paired error indicators (the
+    same seeds, hence the same run keys; McNemar, Psychometrika 1947): given the b + c
+    discordant pairs (b: only the first wrong, c: only the second), b ~ Binomial(b + c, 1/2)
+    under p1 = p2, and the p-value is P[B <= b] (1 without discordant pairs)."""
+    from scipy import stats
+
+    x1, x2 = np.asarray(x1, bool), np.asarray(x2, bool)
+    if x1.shape != x2.shape:
+        raise ValueError(f"paired indicators need the same seeds (got {x1.size} and {x2.size})")
+    b, c = int(np.sum(x1 & ~x2)), int(np.sum(~x1 & x2))
+    if b + c == 0:
+        return 1.0
+    return float(stats.binomtest(b, b + c, 0.5, alternative="less").pvalue)
+
+
+def power_paired_less(x1: np.ndarray, x2: np.ndarray, alpha: float) -> tuple[float, float]:
+    """(power, n for 80% power) of McNemar's one-sided level-`alpha` test of p1 < p2 if the
+    observed discordance were the truth: p_b, p_c the shares of pairs where only the first /
+    only the second is wrong, ψ = p_b + p_c, Δ = p_c - p_b; the normal approximation
+    power = Φ((√n Δ - z_{1-α} √ψ) / √(ψ - Δ²)), n_80 = ((z_{1-α} √ψ + z_0.8 √(ψ - Δ²)) / Δ)²
+    (Connor, Biometrics 1987); (alpha, inf) when Δ <= 0."""
+    from scipy import stats
+
+    x1, x2 = np.asarray(x1, bool), np.asarray(x2, bool)
+    n = x1.size
+    pb, pc = np.mean(x1 & ~x2), np.mean(~x1 & x2)
+    psi, delta = pb + pc, pc - pb
+    if delta <= 0:
+        return alpha, math.inf
+    z = stats.norm.ppf(1 - alpha)
+    sd = math.sqrt(max(psi - delta**2, 1e-300))
+    power = float(stats.norm.cdf((math.sqrt(n) * delta - z * math.sqrt(psi)) / sd))
+    need = ((z * math.sqrt(psi) + stats.norm.ppf(0.8) * sd) / delta) ** 2
+    return power, float(math.ceil(need))
 
 
 def power_less(p1: float, p2: float, n1: int, n2: int, alpha: float) -> tuple[float, float]:
@@ -389,7 +439,7 @@ def item(r: Reproduction, key: str) -> None:
         f" {ratio['runner_up']:.2f} (runner-up; max {ratio['max']:.2f}); design support"
         f" {ratio['support']} arms, Max-Det collection {ratio['max_det']}"
     )
-    df = collect(r, key, list(inst.env), Ts, g)
+    df, indicators = collect(r, key, list(inst.env), Ts, g)
     h_bai, h_pri = hardness(means, d)
     fits = []
     for (agent, e), sub in df.groupby(["agent", "epsilon"]):
@@ -407,7 +457,7 @@ def item(r: Reproduction, key: str) -> None:
             }
         )
     fits = pd.DataFrame(fits)
-    comps = comparisons(df)
+    comps = comparisons(df, indicators)
     _checks(r, key, df, fits, comps, ratio, dedicated=bool(inst.exponent_T))
     _tables(r, key, inst.label, df, fits, comps, h_bai, h_pri, g, ratio)
     r.figure(key, "error_vs_T", _figure(df, inst.label))
@@ -421,9 +471,8 @@ def exponent_runs(r: Reproduction, key: str, env: list[str], Ts: tuple[int, ...]
     rows = []
     for agent in AGENTS[:2]:
         for T in Ts:
-            ((k, n),) = point_runs(
-                r, key, env, agent, T, EXPONENT_SEEDS, [math.inf], "_inf"
-            ).values()
+            (x,) = point_runs(r, key, env, agent, T, EXPONENT_SEEDS, [math.inf], "_inf").values()
+            k, n = int(x.sum()), x.size
             rows.append({"agent": agent, "algorithm": NAMES[(agent, False)], "T": T,
                          "errors": k, "n": n, "error": k / n})  # fmt: skip
     return pd.DataFrame(rows)
@@ -482,34 +531,46 @@ def exponent_check(r, key, env, Ts, features, means) -> None:
     )
 
 
-def comparisons(df: pd.DataFrame) -> pd.DataFrame:
+def comparisons(df: pd.DataFrame, indicators: Indicators) -> pd.DataFrame:
     """DP-BAI against DP-OD-LinBAI and DP-SH at every (ε, T): the error rates, the one-sided
-    Fisher p-values both ways, and the power (and n for 80%) of the test of "DP-BAI lower" at
-    the observed rates, at the Bonferroni level ALPHA / |T|."""
+    p-values both ways and the power (and n for 80%) of the test of "DP-BAI lower" at the
+    observed rates, at the Bonferroni level ALPHA / |T|. `indicators`: the per-seed errors of
+    `collect`. Two points with the same repetitions ran on the same run keys: paired, McNemar's
+    exact test (`mcnemar_less`, `power_paired_less`); otherwise independent samples, Fisher's
+    exact test (`fisher_less`, `power_less`). The ``test`` column says which."""
     level = ALPHA / df["T"].nunique()
     rows = []
-    idx = df.set_index(["agent", "epsilon", "T"])
     for e in EPSILONS:
         for other in AGENTS[1:]:
             for T in sorted(df["T"].unique()):
-                b, o = idx.loc[("dp_bai", e, T)], idx.loc[(other, e, T)]
-                kb, nb, ko, no = int(b.errors), int(b.n), int(o.errors), int(o.n)
-                power, need = power_less(kb / nb, ko / no, nb, no, level)
-                rows.append(
-                    {
-                        "epsilon": e,
-                        "other": other,
-                        "T": int(T),
-                        "p_bai": kb / nb,
-                        "p_other": ko / no,
-                        "p_lower": fisher_less(kb, nb, ko, no),
-                        "p_higher": fisher_less(ko, no, kb, nb),
-                        "power": power,
-                        "n_80": need,
-                        "level": level,
-                    }
-                )
-    return pd.DataFrame(rows)
+                where = {"epsilon": e, "other": other, "T": int(T), "level": level}
+                bai, oth = indicators[("dp_bai", e, T)], indicators[(other, e, T)]
+                rows.append(where | compare(bai, oth, level))
+    cols = ["epsilon", "other", "T", "p_bai", "p_other", "test", "p_lower", "p_higher"]
+    return pd.DataFrame(rows)[[*cols, "power", "n_80", "level"]]
+
+
+def compare(bai: np.ndarray, other: np.ndarray, level: float) -> dict:
+    """One comparison of `comparisons`: paired (McNemar) when the two indicator vectors come
+    from the same seeds (the same length: the same run keys), else independent (Fisher)."""
+    kb, nb, ko, no = int(bai.sum()), bai.size, int(other.sum()), other.size
+    if nb == no:
+        power, need = power_paired_less(bai, other, level)
+        lower, higher = mcnemar_less(bai, other), mcnemar_less(other, bai)
+        test = "McNemar"
+    else:
+        power, need = power_less(kb / nb, ko / no, nb, no, level)
+        lower, higher = fisher_less(kb, nb, ko, no), fisher_less(ko, no, kb, nb)
+        test = "Fisher"
+    return {
+        "p_bai": kb / nb,
+        "p_other": ko / no,
+        "test": test,
+        "p_lower": lower,
+        "p_higher": higher,
+        "power": power,
+        "n_80": need,
+    }
 
 
 def _detail(c: pd.DataFrame) -> str:
@@ -534,7 +595,8 @@ def _power_note(c: pd.DataFrame) -> str:
 def _checks(r, key, df, fits, comps, ratio, dedicated: bool = False) -> None:
     src = "Chen et al., ICLR 2024: abstract and reviews (the paper's figures are unavailable)"
     level = comps["level"].iloc[0]
-    test = f"one-sided Fisher exact, level {ALPHA:g}/{df['T'].nunique()} per T (Bonferroni)"
+    kinds = " / ".join(sorted(set(comps["test"]), reverse=True))  # McNemar (paired), Fisher
+    test = f"one-sided {kinds} exact, level {ALPHA:g}/{df['T'].nunique()} per T (Bonferroni)"
     rr = ratio["runner_up"]
     why = f"phase-1 privacy-noise variance ratio {rr:.2f}"
 
@@ -584,7 +646,7 @@ def _checks(r, key, df, fits, comps, ratio, dedicated: bool = False) -> None:
             "DP-BAI and DP-OD-LinBAI coincide here (every finite ε)",
             f"{len(hit)} of {len(c)} (ε, T) points differ significantly"
             + ("" if hit.empty else ": " + _detail(hit)),
-            f"none (two-sided Fisher exact, level {ALPHA:g}/{df['T'].nunique()} per T)",
+            f"none (two-sided {kinds} exact, level {ALPHA:g}/{df['T'].nunique()} per T)",
             "structure: the G-optimal design's support is the Max-Det collection",
             hit.empty,
             why + f" (design support {ratio['support']} = Max-Det {ratio['max_det']} arms)",
@@ -665,15 +727,18 @@ def _tables(r, key, label, df, fits, comps, h_bai, h_pri, g, ratio) -> None:
     c = comps.copy()
     c["ε"] = [_eps_label(e) for e in c.epsilon]
     c["against"] = [NAMES[(o, math.isfinite(e))] for o, e in zip(c.other, c.epsilon, strict=True)]
-    c = c[["ε", "against", "T", "p_bai", "p_other", "p_lower", "p_higher", "power", "n_80"]]
+    cols = ["ε", "against", "T", "p_bai", "p_other", "test", "p_lower", "p_higher", "power"]
+    c = c[[*cols, "n_80"]]
     r.table(
         key,
         "comparisons",
         c,
-        f"**{key}: DP-BAI against each baseline** (p_bai, p_other: error rates; p_lower / "
-        f"p_higher: one-sided Fisher exact p-values of DP-BAI lower / higher; power: of the "
-        f"test of 'DP-BAI lower' at level {ALPHA:g}/{df['T'].nunique()} if the observed rates "
-        "were the truth (normal approximation), n_80: repetitions per algorithm for 80% power).",
+        f"**{key}: DP-BAI against each baseline** (p_bai, p_other: error rates; test: McNemar's "
+        "exact test where both ran on the same seeds (paired: the same run keys), Fisher's "
+        "where the repetitions differ; p_lower / p_higher: its one-sided p-values of DP-BAI "
+        f"lower / higher; power: of the test of 'DP-BAI lower' at level {ALPHA:g}/"
+        f"{df['T'].nunique()} if the observed rates (paired: the observed discordance) were the "
+        "truth (normal approximation), n_80: repetitions per algorithm for 80% power).",
     )
 
 

@@ -18,7 +18,9 @@ so that the privacy argument lives here, once:
   keeps to its model), reset at every phase end, so no reward is used in two phases;
 * `noisy_means`: the only place where rewards leave an agent: per released arm, the mean of its
   n phase rewards plus Laplace(1/(ε n)) noise (``epsilon = inf``: no noise);
-* `top_mask` / `best_arm`: elimination and the recommendation, from released values only;
+* `top_mask` / `best_arm`: elimination and the recommendation, from released values only,
+  ties broken uniformly at random by a permutation of the arms drawn from `tie_key` (the
+  agent's key and the phase index: data-independent randomness, so post-processing);
   `select`: a state's fields chosen per seed (phase ends happen at different steps per seed);
   `where_some`: the same choice with the phase-end work (releases, estimates, designs) run only
   in steps where some lane of the vmapped batch ends a phase (with one step per phase it skips
@@ -35,14 +37,17 @@ a phase that starts at round t0 and allocates n_i pulls to arm i (arms in index 
 `PullAll` step, or one `Pull` per arm) reads X[i, s_i], ..., X[i, s_i + n_i - 1] with
 s_i = t0 + Σ_{j<i} n_j, and arm i's release of that phase reads exactly these entries (their
 sum is the `PullAll`'s feedback for arm i). A mean of n values in [0, 1] has sensitivity 1/n
-for one entry, so mean + Laplace(1/(ε n)) is ε-DP for that entry. Given the releases so far,
-the schedule of the next phase (its n_i, hence its windows) is fixed (it is computed from the
-public features and released values only), so the entries a release reads are fixed by the
-past releases; the windows are disjoint, each entry influences at most one release, and the
-transcript of all releases is ε-DP (adaptive parallel composition: the density ratio of the
-transcript factorises over the releases, and only the release that reads the changed entry
-has a ratio other than 1). The pulls and the recommendation are post-processing of the
-transcript. The same holds for the one-column relation (a whole round differs): only one arm
+for one entry, so mean + Laplace(1/(ε n)) is ε-DP for that entry. Given the releases so far
+and the tie-breaking permutations (`tie_key`: drawn from the agent's key and the phase index,
+independent of the table and of the noise), the schedule of the next phase (its n_i, hence its
+windows) is fixed (it is computed from the public features, the released values and those
+permutations only), so the entries a release reads are fixed by the past releases; the windows
+are disjoint, each entry influences at most one release, and the transcript of all releases is
+ε-DP for every value of the permutations (adaptive parallel composition: the density ratio of
+the transcript factorises over the releases, and only the release that reads the changed entry
+has a ratio other than 1), hence also averaged over them (their law is the same under X and
+X'). The pulls and the recommendation are post-processing of the transcript and the
+permutations. The same holds for the one-column relation (a whole round differs): only one arm
 is pulled per round.
 
 Noise modes (`NOISE_MODES`, as for the counters in `privacy.counters`):
@@ -76,7 +81,7 @@ from bandits.envs import Pull
 from bandits.linear_bai import LinearBAISpec, PullAll
 from experiments.batched_cond import cond_any
 from experiments.config import ConfigError, check_choice
-from experiments.protocol import AgentBase
+from experiments.protocol import AgentBase, step_key
 from privacy.accounting import Neighbouring, PureDP
 from privacy.counters.secure import keyed_source, os_source
 from privacy.noise import DEFAULT_GRID_K, NOISE_MODES, laplace_mechanism
@@ -414,7 +419,8 @@ def _host_sums(epsilon, source, dtype, key_data, sums, mask) -> np.ndarray:
             words = [int(w) for w in kd[b]]
             src = keyed_source(struct.pack(f"<{len(words) + 1}Q", _SEED_TAG, *words))
         values = [float(v) for v in flat_s[b, cols]]
-        out[b, cols] = laplace_mechanism(values, 1.0, epsilon, src, DEFAULT_GRID_K)
+        # one entry (or one round's column) of the table moves one arm's sum: changed=1
+        out[b, cols] = laplace_mechanism(values, 1.0, epsilon, src, DEFAULT_GRID_K, changed=1)
     return out.reshape(sums.shape)
 
 
@@ -440,19 +446,52 @@ def _secure_release(epsilon: float, source: str, dtype_name: str):
 
 
 # --------------------------------------------------------------------------- decisions
-def top_mask(scores: jax.Array, active: jax.Array, m, k_max: int | None = None) -> jax.Array:
-    """The `m` arms of `active` with the largest scores (ties to the lower index), as a mask.
+TIE_TAG = 0x74696573  # "ties": a phase's tie-breaking key, apart from its release key
+
+
+def tie_key(key: jax.Array, phase) -> jax.Array:
+    """The key that breaks the ties of phase `phase`'s elimination: ``step_key(key, phase,
+    TIE_TAG)`` (`experiments.protocol.step_key`), apart from the release key
+    ``step_key(key, phase)``. It depends on the agent's key and the phase index only, never on
+    the data: breaking ties with it is post-processing of the transcript (module docstring)."""
+    return step_key(key, phase, TIE_TAG)
+
+
+def tie_order(key: jax.Array, num_arms: int) -> jax.Array:
+    """A uniformly random permutation of the arms (`jax.random.permutation`: a sort on random
+    32-bit keys, uniform up to a key collision, probability < K²/2^33 per round of the sort):
+    among equal scores the arm placed first wins."""
+    return jax.random.permutation(key, num_arms)
+
+
+def top_mask(
+    scores: jax.Array, active: jax.Array, m, key: jax.Array, k_max: int | None = None
+) -> jax.Array:
+    """The `m` arms of `active` with the largest scores, as a mask; ties broken at random.
+
+    The fixed-budget papers keep "the arms with the largest estimates" (Karnin, Koren & Somekh,
+    ICML 2013, Alg. 1; Yang & Tan, NeurIPS 2022, Alg. 1, line 11; Chen et al., ICLR 2024,
+    Alg. 1) and leave ties open. A fixed rule is not neutral: our instances put the best arm
+    below its runner-up in index order, and with Bernoulli rewards and no noise the last duel
+    ties often, so "ties to the lower index" makes the error look smaller than it is. Here the
+    arms are ranked in the order `tie_order(key, K)` (a uniform permutation from `key`, e.g.
+    `tie_key` of the phase) before the partial sort, which puts the first-placed arm first among
+    equal values: every arm of a tied group is equally likely to be kept (m' kept of j tied: a
+    uniform m'-subset), and the same key gives the same choice (reproducible per seed).
 
     `m` may be traced; `k_max` (static, default K) bounds it: a partial sort of that size
-    (`lax.top_k`, which puts the lower index first among equal values), cheaper than ranking
-    all K arms when few are kept.
+    (`lax.top_k`), cheaper than ranking all K arms when few are kept.
     """
     k = scores.shape[0]
     k0 = k if k_max is None else max(1, min(k, int(k_max)))
-    _, idx = jax.lax.top_k(jnp.where(active, scores, -jnp.inf), k0)
-    return jnp.zeros((k,), bool).at[idx].set(jnp.arange(k0) < m) & active
+    perm = tie_order(key, k)
+    _, pos = jax.lax.top_k(jnp.where(active, scores, -jnp.inf)[perm], k0)
+    return jnp.zeros((k,), bool).at[perm[pos]].set(jnp.arange(k0) < m) & active
 
 
-def best_arm(scores: jax.Array, active: jax.Array) -> jax.Array:
-    """argmax of `scores` over `active` (ties to the lower index)."""
-    return jnp.argmax(jnp.where(active, scores, -jnp.inf)).astype(jnp.int32)
+def best_arm(scores: jax.Array, active: jax.Array, key: jax.Array) -> jax.Array:
+    """argmax of `scores` over `active`, ties broken at random in the order `tie_order(key, K)`
+    (the arm `top_mask` keeps with m = 1 and the same key)."""
+    perm = tie_order(key, scores.shape[0])
+    pos = jnp.argmax(jnp.where(active, scores, -jnp.inf)[perm])
+    return perm[pos].astype(jnp.int32)

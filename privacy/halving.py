@@ -4,7 +4,9 @@ Sequential Halving: Karnin, Koren & Somekh, "Almost Optimal Exploration in Multi
 Bandits", ICML 2013, Algorithm 1. With budget T and K arms, S_0 = [K]; for r = 0, ...,
 ⌈log2 K⌉ - 1: pull each arm of S_r t_r = ⌊T / (|S_r| ⌈log2 K⌉)⌋ times (fresh samples, never
 reused in a later round) and keep the ⌈|S_r| / 2⌉ arms of S_r with the largest empirical
-means (ties to the lower index); recommend the arm of S_{⌈log2 K⌉}. The sizes are
+means (ties broken uniformly at random: the paper leaves them open, and with Bernoulli
+rewards equal sums are frequent; `privacy.fixed_budget.top_mask`); recommend the arm of
+S_{⌈log2 K⌉}. The sizes are
 |S_r| = ⌈K / 2^r⌉ (`schedule`). Beware the variant that floors the halving and never goes
 below two arms: for odd |S_r| it keeps fewer arms and spends the budget differently.
 
@@ -24,6 +26,7 @@ Unused budget (fewer than K ⌈log2 K⌉ rounds) is spent after the last round a
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -64,7 +67,7 @@ class HalvingPlan:
 
 
 class HalvingState(NamedTuple):
-    key: jax.Array  # round r's release key is step_key(key, r)
+    key: jax.Array  # round r's release key is step_key(key, r), its tie key fb.tie_key(key, r)
     plan: HalvingPlan  # static
     horizon: jax.Array  # () int: T
     pulls: jax.Array  # (R,) int: t_r
@@ -134,7 +137,8 @@ class SequentialHalving(fb.PhasedAgent):
         rounds = len(pl.sizes)
         means = self._release(state)
         keep = jnp.asarray([math.ceil(s / 2) for s in pl.sizes])[state.phase]
-        active = fb.top_mask(means, state.active, keep, math.ceil(pl.sizes[0] / 2))
+        ties = fb.tie_key(state.key, state.phase)
+        active = fb.top_mask(means, state.active, keep, ties, math.ceil(pl.sizes[0] / 2))
         last = state.phase >= rounds - 1
         nxt = jnp.append(state.pulls[1:], 0)[state.phase]
         k = state.active.shape[0]
@@ -172,8 +176,12 @@ def sh_error_probability(means, horizon: int) -> float:
     """Exact error probability of `SequentialHalving` on K <= 4 Bernoulli arms (reference).
 
     Sums over the Binomial(t_r, μ_i) laws of every round's sums: the kept set of each round is
-    a function of that round's sums (ties to the lower index), rounds are independent given
-    the kept set. For tests (the cost grows like Π_r (t_r + 1)^|S_r|).
+    a function of that round's sums and of the tie-breaking permutation (`kept_sets`: arms
+    above the cut are kept, and of the j arms tied at the cut a uniform subset of the places
+    left, so a tie of m arms for the last place is won by each with probability 1/m); rounds
+    are independent given the kept set. The error is 1[recommendation != argmax μ] (the first
+    maximiser, as `bandits.linear_bai.LinearBAI.final_metrics`). For tests (the cost grows like
+    Π_r (t_r + 1)^|S_r|).
     """
     from scipy import stats
 
@@ -193,15 +201,24 @@ def sh_error_probability(means, horizon: int) -> float:
         prob = np.ones(sums.shape[0])
         for j in range(len(active)):
             prob *= pmf[j][sums[:, j]]
-        # rank: larger sum first, ties to the lower index (= stable sort on -sum)
-        order = np.argsort(-sums, axis=1, kind="stable")[:, :keep]
-        total = 0.0
-        kept_sets: dict[tuple[int, ...], float] = {}
-        for row, p in zip(order, prob, strict=True):
-            kept = tuple(sorted(active[j] for j in row))
-            kept_sets[kept] = kept_sets.get(kept, 0.0) + p
-        for kept, p in kept_sets.items():
-            total += p * rec(kept, r + 1)
-        return total
+        laws: dict[tuple[int, ...], float] = {}
+        for row, p in zip(sums, prob, strict=True):
+            for kept, q in kept_sets(row, keep):
+                key = tuple(active[j] for j in kept)
+                laws[key] = laws.get(key, 0.0) + p * q
+        return sum(p * rec(kept, r + 1) for kept, p in laws.items())
 
     return rec(tuple(range(k)), 0)
+
+
+def kept_sets(scores, keep: int) -> list[tuple[tuple[int, ...], float]]:
+    """The law of the positions `top_mask` keeps from `scores` under uniformly random tie
+    breaking: [(sorted positions kept, probability)]. The arms above the keep-th largest score
+    are kept; of the j arms equal to it, every subset of the places left is equally likely
+    (a uniform permutation ranks a tied group in uniform order)."""
+    s = np.asarray(scores)
+    cut = np.sort(s)[::-1][keep - 1]
+    above = [int(i) for i in np.flatnonzero(s > cut)]
+    tied = [int(i) for i in np.flatnonzero(s == cut)]
+    picks = list(itertools.combinations(tied, keep - len(above)))
+    return [(tuple(sorted(above + list(c))), 1.0 / len(picks)) for c in picks]

@@ -55,6 +55,7 @@ from privacy.fixed_budget import (
     phase_complete,
     phase_zeros,
     record,
+    tie_key,
     top_mask,
     where_some,
 )
@@ -64,7 +65,7 @@ DESIGN_MAX_ITER = 2000  # Frank–Wolfe iterations (JAX); the host design allows
 
 
 # --------------------------------------------------------------------------- projection
-def _rank_rtol(K: int, d: int, dtype) -> float:
+def rank_rtol(K: int, d: int, dtype) -> float:
     """Relative pivot threshold below which a direction counts as outside the span: 16 max(K, d)
     machine epsilons of the largest diagonal entry (a Gram matrix computed in floating point is
     accurate to about max(K, d) eps times its norm)."""
@@ -115,7 +116,7 @@ def span_rank(features: jax.Array, mask: jax.Array) -> jax.Array:
     """Dimension of span{a_i : mask_i} (the pivots of `psd_solve` on the active Gram matrix)."""
     X = jnp.where(mask[:, None], features, 0.0)
     K, d = X.shape
-    _, rank = psd_solve(X.T @ X, jnp.zeros((d, 1), X.dtype), _rank_rtol(K, d, X.dtype))
+    _, rank = psd_solve(X.T @ X, jnp.zeros((d, 1), X.dtype), rank_rtol(K, d, X.dtype))
     return rank
 
 
@@ -183,7 +184,7 @@ def g_optimal_design(
     K, d = X.shape
     mask = jnp.ones((K,), bool) if mask is None else jnp.asarray(mask, bool)
     X = jnp.where(mask[:, None], X, 0.0)
-    rtol = _rank_rtol(K, d, X.dtype)
+    rtol = rank_rtol(K, d, X.dtype)
     rank = span_rank(X, mask)
     r = rank.astype(X.dtype)
     pi0 = mask.astype(X.dtype) / jnp.maximum(jnp.sum(mask), 1)
@@ -326,20 +327,28 @@ def ordinary_least_squares(
     the `active` arms (`psd_solve`); the least-squares estimator of Yang & Tan 2022,
     Algorithm 1, line 9, written with per-arm means (n_i μ_i is arm i's reward sum), so that
     DP-OD-LinBAI feeds it released noisy means instead.
+
+    When the pulled arms are linearly independent (the rank of V is their number: every later
+    phase of a generic instance, whose ⌈d/2^r⌉ active arms get the uniform design), least
+    squares interpolates: a pulled arm's fitted value is its own mean, and it is returned as
+    exactly that, not as the rounded ⟨a_i, θ̂⟩, so that arms with equal means tie exactly and
+    the tie rule of `privacy.fixed_budget.top_mask` decides between them, not rounding.
     """
     X = jnp.where(active[:, None], features, 0.0)
     K, d = X.shape
     n = counts.astype(X.dtype)
     V = (X * n[:, None]).T @ X
-    theta, _ = psd_solve(V, (X.T @ (n * means))[:, None], _rank_rtol(K, d, X.dtype))
-    return features @ theta[:, 0]
+    theta, rank = psd_solve(V, (X.T @ (n * means))[:, None], rank_rtol(K, d, X.dtype))
+    pulled = active & (counts > 0)
+    interpolates = rank == jnp.sum(pulled)
+    return jnp.where(pulled & interpolates, means, features @ theta[:, 0])
 
 
 class ODState(NamedTuple):
     """OD-LinBAI's state (built by keyword). The public schedule (features, T, m, the numbers
     of arms kept) rides along as arrays, so `act` and `update` need nothing else."""
 
-    key: jax.Array  # the agent's key: noise of phase r from step_key(key, r)
+    key: jax.Array  # the agent's key: noise of phase r from step_key(key, r), ties tie_key(key, r)
     features: jax.Array  # (K, d) public features
     horizon: jax.Array  # T
     per_phase: jax.Array  # m (real-valued)
@@ -399,7 +408,8 @@ class ODLinBAI(PrivateReleases, AgentBase):
     whose arms are all K arms and public, `g_optimal_design` in JAX for r >= 2), pull each arm
     ⌈π_r(a) m⌉ times (lines 6–7; one `PullAll` step per phase, `privacy.fixed_budget.next_phase`),
     least squares (line 9; `ordinary_least_squares`), keep the ⌈d/2^r⌉ arms with the largest
-    estimates (line 11; ties to the lower index). Returns the remaining arm. The budget left
+    estimates (line 11; ties broken uniformly at random, `privacy.fixed_budget.top_mask`).
+    Returns the remaining arm. The budget left
     over by the rounding reserve is spent on arm 0 and discarded (`spend_rest`).
 
     DP-OD-LinBAI (``epsilon`` < inf): the same schedule, with each design arm's phase mean
@@ -518,7 +528,8 @@ class ODLinBAI(PrivateReleases, AgentBase):
         M = state.keep.shape[0]
         last = r >= M - 1
         k_max = -(-state.features.shape[1] // 2)  # ⌈d/2⌉ >= every entry of keep
-        active = top_mask(est, state.active, state.keep[jnp.minimum(r, M - 1)], k_max)
+        ties = tie_key(state.key, r)  # the same order for the elimination and the recommendation
+        active = top_mask(est, state.active, state.keep[jnp.minimum(r, M - 1)], ties, k_max)
         only_first = jnp.arange(K) == 0
         design = g_optimal_design(
             state.features, jnp.where(done & ~last, active, only_first), tol=self.design_tol
@@ -530,7 +541,7 @@ class ODLinBAI(PrivateReleases, AgentBase):
             alloc=jnp.where(last, 0, alloc),
             stats=phase_zeros(K),
             finished=last,
-            recommendation=best_arm(est, state.active),
+            recommendation=best_arm(est, state.active, ties),
             releases=state.releases.at[jnp.minimum(r, M - 1)].set(released),
         )
 

@@ -17,6 +17,7 @@ from experiments.lift import lift
 from experiments.protocol import step_key
 from experiments.rollout import rollout
 from privacy import dpbai
+from privacy import fixed_budget as fb
 from privacy.audit import audit
 
 
@@ -84,6 +85,75 @@ def test_masked_max_det_on_device_matches_brute_force_on_active_sets():
         assert det == pytest.approx(b_det, rel=1e-4)  # float32 Gram determinants
 
 
+# Two unit directions 0.012 rad apart, lifted as the sphere instances are ((a, 1): 0.0085 rad
+# apart after the lift), with three more arms so that the features span R^4 (d = 4, M = 2).
+ANGLE = 0.012
+NEAR_BASE = np.array([[1.0, 0.0, 0.0], [math.cos(ANGLE), math.sin(ANGLE), 0.0],
+                      [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [-1.0, 0.0, 0.0]])  # fmt: skip
+NEAR = tuple(tuple(float(v) for v in (*r, 1.0)) for r in NEAR_BASE)
+NEAR_THETA = (0.45, 0.0, 0.0, 0.5)  # θ/2 = 0.45 x, then 1/2: means 0.95 (x), 0.94997 (y), ...
+
+
+def test_device_rank_test_agrees_with_the_host_on_nearly_parallel_arms():
+    """The device's rank of the active rows (`active_rank`: pivots of the Gram matrix above
+    `device_rank_rtol` = 16 max(s, d) eps of the largest) is the host's (`_projected`: singular
+    values above 1e-9 max(K, d) of the largest) for two arms 0.0085 rad apart, so both are a
+    Max-Det collection on the device; the old test (normalised Gram determinant sin² = 7.2e-5
+    <= 1e-4) counted them as one direction. Exactly parallel arms are one direction (the longer
+    arm). The float32 limit: unit arms 3 √rtol rad apart are two directions, √rtol / 3 apart
+    (below what a float32 Gram matrix resolves) one."""
+    a = np.asarray(NEAR)
+    assert dpbai._projected(a[:2])[1] == 2
+    f = jax.jit(lambda x, m: dpbai.masked_max_det(x, m, 2))
+    pair = jnp.asarray([True, True, False, False, False])
+    np.testing.assert_array_equal(f(jnp.asarray(a, jnp.float32), pair), pair)
+    par = a.copy()
+    par[1] = 0.6 * par[0]  # exactly parallel: one direction, the longer arm
+    assert dpbai._projected(par[:2])[1] == 1
+    np.testing.assert_array_equal(f(jnp.asarray(par, jnp.float32), pair), [1, 0, 0, 0, 0])
+    rtol = dpbai.device_rank_rtol(jnp.float32, 2, 4)
+    assert rtol == pytest.approx(16 * 4 * np.finfo(np.float32).eps)
+    for angle, both in ((3 * math.sqrt(rtol), True), (math.sqrt(rtol) / 3, False)):
+        unit = a.copy()
+        unit[0] = [1.0, 0.0, 0.0, 0.0]
+        unit[1] = [math.cos(angle), math.sin(angle), 0.0, 0.0]
+        got = np.asarray(f(jnp.asarray(unit, jnp.float32), pair))
+        assert got.sum() == (2 if both else 1) and got[0], (angle, got)
+
+
+def test_basis_arms_are_estimated_by_their_own_released_means_exactly():
+    """μ̂_j = μ̃_j for j in B_p (α_j = e_j; Chen et al. 2024, Algorithm 1, line 14), bit for bit
+    in float32 also for a non-orthogonal basis (x, y of `NEAR`, 0.0085 rad apart), so equal
+    released means are an exact tie; the other arms get α μ̃ (here: the projection of u, v, w
+    on span{x, y})."""
+    pl = dpbai.make_plan(np.asarray(NEAR))
+    feats = jnp.asarray(NEAR, jnp.float32)
+    basis = jnp.asarray([True, True, False, False, False])
+    released = jnp.asarray([0.7, 0.7, 0.0, 0.0, 0.0], jnp.float32)
+    est = np.asarray(dpbai._estimates(pl, feats, basis, released, jnp.asarray(1)))
+    assert est[0] == est[1] == np.float32(0.7)
+    a = np.asarray(NEAR)
+    alpha = dpbai.coefficients(a, [0, 1])
+    np.testing.assert_allclose(est[2:], alpha[2:] @ [0.7, 0.7], atol=1e-3)
+
+
+def test_nearly_parallel_arms_both_get_pulled_in_the_later_phase():
+    """Chen et al. 2024, Algorithm 1, line 8 on the active set {x, y} (0.0085 rad apart after
+    the lift, linearly independent: the host's rank 2): B_2 = {x, y}, both pulled
+    n_2 = ⌊T/(M |B_2|)⌋ = ⌊403/4⌋ = 100 times, and each is estimated by its own released mean.
+    The table makes x and y the top two of phase 1 (they always reward 1, the others never;
+    ε = inf). Before 2026-12-04 B_2 was one arm (the device's rank test put them in one
+    direction) and the other's estimate a scaled copy of it, so it could never win."""
+    env = TableLinearBAI(NEAR, NEAR_THETA, track_reads=True)
+    table = np.zeros((5, 403))
+    table[:2] = 1.0
+    pulls, state, _ = engine_run(env, table, dpbai.DPBAI(epsilon=math.inf), jax.random.key(0))
+    first = dpbai.make_plan(np.asarray(NEAR)).first_basis
+    assert len(first) == 4 and pulls[:4] == [(i, 403 // 8) for i in first]
+    assert pulls[4:6] == [(0, 100), (1, 100)]
+    np.testing.assert_allclose(np.asarray(state.releases)[1, :2], [1.0, 1.0])
+
+
 def test_masked_local_swap_on_device_is_a_c_spanner_of_active_sets():
     """Active sets of 14 arms (beyond the device enumeration): the chosen arms have the rank
     of the active set and every active arm has coefficients |α| <= C on them (float32)."""
@@ -113,11 +183,12 @@ def test_spanned_estimates_recover_linear_means():
 
 
 # --------------------------------------------------------------------------- NumPy reference
-def reference_dpbai(features, table, epsilon, unit_noise):
+def reference_dpbai(features, table, epsilon, unit_noise, place):
     """Plain NumPy DP-BAI on a reward table (the algorithm of the module docstring).
 
-    `unit_noise(p)` -> (K,) the Laplace(1) draws of phase p. Returns (pulls [(arm, n)],
-    releases {(p, arm): value}, recommendation). Reads the table left to right, each entry once.
+    `unit_noise(p)` -> (K,) the Laplace(1) draws of phase p; `place(p)` -> (K,) each arm's
+    place in phase p's tie-breaking order (`tie_places`). Returns (pulls [(arm, n)], releases
+    {(p, arm): value}, recommendation). Reads the table left to right, each entry once.
     """
     a = np.asarray(features, float)
     k, horizon = table.shape
@@ -137,9 +208,11 @@ def reference_dpbai(features, table, epsilon, unit_noise):
             mu[j] = s / n + z[j] / (epsilon * n)
             releases[(p, j)] = mu[j]
         coef = dpbai.coefficients(a, basis)
-        est = {i: coef[i] @ np.array([mu[j] for j in basis]) for i in active}
+        # rounded to 1e-9: equal in exact arithmetic means equal here (the agent's tie rule)
+        est = {i: round(coef[i] @ np.array([mu[j] for j in basis]), 9) for i in active}
         keep = max(1, math.ceil(d / 2 ** (p + 1)))
-        active = sorted(sorted(active, key=lambda i: (-est[i], i))[:keep])
+        pl = place(p)
+        active = sorted(sorted(active, key=lambda i: (-est[i], pl[i]))[:keep])
     if t < horizon:
         pulls.append((0, horizon - t))
     return pulls, releases, active[0]
@@ -149,6 +222,16 @@ def agent_key(run_key):
     """The agent's init key of a run (experiments.rollout, "Randomness")."""
     init_key, _ = jax.random.split(run_key)
     return jax.random.split(init_key)[1]
+
+
+def tie_places(key, k):
+    """place(p) -> (K,): each arm's place in phase p's tie-breaking order (the permutation
+    `fb.tie_order` of `fb.tie_key(key, p)`; among equal estimates the earlier place wins)."""
+
+    def place(p):
+        return np.argsort(np.asarray(fb.tie_order(fb.tie_key(key, p), k)))
+
+    return place
 
 
 @functools.cache
@@ -237,7 +320,7 @@ def test_dpbai_matches_numpy_reference_on_the_same_table_and_noise(epsilon):
         def unit(p, ak=ak):
             return np.asarray(jax.random.laplace(step_key(ak, p), (6,), jnp.float32), float)
 
-        r_pulls, r_rel, r_rec = reference_dpbai(FEATURES, table, epsilon, unit)
+        r_pulls, r_rel, r_rec = reference_dpbai(FEATURES, table, epsilon, unit, tie_places(ak, 6))
         assert pulls == r_pulls
         assert r_pulls[:4] == [(0, 25), (1, 25), (2, 25), (3, 25)]  # n_1 = 203 // (2 x 4)
         assert sum(n for _, n in pulls) == horizon
@@ -260,6 +343,36 @@ def test_rank_deficient_phase_two_uses_the_projection():
     assert pulls[4:] == [(0, 101), (0, 2)]  # phase 2: only arm 0, n = 203 // (2 x 1)
     np.testing.assert_allclose(state.releases[1], [1, 0, 0, 0, 0, 0], atol=1e-6)
     assert int(state.choice) == 0
+
+
+def test_a_constructed_tie_is_broken_at_random_and_reproducibly():
+    """A tie through the whole agent (ε = inf, the table decides every mean): arms 2 and 3
+    always reward 1, the others never. Phase 1 (B_1 = e_1..e_4) estimates 1 for arms 2 and 3
+    and 0 for the rest, so A_2 = {2, 3}; phase 2 pulls both 50 times (orthonormal: B_2 = A_2)
+    and their estimates are 1 and 1, an exact tie. Over 600 seeds arm 3 wins about half the
+    time: |share - 1/2| <= 4.5 sd of a Binomial(600, 1/2)/600 (0.092), which a correct rule
+    fails w.p. < 1e-5 (ties to the lower index gave arm 2 every time). The env's means are
+    distinct (`validate` wants a unique best arm): the tie is in the table. The same seeds
+    rerun give the same pulls, releases and recommendation."""
+    env = TableLinearBAI(FEATURES, THETA, track_reads=True)
+    agent = dpbai.DPBAI(epsilon=math.inf)
+    table = np.zeros((6, 203))
+    table[2:4] = 1.0
+    seeds = 600
+
+    def run(seed):
+        pulls, state, _ = engine_run(env, table, agent, jax.random.key(seed))
+        return int(state.choice), pulls, np.asarray(state.releases)
+
+    runs = [run(seed) for seed in range(seeds)]
+    choice = np.array([c for c, _, _ in runs])
+    assert set(choice) == {2, 3}
+    assert all(p[4:6] == [(2, 50), (3, 50)] for _, p, _ in runs)
+    assert abs(np.mean(choice == 3) - 0.5) <= 4.5 * math.sqrt(0.25 / seeds)
+    for seed in range(10):
+        c, p, rel = run(seed)
+        assert c == runs[seed][0] and p == runs[seed][1]
+        np.testing.assert_array_equal(rel, runs[seed][2])  # bit for bit
 
 
 def test_bad_input_one_line():

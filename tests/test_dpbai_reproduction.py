@@ -60,6 +60,43 @@ def test_fisher_less_against_the_hypergeometric_sum():
         assert rep.fisher_less(k1, n1, k2, n2) == pytest.approx(by_hand(k1, n1, k2, n2), rel=1e-9)
 
 
+def test_mcnemar_less_is_the_binomial_test_of_the_discordant_pairs():
+    # Paired indicators (the same seeds): only the discordant pairs count. b = 3 seeds where
+    # only the first is wrong, c = 9 where only the second is, plus concordant pairs either way;
+    # the one-sided p-value of p1 < p2 is P[Binomial(12, 1/2) <= 3] = (1 + 12 + 66 + 220)/4096,
+    # summed here from math.comb; the other direction P[B <= 9]; no discordance: 1.
+    x1 = np.array([1] * 3 + [0] * 9 + [1] * 5 + [0] * 20, bool)
+    x2 = np.array([0] * 3 + [1] * 9 + [1] * 5 + [0] * 20, bool)
+    assert rep.mcnemar_less(x1, x2) == pytest.approx(299 / 4096, rel=1e-12)
+    below9 = sum(math.comb(12, j) for j in range(10)) / 4096
+    assert rep.mcnemar_less(x2, x1) == pytest.approx(below9, rel=1e-12)
+    assert rep.mcnemar_less(x1, x1) == 1.0
+    # concordant pairs do not change the test (Fisher on the margins would: it treats the two
+    # columns as independent samples)
+    more = np.concatenate([x1, np.ones(100, bool)]), np.concatenate([x2, np.ones(100, bool)])
+    assert rep.mcnemar_less(*more) == rep.mcnemar_less(x1, x2)
+    with pytest.raises(ValueError, match="same seeds"):
+        rep.mcnemar_less(x1, x2[:-1])
+
+
+def test_compare_pairs_equal_repetitions_and_not_unequal_ones():
+    # The same number of repetitions: the same run keys, McNemar on the pairs (its power from
+    # the discordance: p_b = 0.01, p_c = 0.05, n = 1000, α = 0.01: ψ = 0.06, Δ = 0.04,
+    # Φ((√1000 · 0.04 − 2.3263 √0.06) / √(0.06 − 0.0016)) = Φ(2.8762) = 0.99799); different
+    # numbers (a second pass for one agent only): other keys, Fisher on the counts.
+    rng = np.random.default_rng(0)
+    bai = np.zeros(1000, bool)
+    oth = np.zeros(1000, bool)
+    bai[:10] = True  # only DP-BAI wrong: 10
+    oth[10:60] = True  # only the other wrong: 50
+    c = rep.compare(bai, oth, 0.01)
+    assert c["test"] == "McNemar" and c["p_lower"] == rep.mcnemar_less(bai, oth)
+    assert c["power"] == pytest.approx(0.99799, abs=1e-5)
+    big = rng.random(5000) < 0.05
+    f = rep.compare(bai, big, 0.01)
+    assert f["test"] == "Fisher" and f["p_lower"] == rep.fisher_less(10, 1000, int(big.sum()), 5000)
+
+
 def test_power_closed_form():
     # Cohen's h for (0.1, 0.2) = 2 asin √0.2 − 2 asin √0.1 = 0.2838; with n = 500 each and
     # α = 0.05: Φ(0.2838 √250 − 1.6449) = Φ(2.8423) = 0.99776; 80% power needs

@@ -18,6 +18,7 @@ from experiments.lift import lift
 from experiments.protocol import step_key
 from experiments.rollout import rollout
 from experiments.simulate import simulate
+from privacy import fixed_budget as fb
 from privacy import halving
 
 
@@ -35,20 +36,35 @@ def test_schedule_ceil_halving_with_odd_sizes():
 
 
 def sh_error_two_arms(mu0, mu1, horizon):
-    """P(error) of SH on two arms: one round, t = ⌊T/2⌋ each; ties go to arm 0."""
+    """P(error) of SH on two arms: one round, t = ⌊T/2⌋ each; a tie is a fair coin (the error
+    is against the first maximiser, arm 0 when the means are equal)."""
     t = horizon // 2
     p0 = stats.binom.pmf(np.arange(t + 1), t, mu0)
     p1 = stats.binom.pmf(np.arange(t + 1), t, mu1)
     s0, s1 = np.meshgrid(np.arange(t + 1), np.arange(t + 1), indexing="ij")
-    picks_one = s1 > s0
-    wrong = ~picks_one if mu1 > mu0 else picks_one
-    return float(np.sum(np.outer(p0, p1)[wrong]))
+    joint = np.outer(p0, p1)
+    picks_one = np.sum(joint[s1 > s0]) + 0.5 * np.sum(joint[s1 == s0])
+    return float(picks_one if mu0 >= mu1 else 1 - picks_one)
 
 
-def test_exact_reference_agrees_with_the_two_arm_formula():
-    assert halving.sh_error_probability([0.5, 0.6], 31) == pytest.approx(
-        sh_error_two_arms(0.5, 0.6, 31), rel=1e-12
+@pytest.mark.parametrize("means", [(0.5, 0.6), (0.6, 0.5), (0.5, 0.5)])
+def test_exact_reference_agrees_with_the_two_arm_formula(means):
+    assert halving.sh_error_probability(means, 31) == pytest.approx(
+        sh_error_two_arms(*means, 31), rel=1e-12
     )
+
+
+def test_exact_reference_is_neutral_between_equal_arms():
+    """With random tie breaking, arms with equal means are exchangeable: m equal arms are each
+    recommended with probability 1/m (error 1 - 1/m against the first), whatever the budget;
+    and `kept_sets` splits a tie at the cut uniformly (by hand)."""
+    assert halving.sh_error_probability([0.5, 0.5], 31) == pytest.approx(0.5, abs=1e-12)
+    assert halving.sh_error_probability([0.3, 0.3, 0.3], 24) == pytest.approx(2 / 3, abs=1e-12)
+    # [0.6, 0.6, 0.2]: P(arm 0) = P(arm 1) exactly, so the error is (1 + P(arm 2)) / 2 > 1/2
+    assert halving.sh_error_probability([0.6, 0.6, 0.2], 24) > 0.5
+    assert halving.kept_sets([3, 5, 5, 1], 2) == [((1, 2), 1.0)]
+    assert halving.kept_sets([3, 5, 5, 1], 1) == [((1,), 0.5), ((2,), 0.5)]
+    assert halving.kept_sets([2, 2, 7, 2], 2) == [((0, 2), 1 / 3), ((1, 2), 1 / 3), ((2, 3), 1 / 3)]
 
 
 def _engine_error(means, horizon, seeds):
@@ -72,14 +88,18 @@ def test_sh_error_probability_exact_vs_engine_three_arms():
     )
 
 
-def test_sh_on_a_k_armed_bandit_pulls_one_arm_per_step_with_the_same_law():
+@pytest.mark.parametrize("means", [(0.5, 0.6, 0.55), (0.55, 0.55, 0.5)])
+def test_sh_on_a_k_armed_bandit_pulls_one_arm_per_step_with_the_same_law(means):
     """On `bandits.envs.BernoulliBandit` (no `PullAll`) SH takes one `Pull` per arm and round
     (`privacy.fixed_budget.whole_phases`): K = 3, T = 40, sizes 3, 2 with t = 6, 10, so 5 arm
     steps and one for the 2 unused rounds; the error rate of the recommendation over 20000
-    runs is the exact probability (`_check_binomial`)."""
+    runs is the exact probability (`_check_binomial`). With two equal best means (this env
+    allows them; `LinearBAI` refuses a tied best arm) each is recommended with the same exact
+    probability, 1 - P(error against arm 0): the neutrality of the tie rule on real draws
+    (the old rule, ties to the lower index, favoured arm 0)."""
     from bandits.envs import BernoulliBandit, Pull
 
-    means, horizon, seeds = (0.5, 0.6, 0.55), 40, 20000
+    horizon, seeds = 40, 20000
     env, agent = BernoulliBandit(means), halving.SequentialHalving()
     params = env.default_params()
     spec = env.spec(params, horizon)
@@ -93,8 +113,12 @@ def test_sh_on_a_k_armed_bandit_pulls_one_arm_per_step_with_the_same_law():
     choice, emitted, illegal = jax.jit(jax.vmap(one))(keys)
     assert isinstance(emitted, Pull) and not np.any(np.asarray(illegal))
     np.testing.assert_array_equal(np.asarray(emitted.n)[0, :6], [6, 6, 6, 10, 10, 2])
-    err = float(np.mean(np.asarray(choice) != 1))
-    _check_binomial(err, halving.sh_error_probability(means, horizon), seeds)
+    choice = np.asarray(choice)
+    exact = halving.sh_error_probability(means, horizon)
+    best = int(np.argmax(means))
+    _check_binomial(float(np.mean(choice != best)), exact, seeds)
+    if means[0] == means[1]:
+        _check_binomial(float(np.mean(choice == 1)), 1 - exact, seeds)
 
 
 @pytest.mark.slow
@@ -108,8 +132,9 @@ def test_sh_error_probability_exact_vs_engine_more(means, horizon):
 
 
 # --------------------------------------------------------------------------- DP-SH on a table
-def reference_dp_sh(table, epsilon, unit_noise):
-    """Plain NumPy DP-SH: (pulls [(arm, n)], releases {(r, arm): value}, recommendation)."""
+def reference_dp_sh(table, epsilon, unit_noise, place):
+    """Plain NumPy DP-SH: (pulls [(arm, n)], releases {(r, arm): value}, recommendation).
+    `place(r)` (K,): each arm's place in round r's tie-breaking order (ties: earlier place)."""
     k, horizon = table.shape
     rounds = max(1, math.ceil(math.log2(k)))
     active, t, pulls, releases = list(range(k)), 0, [], {}
@@ -123,7 +148,8 @@ def reference_dp_sh(table, epsilon, unit_noise):
             pulls.append((i, n))
             t += n
         keep = math.ceil(len(active) / 2)
-        active = sorted(sorted(active, key=lambda i: (-score[i], i))[:keep])
+        pl = place(r)
+        active = sorted(sorted(active, key=lambda i: (-score[i], pl[i]))[:keep])
     if t < horizon:
         pulls.append((0, horizon - t))
     return pulls, releases, active[0]
@@ -138,6 +164,15 @@ def _program(env, horizon, steps=40):
         return rollout(env, params, agent, key, steps, emit=lambda tr: tr.action, horizon=horizon)
 
     return jax.jit(run)
+
+
+def _places(agent_key, k):
+    """place(r): each arm's place in round r's tie order (`fb.tie_order` of `fb.tie_key`)."""
+
+    def place(r):
+        return np.argsort(np.asarray(fb.tie_order(fb.tie_key(agent_key, r), k)))
+
+    return place
 
 
 @pytest.mark.parametrize("epsilon", [0.5, math.inf])
@@ -156,13 +191,46 @@ def test_dp_sh_matches_numpy_reference_on_the_same_table_and_noise(epsilon):
         def unit(rr, ak=agent_key):
             return np.asarray(jax.random.laplace(step_key(ak, rr), (k,), jnp.float32), float)
 
-        r_pulls, r_rel, r_rec = reference_dp_sh(table, epsilon, unit)
+        r_pulls, r_rel, r_rec = reference_dp_sh(table, epsilon, unit, _places(agent_key, k))
         assert pulls == r_pulls and int(r.illegal) == 0
         assert [n for _, n in r_pulls] == [4] * 5 + [6] * 3 + [10] * 2 + [4]
         assert int(r.agent_state.choice) == r_rec
         for (rr, i), v in r_rel.items():
             assert float(r.agent_state.releases[rr, i]) == pytest.approx(v, abs=1e-5)
         assert np.asarray(r.env_state.reads).max() == 1  # each table entry read at most once
+
+
+def test_dp_sh_breaks_a_constructed_tie_at_random_and_reproducibly():
+    """A constructed tie through the whole agent (ε = inf, the table decides every sum): arms 0
+    and 1 always reward 1, arms 2-4 never. Round 0 keeps 3 of 5: arms 0, 1 and one of the three
+    tied at 0; round 1 keeps 0 and 1; round 2 is a tie of equal sums. Over 600 seeds the final
+    winner is arm 1 about half the time and each of arms 2-4 is the one kept in round 0 about a
+    third of the time (each share within 4.5 binomial sd, `_check_binomial`: a correct rule
+    fails one of the 4 checks w.p. < 4e-5; ties to the lower index gave arm 0 and arm 2 every
+    time). The env's means are distinct (`validate` wants a unique best arm): the tie is in
+    the table. Rerunning the same seeds gives the same pulls and recommendations."""
+    k, horizon, seeds = 5, 62, 600
+    env = TableLinearBAI(tuple(map(tuple, np.eye(k))), (0.3, 0.5, 0.45, 0.6, 0.2), "custom", True)
+    table = np.zeros((k, horizon))
+    table[:2] = 1.0
+    params = env.table_params(table)
+    prog = _program(env, horizon)
+    eps = (jnp.asarray(math.inf),)
+
+    def run(seed):
+        r = prog(params, eps, jax.random.key(seed))
+        pulls = per_arm_pulls(r.emitted, horizon)
+        third = [a for a, n in pulls[5:8] if a >= 2]  # round 1: 3 arms, 6 pulls each
+        return int(r.agent_state.choice), third[0], pulls
+
+    runs = [run(seed) for seed in range(seeds)]
+    choice = np.array([c for c, _, _ in runs])
+    third = np.array([t for _, t, _ in runs])
+    assert set(choice) == {0, 1} and set(third) == {2, 3, 4}
+    _check_binomial(float(np.mean(choice == 1)), 0.5, seeds)
+    for arm in (2, 3, 4):
+        _check_binomial(float(np.mean(third == arm)), 1 / 3, seeds)
+    assert [run(seed) for seed in range(20)] == runs[:20]  # fixed seeds: the same results
 
 
 def test_bad_input_one_line():

@@ -388,29 +388,60 @@ def test_check_epsilon_and_guarantee():
     assert fb.guarantee(0.5).epsilon == 0.5 and fb.guarantee(math.inf) is None
 
 
-def test_top_mask_and_best_arm_ties_to_lower_index():
+def _within(count: int, n: int, p: float) -> bool:
+    """|count/n - p| <= 4.5 sd of a Binomial(n, p)/n: a correct rule fails w.p. < 1e-5."""
+    return abs(count / n - p) <= 4.5 * math.sqrt(p * (1 - p) / n)
+
+
+def test_top_mask_and_best_arm_break_ties_uniformly_and_reproducibly():
+    """Ties are broken by a uniform permutation from the key (`fb.tie_order`), not toward the
+    lower index. 4000 keys: a two-way tie for one place is won by each arm about half the time
+    and a three-way tie by each about a third (each share within 4.5 binomial sd: a correct
+    rule fails one of these 5 checks w.p. < 5e-5; the old rule gave arm 1 every time);
+    `best_arm` picks the arm `top_mask(m=1)` keeps with the same key; a strictly larger score
+    always wins and an inactive arm is never kept; one key gives the same mask every time,
+    jitted or not."""
+    n = 4000
+    keys = jax.random.split(jax.random.key(0), n)
     s = jnp.array([0.3, 0.5, 0.5, 0.9])
     act = jnp.array([True, True, True, False])
-    np.testing.assert_array_equal(fb.top_mask(s, act, 2), [False, True, True, False])
-    np.testing.assert_array_equal(fb.top_mask(s, act, 1), [False, True, False, False])
-    assert int(fb.best_arm(s, act)) == 1
+    top = jax.jit(jax.vmap(fb.top_mask, in_axes=(None, None, None, 0)))
+    best = jax.jit(jax.vmap(fb.best_arm, in_axes=(None, None, 0)))
+    two = np.asarray(top(s, act, 2, keys))
+    assert (two == [False, True, True, False]).all()  # no tie at the cut: always {1, 2}
+    one = np.asarray(top(s, act, 1, keys))
+    assert (one.sum(1) == 1).all() and not one[:, [0, 3]].any()
+    assert _within(int(one[:, 1].sum()), n, 0.5)
+    np.testing.assert_array_equal(np.asarray(best(s, act, keys)), one.argmax(1))
+    three = jnp.array([0.7, 0.7, 0.7, 0.1])
+    won = np.asarray(top(three, jnp.ones(4, bool), 1, keys)).sum(0)
+    out = 1 - np.asarray(top(three, jnp.ones(4, bool), 3, keys))[:, :3]  # 3 of 4: all the tied
+    assert not out.any() and won[3] == 0
+    assert all(_within(int(c), n, 1 / 3) for c in won[:3])
+    k = jax.random.key(42)
+    first = np.asarray(fb.top_mask(three, jnp.ones(4, bool), 2, k))
+    np.testing.assert_array_equal(np.asarray(fb.top_mask(three, jnp.ones(4, bool), 2, k)), first)
+    np.testing.assert_array_equal(np.asarray(top(three, jnp.ones(4, bool), 2, k[None]))[0], first)
 
 
 def test_top_mask_equals_ranking_definition():
-    """The partial sort keeps the same set as ranking every active arm (ties to the lower
-    index), on random scores with many ties (K = 10; k_max = K and 6: two compilations)."""
+    """The partial sort keeps the same set as ranking every active arm by (score descending,
+    place in `fb.tie_order(key, K)`), on random scores with many ties (K = 10; k_max = K and
+    6: two compilations)."""
     rng = np.random.default_rng(0)
     k = 10
-    f = jax.jit(fb.top_mask, static_argnums=3)
+    f = jax.jit(fb.top_mask, static_argnums=4)
     for trial in range(60):
         s = rng.integers(0, 4, k).astype(float)
         act = rng.random(k) < 0.7
         k_max = (None, 6)[trial % 2]
         m = int(rng.integers(1, (k_max or k) + 1))
-        order = sorted(np.flatnonzero(act), key=lambda i: (-s[i], i))[:m]
+        key = jax.random.key(trial)
+        place = np.argsort(np.asarray(fb.tie_order(key, k)))  # place[i]: arm i's rank in order
+        order = sorted(np.flatnonzero(act), key=lambda i: (-s[i], place[i]))[:m]
         expect = np.zeros(k, bool)
         expect[order] = True
-        np.testing.assert_array_equal(f(jnp.asarray(s), jnp.asarray(act), m, k_max), expect)
+        np.testing.assert_array_equal(f(jnp.asarray(s), jnp.asarray(act), m, key, k_max), expect)
 
 
 # --------------------------------------------------------------------------- reward grid

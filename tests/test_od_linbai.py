@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import optimize
-from test_dpbai import _Rebuild, per_arm_pulls, table_mechanism
+from test_dpbai import _Rebuild, per_arm_pulls, table_mechanism, tie_places
 
 from bandits.linear_bai import TableLinearBAI, linear_bai
 from experiments.config import ConfigError
@@ -212,14 +212,16 @@ def test_allocation_rounding_fits_reserve():
 
 
 # --------------------------------------------------------------------------- the agents
-def reference_od_linbai(features, table, epsilon, laplace):
+def reference_od_linbai(features, table, epsilon, laplace, place=None):
     """OD-LinBAI / DP-OD-LinBAI in plain NumPy float64 (Yang & Tan 2022, Algorithm 1).
 
     Budget split by the formula, designs from `g_optimal_design_host` (tested above against
     scipy and the Kiefer–Wolfowitz theorem), pulls in ascending arm order, released means
     clip(S)/n + z/(ε n) with z = `laplace(phase)` (the agent's Laplace(1) draws: same noise),
-    least squares in an orthonormal basis of the active arms' span (SVD), elimination by a
-    stable sort. Returns (pulls [(arm, n)], recommendation, smallest gap between the kept and
+    least squares in an orthonormal basis of the active arms' span (SVD), elimination by the
+    estimates, ties to the earlier place in ``place(phase)`` (K,) (the agent's tie order,
+    `test_dpbai.tie_places`; None: the index, for runs where ties have probability 0, e.g. with
+    Laplace noise). Returns (pulls [(arm, n)], recommendation, smallest gap between the kept and
     the first dropped estimate per phase: the margin a float32 run must not cross, the
     transcript (M, K): phase r's released means, 0 off the design's support).
     """
@@ -249,9 +251,11 @@ def reference_od_linbai(features, table, epsilon, laplace):
         U = Vt[: int(np.sum(sv > 1e-9 * sv[0]))].T
         Y = X @ U
         V = (Y * n[:, None]).T @ Y
-        est = Y @ np.linalg.solve(V, Y.T @ (n * mean))
+        # rounded to 1e-9: equal in exact arithmetic means equal here (the agent's tie rule)
+        est = np.round(Y @ np.linalg.solve(V, Y.T @ (n * mean)), 9)
         keep = math.ceil(d / 2 ** (r + 1))
-        order = sorted(active, key=lambda i: (-est[i], i))
+        pl = np.arange(K) if place is None else place(r)
+        order = sorted(active, key=lambda i: (-est[i], pl[i]))
         if keep < len(order):
             margin = min(margin, est[order[keep - 1]] - est[order[keep]])
         active = sorted(order[:keep])
@@ -315,7 +319,9 @@ def test_matches_numpy_reference_on_the_same_table_and_noise(epsilon):
         def laplace(r, key=key):
             return np.asarray(jax.random.laplace(step_key(key, r), (6,), jnp.float32), np.float64)
 
-        ref_pulls, ref_arm, margin, ref_rel = reference_od_linbai(FEATURES, table, epsilon, laplace)
+        ref_pulls, ref_arm, margin, ref_rel = reference_od_linbai(
+            FEATURES, table, epsilon, laplace, tie_places(key, 6)
+        )
         pulls, state = run_on_table(env, table, agent, run_key)
         assert pulls == ref_pulls
         if margin > 1e-4:  # same active sets, so the same releases (the transcript), to float32
@@ -324,6 +330,59 @@ def test_matches_numpy_reference_on_the_same_table_and_noise(epsilon):
             assert int(state.recommendation) == ref_arm
             compared += 1
     assert compared >= 4
+
+
+def test_least_squares_fits_independent_pulled_arms_exactly():
+    """Least squares on linearly independent pulled arms interpolates (Yang & Tan 2022,
+    Algorithm 1, line 9, with ⌈d/2^r⌉ <= d active arms): each fitted value is the arm's own
+    mean, returned as exactly that (float32), so equal means are an exact tie for the tie rule.
+    With more active arms than dimensions (rank 4 < 6) the fitted values are the least-squares
+    ones (float64 lstsq to 1e-4)."""
+    from privacy.od_linbai import ordinary_least_squares
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(6, 4)).astype(np.float32)
+    means = np.array([0.37, 0.37, 0.61, 0.2, 0.9, 0.5], np.float32)
+    three = jnp.asarray([True, True, True, False, False, False])
+    counts = jnp.asarray([9, 9, 17, 0, 0, 0])
+    est = np.asarray(ordinary_least_squares(jnp.asarray(X), three, counts, jnp.asarray(means)))
+    np.testing.assert_array_equal(est[:3], means[:3])  # bit for bit: est[0] == est[1]
+    every = jnp.ones(6, bool)
+    n = np.array([5, 9, 2, 7, 3, 4])
+    est = ordinary_least_squares(jnp.asarray(X), every, jnp.asarray(n), jnp.asarray(means))
+    x64 = X.astype(np.float64)
+    theta = np.linalg.lstsq(x64 * np.sqrt(n)[:, None], means * np.sqrt(n), rcond=None)[0]
+    np.testing.assert_allclose(np.asarray(est), x64 @ theta, atol=1e-4)
+    assert not np.allclose(np.asarray(est), means, atol=1e-3)  # not the own means here
+
+
+def test_a_constructed_tie_is_broken_at_random_and_reproducibly():
+    """A tie through the whole agent (ε = inf, the table decides every mean): arms 2 and 3
+    always reward 1, the others never. Least squares on phase 1's design estimates 1 for arms
+    2 and 3 (e_3, e_4: orthogonal to every other arm) and 0 for the rest, so A_1 = {2, 3};
+    phase 2's design is uniform on them (independent), ⌈m/2⌉ pulls each, estimates 1 and 1: an
+    exact tie. Over 600 seeds arm 3 is recommended about half the time: |share - 1/2| <= 4.5 sd
+    of a Binomial(600, 1/2)/600 (0.092), which a correct rule fails w.p. < 1e-5 (ties to the
+    lower index gave arm 2 every time). The env's means are distinct (`validate` wants a
+    unique best arm): the tie is in the table. The same seeds rerun give the same pulls,
+    releases and recommendation."""
+    env = TableLinearBAI(FEATURES, THETA)
+    T, seeds = 317, 600
+    table = np.zeros((6, T))
+    table[2:4] = 1.0
+
+    def run(seed):
+        pulls, state = run_on_table(env, table, ODLinBAI(), jax.random.key(seed))
+        return int(state.recommendation), pulls, np.asarray(state.releases)
+
+    runs = [run(seed) for seed in range(seeds)]
+    choice = np.array([c for c, _, _ in runs])
+    assert set(choice) == {2, 3}
+    assert abs(np.mean(choice == 3) - 0.5) <= 4.5 * math.sqrt(0.25 / seeds)
+    for seed in range(10):
+        c, p, rel = run(seed)
+        assert c == runs[seed][0] and p == runs[seed][1]
+        np.testing.assert_array_equal(rel, runs[seed][2])  # bit for bit
 
 
 @pytest.mark.parametrize(
