@@ -457,11 +457,20 @@ def tie_key(key: jax.Array, phase) -> jax.Array:
     return step_key(key, phase, TIE_TAG)
 
 
+def tie_priority(key: jax.Array, num_arms: int) -> jax.Array:
+    """Uniform 24-bit priorities of the arms (distinct integers held exactly in float32, one
+    threefry word each): among equal scores the arm of higher priority wins; two tied arms
+    share a priority with probability 2^-24, the lower index then winning. The order they give,
+    `tie_order`, is a uniform permutation of the arms but for such collisions. (Floats, because
+    `lax.top_k` on int32 costs twice as much on the CPU.)"""
+    bits = jax.random.bits(key, (num_arms,), jnp.uint32)
+    return jnp.right_shift(bits, 8).astype(jnp.float32)
+
+
 def tie_order(key: jax.Array, num_arms: int) -> jax.Array:
-    """A uniformly random permutation of the arms (`jax.random.permutation`: a sort on random
-    32-bit keys, uniform up to a key collision, probability < K²/2^33 per round of the sort):
-    among equal scores the arm placed first wins."""
-    return jax.random.permutation(key, num_arms)
+    """The arms from the highest `tie_priority` to the lowest (stable: a priority tie to the
+    lower index), the order in which `top_mask` and `best_arm` rank equal scores."""
+    return jnp.argsort(-tie_priority(key, num_arms), stable=True)
 
 
 def top_mask(
@@ -474,24 +483,31 @@ def top_mask(
     Alg. 1) and leave ties open. A fixed rule is not neutral: our instances put the best arm
     below its runner-up in index order, and with Bernoulli rewards and no noise the last duel
     ties often, so "ties to the lower index" makes the error look smaller than it is. Here the
-    arms are ranked in the order `tie_order(key, K)` (a uniform permutation from `key`, e.g.
-    `tie_key` of the phase) before the partial sort, which puts the first-placed arm first among
-    equal values: every arm of a tied group is equally likely to be kept (m' kept of j tied: a
-    uniform m'-subset), and the same key gives the same choice (reproducible per seed).
+    arms scoring above the m-th largest score are kept, and the places left go to the arms equal
+    to it in the order of `tie_priority(key, K)` (`key`, e.g. `tie_key` of the phase): every arm
+    of a tied group is equally likely to be kept (m' kept of j tied: a uniform m'-subset), and
+    the same key gives the same choice (reproducible per seed). Two partial sorts of size k0
+    (`lax.top_k`) instead of a sort of all K arms: the permutation of the arms that ranking them
+    all would take costs ~3x a phase end's decisions on the CPU.
 
-    `m` may be traced; `k_max` (static, default K) bounds it: a partial sort of that size
-    (`lax.top_k`), cheaper than ranking all K arms when few are kept.
+    `m` may be traced; `k_max` (static, default K) bounds it: a partial sort of that size,
+    cheaper than ranking all K arms when few are kept.
     """
     k = scores.shape[0]
     k0 = k if k_max is None else max(1, min(k, int(k_max)))
-    perm = tie_order(key, k)
-    _, pos = jax.lax.top_k(jnp.where(active, scores, -jnp.inf)[perm], k0)
-    return jnp.zeros((k,), bool).at[perm[pos]].set(jnp.arange(k0) < m) & active
+    x = jnp.where(active, scores, -jnp.inf)
+    cut = jax.lax.top_k(x, k0)[0][jnp.clip(m - 1, 0, k0 - 1)]  # the m-th largest score
+    above = x > cut
+    tied = jnp.where(x == cut, tie_priority(key, k), -1.0)
+    _, idx = jax.lax.top_k(tied, k0)
+    fill = jnp.zeros((k,), bool).at[idx].set(jnp.arange(k0) < m - jnp.sum(above))
+    return (above | (fill & (x == cut))) & active & (m > 0)
 
 
 def best_arm(scores: jax.Array, active: jax.Array, key: jax.Array) -> jax.Array:
-    """argmax of `scores` over `active`, ties broken at random in the order `tie_order(key, K)`
-    (the arm `top_mask` keeps with m = 1 and the same key)."""
-    perm = tie_order(key, scores.shape[0])
-    pos = jnp.argmax(jnp.where(active, scores, -jnp.inf)[perm])
-    return perm[pos].astype(jnp.int32)
+    """argmax of `scores` over `active`, ties broken by `tie_priority(key, K)` (the arm
+    `top_mask` keeps with m = 1 and the same key)."""
+    x = jnp.where(active, scores, -jnp.inf)
+    return jnp.argmax(jnp.where(x == jnp.max(x), tie_priority(key, x.shape[0]), -1.0)).astype(
+        jnp.int32
+    )
