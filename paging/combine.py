@@ -10,10 +10,12 @@ the two standard schemes, as implemented for paging by Antoniadis, Coester, Eli√
 * `CombineDet` (deterministic switching; Fiat, Rabani & Ravid, FOCS 1990, as in ICML 2020 Thm. 1):
   follow the current algorithm while its cumulative cost is at most ``bound`` (initially 1); when
   it exceeds it, switch round-robin to the next one and multiply the bound by
-  ``1 + gamma / (m - 1)``. Cost (1 + O(gamma)) * 2 min(costs) up to constants.
+  ``1 + gamma / (m - 1)``. Cost at most 2 (1 + gamma) min(costs) plus k per switch (a switch
+  can cost up to k page loads of the lazy following), with about ln(min cost) / gamma switches.
 * `CombineRand` (Blum & Burch, COLT 1997 / Mach. Learn. 2000): multiplicative weights with
-  ``beta = 1 - epsilon / 2`` on each algorithm's per-step cost; when the current algorithm's
-  probability drops from p to p', leave it with probability (p - p') / p. Cost
+  ``beta = 1 - epsilon / 2`` on each algorithm's per-step cost (w_i = beta^{cost_i}, computed
+  from the cumulative costs so that a weight never sticks at a float32 0); when the current
+  algorithm's probability drops from p to p', leave it with probability (p - p') / p. Cost
   (1 + epsilon) min(costs) + O(k / epsilon) in expectation.
 
 Both are *lazy*: on a fault with a full cache we evict a page that is in our cache but not in the
@@ -270,7 +272,12 @@ class CombineRand(_Combine):
     def _follow(self, state: CombineState, faults, t):
         m = faults.shape[0]
         beta = 1.0 - 0.5 * self.epsilon
-        w = state.weight * beta**faults
+        # Weights beta^{cost_i} from the cumulative costs, relative to the leader's: the running
+        # product w * beta^{fault} underflows to 0 in float32 once a component is ~360 faults
+        # behind (beta = 0.75) and never recovers, which loses Blum-Burch's guarantee on long
+        # traces; beta^{cost_i - min cost} is recomputed every step and comes back.
+        cost = state.cost + faults
+        w = beta ** (cost - jnp.min(cost))
         new = w / w.sum()
         old_p, new_p = state.weight[state.cur], new[state.cur]
         u = jax.random.uniform(step_key(state.key, t, m))
@@ -278,4 +285,4 @@ class CombineRand(_Combine):
         # Blum-Burch moves the lost mass to the others in proportion to their gains; with two
         # algorithms: the other one.
         cur = jnp.where(leave, (state.cur + 1) % m, state.cur)
-        return cur, state.cost + faults, new, state.bound
+        return cur, cost, new, state.bound

@@ -175,7 +175,8 @@ def combine_reference(pages, k, comps, rule, key, gamma=0.01, epsilon=0.5):
 
     `comps`: per component, (faults list, list of cache sets after each request). Det: follow
     while cost <= bound, round-robin switch and bound *= 1 + gamma. Rand: Blum-Burch weights
-    beta^fault, leave with probability (p - p') / p using the agent's own coins (passed in).
+    beta^cost (relative to the leader's), leave with probability (p - p') / p using the agent's
+    own coins (passed in).
     """
     from experiments.protocol import step_key
 
@@ -196,11 +197,8 @@ def combine_reference(pages, k, comps, rule, key, gamma=0.01, epsilon=0.5):
             while costs[cur] > bound:
                 cur, bound = (cur + 1) % m, bound * (1 + gamma / (m - 1))
         else:
-            beta = 1 - 0.5 * epsilon
-            w = [
-                np.float32(q) * np.float32(beta) ** np.float32(x)
-                for q, x in zip(probs, loss, strict=True)
-            ]
+            beta = np.float32(1 - 0.5 * epsilon)
+            w = [beta ** np.float32(x - min(costs)) for x in costs]  # beta^{cost}, leader = 1
             new = [x / sum(w) for x in w]
             u = float(jax.random.uniform(step_key(ckey, t, m)))
             if new[cur] < probs[cur] and u <= (probs[cur] - new[cur]) / probs[cur]:
@@ -311,3 +309,41 @@ def test_bad_parameters_are_one_line_config_errors():
         with pytest.raises(ConfigError) as e:
             make()
         assert str(e.value).startswith(start) and "\n" not in str(e.value)
+
+
+def test_combine_rand_recovers_after_a_long_lead():
+    """Blum-Burch's weights beta^{cost}: a component 1000 faults behind has weight 0.75^1000
+    (1e-125), which a float32 running product rounds to 0 for good (it never switched again,
+    however badly the leader did later). From the cumulative costs the weight comes back: when
+    the leader then faults on every step while the other never does, the combination moves to
+    the other as soon as the other's cost is lower (here: after ~1000 + a few dozen steps; the
+    leave coins make the exact step random) and stays with it."""
+    import jax.numpy as jnp
+
+    from paging.combine import CombineRand, CombineState
+
+    agent = CombineRand(algorithm="follow_discard_bits", robust="marker")
+    lead, after = 1000, 2000
+    faults = np.concatenate([np.tile([[0.0, 1.0]], (lead, 1)), np.tile([[1.0, 0.0]], (after, 1))])
+    state = CombineState(
+        key=jax.random.key(0),
+        states=(),
+        caches=(),
+        inside=jnp.zeros((2, 1), bool),
+        cost=jnp.zeros(2, jnp.float32),
+        weight=jnp.full(2, 0.5, jnp.float32),
+        cur=jnp.int32(0),
+        bound=jnp.float32(1),
+        loaded=jnp.zeros(1, jnp.int32),
+    )
+
+    def body(s, x):
+        t, f = x
+        cur, cost, weight, _ = agent._follow(s, f, t)
+        return s._replace(cur=cur, cost=cost, weight=weight), cur
+
+    steps = jnp.arange(lead + after, dtype=jnp.int32)
+    _, cur = jax.lax.scan(body, state, (steps, jnp.asarray(faults, jnp.float32)))
+    cur = np.asarray(cur)
+    assert np.all(cur[lead - 10 : lead + 900] == 0)  # the other is still behind: stay
+    assert np.all(cur[-500:] == 1)  # ... until it leads: follow it (it was never, before the fix)

@@ -89,5 +89,5 @@ def test_reproduction_end_to_end_reduced(tmp_path, monkeypatch):
         for c in r.checks
         if "every seed" in c.quantity or c.item == "R3"  # consistency and the lower bound
     ]
-    assert len(exact) == 3 + 3 + 2
+    assert len(exact) == 3 + 3 + 2 + 2  # R3: the lower bound and the combination, both instances
     assert all(c.ok for c in exact), [c for c in exact if not c.ok]
