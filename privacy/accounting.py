@@ -5,8 +5,9 @@ to approximate (ε, δ)-DP.
 * zCDP composes additively (Bun & Steinke 2016, Lemma 2.3); pure DP composes additively.
 * ρ-zCDP implies (ε, δ)-DP with ε = ρ + 2 sqrt(ρ ln(1/δ)) (Bun & Steinke 2016, Prop. 1.3).
 * Tighter: δ(ε) = inf_{α>1} exp((α-1)(αρ-ε)) / (α-1) * (1 - 1/α)^α (Canonne, Kamath & Steinke,
-  NeurIPS 2020, Corollary 13 — recalled, not checked against the paper; the test checks it lies
-  between the exact Gaussian-mechanism curve (Balle & Wang 2018, Thm 8) and the Bun–Steinke bound).
+  NeurIPS 2020, Corollary 13; recalled, then checked: the tests find it between the exact
+  Gaussian-mechanism curve (Balle & Wang 2018, Thm 8) and the Bun–Steinke bound, and its ε equal
+  to `dp_accounting`'s RDP conversion (CKS20 Prop. 12) with ε(α) = ρα to 1e-5).
 * Calibration: Gaussian σ = Δ2 / sqrt(2ρ) (so σ² = Δ2²/(2ρ)), Laplace b = Δ1 / ε.
 
 Every guarantee names the neighbouring relation it holds for (`Neighbouring`): sensitivities

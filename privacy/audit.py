@@ -497,7 +497,9 @@ def naive_float_laplace(x: float, u: np.ndarray, scale: float) -> np.ndarray:
     """The textbook float Laplace mechanism x + Lap(scale) by inverse CDF of u in [0, 1), in the
     operation order of NumPy's `laplace` (u >= 1/2: x - b ln(2 - u - u); else x + b ln(u + u)).
     Vulnerable to Mironov's (CCS 2012) attack: u lies on the grid 2^-53 Z, so the outputs are a
-    sparse, input-dependent subset of the floats."""
+    sparse, input-dependent subset of the floats. It is a copy of NumPy's formula with `np.log`,
+    not NumPy's `Generator.laplace` itself, which calls the C library's log (about 0.2% of its
+    outputs differ by up to 2 ulp): `reachable` decides the support of this copy only."""
     u = np.asarray(u, np.float64)
     with np.errstate(divide="ignore"):
         return np.where(u >= 0.5, x - scale * np.log(2.0 - u - u), x + scale * np.log(u + u))
@@ -509,7 +511,9 @@ def uniform_grid53(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def reachable(y: np.ndarray, x: float, scale: float, width: int = 8) -> np.ndarray:
-    """Whether each output y can be produced by `naive_float_laplace(x, ·, scale)` (exactly).
+    """Whether each output y can be produced by `naive_float_laplace(x, ·, scale)` (exactly; for
+    this copy's outputs, not for NumPy's `Generator.laplace`, whose libm log differs in the last
+    bits: used on its outputs this would call ~0.3% of reachable ones unreachable).
 
     Inverts y to the uniform u* it needs (y <= x: u* = exp((y - x)/b)/2; else 1 - exp(-(y - x)/b)/2)
     and evaluates the mechanism at the `width` grid points either side of u*; the float map is

@@ -559,6 +559,19 @@ def rollout(env, params, agent, horizon: int, seeds: int, seed: int = 0) -> dict
 
 # --------------------------------------------------------------------------- calibration helper
 def rho_for(epsilon: float, delta: float) -> float:
-    """The largest ρ whose zCDP ⇒ (ε, δ) conversion (CKS20 Cor. 13) gives at most `epsilon`."""
+    """The largest ρ whose zCDP ⇒ (ε, δ) conversion (CKS20 Cor. 13) gives at most `epsilon`
+    (the root to ~1e-12, backed off until its ε is not above `epsilon`)."""
     check_float("epsilon", epsilon, 0.0, low_open=True)
-    return optimize.brentq(lambda r: zcdp_to_dp_cks(r, delta) - epsilon, 1e-8, 10 * epsilon)
+
+    def excess(r: float) -> float:
+        return zcdp_to_dp_cks(r, delta) - epsilon
+
+    lo = 1e-8
+    while excess(lo) >= 0:  # tiny ε: ρ ≈ ε² / (4 ln(1/δ)) lies below the usual bracket
+        lo /= 16
+    rho = optimize.brentq(excess, lo, 10 * epsilon, xtol=1e-15, rtol=1e-12)
+    step = 1e-12
+    while excess(rho) > 0:  # brentq may stop a hair past the root: back off geometrically
+        rho *= 1 - step
+        step *= 2
+    return rho

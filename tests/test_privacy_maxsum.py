@@ -225,10 +225,15 @@ def test_svt_calibration_fixed_point_and_budget():
 
 
 def test_rho_for_inverts_the_conversion():
+    """ρ's conversion is ε to 1e-7 and never above it (the largest ρ "at most ε"), also for a
+    tiny ε whose ρ lies below the usual bracket (it raised a raw ValueError before)."""
     from privacy.accounting import zcdp_to_dp_cks
 
-    rho = rho_for(1.0, 2.0**-20)
-    assert zcdp_to_dp_cks(rho, 2.0**-20) == pytest.approx(1.0, abs=1e-8)
+    for eps, delta in ((1.0, 2.0**-20), (0.1, 1e-6), (5.0, 1e-9), (1e-4, 1e-10)):
+        rho = rho_for(eps, delta)
+        got = zcdp_to_dp_cks(rho, delta)
+        # rel 1e-7: the conversion itself is a bisection to 1e-12 absolute (1e-8 at ε = 1e-4)
+        assert got <= eps and got == pytest.approx(eps, rel=1e-7)
 
 
 def test_min_combination_equals_chosen_mechanism():

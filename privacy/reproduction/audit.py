@@ -9,7 +9,8 @@ level α, StatDP's p < 0.05 in other words. Every audit uses a fixed seed (the t
 R7 (Mironov, CCS 2012; DP-Sniper's `exp_floating_point`, Bichsel et al., S&P 2021): claimed ε = 0.1,
 inputs 0 and 1 (sensitivity 1).
 
-* naive float Laplace (x + Lap(10) by NumPy's inverse CDF of a 2^-53-grid uniform): the support
+* naive float Laplace (x + Lap(10) by NumPy's inverse-CDF formula, `np.log` of a 2^-53-grid
+  uniform: `audit.naive_float_laplace`, a copy of `Generator.laplace`'s formula): the support
   witness — outputs of M(1) that M(0) cannot produce, decided exactly by `audit.reachable` — has
   P0 = 0 < P1, so no (ε, δ) with δ < P1 holds; the auditor with that event family must flag it,
   with ε_lb above DP-Sniper's learned-attack bound 0.2521 (the witness is stronger; our ε_lb is
