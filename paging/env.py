@@ -178,6 +178,11 @@ class Paging(EnvBase):
             check_int("env.prediction_seed", self.prediction_seed, 0)
         if self.error_budget and self.predictions not in BITS:
             raise ConfigError("env.error_budget: needs env.predictions=discard or phase")
+        if self.error_budget and self.flip_p > 0:  # the two masks combine by XOR: a bit both
+            raise ConfigError(  # chose would flip back, and "exactly that many" would not hold
+                "env.error_budget: cannot be combined with env.flip_p > 0 (one noise model at a"
+                f" time; got error_budget={self.error_budget}, flip_p={self.flip_p})"
+            )
         if self.trace in traces.GENERATORS:
             if self.length is None:
                 raise ConfigError(f"env.length: needed for the {self.trace} generator")

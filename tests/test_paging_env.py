@@ -109,6 +109,7 @@ def test_an_eviction_outside_the_cache_is_illegal():
         ({"predictions": "oracle"}, "env.predictions"),
         ({"flip": "sideways"}, "env.flip"),
         ({"trace": "no/such/file.txt"}, "env.trace"),
+        ({"predictions": "discard", "error_budget": 5, "flip_p": 0.1}, "env.error_budget"),
     ],
 )
 def test_bad_values_fail_in_one_line_naming_the_field(kwargs, field):
