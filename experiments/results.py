@@ -28,6 +28,7 @@ finished run, which a resumed sweep skips.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -276,9 +277,11 @@ def versions() -> dict[str, str]:
     return out
 
 
+@functools.cache
 def git_revision() -> str | None:
     """HEAD's commit, with ``-dirty`` appended when tracked files differ from it (the results
-    then come from code no commit holds); None outside a git checkout."""
+    then come from code no commit holds); None outside a git checkout. Asked once per process
+    (two git calls): the code a process runs does not change while it runs."""
     here = Path(__file__).resolve().parent
     try:
         head = subprocess.run(

@@ -453,8 +453,7 @@ def execute_sweep(jobs: list, exps: list[Experiment], out_dir: Path) -> list[dic
             f"{out_dir}: {len(jobs) - len(todo)} of {len(jobs)} sweep jobs finished, not recomputed"
         )
     for i in todo:  # a stale summary must not outlive the job config and results replacing it
-        if jobs[i].directory.is_dir():
-            results.mark_unfinished(jobs[i].directory)
+        results.mark_unfinished(jobs[i].directory)
     sims: dict[str, list] = {}
     if todo:
         variants = {

@@ -67,9 +67,8 @@ class SmoothBinary(Strategy):
 
     def init_state(self, spec: ContinualSpec, dtype: Any) -> SmoothState:
         D = smooth_depth(spec.horizon)
-        end = jnp.asarray(
-            (1 << (D // 2)) - 1, _leaf_dtype(spec.horizon)
-        )  # w_1: least of weight D/2
+        w1 = (1 << (D // 2)) - 1  # the smallest leaf of weight D/2
+        end = jnp.asarray(w1, _leaf_dtype(spec.horizon))
         return SmoothState(end=end, nodes=jnp.zeros((D, spec.d), dtype))
 
     def draw_shape(self, state: SmoothState) -> tuple[int, ...]:
