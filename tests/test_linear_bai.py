@@ -444,6 +444,29 @@ def test_top_mask_equals_ranking_definition():
         np.testing.assert_array_equal(f(jnp.asarray(s), jnp.asarray(act), m, key, k_max), expect)
 
 
+def test_kth_largest_and_batched_top_mask_match_the_sort():
+    """`fb.kth_largest` is ``sort(x)[::-1][m - 1]`` (m clipped to [1, rounds]) on small
+    integer scores with many ties and -inf entries; a vmapped `top_mask` over lanes of which
+    some tie at the cut (the tie rule runs) and some do not equals the lane-by-lane calls."""
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        k = int(rng.integers(2, 12))
+        rounds = int(rng.integers(1, k + 1))
+        m = int(rng.integers(-1, rounds + 2))
+        x = np.where(rng.random(k) < 0.8, rng.integers(0, 4, k), -np.inf).astype(np.float32)
+        expect = np.sort(x)[::-1][min(max(m, 1), rounds) - 1]
+        assert float(fb.kth_largest(jnp.asarray(x), m, rounds)) == expect
+    lanes = 64
+    s = jnp.asarray(rng.integers(0, 3, (lanes, 8)).astype(np.float32))
+    s = s.at[::2].add(jnp.arange(8, dtype=jnp.float32) / 16)  # even lanes: no ties
+    act = jnp.asarray(rng.random((lanes, 8)) < 0.9)
+    keys = jax.random.split(jax.random.key(3), lanes)
+    batched = jax.jit(jax.vmap(fb.top_mask, in_axes=(0, 0, None, 0, None)), static_argnums=4)
+    got = np.asarray(batched(s, act, 3, keys, 4))
+    for i in range(lanes):
+        np.testing.assert_array_equal(got[i], np.asarray(fb.top_mask(s[i], act[i], 3, keys[i], 4)))
+
+
 # --------------------------------------------------------------------------- reward grid
 def test_reward_grid_in_the_spec_and_checked_on_tables():
     """The spec's reward_grid is what the secure noise may rely on: Bernoulli rewards are
