@@ -15,14 +15,18 @@ the number of faults, compulsory misses included. Each request can carry a predi
 
 Bits and times come exact from the future of the trace, then corrupted by the noise model
 (`paging.predictions`): ``flip_p`` (i.i.d. flips; with ``flip=zero_to_one`` / ``one_to_zero``
-one-sided), ``error_budget`` (adversarial: exactly that many eligible bits flipped, evenly
-spaced), ``sigma`` (lognormal noise on next-arrival times). With ``prediction_seed=null`` (the
-default) the i.i.d. noise is drawn per step from the engine's draws of each seed (every agent of
-a run sees the same noisy predictions for the same seed, and seeds are independent noise
+one-sided), ``error_budget`` (exactly that many eligible bits flipped, evenly spaced among them:
+deterministic, not chosen adversarially), ``sigma`` (lognormal noise on next-arrival times). Each
+setting is refused in one line where the chosen predictions would ignore it (``flip_p > 0``,
+``flip`` other than ``both`` and ``error_budget``: bits only; ``sigma > 0``: next_arrival only; an
+integer ``prediction_seed``: not with ``predictions=none``, which has no noise to seed; it is
+accepted at ``flip_p = 0`` so that a sweep over p may include 0). With ``prediction_seed=null``
+(the default) the i.i.d. noise is drawn per step from the engine's draws of each seed (every agent
+of a run sees the same noisy predictions for the same seed, and seeds are independent noise
 realisations); with an integer ``prediction_seed`` it is drawn once on the host with NumPy from
-that seed and is the same for every seed. ``prediction_file``: a user's own predictions (a
-``.npy`` array or a text file, one value per line, as long as the trace; bits for
-discard/phase, times for next_arrival), corrupted by the same noise settings.
+that seed and is the same for every seed. ``prediction_file``: a user's own predictions (a ``.npy``
+array or a text file, one value per line, as long as the trace; bits for discard/phase, times for
+next_arrival), corrupted by the same noise settings.
 
 **Interface** (the contract the paging agents code against):
 
@@ -31,7 +35,9 @@ discard/phase, times for next_arrival), corrupted by the same noise settings.
 * `PagingObs` (built by keyword): ``t`` request index; ``page`` (dense id); ``hit`` (bool);
   ``slot``: the page's slot on a hit, the first free slot on a fault with a free slot, -1 on a
   fault with a full cache; ``bit`` the predicted bit (int32; 0 when predictions are not bits);
-  ``predicted_next`` (float32; the trace's length L when predictions are not next_arrival);
+  ``predicted_next`` (float32, float64 under x64, `time_dtype`; the trace's length L when
+  predictions are not next_arrival; float32 holds integers exactly only up to 2^24, so
+  next_arrival on a longer trace is refused unless x64 is on);
   ``slot_page`` (k,) int32 (-1 = empty); ``next_arrival``: the *exact* next request time (int32,
   L = never), and ``opt_slot``: the slot Belady's schedule (the host pass) puts the requested
   page in (on a fault with a full cache: the slot it evicts), for offline algorithms only
@@ -86,6 +92,13 @@ from paging.opt import belady_schedule
 
 PREDICTIONS = ("none", "discard", "phase", "next_arrival")
 BITS = ("discard", "phase")
+EXACT_TIMES = 1 << 24  # float32 holds every integer up to 2^24: longer traces need x64
+
+
+def time_dtype():
+    """The dtype of predicted next-arrival times (``obs.predicted_next``): float32, or float64
+    when JAX's x64 mode is on (``x64=true``); read at trace time."""
+    return jnp.result_type(float)
 
 
 class PagingSpec(NamedTuple):
@@ -156,7 +169,7 @@ class Paging(EnvBase):
     predictions: str = "none"  # none | discard | phase | next_arrival
     flip_p: float = 0.0  # i.i.d. flip probability
     flip: str = "both"  # both | zero_to_one | one_to_zero
-    error_budget: int = 0  # adversarial flips (bits)
+    error_budget: int = 0  # flips of exactly this many bits, evenly spaced (deterministic)
     sigma: float = 0.0  # lognormal noise of next-arrival predictions
     prediction_seed: int | None = None  # null: per-seed noise from the engine's draws
     prediction_file: str | None = None
@@ -176,8 +189,31 @@ class Paging(EnvBase):
         check_int("env.trace_seed", self.trace_seed, 0)
         if self.prediction_seed is not None:
             check_int("env.prediction_seed", self.prediction_seed, 0)
+        # a noise setting the chosen predictions do not read would silently do nothing
+        if self.flip_p > 0 and self.predictions not in BITS:
+            raise ConfigError(
+                "env.flip_p: flips bits, so only with env.predictions=discard or phase"
+                f" (got flip_p={self.flip_p} with predictions={self.predictions})"
+            )
+        if self.flip != "both" and self.predictions not in BITS:
+            raise ConfigError(
+                "env.flip: one-sided flips of bits, only with env.predictions=discard or phase"
+                f" (got flip={self.flip} with predictions={self.predictions})"
+            )
+        if self.sigma > 0 and self.predictions != "next_arrival":
+            raise ConfigError(
+                "env.sigma: noise on next-arrival times, only with"
+                f" env.predictions=next_arrival (got sigma={self.sigma} with"
+                f" predictions={self.predictions})"
+            )
         if self.error_budget and self.predictions not in BITS:
             raise ConfigError("env.error_budget: needs env.predictions=discard or phase")
+        if self.prediction_seed is not None and self.predictions == "none":
+            raise ConfigError(  # with p = 0 it draws nothing, but a sweep over p may include 0
+                "env.prediction_seed: seeds prediction noise, so only with env.predictions ="
+                f" discard, phase or next_arrival (got prediction_seed={self.prediction_seed}"
+                " with predictions=none; leave it null)"
+            )
         if self.error_budget and self.flip_p > 0:  # the two masks combine by XOR: a bit both
             raise ConfigError(  # chose would flip back, and "exactly that many" would not hold
                 "env.error_budget: cannot be combined with env.flip_p > 0 (one noise model at a"
@@ -197,6 +233,14 @@ class Paging(EnvBase):
         tr = self._trace()
         object.__setattr__(self, "_n", int(tr.n))
         object.__setattr__(self, "_L", int(tr.length))
+        long = self.predictions == "next_arrival" and tr.length > EXACT_TIMES
+        if long and not jax.config.jax_enable_x64:  # times up to L: float32 merges neighbours
+            raise ConfigError(
+                f"env.predictions: next_arrival on a trace of {tr.length} requests > 2^24"
+                " needs 64-bit floats (float32 next-arrival times collide above 2^24): set"
+                " x64=true (without the CLI: JAX_ENABLE_X64=1), or use at most 2^24 requests"
+                " (env.length)"
+            )
         if self.cache_size >= tr.n:
             warnings.warn(
                 f"env.cache_size: k = {self.cache_size} >= {tr.n} distinct pages: only compulsory"
@@ -264,6 +308,7 @@ class Paging(EnvBase):
                 self.predictions, float(self.flip_p), self.flip, self.error_budget,
                 float(self.sigma), self.prediction_seed, self.prediction_file,
                 horizon if self.error_budget else None,
+                self.predictions == "next_arrival" and bool(jax.config.jax_enable_x64),
             )
         )  # fmt: skip
 
@@ -310,7 +355,7 @@ class Paging(EnvBase):
                 out["host_flip"] = mask
         elif self.predictions == "next_arrival":
             if self.prediction_file is not None:
-                out["given"] = np.asarray(self._given(), np.float32)
+                out["given"] = np.asarray(self._given(), time_dtype())
             if self._host_noise():
                 rng = np.random.default_rng(self.prediction_seed)
                 out["host_noise"] = np.concatenate(
@@ -376,7 +421,7 @@ class Paging(EnvBase):
             opt_slot=jnp.zeros((), i),
             true_bit=jnp.zeros((), i),
             bit=jnp.zeros((), i),
-            predicted_next=jnp.zeros((), jnp.float32),
+            predicted_next=jnp.zeros((), time_dtype()),
             slot_page=jnp.full((self.cache_size,), -1, i),
             page_slot=jnp.full((self._n,), -1, i),
             lookup=jnp.full((), -1, i),
@@ -391,7 +436,7 @@ class Paging(EnvBase):
         i = jnp.int32
         page = inputs["page"].astype(i)
         nxt = inputs["next_arrival"].astype(i)
-        L = jnp.float32(self._L)
+        L = jnp.asarray(self._L, time_dtype())
         bit = jnp.zeros((), i)
         true_bit = jnp.zeros((), i)
         predicted_next = L
@@ -408,12 +453,12 @@ class Paging(EnvBase):
             if "host_flip" in inputs:
                 bit = bit ^ inputs["host_flip"].astype(i)
         elif self.predictions == "next_arrival":
-            base = inputs["given"] if "given" in inputs else nxt.astype(jnp.float32)
+            base = inputs["given"] if "given" in inputs else nxt.astype(time_dtype())
             if self._host_noise():
                 noise = inputs["host_noise"]
             else:
                 noise = jnp.where(self.sigma > 0, jnp.exp(self.sigma * state.z), 0.0)
-            predicted_next = (base + noise).astype(jnp.float32)
+            predicted_next = (base + noise).astype(time_dtype())
         # an entry of `page_slot` is left stale when its page is evicted: valid only if that slot
         # still holds the page
         lookup = jax.lax.cond(page >= 0, lambda: state.page_slot[page], lambda: jnp.int32(-1))
@@ -426,7 +471,7 @@ class Paging(EnvBase):
             opt_slot=inputs["opt_slot"].astype(i),
             true_bit=true_bit,
             bit=bit,
-            predicted_next=jnp.asarray(predicted_next, jnp.float32),
+            predicted_next=jnp.asarray(predicted_next, time_dtype()),
         )
 
     def _lookup(self, state: PagingState):

@@ -37,9 +37,12 @@ per step from the engine's draws when no ``prediction_seed`` is given):
 * i.i.d. flips: each bit flipped with probability p (``flip=both``);
 * one-sided flips: only 0 -> 1 (``zero_to_one``, creating eta1 errors) or only 1 -> 0
   (``one_to_zero``, creating eta0 errors), each eligible bit with probability p;
-* adversarial budget: exactly ``budget`` eligible bits among the first `horizon` requests are
-  flipped, evenly spaced among the eligible ones (deterministic; a budget larger than the number
-  of eligible bits flips them all);
+* evenly spaced error budget (``error_budget``): exactly ``budget`` eligible bits among the
+  first `horizon` requests are flipped, evenly spaced among the eligible ones (deterministic; a
+  budget larger than the number of eligible bits flips them all). Not adversarial: the flipped
+  bits are chosen by position, not by their cost to any algorithm (with ``budget=1`` it is the
+  first eligible bit, which makes a chosen single-error instance, e.g. the ``stale_page``
+  trace);
 * lognormal noise on next-arrival times: predicted = next + X, X ~ LogNormal(0, sigma) for
   sigma > 0 (exact for sigma = 0), as in the experiments of Lykouris & Vassilvitskii (ICML 2018,
   Sec. 6) and Antoniadis, Coester, Eliáš, Polak & Simon (ICML 2020, Sec. 6).
@@ -250,8 +253,10 @@ def flip_mask(bits: np.ndarray, p: float, flip: str, rng: np.random.Generator) -
 
 
 def budget_mask(bits, budget: int, flip: str, horizon: int):
-    """The adversarial budget: `budget` eligible bits among the first `horizon` flipped, evenly
-    spaced among the eligible ones (int8 mask over the whole trace, streamed)."""
+    """The evenly spaced error budget: `budget` eligible bits among the first `horizon`
+    flipped, evenly spaced among the eligible ones (the i-th flip is eligible bit number
+    floor(i * eligible / budget), so the first one is always flipped); deterministic, not
+    adversarial (int8 mask over the whole trace, streamed)."""
     L = len(bits)
     total = 0
     for a in _chunks(L):

@@ -41,10 +41,9 @@ import jax.numpy as jnp
 
 from experiments.config import check_float
 from experiments.protocol import UNIFORM, AgentBase, Draw
+from paging.env import time_dtype
 from paging.marking import Marks, choose_uniform, full_fault, mark, new_marks, start_phase
 from paging.succinct import I32, distinct_phase, spec_sizes
-
-F32 = jnp.float32
 
 
 def _furthest(mask: jax.Array, pred: jax.Array) -> jax.Array:
@@ -53,13 +52,14 @@ def _furthest(mask: jax.Array, pred: jax.Array) -> jax.Array:
 
 
 def _pred(obs) -> jax.Array:
-    """The predicted next request (float32, as the env gives it; may be inf under noise)."""
-    return jnp.asarray(obs.predicted_next, F32)
+    """The predicted next request (float32, float64 under x64: `paging.env.time_dtype`, as the
+    env gives it; may be inf under noise)."""
+    return jnp.asarray(obs.predicted_next, time_dtype())
 
 
 # --------------------------------------------------------------------------- BlindOracle
 class PredState(NamedTuple):
-    pred: jax.Array  # (k,) predicted next request of the page in the slot (float32)
+    pred: jax.Array  # (k,) predicted next request of the page in the slot (`time_dtype`)
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class BlindOracle(AgentBase):
 
     def init(self, key, spec) -> PredState:
         k, _ = spec_sizes(spec, reads="next_arrival")
-        return PredState(pred=jnp.full(k, -1.0, F32))
+        return PredState(pred=jnp.full(k, -1.0, time_dtype()))
 
     def act(self, rng, state: PredState, obs) -> jax.Array:
         return _furthest(jnp.ones_like(state.pred, bool), state.pred)
@@ -112,7 +112,7 @@ def _marker_init(spec) -> MarkerPredState:
     k, n = spec_sizes(spec, reads="next_arrival")
     return MarkerPredState(
         marks=new_marks(k),
-        pred=jnp.full(k, -1.0, F32),
+        pred=jnp.full(k, -1.0, time_dtype()),
         stale=jnp.full(n, -1, I32),
         rep=jnp.full(k, -1, I32),
         length=jnp.zeros(k, I32),
@@ -220,7 +220,7 @@ class LNonMarkerNonRobust(AgentBase):
         k, n = spec_sizes(spec, reads="next_arrival")
         return NonMarkerState(
             mark=jnp.zeros(k, bool),
-            pred=jnp.full(k, -1.0, F32),
+            pred=jnp.full(k, -1.0, time_dtype()),
             stale=jnp.full(n, -1, I32),
             seen=jnp.full(n, -1, I32),
             by_clean=jnp.zeros(n, bool),

@@ -20,9 +20,10 @@ and from the standard analysis; each item says which:
   (our reconstruction: the natural follow-the-prediction rule; the paper's deterministic algorithm
   is stated to be (1, k-1, 1)-competitive; that this tie rule attains it is not checked). With
   exact bits its fault count equals OPT's (proof in the docstring; tested exactly).
-* `Mark0` (randomized, discard bits): a marking algorithm over the paper's k-distinct-pages phases
-  in which a page whose latest bit is 1 counts as already discarded (evicted first, even when
-  marked; the least recently requested such page); otherwise a uniformly random unmarked page
+* `Mark0` (randomized, discard bits): a marking algorithm over k-distinct-pages phases (our
+  choice of partition: the paper's own phase rule for Mark0 was not available to us) in which a
+  page whose latest bit is 1 counts as already discarded (evicted first, even when marked; the
+  least recently requested such page); otherwise a uniformly random unmarked page
   (our reconstruction: the name and structure come from third-party benchmark code citing the
   paper, ``Natureal/learning-augmented-caching-becnhmark``, whose phase is "every cache slot
   written once" rather than the k-distinct-pages partition; discards are *lazy* here (the page
@@ -41,9 +42,11 @@ fault) — our reading, not the paper's text. With eta_0 and eta_1 the numbers o
 true value is 1 (predicted 0) and 0 (predicted 1): for discard bits (1 = evict) the expensive
 error is eta_0, so (1, k-1, 1) and (1, 2H_k, 1) read ALG <= OPT + beta eta_0 + eta_1; for phase
 bits (1 = requested in the next phase, i.e. keep) it is eta_1, so Mark&Predict's (2, H_k, 1)
-reads ALG <= 2 OPT + eta_0 + H_k eta_1 (on the cyclic (k + 1)-page sequence with every bit 1,
-each wrong 1 costs H_k - 1 > 1 faults in expectation; tests/test_paging_succinct.py). The robust
-combinations with Marker are in `paging.combine`.
+reads ALG <= 2 OPT + eta_0 + H_k eta_1. The swapped reading, 2 OPT + H_k eta_0 + eta_1, is
+violated once H_k > 3 (k >= 11), on long enough sequences: on the cyclic (k + 1)-page sequence
+with every bit 1 (one wrong 1 per phase) Mark&Predict pays H_k per phase in expectation against
+the 2 + 1 it would allow (k = 16 in tests/test_paging_succinct.py; at k <= 10, H_k < 3 and that
+instance holds under both readings). The robust combinations with Marker are in `paging.combine`.
 
 Randomness: one engine-drawn uniform per step (``u``); "uniformly random among a set" takes the
 ``floor(u * |set|)``-th member in slot order (`paging.marking.choose_uniform`).
@@ -153,10 +156,14 @@ def distinct_phase(seen, phase, distinct, page, k: int):
 class Mark0(AgentBase):
     """Mark0 for discard predictions (Antoniadis et al., ICML 2023; reconstructed).
 
-    Phases are the paper's k-distinct-pages partition (not the third-party "every slot written
-    once" rule). A page whose latest bit is 1 is discarded (lazily: it stays until its slot is
-    needed). On a fault with a full cache: the least recently requested discarded page if any
-    (marked or not), else a uniformly random unmarked page. Marks are cleared when a phase starts.
+    Phases: the k-distinct-pages partition of the Marker analysis (Fiat et al., J. Algorithms
+    1991). This is our reconstruction: the paper's text was not available to us, and what we
+    know of Mark0 (its name, its (1, 2H_k, 1) guarantee from secondary sources, and third-party
+    code citing the paper, whose phase ends once every cache slot has been written) does not fix
+    the partition; we chose the standard one rather than that code's rule. A page whose latest
+    bit is 1 is discarded (lazily: it stays until its slot is needed). On a fault with a full
+    cache: the least recently requested discarded page if any (marked or not), else a uniformly
+    random unmarked page. Marks are cleared when a phase starts.
     With exact bits it evicts only bit-1 pages, so it faults exactly where OPT does (the argument
     of `FollowDiscardBits`).
     """

@@ -1,7 +1,8 @@
 """Request traces for paging: synthetic generators and streamed readers of real trace files.
 
 A trace is a sequence of page ids. Everything here works chunk by chunk (`CHUNK_ROWS` requests),
-so a trace of 10^7 or 10^9 requests costs bounded memory: a generated trace longer than
+so a trace of 10^7 or 10^9 requests costs bounded memory (with next-arrival predictions, more
+than 2^24 requests need x64: `paging.env`): a generated trace longer than
 `IN_MEMORY_ROWS` and every file trace are written to a scratch ``.npy`` file
 (`experiments.inputs.NpyWriter`) and read back by row slices (`experiments.inputs.NpyRows`).
 
@@ -19,11 +20,20 @@ Generators (``trace=`` name; all seeded by ``trace_seed`` with NumPy's PCG64, dr
 * ``cyclic``: pages 0, 1, ..., k, 0, 1, ... over k + 1 pages (k = the cache size): the classic
   adversary on which LRU and FIFO fault on every request while OPT faults once every k requests
   (the lower-bound sequence of Sleator & Tarjan, CACM 1985, Sec. 3).
-* ``lower_bound_discard``, ``lower_bound_phase``: the request sequence of the deterministic lower
-  bounds of Antoniadis et al., "Paging with Succinct Predictions" (ICML 2023), reconstructed (ours)
-  as the cyclic (k + 1)-page sequence; the adversarial bits are the env's noise settings:
-  ``flip_p=1 flip=one_to_zero`` (every bit 0: alpha + beta >= k) or ``flip_p=1 flip=zero_to_one``
-  (every bit 1: alpha + (k - 1) gamma >= k). The paper's exact construction was not available.
+* ``lower_bound_discard``: the request sequence of the deterministic lower bounds for discard
+  predictions of Antoniadis et al., "Paging with Succinct Predictions" (ICML 2023),
+  reconstructed (ours) as the cyclic (k + 1)-page sequence; the adversarial bits are the env's
+  noise settings: ``flip_p=1 flip=one_to_zero`` (every bit 0: alpha + beta >= k) or ``flip_p=1
+  flip=zero_to_one`` (every bit 1: alpha + (k - 1) gamma >= k). The paper's exact construction
+  was not available. (No phase-prediction lower bound is known to us, so there is no
+  generator for one.)
+* ``stale_page``: page k requested once (never again), then pages 0, 1, ..., k - 1 cyclically
+  (k + 1 pages): OPT faults k + 1 times. With ``error_budget=1`` the first eligible bit is
+  flipped, here the stale page's: ``flip=one_to_zero`` predicts its discard bit 0 ("keep",
+  eta0 = 1), ``zero_to_one`` its phase bit 1 ("requested in the next phase", eta1 = 1). A single
+  wrong bit that is never corrected, since the page is never requested again: an algorithm
+  whose fallback keeps it can pay for it on every later cycle (the one-error check of the
+  paging reproduction, R2).
 
 Readers (``trace=`` a file path, ``format``):
 
@@ -64,7 +74,7 @@ GENERATORS = (
     "phases",
     "cyclic",
     "lower_bound_discard",
-    "lower_bound_phase",
+    "stale_page",
 )
 FORMATS = ("auto", "text", "tokens", "csv", "oracle_general", "npy")
 IN_MEMORY_ROWS = 1 << 22  # generated traces up to this length stay in memory
@@ -99,8 +109,10 @@ def generate_block(
     """Requests [start, start + count) of generator `name` (int32); `start` a multiple of
     `CHUNK_ROWS` unless the generator is deterministic."""
     t = np.arange(start, start + count, dtype=np.int64)
-    if name in ("cyclic", "lower_bound_discard", "lower_bound_phase"):
+    if name in ("cyclic", "lower_bound_discard"):
         return (t % (cache_size + 1)).astype(np.int32)
+    if name == "stale_page":
+        return np.where(t == 0, cache_size, (t - 1) % cache_size).astype(np.int32)
     out = np.empty(count, np.int32)
     for a in range(0, count, CHUNK_ROWS):
         block = (start + a) // CHUNK_ROWS

@@ -63,6 +63,7 @@ import jax
 import jax.numpy as jnp
 
 from experiments.protocol import AgentBase, step_key
+from paging.env import time_dtype
 from paging.succinct import I32, distinct_phase, spec_sizes
 
 F32 = jnp.float32
@@ -129,7 +130,7 @@ class TrustDoubt(AgentBase):
         return TrustDoubtState(
             key=key,
             pred_page=jnp.full(k, -1, I32),
-            pred_next=jnp.full(k, -jnp.inf, F32),
+            pred_next=jnp.full(k, -jnp.inf, time_dtype()),
             cache=jnp.full(k, -1, I32),
             ancient=jnp.zeros(k, bool),
             ancient_none=jnp.ones((), bool),
@@ -157,7 +158,7 @@ class TrustDoubt(AgentBase):
         t = jnp.asarray(obs.t, I32)
         big = jnp.iinfo(I32).max
         last = state.last.at[r].set(t)
-        pred_page, pred_next = _predictor(state, r, jnp.asarray(obs.predicted_next, F32))
+        pred_page, pred_next = _predictor(state, r, jnp.asarray(obs.predicted_next, time_dtype()))
 
         # phase bookkeeping (k-distinct-pages partition)
         old_phase = state.phase

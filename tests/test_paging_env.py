@@ -119,6 +119,74 @@ def test_bad_values_fail_in_one_line_naming_the_field(kwargs, field):
     assert msg.startswith(field + ":") and "\n" not in msg, msg
 
 
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"predictions": "next_arrival", "flip_p": 0.2}, "env.flip_p"),
+        ({"predictions": "none", "flip_p": 0.3}, "env.flip_p"),
+        ({"predictions": "next_arrival", "flip": "one_to_zero"}, "env.flip"),
+        ({"predictions": "none", "flip": "zero_to_one"}, "env.flip"),
+        ({"predictions": "discard", "sigma": 5.0}, "env.sigma"),
+        ({"predictions": "none", "sigma": 1.0}, "env.sigma"),
+        ({"predictions": "none", "prediction_seed": 3}, "env.prediction_seed"),
+    ],
+)
+def test_noise_settings_the_predictions_ignore_are_refused(kwargs, field):
+    # each would silently do nothing: one line naming the field and when it applies
+    with pytest.raises(ConfigError) as e:
+        Paging(**{"trace": "zipf", "length": 100, **kwargs})
+    msg = str(e.value)
+    assert msg.startswith(field + ":") and "\n" not in msg, msg
+    assert " only " in msg and "got " in msg, msg  # when it applies, and what was given
+
+
+def test_noise_settings_where_they_apply_are_accepted():
+    ok = [
+        {"predictions": "discard", "flip_p": 0.2, "prediction_seed": 3},
+        {"predictions": "phase", "flip_p": 0.1, "flip": "one_to_zero"},
+        {"predictions": "discard", "flip_p": 0.0, "flip": "zero_to_one"},  # a sweep's p = 0
+        {"predictions": "discard", "error_budget": 4, "flip": "one_to_zero"},
+        {"predictions": "next_arrival", "sigma": 2.0, "prediction_seed": 0},
+        {"predictions": "next_arrival", "sigma": 0.0},
+        {"predictions": "none"},
+        {"predictions": "discard", "prediction_seed": 3},  # a sweep over flip_p may include 0
+        {"predictions": "next_arrival", "sigma": 0.0, "prediction_seed": 3},
+    ]
+    for kwargs in ok:
+        Paging(**{"trace": "zipf", "length": 100, **kwargs})
+
+
+def test_next_arrival_beyond_float32_integers_needs_x64(monkeypatch):
+    # float32 holds every integer only up to 2^24: predicted next-arrival times of a longer trace
+    # collide (2^24 + 1 reads as 2^24), and follow-the-predictions then ties where the exact
+    # times differ. Such a trace is refused with next_arrival predictions unless x64 is on, where
+    # the times are float64. The limit is patched down to keep the trace small.
+    import paging.env as E
+    from paging.reoccurrence import BlindOracle
+
+    assert E.EXACT_TIMES == 2**24
+    assert np.float32(2**24 + 1) == np.float32(2**24) != np.float32(2**24 - 1)
+    monkeypatch.setattr(E, "EXACT_TIMES", 100)
+    kw = {"trace": "zipf", "length": 101, "pages": 20, "cache_size": 4}
+    with jax.enable_x64(False), pytest.raises(ConfigError) as e:
+        Paging(**kw, predictions="next_arrival")
+    msg = str(e.value)
+    assert msg.startswith("env.predictions:") and "\n" not in msg, msg
+    assert "101 requests" in msg and "JAX_ENABLE_X64" in msg and "x64=true" in msg, msg
+    Paging(**kw, predictions="discard")  # bits: no times
+    Paging(**{**kw, "length": 100}, predictions="next_arrival")  # at the limit: exact
+    with jax.enable_x64(True):
+        env = Paging(**kw, predictions="next_arrival")
+        spec = env.spec((), 101)
+        assert env.init(jax.random.key(0), ()).predicted_next.dtype == jnp.float64
+        agent = BlindOracle()
+        state = agent.init(jax.random.key(0), spec)
+        state = state._replace(pred=jnp.asarray([2.0**24, 2.0**24 + 1], E.time_dtype()))
+        assert int(agent.act({}, state, None)) == 1  # the later one, exactly
+    state = state._replace(pred=jnp.asarray([2.0**24, 2.0**24 + 1], E.time_dtype()))
+    assert E.time_dtype() == jnp.float32 and int(agent.act({}, state, None)) == 0  # a tie
+
+
 def test_a_cache_as_large_as_the_pages_warns_and_a_short_prediction_file_fails(tmp_path):
     with pytest.warns(UserWarning, match="every algorithm is optimal"):
         Paging(trace="cyclic", length=50, cache_size=4, pages=5)  # k + 1 = 5 pages, k = 4: fine

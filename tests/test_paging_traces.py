@@ -157,6 +157,14 @@ def test_generators_are_seeded_and_independent_of_storage(monkeypatch):
     )
     ph = T.generate_block("phases", 0, 400, pages=100, phase_length=100, working_set=5, seed=0)
     assert all(np.unique(ph[i : i + 100]).size <= 5 for i in range(0, 400, 100))
+    # stale_page: page k once, then 0..k-1 cyclically (also from a later start)
+    np.testing.assert_array_equal(
+        T.generate_block("stale_page", 0, 8, pages=1, cache_size=3), [3, 0, 1, 2, 0, 1, 2, 0]
+    )
+    np.testing.assert_array_equal(
+        T.generate_block("stale_page", 4, 3, pages=1, cache_size=3), [0, 1, 2]
+    )
+    assert "lower_bound_phase" not in T.GENERATORS  # no phase-bit lower bound is known to us
 
 
 @pytest.mark.parametrize(
@@ -179,7 +187,7 @@ def test_malformed_and_empty_files(tmp_path, content, message):
 def test_noise_models():
     rng = np.random.default_rng(0)
     bits = (rng.random(20000) < 0.3).astype(np.int8)
-    # adversarial budget: exactly min(budget, eligible) flips, only of the eligible kind
+    # evenly spaced error budget: exactly min(budget, eligible) flips, only of the eligible kind
     for flip, budget in (("both", 500), ("one_to_zero", 200), ("zero_to_one", 10**6)):
         m = P.budget_mask(bits, budget, flip, horizon=bits.size)
         assert m.sum() == min(budget, P.eligible(bits, flip).sum())
