@@ -107,10 +107,18 @@ def agent_classes(plan_rewards, R):
     return jnp.where(match.any(1), jnp.argmax(match, 1), 0).astype(int_dtype())
 
 
-class EvalInputs(NamedTuple):
-    """A policy over the dense history nodes and the LMDP to evaluate it in."""
+class MarkovPolicy(NamedTuple):
+    """A context-blind Markov policy: the action at each (step h, state s), whatever the history
+    (`rl.optimistic.UCBVIAgnostic`); valued by a per-context recursion, O(H M S²) per policy
+    (`rl.optimistic.evaluate_markov`), never spread over the dense history nodes."""
 
-    policy: jax.Array  # (nodes,) as `Plan.policy`
+    action: jax.Array  # (H, S)
+
+
+class EvalInputs(NamedTuple):
+    """A policy and the LMDP to evaluate it in."""
+
+    policy: jax.Array  # (nodes,) as `Plan.policy`; or a `MarkovPolicy`, a `rl.points.PointPolicy`
     plan_rewards: jax.Array  # (M, S, A) the table the agent classifies observed rewards by
     weights: jax.Array
     init: jax.Array

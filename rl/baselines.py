@@ -5,7 +5,9 @@ end and anchor its regret curves. None of them learns.
   engine-drawn uniform. Knows only A. Its exact value is that of the uniform Markov policy.
 * `ContextOracle` (``agents=[context_oracle]``): knows the true model (w, ν, P, R) **and the
   episode's context m from the episode's first step** (the observation's privileged ``context``
-  channel, present with ``env.oracle_view=true``), and plays the optimal Markov policy of MDP m
+  channel, present only with ``env.oracle_view=true``; off by default, and turned on by this
+  agent's config: conf/env/latent_mdp.yaml reads ``agents.context_oracle.oracle_view``), and
+  plays the optimal Markov policy of MDP m
   (finite-horizon value iteration in M_m alone). Its value Σ_m w_m V*_m is the context-aware
   benchmark, >= V* (knowing m can only help), so its regret against V* is <= 0: a reference
   of our own, not a competitor and not an algorithm of Zhou, Wang & Du (ICML 2023).
@@ -60,13 +62,26 @@ class ContextOracleState(NamedTuple):
 
 @dataclass(frozen=True)
 class ContextOracle(AgentBase):
-    """The optimal policy of the episode's MDP, the context known from the first step."""
+    """The optimal policy of the episode's MDP, the context known from the first step.
+
+    ``oracle_view`` (always true) is this agent's request for the env's privileged channel: the
+    latent_mdp env config sets ``env.oracle_view`` from it, so the channel is on only in runs
+    that include this agent; an env built without it is refused at ``init`` in one line."""
+
+    oracle_view: bool = True
+
+    def __post_init__(self):
+        if self.oracle_view is not True:
+            raise ConfigError(
+                "oracle_view: must be true (the context oracle reads the episode's context from"
+                f" the first step; got {self.oracle_view!r})"
+            )
 
     def init(self, key, spec):
         if not spec.oracle_view:
             raise ConfigError(
                 "agents.context_oracle: needs env.oracle_view=true (it reads the episode's"
-                " context from the first step)"
+                " context from the first step; the env hides it by default)"
             )
         _, policy = context_values(spec.model)
         return ContextOracleState(policy=jnp.asarray(policy, int_dtype()))

@@ -27,15 +27,25 @@ The Γ = 2 hard family of Zhou, Wang & Du's lower bound Ω(√(Var* M S A K)) is
 implemented**: its construction (in the paper's appendix) was not available to us.
 
 Var* (reconstructed). The abstract calls Var* "a variance quantity describing the determinism of
-the LMDP"; its exact definition was not checked. `var_star` computes two candidates exactly, at
-the optimal history-dependent policy π* (ties broken towards the lowest action) by the
-alpha-vector moment recursion on the belief graph (`rl.planning.graph_moments`):
-``conditional`` Σ_m w_m Var^{π*}_m(Σ_h r_h) (0 for every deterministic LMDP) and ``total``
-Var^{π*}(Σ_h r_h) (which also counts the spread of the return across contexts).
+the LMDP"; its exact definition was not checked (it may be a maximum over policies, something
+like max_π Σ_m w_m Var^π_m(Σ_h r_h), or a variance at the optimal policy). `var_star` computes
+both kinds of candidate exactly:
+
+* at the optimal history-dependent policy π* (``over="optimal"``, ties broken towards the lowest
+  action) by the alpha-vector moment recursion on the belief graph
+  (`rl.planning.graph_moments`): ``conditional`` Σ_m w_m Var^{π*}_m(Σ_h r_h) (0 for every
+  deterministic LMDP) and ``total`` Var^{π*}(Σ_h r_h) (which also counts the spread of the
+  return across contexts);
+* maximised over the deterministic context-blind Markov policies (``over="markov"``, by
+  enumeration of the A^(H S) of them, each valued by the per-context moment recursion of
+  `rl.planning.markov_moments`): a **lower bound** on the maximum over all policies (history-
+  dependent or randomised ones can spread the return more; the variance is not linear in the
+  policy, so no backward induction gives the maximum). Tiny instances only.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -193,14 +203,62 @@ def transition_degree(model: LatentModel) -> int:
     return int((model.transitions > 0).sum(-1).max())
 
 
-def var_star(model: LatentModel, kind: str = "conditional", max_nodes: int = MAX_NODES) -> float:
-    """Var* candidates at the optimal policy (reconstructed; see module doc): ``conditional``
-    Σ_m w_m Var^{π*}_m(G) or ``total`` Var^{π*}(G), G the episode's return."""
-    check_choice("kind", kind, ("conditional", "total"))
-    graph = belief_graph(model, max_nodes)
-    actions, _, _ = graph_policy(model, graph)
-    e1, e2 = graph_moments(model, graph, actions)
-    w = model.weights
+def markov_moments_batch(model: LatentModel, policies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`rl.planning.markov_moments` of N deterministic Markov policies (N, H, S) at once:
+    per-context (E_m[G], E_m[G²]), each (N, M)."""
+    M, S, _A, H = model.sizes
+    R, P = model.rewards, model.transitions
+    N = policies.shape[0]
+    states = np.arange(S)[None, :]
+    V1, V2 = np.zeros((N, M, S)), np.zeros((N, M, S))
+    for h in reversed(range(H)):
+        a = policies[:, h]  # (N, S)
+        r = R[:, states, a].transpose(1, 0, 2)  # (N, M, S)
+        p = P[:, states, a].transpose(1, 0, 2, 3)  # (N, M, S, S')
+        n1 = np.einsum("nmst,nmt->nms", p, V1)
+        n2 = np.einsum("nmst,nmt->nms", p, V2)
+        V1, V2 = r + n1, r**2 + 2 * r * n1 + n2
+    nu = model.init[None]
+    return (nu * V1).sum(-1), (nu * V2).sum(-1)
+
+
+MAX_MARKOV_POLICIES = 1 << 16  # `var_star(over="markov")` enumerates at most this many
+
+
+def _variance(w: np.ndarray, e1: np.ndarray, e2: np.ndarray, kind: str) -> float:
     if kind == "conditional":
         return float(max(0.0, w @ (e2 - e1**2)))
     return float(max(0.0, w @ e2 - (w @ e1) ** 2))
+
+
+def var_star(
+    model: LatentModel,
+    kind: str = "conditional",
+    max_nodes: int = MAX_NODES,
+    over: str = "optimal",
+    max_policies: int = MAX_MARKOV_POLICIES,
+) -> float:
+    """Var* candidates (reconstructed; see module doc), G the episode's return: ``conditional``
+    Σ_m w_m Var^π_m(G) or ``total`` Var^π(G), either at the optimal history-dependent policy π*
+    (``over="optimal"``) or maximised over the deterministic context-blind Markov policies
+    (``over="markov"``: a lower bound on the maximum over all policies; A^(H S) <=
+    `max_policies`, else one ConfigError line)."""
+    check_choice("kind", kind, ("conditional", "total"))
+    check_choice("over", over, ("optimal", "markov"))
+    w = model.weights
+    if over == "markov":
+        _M, S, A, H = model.sizes
+        count = A ** (H * S)
+        if count > max_policies:
+            raise ConfigError(
+                f"over: markov enumerates A^(H S) = {A}^{H * S} = {count:.3g} policies >"
+                f" max_policies = {max_policies} (tiny instances only; use over=optimal)"
+            )
+        pols = np.asarray(list(itertools.product(range(A), repeat=H * S))).reshape(-1, H, S)
+        e1, e2 = markov_moments_batch(model, pols)  # (N, M) each
+        v = (e2 - e1**2) @ w if kind == "conditional" else e2 @ w - (e1 @ w) ** 2
+        return float(max(0.0, v.max()))
+    graph = belief_graph(model, max_nodes)
+    actions, _, _ = graph_policy(model, graph)
+    e1, e2 = graph_moments(model, graph, actions)
+    return _variance(w, e1, e2, kind)

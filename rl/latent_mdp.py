@@ -16,28 +16,36 @@ episode's total <= 1. Episode k (Zhou, Wang & Du, §3.1, "context in hindsight")
 this file writes the model's reset, observation and step. ``horizon`` of a run counts episodes K.
 
 Observation: ``LatentObs(state, context)``. ``context`` is -1, except with ``oracle_view=true``
-(the default) where it carries the episode's context from the first step: a privileged channel
-read only by the reference agent `rl.baselines.ContextOracle`, present because all agents of a
-run share one env (like the streaming env's ``oracle_gap``). Every other agent ignores it; the
-tests check that the random and the Bayes-optimal agents' runs do not change with
-``oracle_view=false``.
+where it carries the episode's context from the first step: a privileged channel read only by
+the reference agent `rl.baselines.ContextOracle`, present because all agents of a run share one
+env (like the streaming env's ``oracle_gap``). It is **off by default**; the ``latent_mdp`` env
+config turns it on only when ``agents=[context_oracle, ...]`` is selected (the oracle's config
+asks for it), and the oracle refuses an env without it in one line. Every other agent ignores
+the channel; the tests check that the random and the Bayes-optimal agents' runs do not change
+with ``oracle_view=true``.
 
-Feedback: ``LatentFeedback(reward, next_state)``. Metrics: ``reward`` per step and ``regret`` per
-episode, V* - (the episode's realised return), with V* the exact optimal value over
-history-dependent policies (`rl.planning`, computed when the env is built). The engine's
-episodic metrics see only the env's state, not the agent's policy, so the recorded regret is the
-*realised* regret; its expectation is the pseudo-regret V* - V^{π_k} for a policy fixed during
-the episode. For agents that declare the exact value of their (fixed) policy
-(``policy_value(spec)``: the random, the Bayes-optimal and the context-oracle references) the
-env's ``oracle`` hook gives the exact expected regret per episode, printed beside the run's mean
-as its self-check. For learners the exact per-episode pseudo-regret is measured outside the
-engine's metrics, by `rl.optimistic.PseudoRegret` through `experiments.rollout.rollout` (the same
-draws as the engine's seeds; `rl.reproduction.pseudo_regret`): making it an env metric needs an
-engine hook that sees the agent's state (docs/latent_mdp.md, "Regret in the engine").
+Feedback: ``LatentFeedback(reward, next_state)``. Metrics (per-step increments the engine sums):
+
+* ``pseudo_regret`` (the primary metric): V* − V^{π_k} at the last step of episode k, π_k the
+  policy the agent played in the episode, valued exactly in the true LMDP by the engine's agent
+  hook `LatentMDP.agent_metrics` (it sees the agent's state); V* the exact optimal value over
+  history-dependent policies (`rl.planning`, computed when the env is built);
+* ``regret``: V* − (the episode's realised return), whose expectation is the pseudo-regret for
+  a policy fixed during the episode (their difference is a martingale);
+* ``reward`` per step.
+
+For agents that declare the exact value of their fixed policy (``policy_value(spec)``: the
+random, the Bayes-optimal and the context-oracle references) the env's ``oracle`` hook also gives
+the exact expected regret per episode, printed beside the run's mean as its self-check. The
+measurement wrapper `rl.optimistic.PseudoRegret` records the same per-episode values as a curve
+(the reproduction's slopes; it equals the engine's metric, tested).
 
 Instances (`rl.instances`): ``garnet`` (Γ = ``degree``), ``lattice`` (M = 2), ``interpolation``
-(``epsilon``) or ``file`` (an .npz at ``path`` with weights, init, transitions, rewards).
-Use `LatentMDP.from_model` for arrays built in Python.
+(``epsilon``; Γ = ``degree`` + 1 when ε > 0: the deterministic successor plus the garnet part's
+``degree``) or ``file`` (an .npz at ``path`` with weights, init, transitions, rewards). Use
+`LatentMDP.from_model` for arrays built in Python. A field the chosen instance does not read
+(``rho`` for a garnet, the sizes for a file or a model, ...) must stay at its default: a
+non-default value is refused in one line rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -58,6 +66,16 @@ from rl import instances
 from rl.planning import MAX_NODES, PLANNERS, LatentModel, check_model, solve
 
 KINDS = (*instances.INSTANCES, "file", "given")
+# the instance fields each kind reads (the others must keep their defaults: `LatentMDP`)
+SIZES = ("num_contexts", "num_states", "num_actions", "episode_length")
+READS = {
+    "garnet": {*SIZES, "degree", "weights", "instance_seed"},
+    "lattice": {*SIZES, "rho", "informative", "weights", "instance_seed"},
+    "interpolation": {*SIZES, "degree", "epsilon", "weights", "instance_seed"},
+    "file": {"episode_length", "path"},
+    "given": set(),
+}
+INSTANCE_FIELDS = set().union(*READS.values())
 
 
 class LatentParams(NamedTuple):
@@ -126,7 +144,7 @@ class LatentMDP(EpisodicEnv):
     num_states: int = 4  # S
     num_actions: int = 2  # A
     episode_length: int = 5  # H
-    degree: int = 2  # Γ of garnet / interpolation
+    degree: int = 2  # garnet: Γ; interpolation: the garnet part's degree (Γ = degree + 1, ε > 0)
     rho: float = 3.0  # lattice: likelihood ratio
     informative: float = 1.0  # lattice: fraction of informative (s, a)
     epsilon: float = 0.1  # interpolation: 0 = deterministic
@@ -135,7 +153,7 @@ class LatentMDP(EpisodicEnv):
     instance_seed: int = 0
     planner: str = "auto"  # auto | history | belief | alpha
     max_nodes: int = MAX_NODES
-    oracle_view: bool = True
+    oracle_view: bool = False  # the context channel, for `rl.baselines.ContextOracle` only
 
     primary_metric = "pseudo_regret"  # exact; `regret` (realised) is reported beside it
     x_label = "episode k"
@@ -147,6 +165,7 @@ class LatentMDP(EpisodicEnv):
         check_int("env.max_nodes", self.max_nodes, 1)
         if self.weights is not None:
             object.__setattr__(self, "weights", tuple(float(x) for x in self.weights))
+        self._refuse_unread()
         given = getattr(self, "_model", None)
         if self.instance == "given":
             if given is None:
@@ -187,9 +206,28 @@ class LatentMDP(EpisodicEnv):
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_v_star", np.asarray(v_star))  # an array: static, not lifted
 
+    def _refuse_unread(self) -> None:
+        """One ConfigError line for a field the instance kind does not read set to a
+        non-default value (it would be silently ignored, or overwritten by the instance's own
+        sizes for ``file`` and `from_model`)."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in sorted(INSTANCE_FIELDS - READS[self.instance]):
+            value = getattr(self, name)
+            if value != defaults[name]:
+                what = {
+                    "file": "the .npz file at env.path gives the instance",
+                    "given": "LatentMDP.from_model's arrays give the instance",
+                }.get(self.instance, f"instance={self.instance} does not read it")
+                raise ConfigError(
+                    f"env.{name}: not used here ({what}); leave it at its default"
+                    f" {defaults[name]!r} (got {value!r})"
+                )
+
     @classmethod
     def from_model(cls, model: LatentModel, **kwargs: Any) -> LatentMDP:
-        """The env of a model built in Python (arrays validated by `check_model`)."""
+        """The env of a model built in Python (arrays validated by `check_model`). `kwargs`: the
+        fields that do not describe the instance (planner, max_nodes, oracle_view); an instance
+        field (sizes, degree, seed, ...) is refused unless it is its default."""
         model = check_model(*model)
         env = cls.__new__(cls)
         object.__setattr__(env, "_model", model)
@@ -230,9 +268,10 @@ class LatentMDP(EpisodicEnv):
         """``pseudo_regret``: V* − V^{π_k} at the last step of episode k (0 before it), where
         π_k is the policy the agent played in the episode, valued exactly in the true LMDP.
 
-        A learner exposing ``history_policy`` (the optimistic agents, PSRL, UCBVI: a
-        deterministic policy over the dense history nodes, or with ``planner: points`` a policy
-        graph, `rl.points.PointPolicy`; fixed within an episode) is valued
+        A learner exposing ``history_policy`` (the optimistic agents and PSRL: a deterministic
+        policy over the dense history nodes, or with ``planner: points`` a policy graph,
+        `rl.points.PointPolicy`; context-agnostic UCBVI: a Markov policy, `rl.backup.MarkovPolicy`,
+        valued per context in O(H M S²) at any H; fixed within an episode) is valued
         by `rl.optimistic.evaluate_policy`, run only in the steps where an episode ends (all
         seeds end theirs together: `experiments.batched_cond.cond_any`); a reference agent with
         a fixed policy (``policy_value(spec)``: random, context oracle, Bayes-optimal) by its

@@ -103,7 +103,13 @@ import numpy as np
 
 from experiments.config import ConfigError
 from rl.backup import C1, C3, C_L1, TIE_TAG, Plan, PlanInputs
-from rl.optimistic import LatentValueOptimistic, level_sizes, plan_histories, plan_nodes
+from rl.optimistic import (
+    LatentValueOptimistic,
+    check_histories_only,
+    level_sizes,
+    plan_histories,
+    plan_nodes,
+)
 
 MAX_NODES = 1200  # dense history nodes the alpha-vector-set solver serves (e.g. M=S=A=2, H=4)
 
@@ -374,6 +380,7 @@ class LatentModelOptimistic(LatentValueOptimistic):
         super().__post_init__()
         if self.replan != "lanes":  # the host solver runs only for the seeds that refresh
             raise ConfigError(f"replan: must be lanes for this learner (got {self.replan!r})")
+        check_histories_only(self)
 
     @staticmethod
     def solve(inputs: PlanInputs, H: int, kind: str) -> Plan:

@@ -103,7 +103,9 @@ draws; with zero bonus the planner equals `rl.planning`'s V* exactly).
 **Context-agnostic UCBVI** (`UCBVIAgnostic`; Azar, Osband & Munos, "Minimax Regret Bounds for
 Reinforcement Learning", ICML 2017, Algorithm 1 with UCBVI-CH's bonus, Algorithm 3): one MDP
 model pooling all contexts (the revealed context is ignored), Markov policies (h, s), re-planned
-after every episode by finite-horizon value iteration (ties: "Ties" above) with
+after every episode by finite-horizon value iteration (ties: "Ties" above; the per-pair reward
+sums compensated, `add_reward`, so r̂ stays exact at any count; its policy valued for
+pseudo-regret by a per-context recursion in O(H M S²), `evaluate_markov`: any H) with
 b = bonus_scale · 7 L / √n,
 L = ln(5 S A T / δ), T = k H (anytime), Q clipped at 1 (Azar et al.'s 7 H L √(1/n) and clip at
 H, rescaled to episode totals ≤ 1). Where the optimal policy depends on the history it converges
@@ -120,12 +122,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from experiments.accumulate import KahanSum, kahan_add, kahan_value, kahan_zeros
 from experiments.batched_cond import cond_any, cond_lanes
 from experiments.config import ConfigError, check_choice, check_float, check_int
 from experiments.episodic import EpisodeFeedback, EpisodeObs
 from experiments.protocol import AgentBase
 from rl.backup import (
     EvalInputs,
+    MarkovPolicy,
     Plan,
     PlanInputs,
     agent_classes,
@@ -137,7 +141,7 @@ from rl.backup import (
     tie_key,
     variance,
 )
-from rl.points import PointPolicy, check_points_size, evaluate_controller, plan_points
+from rl.points import POINTS, PointPolicy, check_points_size, evaluate_controller, plan_points
 
 C_UCBVI = 7.0  # UCBVI-CH: 7 H L √(1/n), H -> 1 for episode totals <= 1 (Azar et al., Alg. 3)
 MAX_PLAN_NODES = 1 << 19  # default node budget of the JAX history planner
@@ -268,15 +272,46 @@ def plan_histories(inputs: PlanInputs, H: int, kind: str) -> Plan:
     return Plan(policy=policy, value=value, rewards=R)
 
 
+def evaluate_markov(x: EvalInputs, H: int) -> jax.Array:
+    """The exact value Σ_m w_m Σ_s ν_m(s) V_{m,1}(s) of a context-blind Markov policy
+    (``x.policy`` a `MarkovPolicy`, actions (H, S)) by the per-context recursion
+    V_{m,h}(s) = R_m(s, π_h(s)) + Σ_{s'} P_m(s'|s, π_h(s)) V_{m,h+1}(s') (as
+    `rl.planning.markov_moments`): O(H M S²), at any H. The same value as the policy spread over
+    the dense history nodes and valued there (tested), without their S (A M S)^(h-1) nodes."""
+    w, nu, P, R = x.weights, x.init, x.transitions, x.rewards
+    M, S, _, _ = P.shape
+    pol = x.policy.action.astype(int_dtype())  # (H, S)
+    states = jnp.arange(S)
+
+    def back(V, h):  # V (M, S): the value from step h + 1 on
+        a = pol[h]
+        return R[:, states, a] + jnp.einsum("mst,mt->ms", P[:, states, a], V), None
+
+    V, _ = lax.scan(back, jnp.zeros((M, S), P.dtype), jnp.arange(H - 1, -1, -1))
+    return jnp.sum(w * jnp.sum(nu * V, -1))
+
+
+def markov_dense(policy: jax.Array, M: int, S: int, A: int) -> jax.Array:
+    """A Markov policy (H, S) spread over the dense history nodes (node n of step h: state
+    n % S): the form `evaluate_policy` reads for history policies. Tiny instances only (the
+    tests compare `evaluate_markov` with it)."""
+    H = policy.shape[0]
+    levels = [policy[h, jnp.arange(n) % S] for h, n in enumerate(level_sizes(M, S, A, H))]
+    return jnp.concatenate(levels)
+
+
 def evaluate_policy(x: EvalInputs, H: int) -> jax.Array:
     """The exact value Σ_m w_m E^π_m[Σ_h r_h] of a deterministic policy over the dense history
     nodes (forward pass of the reaching probabilities along the policy's actions, the observed
     rewards classified as the agent does). Used to measure pseudo-regret; tiny instances only.
     A point-based plan's policy graph (``x.policy`` a `rl.points.PointPolicy`) is valued by
-    `rl.points.evaluate_controller` instead (exact, polynomial in H)."""
+    `rl.points.evaluate_controller` instead (exact, polynomial in H), a Markov policy
+    (`MarkovPolicy`) by `evaluate_markov` (exact, O(H M S²))."""
 
     if isinstance(x.policy, PointPolicy):
         return evaluate_controller(x, H)
+    if isinstance(x.policy, MarkovPolicy):
+        return evaluate_markov(x, H)
     w, nu, P, R = x.weights, x.init, x.transitions, x.rewards
     M, S, A, _ = P.shape
     cls = agent_classes(x.plan_rewards, R)
@@ -327,6 +362,20 @@ def _bit_length(n):
     return jnp.iinfo(n.dtype).bits - lax.clz(n)
 
 
+def check_histories_only(agent) -> None:
+    """For a subclass of `LatentValueOptimistic` with its own solve step (posterior sampling, the
+    model-optimistic solver): ``planner`` must be histories (points serves
+    `LatentValueOptimistic` only) and ``points`` still a valid resolution; one line naming the
+    field and the allowed values."""
+    name = type(agent).__name__
+    if agent.planner != "histories":
+        raise ConfigError(
+            f"planner: must be histories for {name} (points serves LatentValueOptimistic only:"
+            f" {name} has its own solve step; got {agent.planner!r})"
+        )
+    check_int("points", agent.points, 1)
+
+
 @dataclass(frozen=True)
 class LatentValueOptimistic(AgentBase):
     """The value-optimistic learner (module docstring): counts per context from the hindsight
@@ -348,7 +397,7 @@ class LatentValueOptimistic(AgentBase):
     max_nodes: int = MAX_PLAN_NODES
     replan: str = "lanes"
     planner: str = "histories"
-    points: int = 64
+    points: int = POINTS  # `rl.points.POINTS`, the lattice resolution E2 reports
 
     def __post_init__(self):
         check_choice("bonus", self.bonus, BONUSES)
@@ -537,7 +586,7 @@ class LatentValueOptimistic(AgentBase):
 # --------------------------------------------------------------------------- UCBVI, context-blind
 class UCBVIState(NamedTuple):
     counts: jax.Array  # (S, A, S) pooled over contexts
-    reward_sum: jax.Array  # (S, A)
+    reward_sum: KahanSum  # (S, A) compensated sums of the observed rewards (`kahan_value`)
     policy: jax.Array  # (H, S)
     episodes: jax.Array
     key: jax.Array  # a typed PRNG key: the tie-breaking words (module docstring, "Ties")
@@ -566,6 +615,15 @@ def ucbvi_policy(counts, reward_sum, H: int, episodes, delta, scale, key):
     return pol[::-1]
 
 
+def add_reward(acc: KahanSum, s, a, r) -> KahanSum:
+    """``acc[s, a] += r``, compensated (Kahan; `experiments.accumulate`): a plain float32 running
+    sum of a pair's rewards loses ~9% of r̂ = sum / n by 10⁷ visits (each add rounds to the
+    sum's ulp); compensated, the error stays O(ε) relative at any count (tested at 10⁷ against
+    float64)."""
+    new = kahan_add(KahanSum(acc.total[s, a], acc.comp[s, a]), jnp.asarray(r, acc.total.dtype))
+    return KahanSum(acc.total.at[s, a].set(new.total), acc.comp.at[s, a].set(new.comp))
+
+
 @dataclass(frozen=True)
 class UCBVIAgnostic(AgentBase):
     """Context-agnostic UCBVI (module docstring): one pooled MDP, Markov policies."""
@@ -580,10 +638,16 @@ class UCBVIAgnostic(AgentBase):
     def init(self, key, spec) -> UCBVIState:
         S, A, H = spec.num_states, spec.num_actions, spec.episode_length
         i, f = int_dtype(), float_dtype()
-        counts, reward_sum = jnp.zeros((S, A, S), i), jnp.zeros((S, A), f)
+        counts, reward_sum = jnp.zeros((S, A, S), i), kahan_zeros((S, A), f)
         zero = jnp.zeros((), i)
         first = ucbvi_policy(
-            counts, reward_sum, H, zero, self.delta, self.bonus_scale, jax.random.fold_in(key, 0)
+            counts,
+            kahan_value(reward_sum),
+            H,
+            zero,
+            self.delta,
+            self.bonus_scale,
+            jax.random.fold_in(key, 0),
         )  # no data: every Q is min(1, 0 + b) or 0, ties broken as always
         return UCBVIState(counts, reward_sum, first, zero, key)
 
@@ -593,24 +657,22 @@ class UCBVIAgnostic(AgentBase):
     def update(self, state: UCBVIState, obs: EpisodeObs, action, feedback: EpisodeFeedback):
         s, s2 = obs.obs.state, feedback.feedback.next_state
         counts = state.counts.at[s, action, s2].add(1)
-        reward_sum = state.reward_sum.at[s, action].add(feedback.feedback.reward)
+        reward_sum = add_reward(state.reward_sum, s, action, feedback.feedback.reward)
         episodes = state.episodes + feedback.done.astype(state.episodes.dtype)
         H = state.policy.shape[0]
         tie = jax.random.fold_in(state.key, episodes)
         d, c = self.delta, self.bonus_scale
         policy = lax.cond(
             feedback.done,
-            lambda: ucbvi_policy(counts, reward_sum, H, episodes, d, c, tie),
+            lambda: ucbvi_policy(counts, kahan_value(reward_sum), H, episodes, d, c, tie),
             lambda: state.policy,
         )
         return UCBVIState(counts, reward_sum, policy, episodes, state.key)
 
-    def history_policy(self, state: UCBVIState, R) -> tuple[jax.Array, jax.Array]:
-        """The Markov policy spread over the dense history nodes (node n of step h: state n % S)."""
-        M, S, A = R.shape
-        H = state.policy.shape[0]
-        levels = [state.policy[h, jnp.arange(n) % S] for h, n in enumerate(level_sizes(M, S, A, H))]
-        return jnp.concatenate(levels), R
+    def history_policy(self, state: UCBVIState, R) -> tuple[MarkovPolicy, jax.Array]:
+        """The Markov policy as it is (H, S), valued by `evaluate_markov` (O(H M S²), any H);
+        rewards do not enter a Markov policy's choices, so the reward table is R itself."""
+        return MarkovPolicy(state.policy), R
 
     def policy_changed(self, old: UCBVIState, new: UCBVIState) -> jax.Array:
         return new.episodes != old.episodes
@@ -631,9 +693,12 @@ class PseudoRegret(AgentBase):
     """A measurement wrapper, not a learner: runs `agent` unchanged and records the exact
     pseudo-regret V* − V^{π_k} of each of the first `episodes` episodes, evaluating the agent's
     policy (`history_policy`) in the true model of ``spec`` (`evaluate_policy`) whenever it
-    changes (`policy_changed`). The engine's metrics carry only the realised regret; this gives
-    the noise-free curve for slopes (tests, the E1-style run). Dense history policies: tiny
-    instances only; point-based policy graphs (``planner: points``): any H."""
+    changes (`policy_changed`). The engine records the same values as the env's
+    ``pseudo_regret`` metric (`rl.latent_mdp.LatentMDP.agent_metrics`), summed on its recording
+    grid; this wrapper keeps every episode's value (the curve the reproduction's slopes and tail
+    windows need; equal to the engine's metric, tested). Dense history policies: tiny instances
+    only (`check_plan_size`); point-based policy graphs (``planner: points``) and UCBVI's Markov
+    policies: any H."""
 
     agent: Any
     episodes: int = 1000
@@ -644,11 +709,14 @@ class PseudoRegret(AgentBase):
     def init(self, key, spec) -> PseudoRegretState:
         m = spec.model
         M, S, A, H = m.sizes
-        if not getattr(self.agent, "_points", lambda: False)():  # (points: the agent checks)
-            check_plan_size(M, S, A, H, getattr(self.agent, "max_nodes", MAX_PLAN_NODES))
         f = float_dtype()
-        inner = self.agent.init(key, spec)
         R = jnp.asarray(m.rewards, f)
+        # the policy's form, traced without allocating: only dense history policies have
+        # S (A M S)^(h-1) nodes (a Markov policy or a policy graph is polynomial in H)
+        form = jax.eval_shape(lambda k: self.agent.history_policy(self.agent.init(k, spec), R), key)
+        if not isinstance(form[0], (MarkovPolicy, PointPolicy)):
+            check_plan_size(M, S, A, H, getattr(self.agent, "max_nodes", MAX_PLAN_NODES))
+        inner = self.agent.init(key, spec)
         policy, rewards = self.agent.history_policy(inner, R)
         model = EvalInputs(
             policy=policy,
@@ -693,7 +761,7 @@ class PseudoRegret(AgentBase):
 def _horizon_of(state: PseudoRegretState) -> int:
     """H, from the sizes of the dense policy or of the policy graph (static)."""
 
-    if isinstance(state.model.policy, PointPolicy):
+    if isinstance(state.model.policy, (PointPolicy, MarkovPolicy)):
         return state.model.policy.action.shape[0]
     M, S, A, _ = state.model.transitions.shape
     n, H = state.model.policy.shape[0], 0

@@ -35,13 +35,14 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from experiments.config import check_choice, check_float, check_int
+from experiments.config import ConfigError, check_choice, check_float, check_int
 from rl.optimistic import (
     MAX_PLAN_NODES,
     REPLANS,
     LatentValueOptimistic,
     Plan,
     PlanInputs,
+    check_histories_only,
     plan_histories,
 )
 
@@ -68,10 +69,19 @@ class LatentPSRL(LatentValueOptimistic):
     replan: str = "lanes"  # plan only the seeds that refresh (``batch``: every seed, `cond_any`)
 
     def __post_init__(self):
+        """Every field checked in one line naming it; the fields this learner inherits but does
+        not use (a bonus, the point planner) are refused unless left at their defaults."""
         check_float("prior", self.prior, 0.0, low_open=True)
         check_int("max_nodes", self.max_nodes, 1)
         check_choice("replan", self.replan, tuple(REPLANS))
-        object.__setattr__(self, "bonus", "none")
+        check_float("delta", self.delta, 0.0, 1.0, low_open=True, high_open=True)
+        check_choice("bonus", self.bonus, ("none",))  # posterior sampling: no bonus
+        if self.bonus_scale != 0.0:
+            raise ConfigError(
+                f"bonus_scale: must be 0 for LatentPSRL (posterior sampling has no bonus; got"
+                f" {self.bonus_scale!r})"
+            )
+        check_histories_only(self)
 
     def plan_inputs(self, state, H: int) -> PlanInputs:
         # the Dirichlet parameter rides in `scale` (a traced number of the agent)

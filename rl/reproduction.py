@@ -15,31 +15,43 @@ of K); at the K that exact planning over histories allows the lower-order term c
 the checks then fail as measured.
 
 **Pseudo-regret.** Every curve is the exact pseudo-regret Σ_k (V* − V^{π_k}), π_k the learner's
-policy in episode k evaluated exactly in the true LMDP (`rl.optimistic.PseudoRegret` with
-`rl.optimistic.evaluate_policy`), V* the optimal history-dependent value (`rl.planning`). It is
-computed through the engine's one rollout (`experiments.rollout.rollout`, jit + vmap over seeds,
-seed s's run key ``split(key(seed), seeds)[s]`` as in ``regretlab``), because the engine's
-metrics see the env's state only (the env's ``regret`` metric is the *realised* regret, whose
-total the same rollout also returns: E1 checks that the two agree in expectation).
+policy in episode k evaluated exactly in the true LMDP (`rl.optimistic.evaluate_policy`), V* the
+optimal history-dependent value (`rl.planning`). The engine records the same quantity as the
+env's primary metric ``pseudo_regret`` (`rl.latent_mdp.LatentMDP.agent_metrics`), but only as
+cumulative totals on its recording grid; the items need every episode's value (slopes, tail
+windows), so they run the measurement wrapper `rl.optimistic.PseudoRegret` (which keeps the
+per-episode curve and equals the engine's metric, tested) through the engine's one rollout
+(`experiments.rollout.rollout`, jit + vmap over seeds, seed s's run key
+``split(key(seed), seeds)[s]`` as in ``regretlab``), which also returns the *realised* regret
+(the env's ``regret`` metric): E1 checks that the two agree in expectation.
+
+**Slopes and convergence.** A slope of the cumulative regret over k ∈ [K/10, K] is dominated by
+what was paid before K/10: a learner paying 0.15 per episode for 2000 episodes and 0.01 per
+episode ever after (linear regret) has slope 0.20 at K = 2·10⁴. Each slope check of a claimed
+rate K^α therefore also asks that the per-episode pseudo-regret falls: its mean over the last
+K/10 episodes divided by its mean over [K/10, K/5] (95% bootstrap interval over seeds) must reach
+ρ(α) = (1 − 0.9^α)/(0.1^α (2^α − 1)), the ratio of exact regret c k^α (ρ(1/2) = 0.39,
+ρ(0.2) = 0.22; 1 for linear regret) (`tail_ratio`, `rate_ratio`, `converges_like`).
 
 * E1 (`regret_vs_k`): exact pseudo-regret against the number of episodes K (the √K claim). Garnet
-  M = 2, S = 3, A = 2, H = 4, Γ = 2 (``instance_seed=1``: V* = 0.7446 > best Markov policy
-  0.6722, so the history matters). Learners at the theory constants (``bonus_scale = 1``) and
-  tuned. Checks: (a) each optimistic learner's log-log slope of the mean cumulative pseudo-regret
-  over k ∈ [K/10, K] is at most 1/2 (its 95% bootstrap interval over seeds reaches 0.5 or below):
-  the Õ(√K) upper bound; (b) the tuned value-optimistic learner's slope ≈ 1/2 ([0.4, 0.6]
-  overlaps its interval): the √K shape expected at large K; (c) context-agnostic UCBVI is linear:
-  slope ≥ 0.9, and its pseudo-regret in *every* episode of every seed ≥ V* − (best Markov value)
-  (exact: it plays Markov policies); (d) the value-optimistic learner below the L-UCRL-style one
-  (paired difference of the totals at K, 95% t-interval below 0), at theory constants and tuned,
-  and (d') on the same footing (full size): each bonus at the width of its own concentration
-  inequality — the value-optimistic learner at bonus_scale 0.02 (c₁, c₃ = 1.02, 1.21: within 4%
-  of the empirical Bernstein bound's 1 and 7/6 on ι, Maurer & Pontil 2009, Thm 4) against the
+  M = 2, S = 3, A = 2, H = 4, Γ = 2 (``instance_seed=1``: V* = 0.7446 > best Markov policy 0.6722,
+  so the history matters). Learners at the theory constants (``bonus_scale = 1``) and tuned. Checks:
+  (a) each optimistic learner's log-log slope of the mean cumulative pseudo-regret over k ∈
+  [K/10, K] is at most 1/2 (its 95% bootstrap interval over seeds reaches 0.5 or below) and its
+  per-episode pseudo-regret falls accordingly (last K/10 ÷ [K/10, K/5] reaches ρ(1/2), "Slopes and
+  convergence"): the Õ(√K) upper bound; (b) the tuned value-optimistic learner's slope ≈ 1/2 ([0.4,
+  0.6] overlaps its interval): the √K shape expected at large K; (c) context-agnostic UCBVI is
+  linear: slope ≥ 0.9, and its pseudo-regret in *every* episode of every seed ≥ V* − (best Markov
+  value) (exact: it plays Markov policies); (d) the value-optimistic learner below the L-UCRL-style
+  one (paired difference of the totals at K, 95% t-interval below 0), at theory constants and
+  tuned, and (d') on the same footing (full size): each bonus at the width of its own concentration
+  inequality — the value-optimistic learner at bonus_scale 0.02 (c₁, c₃ = 1.02, 1.21: within 4% of
+  the empirical Bernstein bound's 1 and 7/6 on ι, Maurer & Pontil 2009, Thm 4) against the
   L-UCRL-style one at 1 (Weissman's L1 width); MVP's c₁ = 460/9, c₃ = 544/9 are constants of its
-  regret analysis, not of a confidence width, so (d) compares unlike bonuses (added after the
-  audit in docs/latent_mdp.md; (d) is still run and reported);
-  (e) realised − pseudo-regret totals have mean 0 (95% t-interval over seeds, each seed's
-  difference averaged over the agents, which share its draws, contains 0: a martingale).
+  regret analysis, not of a confidence width, so (d) compares unlike bonuses (added after the audit
+  in docs/latent_mdp.md; (d) is still run and reported); (e) realised − pseudo-regret totals have
+  mean 0 (95% t-interval over seeds, each seed's difference averaged over the agents, which share
+  its draws, contains 0: a martingale).
 * E1s (`bonus_sweep`): regret at K against ``bonus_scale`` on E1's instance, both optimistic
   learners over a log grid (and 0), one compiled program per learner with the scale traced
   (`pseudo_regret_scales`). The theory's bound holds at the constants of the analysis (scale 1)
@@ -62,13 +74,20 @@ total the same rollout also returns: E1 checks that the two agree in expectation
   ≈ 1/(2 ln(2MSAHK/δ)) < 0.1 here); the L-UCRL-style learner's slope exceeds the
   value-optimistic one's (its rescaled bound grows like √H).
 * E3 (`variance`): regret against Var* (the variance-dependence claim). Interpolations
-  (1 − ε)·deterministic + ε·garnet (M = 2, S = 3, A = 2, H = 4), ε from 0; both Var* candidates
-  exact (`rl.instances.var_star`). Checks: at ε = 0 the conditional Var* is 0 (up to 1e-12 of
-  float64 round-off) and the tuned learner's pseudo-regret saturates — log-log slope over
-  [K/10, K] ≤ 0.2 (a lower-order c·log K term has slope 1/ln K ≈ 0.1–0.13 here), at K = 4·10⁴
-  (full; the exploration phase at ε = 0 lasts ≈ 2·10⁴ episodes, docs "Audit"); over ε > 0 the
-  regret at K grows like √Var* (log-log slope against the conditional Var*: its interval contains
-  0.5).
+  (1 − ε)·deterministic + ε·garnet (M = 2, S = 3, A = 2, H = 4), ε from 0; the Var* candidates
+  exact (`rl.instances.var_star`): conditional and total at the optimal policy π*, and, as
+  diagnostics beside them, both maximised over the deterministic context-blind Markov policies (a
+  lower bound on the maximum over all policies, the form max_π Σ_m w_m Var^π_m the definition may
+  take). The x-axis and the checks use the **conditional Var* at π*** — the candidate the item
+  used before the max form was computed (so its results stay comparable) and, like the max form,
+  exactly 0 at ε = 0; which form the paper means was not checked, so the slope against the max
+  form is printed in the check's note. Checks: at ε = 0 the conditional Var* is 0 (up to 1e-12
+  of float64 round-off) and the tuned learner's pseudo-regret saturates — log-log slope over
+  [K/10, K] ≤ 0.2 (a lower-order c·log K term has slope 1/ln K ≈ 0.1–0.13 here) and the
+  per-episode pseudo-regret falls accordingly (ratio reaches ρ(0.2)), at K = 4·10⁴ (full; the
+  exploration phase at ε = 0 lasts ≈ 2·10⁴ episodes, docs "Audit"); over ε > 0 the regret at K
+  grows like √Var* (log-log slope against the conditional Var* over the ε > 0 instances: its
+  interval contains 0.5).
 * E4 (`scaling`): regret at fixed K against M, Γ, S and A (the √(MΓSA) claim). Garnet H = 3
   around M = 2, Γ = 2, S = 3, A = 2, one parameter at a time (M, Γ, S, A). Checks: each
   parameter's log-log slope of the regret at K is ≤ 1/2 (interval reaches 0.5 or below): the
@@ -77,13 +96,19 @@ total the same rollout also returns: E1 checks that the two agree in expectation
   and both of the paper's solvers side by side. Checks: the exact planners (history tree,
   belief-merged, alpha vectors, brute force over all deterministic history-dependent policies)
   and the learners' JAX planner (true model, no bonus) agree on random tiny instances
-  (|difference| ≤ 1e-9 in float64 NumPy, ≤ 1e-5 for the float32 JAX planner), and the
-  bonus-augmented plan is optimistic (its value ≥ V*); the model-optimistic learner
+  (|difference| ≤ 1e-9 in float64 NumPy, ≤ 1e-5 for the float32 JAX planner); the
+  value-optimistic plan is optimistic on **empirical** models: on 10 empirical LMDPs per
+  instance (n = 10⁵ samples per (m, s, a)), planned with the Bernstein bonus at the theory
+  constants, V̄ ≥ V* in a fraction ≥ 1 − δ = 0.9 of the draws (the optimism that holds with
+  probability ≥ 1 − δ), with the unbonused V̂* ≥ V* fraction (≈ 1/2) and the fraction clipped at
+  1 reported beside it (so the check could fail: on the true model any bonus ≥ 0 would pass); the
+  model-optimistic learner
   (`rl.model_optimistic`, reconstructed) and the value-optimistic one, tuned alike, have
   comparable regret on M = S = A = 2, H = 3 (ratio of the totals at K within [1/2, 2]); the
   model-optimistic value is ≥ the empirical V* on every empirical model and ≥ V* wherever its
-  set contains the true P (the paper's order between the two solvers' values was not checked,
-  so both are reported).
+  set contains the true P, with at least one draw covered (else nothing was tested and the
+  check fails; the paper's order between the two solvers' values was not checked, so both are
+  reported).
 
 E5 (the Γ = 2 lower-bound family) is not reproduced: its construction is in the paper's
 appendix, which was not available to us.
@@ -251,6 +276,28 @@ def cached(r: Reproduction, name: str, compute) -> dict[str, np.ndarray]:
     return out
 
 
+def fingerprint(env, agent, *parts) -> str:
+    """The cache key of a run: a hash of the code revision (`experiments.results.git_revision`:
+    HEAD, with ``-dirty`` when tracked files differ from it, so a rerun after a committed code
+    change recomputes), the learner's class and every setting that changes its run (all its
+    dataclass fields — bonus, bonus_scale, delta, planner, points, ... — except ``max_nodes``,
+    a node budget that refuses or admits an instance but never changes a run), `parts` (K,
+    seeds, ...) and the instance's arrays."""
+    import dataclasses
+    import hashlib
+
+    from experiments.results import git_revision
+
+    settings = tuple(
+        (f.name, getattr(agent, f.name)) for f in dataclasses.fields(agent) if f.name != "max_nodes"
+    )
+    key = (git_revision(), type(agent).__name__, settings, env.episode_length, *parts)
+    h = hashlib.sha1(repr(key).encode())
+    for x in env.model[:4]:
+        h.update(np.ascontiguousarray(x).tobytes())
+    return h.hexdigest()[:10]
+
+
 def run_agent(
     r: Reproduction,
     name: str,
@@ -261,24 +308,16 @@ def run_agent(
     max_nodes: int | None = None,
     planner: str | None = None,
 ) -> dict:
-    """`pseudo_regret` of `agent` on `env`, cached under a name that fingerprints the instance's
-    arrays, K and the seeds (a changed instance or size never reuses a stale run); ``max_nodes``
-    (the planner's node budget, `make_agent`) does not change a run, so it is not part of it;
-    ``planner`` does (a non-default planner joins the fingerprint)."""
-    import hashlib
-
-    key = (agent, K, seeds, env.episode_length)
-    if planner not in (None, "histories"):
-        key = (*key, planner)
-    h = hashlib.sha1(repr(key).encode())
-    for x in env.model[:4]:
-        h.update(np.ascontiguousarray(x).tobytes())
+    """`pseudo_regret` of `agent` on `env`, cached under a name that `fingerprint`s the code
+    revision, the learner's settings, the instance's arrays, K and the seeds (a changed
+    instance, size, setting or code never reuses a stale run)."""
+    learner = make_agent(agent, max_nodes, planner)
     if r.progress:
         print(f"   {name} {agent}: K = {K}, {seeds} seeds", flush=True)
     return cached(
         r,
-        f"{name}_{agent}_{h.hexdigest()[:10]}",
-        lambda: pseudo_regret(env, make_agent(agent, max_nodes, planner), K, seeds, seed=0),
+        f"{name}_{agent}_{fingerprint(env, learner, K, seeds)}",
+        lambda: pseudo_regret(env, learner, K, seeds, seed=0),
     )
 
 
@@ -347,6 +386,57 @@ def k_slope(curve: np.ndarray, level: float = 0.95) -> tuple[float, float, float
     return point, float(np.quantile(slopes, q)), float(np.quantile(slopes, 1 - q))
 
 
+# per-episode pseudo-regret at or below this is 0 (converged): the float32 evaluation of values
+# <= 1 rounds at ~6e-8 per episode (a converged learner's tail reads -6e-8 .. 1e-7)
+TAIL_ATOL = 1e-6
+
+
+def rate_ratio(alpha: float) -> float:
+    """ρ(α): the mean per-episode regret over the last K/10 episodes divided by the mean over
+    [K/10, K/5] when the cumulative regret is exactly c k^α:
+    ρ(α) = (1 − 0.9^α) / (0.1^α (2^α − 1)), independent of c and K, increasing in α, 1 at α = 1
+    (linear regret: no decrease). ρ(1/2) = 0.392, ρ(0.2) = 0.222."""
+    return (1 - 0.9**alpha) / (0.1**alpha * (2**alpha - 1))
+
+
+def tail_ratio(curve: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Convergence of the per-episode pseudo-regret: its mean over the last K/10 episodes
+    divided by its mean over [K/10, K/5] (the start of the slope window), with a bootstrap
+    interval over seeds (seeds resampled, ratio of the resampled means; 400 resamples, seed 1).
+    A tail mean <= `TAIL_ATOL` is 0 (converged); a positive tail after a zero start is inf.
+
+    Why beside the slope: the slope of the *cumulative* regret over [K/10, K] is dominated by
+    what was paid before K/10, so a learner that pays a lot early and then a small constant
+    amount per episode forever (linear regret) has a small slope (0.15 per episode for 2000
+    episodes, then 0.01: slope 0.20 at K = 2·10⁴); its per-episode regret does not fall, and
+    this ratio is 1. For cumulative regret c k^α the ratio is `rate_ratio(α)`, so a slope
+    bound α pairs with the ratio bound ρ(α)."""
+    from experiments.stats import bootstrap_means
+
+    K = curve.shape[1]
+    w = max(1, K // 10)
+    y = np.stack([curve[:, w : 2 * w].mean(1), curve[:, K - w :].mean(1)], 1)  # (seeds, 2)
+
+    def ratio(start, tail):
+        if tail <= TAIL_ATOL:
+            return 0.0
+        return float(tail / start) if start > 0 else float("inf")
+
+    point = ratio(*y.mean(0))
+    boot = np.array([ratio(*b) for b in bootstrap_means(y, 400, seed=1)])
+    q = (1 - level) / 2
+    return point, float(np.quantile(boot, q)), float(np.quantile(boot, 1 - q))
+
+
+def converges_like(curve: np.ndarray, alpha: float) -> tuple[str, bool]:
+    """The slope check of a claimed rate K^α with its convergence companion: (text, ok), ok when
+    the cumulative slope's interval reaches α (`k_slope`) **and** the per-episode ratio's
+    interval reaches ρ(α) (`tail_ratio`, `rate_ratio`)."""
+    sl, tr = k_slope(curve), tail_ratio(curve)
+    text = f"{fmt_ci(*sl, digits=2)}; {fmt_ci(*tr, digits=2)}"
+    return text, bool(sl[1] <= alpha and tr[1] <= rate_ratio(alpha))
+
+
 def x_slope(x, totals: list[np.ndarray], level: float = 0.95) -> tuple[float, float, float]:
     """Log-log slope of the mean regret against `x`, one independent run per x (each a vector
     over seeds), with a bootstrap interval (every run's seeds resampled independently)."""
@@ -413,6 +503,7 @@ def regret_vs_k(r: Reproduction) -> None:
                 f"regret at K={K} (95% CI)": fmt_ci(m, lo, hi),
                 "per episode, last K/10": tail,
                 "slope [K/10, K] (95% CI)": fmt_ci(*sl, digits=2),
+                "last K/10 ÷ [K/10, K/5] (95% CI)": fmt_ci(*tail_ratio(out["curve"]), digits=2),
                 "refreshes": float(out["refreshes"].mean()),
             }
         )
@@ -422,6 +513,7 @@ def regret_vs_k(r: Reproduction) -> None:
             f"regret at K={K} (95% CI)": f"{K * (v_star - v_random):.4g}",
             "per episode, last K/10": v_star - v_random,
             "slope [K/10, K] (95% CI)": "1",
+            "last K/10 ÷ [K/10, K/5] (95% CI)": "1",
             "refreshes": float("nan"),
         }
     )
@@ -436,16 +528,18 @@ def regret_vs_k(r: Reproduction) -> None:
     _plot_curves(r, runs, K)
 
     src = "Zhou, Wang & Du, abstract: Õ(√(Var* M Γ S A K))"
-    for a, sl in slopes.items():
+    for a in slopes:
         if a.startswith("ucbvi"):
             continue
+        text, ok = converges_like(runs[a]["curve"], 0.5)
         r.check(
             "E1",
-            f"{a}: log-log slope in K",
-            fmt_ci(*sl, digits=2),
-            "<= 0.5 (interval reaches 0.5)",
+            f"{a}: log-log slope in K; per-episode pseudo-regret, last K/10 ÷ [K/10, K/5]",
+            text,
+            f"slope <= 0.5 and ratio <= ρ(0.5) = {rate_ratio(0.5):.2f} (each interval reaches"
+            " it; ratio 1: not converging)",
             src if not a.startswith("latent_lucrl") else "Kwon et al. 2021: Õ(√(M S² A H³ K))",
-            sl[1] <= 0.5,
+            ok,
             "theory constants: the lower-order term c₃ι/n keeps β ≥ 1 for n ≲ 2·10³"
             if "@" not in a and a != "latent_psrl"
             else "",
@@ -522,14 +616,12 @@ TUNED = {"latent_value_optimistic": TUNED_VO, "latent_lucrl": TUNED_LUCRL}
 
 def run_scales(r: Reproduction, name: str, env, base: str, scales, K: int, seeds: int) -> dict:
     """`pseudo_regret_scales` of learner `base` (theory-constant agent of `make_agent`) at
-    `scales`, cached as one run whose name fingerprints the instance, scales, K and seeds; the
-    compile and run seconds (wall and process CPU) are kept beside the curves."""
-    import hashlib
+    `scales`, cached as one run whose name `fingerprint`s the code revision, the learner's
+    settings, the instance, scales, K and seeds; the compile and run seconds (wall and process
+    CPU) are kept beside the curves."""
     import time
 
-    h = hashlib.sha1(repr((base, tuple(map(float, scales)), K, seeds, env.episode_length)).encode())
-    for x in env.model[:4]:
-        h.update(np.ascontiguousarray(x).tobytes())
+    key = fingerprint(env, make_agent(base), tuple(map(float, scales)), K, seeds)
     if r.progress:
         print(f"   {name} {base}: bonus_scale {scales}, K = {K}, {seeds} seeds", flush=True)
 
@@ -539,7 +631,7 @@ def run_scales(r: Reproduction, name: str, env, base: str, scales, K: int, seeds
         out["seconds"] = np.array([time.perf_counter() - t, time.process_time() - c])
         return out
 
-    return cached(r, f"{name}_{base}_{h.hexdigest()[:10]}", compute)
+    return cached(r, f"{name}_{base}_{key}", compute)
 
 
 def bonus_sweep(r: Reproduction) -> None:
@@ -645,7 +737,6 @@ E2_PLANNER = "points"
 
 def horizon(r: Reproduction) -> None:
     from rl.latent_mdp import LatentMDP
-    from rl.points import POINTS
 
     s = sizes(r)
     K, seeds = s["K"], s["seeds"]
@@ -672,7 +763,8 @@ def horizon(r: Reproduction) -> None:
         pd.DataFrame(rows),
         f"Lattice M=2, S=3, A=2, ρ=3, instance_seed=2 (episode totals ≤ 1), K = {K},"
         f" {seeds} seeds; learners with planner={E2_PLANNER} (point-based value iteration,"
-        f" n = {POINTS}: an approximation of the exact history planner; pseudo-regret exact).",
+        f" n = {make_agent(agents[0], planner=E2_PLANNER).points}: an approximation of the exact"
+        " history planner; pseudo-regret exact).",
     )
     slopes = {a: x_slope(s["horizons"], totals[a]) for a in agents}
     _plot_vs(r, "E2", "regret_vs_h", s["horizons"], totals, "horizon H", logx=True)
@@ -706,23 +798,29 @@ def variance(r: Reproduction) -> None:
     s = sizes(r)
     K, seeds = s["K3"], s["seeds"]
     agent = f"latent_value_optimistic@{TUNED_VO}"
-    rows, curves, totals, vs = [], {}, [], []
+    rows, curves, totals, vs, vmax = [], {}, [], [], []
     for eps in s["epsilons"]:
         env = LatentMDP(instance="interpolation", **E1_ENV, epsilon=eps, instance_seed=0)
         out = run_agent(r, f"E3_eps{eps:g}", env, agent, K, seeds)
         curves[eps] = out["curve"]
         tot = out["curve"].sum(1)
         vc, vt = var_star(env.model, "conditional"), var_star(env.model, "total")
+        mc = var_star(env.model, "conditional", over="markov")
+        mt = var_star(env.model, "total", over="markov")
         totals.append(tot)
         vs.append(vc)
+        vmax.append(mc)
         rows.append(
             {
                 "epsilon": eps,
-                "Var* (conditional)": vc,
-                "Var* (total)": vt,
+                "Var* (conditional, at π*; the x-axis)": vc,
+                "Var* (total, at π*)": vt,
+                "max over Markov π (conditional)": mc,
+                "max over Markov π (total)": mt,
                 "V*": env.v_star,
                 f"regret at K={K} (95% CI)": fmt_ci(*t_interval(tot)),
                 "slope in K (95% CI)": fmt_ci(*k_slope(out["curve"]), digits=2),
+                "last K/10 ÷ [K/10, K/5] (95% CI)": fmt_ci(*tail_ratio(out["curve"]), digits=2),
             }
         )
     r.table(
@@ -730,21 +828,26 @@ def variance(r: Reproduction) -> None:
         "regret_vs_var",
         pd.DataFrame(rows),
         f"(1 − ε)·deterministic + ε·garnet, M=2, S=3, A=2, H=4, {agent}, K = {K}, {seeds} seeds."
-        " Var* candidates at the optimal policy (reconstructed: the paper's definition was not"
-        " checked).",
+        " Var* candidates (reconstructed: the paper's definition was not checked): at the"
+        " optimal policy π*, and maximised over the deterministic context-blind Markov policies"
+        " (a lower bound on the maximum over all policies). The x-axis and the checks use the"
+        " conditional Var* at π*, as before the max-form column was added.",
     )
     _plot_var(r, vs, totals)
-    sl0 = k_slope(curves[0.0])
+    text0, ok0 = converges_like(curves[0.0], 0.2)
     r.check(
         "E3",
-        "ε = 0: conditional Var*; slope in K",
-        f"{vs[0]:.3g}; {fmt_ci(*sl0, digits=2)}",
-        "Var* = 0 (<= 1e-12: float64 round-off); slope <= 0.2 (saturation: log K only)",
+        "ε = 0: conditional Var*; slope in K; per-episode pseudo-regret, last K/10 ÷ [K/10, K/5]",
+        f"{vs[0]:.3g}; {text0}",
+        f"Var* = 0 (<= 1e-12: float64 round-off); slope <= 0.2 (saturation: log K only) and"
+        f" ratio <= ρ(0.2) = {rate_ratio(0.2):.2f} (each interval reaches it)",
         "Zhou, Wang & Du, abstract (√Var* factor)",
-        vs[0] <= 1e-12 and sl0[1] <= 0.2,
+        vs[0] <= 1e-12 and ok0,
     )
-    pos = [i for i, v in enumerate(vs) if v > 0]
+    # the ε > 0 instances (their Var* > 0; at ε = 0 it is 0 up to round-off, off a log axis)
+    pos = [i for i, e in enumerate(s["epsilons"]) if e > 0]
     sl = x_slope([vs[i] for i in pos], [totals[i] for i in pos])
+    slm = x_slope([vmax[i] for i in pos], [totals[i] for i in pos])
     r.check(
         "E3",
         "regret at K against Var* (ε > 0), log-log slope",
@@ -752,7 +855,8 @@ def variance(r: Reproduction) -> None:
         "interval contains 0.5 (√Var*)",
         "Zhou, Wang & Du, abstract",
         sl[1] <= 0.5 <= sl[2],
-        "instances differ beyond Var* (gaps, V*)",
+        "instances differ beyond Var* (gaps, V*); against the max-over-Markov Var* (not a check):"
+        f" {fmt_ci(*slm, digits=2)}",
     )
 
 
@@ -816,26 +920,61 @@ def scaling(r: Reproduction) -> None:
 
 
 # --------------------------------------------------------------------------- E6
-def _jax_planner_value(model, bonus_scale: float = 0.0) -> float:
-    """The learners' JAX planner (`rl.optimistic.plan_histories`) on the true model with counts
-    of 1 everywhere: V* at bonus 0, an optimistic value above it with a Bernstein bonus."""
+def _jax_planner_value(model) -> float:
+    """The learners' JAX planner (`rl.optimistic.plan_histories`) on the true model without a
+    bonus: V* (up to float32 round-off)."""
 
-    from rl.optimistic import iota, model_inputs
+    from rl.optimistic import model_inputs
 
     M, S, A, H = model.sizes
     m = model
-    counts = np.full((M, S, A), 100.0)
     inputs = model_inputs(
-        m.weights,
-        m.init,
-        m.transitions,
-        m.rewards,
-        counts,
-        iota(M, S, A, H, 1000, 0.1),
-        bonus_scale,
-    )
-    kind = "bernstein" if bonus_scale > 0 else "none"
-    return float(_jitted_plan(H, kind)(inputs).value)
+        m.weights, m.init, m.transitions, m.rewards, np.ones((M, S, A)), 1.0, 0.0
+    )  # counts, ι and bonus_scale are not read without a bonus
+    return float(_jitted_plan(H, "none")(inputs).value)
+
+
+E6_OPT_N = 100_000  # samples per (m, s, a) (and episodes) of each empirical model
+E6_OPT_DRAWS = 10  # empirical models per instance
+E6_DELTA = 0.1  # the confidence level of ι (the learners' default δ)
+
+
+def empirical_optimism(model, n: int, draws: int, seed: int) -> dict[str, np.ndarray]:
+    """The value-optimistic solver's optimism on empirical models (Zhou, Wang & Du's optimism:
+    with probability >= 1 − δ the bonus-augmented plan of the empirical LMDP is >= V*, [R]
+    reconstructed; MVP's Lemma for the tabular case). Each of `draws` empirical models: n
+    multinomial samples of every P_m(·|s, a), n episodes' contexts and first states (as
+    `rl.model_optimistic.compare_solvers`), the known rewards; planned by the learners' JAX
+    planner with the Bernstein bonus at the theory constants (bonus_scale 1, count n,
+    ι = 2 ln(2 M S A H n / δ)) and without a bonus.
+
+    Returns float64 arrays over draws: ``optimistic`` (V̄), ``v_hat`` (the empirical V̂*, no
+    bonus: the control, >= V* in about half of the draws) and ``v_star`` (V*, repeated)."""
+    from rl.optimistic import iota, model_inputs
+    from rl.planning import history_tree_value
+
+    M, S, A, H = model.sizes
+    rng = np.random.default_rng(seed)
+    io = float(iota(M, S, A, H, n, E6_DELTA))
+    out: dict[str, list] = {"optimistic": [], "v_hat": []}
+    for _ in range(draws):
+        counts = np.stack([rng.multinomial(n, p) for p in model.transitions.reshape(-1, S)])
+        ctx = np.maximum(rng.multinomial(n, model.weights), 1)
+        init = np.stack([rng.multinomial(c, model.init[m]) for m, c in enumerate(ctx)])
+        hat = (
+            ctx / ctx.sum(),
+            init / init.sum(1, keepdims=True),
+            counts.reshape(M, S, A, S) / n,
+            model.rewards,
+        )
+        nn = np.full((M, S, A), float(n))
+        out["optimistic"].append(
+            float(_jitted_plan(H, "bernstein")(model_inputs(*hat, nn, io, 1.0)).value)
+        )
+        out["v_hat"].append(float(_jitted_plan(H, "none")(model_inputs(*hat, nn, io, 0.0)).value))
+    res = {k: np.asarray(v, np.float64) for k, v in out.items()}
+    res["v_star"] = np.full(draws, history_tree_value(model))
+    return res
 
 
 _PLANS: dict = {}
@@ -862,7 +1001,8 @@ def solvers(r: Reproduction) -> None:
 
     s = sizes(r)
     rows = []
-    worst_np, worst_jax, optimistic = 0.0, 0.0, True
+    worst_np, worst_jax = 0.0, 0.0
+    opt_ok, hat_ok, clipped = [], [], []
     for i in range(s["tiny"]):
         H = 2 if i < s["brute"] else 3
         model = instances.garnet(
@@ -876,11 +1016,14 @@ def solvers(r: Reproduction) -> None:
         if i < s["brute"]:
             v["brute force"] = brute_force_value(model)
         jv = _jax_planner_value(model)
-        opt = _jax_planner_value(model, 1.0)
         ref = v["history"]
         worst_np = max(worst_np, max(abs(x - ref) for x in v.values()))
         worst_jax = max(worst_jax, abs(jv - ref))
-        optimistic &= opt >= ref - 1e-6
+        emp = empirical_optimism(model, E6_OPT_N, E6_OPT_DRAWS, seed=i)
+        # float32 planner against the float64 V*: 1e-6 is ~10 ulps of values <= 1
+        opt_ok.append(emp["optimistic"] >= emp["v_star"] - 1e-6)
+        hat_ok.append(emp["v_hat"] >= emp["v_star"] - 1e-6)
+        clipped.append(emp["optimistic"] >= 1.0 - 1e-6)
         rows.append(
             {
                 "instance": f"garnet seed {100 + i}",
@@ -889,16 +1032,21 @@ def solvers(r: Reproduction) -> None:
                     k: v.get(k, float("nan")) for k in ("history", "belief", "alpha", "brute force")
                 },
                 "JAX planner": jv,
-                "JAX + bonus": opt,
+                "V̄ − V* (empirical + bonus), min over draws": float(
+                    (emp["optimistic"] - emp["v_star"]).min()
+                ),
+                "V̂* ≥ V* (no bonus), fraction": float(hat_ok[-1].mean()),
             }
         )
     r.table(
         "E6",
         "planners",
         pd.DataFrame(rows),
-        "V* of random tiny LMDPs (M = S = A = 2, Γ = 2) by every exact planner; 'JAX + bonus':"
-        " the learners' planner with a Bernstein bonus (theory constants, n = 100), an"
-        " optimistic value.",
+        "V* of random tiny LMDPs (M = S = A = 2, Γ = 2) by every exact planner and the learners'"
+        f" JAX planner (true model, no bonus). Optimism on empirical models: {E6_OPT_DRAWS}"
+        f" empirical LMDPs per instance from n = {E6_OPT_N:,} samples per (m, s, a), planned with"
+        " the Bernstein bonus at the theory constants (V̄) and without a bonus (V̂*, the"
+        " control).",
     )
     r.check(
         "E6",
@@ -916,18 +1064,33 @@ def solvers(r: Reproduction) -> None:
         "the value-optimistic solver plans exactly (float32)",
         worst_jax <= 1e-5,
     )
+    opt_frac = float(np.concatenate(opt_ok).mean())
+    hat_frac = float(np.concatenate(hat_ok).mean())
+    clip_frac = float(np.concatenate(clipped).mean())
     r.check(
         "E6",
-        "bonus-augmented plan >= V*",
-        "yes" if optimistic else "no",
-        "on every instance",
-        "optimism of the value-optimistic solver",
-        optimistic,
+        "value-optimistic plan on empirical models (theory constants) >= V*: fraction of draws",
+        f"{opt_frac:.3g} (no bonus: {hat_frac:.3g}; clipped at 1: {clip_frac:.3g})",
+        f">= 1 − δ = {1 - E6_DELTA:g}",
+        "optimism with probability >= 1 − δ (the value-optimistic solver; MVP's analysis)",
+        opt_frac >= 1 - E6_DELTA,
+        f"{s['tiny']} instances x {E6_OPT_DRAWS} empirical models, n = {E6_OPT_N:,} per (m, s, a)",
     )
     _both_solvers(r)
 
 
 E6_ENV = {"num_contexts": 2, "num_states": 2, "num_actions": 2, "episode_length": 3}
+
+
+def model_optimism(c: dict) -> tuple[bool, bool, np.ndarray]:
+    """E6's last check from `rl.model_optimistic.compare_solvers`' output: (the model-optimistic
+    value >= V̂* on every draw, >= V* on every draw whose set covers the true P **and at least
+    one draw is covered** — with none covered nothing was tested, so it fails rather than pass
+    vacuously —, the covered mask). 1e-9: float64 round-off of the NumPy solvers."""
+    ok_hat = bool(np.all(c["model_optimistic"] >= c["v_hat"] - 1e-9))
+    cov = np.asarray(c["covered"]).astype(bool)
+    ok_star = bool(cov.any() and np.all(c["model_optimistic"][cov] >= float(c["v_star"]) - 1e-9))
+    return ok_hat, ok_star, cov
 
 
 def _both_solvers(r: Reproduction) -> None:
@@ -986,14 +1149,12 @@ def _both_solvers(r: Reproduction) -> None:
         " samples per (m, s, a), Hoeffding L1 sets at the theory constant;"
         f" V* = {float(c['v_star']):.4f}).",
     )
-    ok_hat = bool(np.all(c["model_optimistic"] >= c["v_hat"] - 1e-9))
-    cov = c["covered"].astype(bool)
-    ok_star = bool(np.all(c["model_optimistic"][cov] >= float(c["v_star"]) - 1e-9))
+    ok_hat, ok_star, cov = model_optimism(c)
     r.check(
         "E6",
         "model-optimistic value >= V̂* (every draw); >= V* (draws whose set covers P)",
         f"{ok_hat}; {ok_star} ({int(cov.sum())}/{cov.size} covered)",
-        "True; True",
+        "True; True (at least one draw covered)",
         "optimism over a confidence set containing P̂ (and P)",
         ok_hat and ok_star,
     )
@@ -1086,7 +1247,11 @@ def _plot_var(r, vs, totals):
     e = np.array([t.std(ddof=1) / math.sqrt(t.size) if t.size > 1 else 0 for t in totals])
     x = np.maximum(np.asarray(vs), 1e-6)
     ax.errorbar(x, m, yerr=2 * e, marker="o", capsize=3)
-    ax.set(xscale="log", xlabel="Var* (conditional; 0 shown at 1e-6)", ylabel="pseudo-regret at K")
+    ax.set(
+        xscale="log",
+        xlabel="Var* (conditional, at π*; 0 shown at 1e-6)",
+        ylabel="pseudo-regret at K",
+    )
     fig.tight_layout()
     r.figure("E3", "regret_vs_var", fig)
 

@@ -43,7 +43,7 @@ def test_engine_rollout_hindsight_value_and_reproducibility():
       terms <= 1 add < 1e-4 (far below 4 se ~ 5e-3);
     * reproducibility: the same keys give bit-identical results.
     """
-    env = LatentMDP(**SMALL)
+    env = LatentMDP(**SMALL, oracle_view=True)  # the channel shows the context to compare with
     params = env.default_params()
     H, K, N = env.episode_length, 200, 8
 
@@ -73,12 +73,52 @@ def test_engine_rollout_hindsight_value_and_reproducibility():
     assert env.oracle(params, BayesOptimal(), 3)["regret"] == pytest.approx(0, abs=1e-12)
 
 
-def test_without_oracle_view_the_observation_hides_the_context():
-    env = LatentMDP(**SMALL, oracle_view=False)
+def test_by_default_the_observation_hides_the_context():
+    """The privileged context channel is off unless asked for (``oracle_view=True``, which only
+    the context oracle's config does): the default env shows -1 from the first step."""
+    env = LatentMDP(**SMALL)
+    assert env.oracle_view is False and env.spec(env.default_params(), 1).oracle_view is False
     params = env.default_params()
     state = env.init(jax.random.key(0), params)
     assert int(env.observe(state, params).obs.context) == -1
-    assert int(LatentMDP(**SMALL).observe(state, params).obs.context) == int(state.inner.context)
+    shown = LatentMDP(**SMALL, oracle_view=True)
+    assert int(shown.observe(state, params).obs.context) == int(state.inner.context)
+
+
+def test_only_the_context_oracle_config_turns_the_channel_on():
+    """conf/env/latent_mdp.yaml reads ``agents.context_oracle.oracle_view``: off for every run
+    without the oracle, on with it; the oracle on an env without it is one ConfigError line."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from experiments.run import prepare
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    GlobalHydra.instance().clear()
+    x64 = jax.config.jax_enable_x64
+    try:
+        initialize_config_dir(config_dir=str(conf), version_base="1.3")
+        small = ["env=latent_mdp", "env.num_states=2", "env.episode_length=2", "horizon=2"]
+
+        def build(agents, *more):
+            over = [*small, f"agents=[{agents}]", *more]
+            return prepare(compose(config_name="config", overrides=over), over)
+
+        assert build("latent_random").env.oracle_view is False
+        assert build("latent_random,latent_psrl").env.oracle_view is False
+        assert build("context_oracle,latent_random").env.oracle_view is True
+        with pytest.raises(ConfigError) as e:
+            build("context_oracle", "env.oracle_view=false")
+        msg = str(e.value)
+        assert msg.startswith("agents.context_oracle") and "oracle_view" in msg
+        assert "\n" not in msg
+    finally:
+        GlobalHydra.instance().clear()
+        jax.config.update("jax_enable_x64", x64)
+    with pytest.raises(ConfigError, match=r"^oracle_view: must be true"):
+        ContextOracle(oracle_view=False)
 
 
 def test_sampler_never_picks_zero_probability_entries():
@@ -130,6 +170,14 @@ def test_env_file_instance(tmp_path):
         (dict(instance="interpolation", epsilon=1.5), "env.epsilon"),
         (dict(instance="lattice", rho=1.0), "env.rho"),
         (dict(planner="exact"), "env.planner"),
+        # fields the instance kind does not read: refused unless at their defaults
+        (dict(instance="lattice", degree=99), "env.degree"),
+        (dict(instance="lattice", epsilon=-4.0), "env.epsilon"),
+        (dict(instance="garnet", rho=2.0), "env.rho"),
+        (dict(instance="interpolation", informative=0.5), "env.informative"),
+        (dict(instance="file", path="x.npz", num_states=3), "env.num_states"),
+        (dict(instance="file", path="x.npz", instance_seed=5), "env.instance_seed"),
+        (dict(instance="file", path="x.npz", weights=(0.5, 0.5)), "env.weights"),
     ],
 )
 def test_bad_env_input_is_one_line_naming_the_field(kwargs, field):
@@ -137,6 +185,25 @@ def test_bad_env_input_is_one_line_naming_the_field(kwargs, field):
         LatentMDP(**kwargs)
     msg = str(e.value)
     assert msg.startswith(f"{field}:") and "\n" not in msg
+
+
+def test_from_model_refuses_instance_fields():
+    """`from_model` takes the instance from its arrays: a size, seed or family field set in its
+    keywords would be overwritten or ignored, so it is refused in one line; the other fields
+    (planner, max_nodes, oracle_view) are taken."""
+    model = instances.garnet(num_states=3, horizon=3, seed=1)
+    for kwargs, field in [
+        (dict(num_states=3), "env.num_states"),
+        (dict(episode_length=3), "env.episode_length"),
+        (dict(degree=3), "env.degree"),
+        (dict(instance_seed=1), "env.instance_seed"),
+    ]:
+        with pytest.raises(ConfigError) as e:
+            LatentMDP.from_model(model, **kwargs)
+        msg = str(e.value)
+        assert msg.startswith(f"{field}:") and "from_model" in msg and "\n" not in msg
+    env = LatentMDP.from_model(model, planner="belief", oracle_view=True)
+    assert env.num_states == 3 and env.episode_length == 3 and env.oracle_view is True
 
 
 def test_too_large_message_says_size_and_planner():
@@ -153,9 +220,8 @@ def test_reference_agents_values_and_oracle_needs_the_view():
     assert ContextOracle().policy_value(spec) == pytest.approx(env.model.weights @ ctx_values)
     assert ContextOracle().policy_value(spec) >= env.v_star - 1e-12
     assert LatentRandom().policy_value(spec) <= env.v_star + 1e-12
-    hidden = LatentMDP(**SMALL, oracle_view=False)
-    with pytest.raises(ConfigError, match="oracle_view"):
-        ContextOracle().init(jax.random.key(0), hidden.spec(hidden.default_params(), 10))
+    with pytest.raises(ConfigError, match="oracle_view"):  # the default env hides the context
+        ContextOracle().init(jax.random.key(0), spec)
 
 
 # --------------------------------------------------------------------------- gymnasium
@@ -217,7 +283,7 @@ def test_random_agent_monte_carlo_equals_exact_value():
 @pytest.mark.slow
 def test_learners_ignore_the_oracle_channel():
     """The random and Bayes-optimal agents give bit-identical runs with and without the
-    privileged context channel (the env's draws do not depend on it)."""
+    privileged context channel (the env's draws do not depend on it; it is off by default)."""
     envs = [LatentMDP(**SMALL, oracle_view=v) for v in (True, False)]
     for agent in (LatentRandom(), BayesOptimal()):
         runs = [simulate(e, e.default_params(), agent, 200, 4, seed=1, grid=[200]) for e in envs]
@@ -318,7 +384,8 @@ def test_engine_pseudo_regret_is_the_exact_per_episode_value_gap():
     want = np.asarray(ref.agent_state.curve, np.float64).sum()
     assert float(out.totals["pseudo_regret"]) == pytest.approx(want, rel=1e-5)
     assert float(out.totals["regret"]) != pytest.approx(want, rel=1e-3)  # realised differs
-    for agent in (LatentRandom(), ContextOracle()):
-        r = rollout(env, params, agent, jax.random.key(0), H * K, horizon=K)
+    shown = LatentMDP(num_states=3, episode_length=3, instance_seed=1, oracle_view=True)
+    for agent, e in ((LatentRandom(), env), (ContextOracle(), shown)):
+        r = rollout(e, params, agent, jax.random.key(0), H * K, horizon=K)
         gap = env.v_star - agent.policy_value(env.spec(params, K))
         assert float(r.totals["pseudo_regret"]) == pytest.approx(K * gap, rel=1e-5)

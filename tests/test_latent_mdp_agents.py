@@ -198,6 +198,127 @@ def test_bad_agent_input_is_one_line():
     assert "H=6" in msg and f"{4 * sum(16**h for h in range(6)):.3g}" in msg and "lower H" in msg
 
 
+def test_psrl_refuses_bad_and_unused_fields_in_one_line():
+    """Every field of `LatentPSRL` checked at construction (the review's
+    ``LatentPSRL(planner="bogus", points=-3, delta=7.0)`` was accepted), naming the field and
+    the allowed values; the fields it inherits but does not use are refused off their defaults."""
+    for kwargs, field, allowed in [
+        (dict(planner="bogus"), "planner", "must be histories"),
+        (dict(planner="points"), "planner", "must be histories"),
+        (dict(points=-3), "points", ">= 1"),
+        (dict(delta=7.0), "delta", "in (0, 1)"),
+        (dict(bonus="bernstein"), "bonus", "must be one of none"),
+        (dict(bonus_scale=0.5), "bonus_scale", "must be 0"),
+    ]:
+        with pytest.raises(ConfigError) as e:
+            LatentPSRL(**kwargs)
+        msg = str(e.value)
+        assert msg.startswith(f"{field}:") and allowed in msg and "\n" not in msg
+    with pytest.raises(ConfigError, match=r"^(planner|points|delta): "):  # the review's case
+        LatentPSRL(planner="bogus", points=-3, delta=7.0)
+    from rl.model_optimistic import LatentModelOptimistic
+
+    with pytest.raises(ConfigError, match=r"^planner: must be histories"):
+        LatentModelOptimistic(planner="points")
+    assert LatentPSRL().bonus == "none"
+
+
+# --------------------------------------------------------------------------- UCBVI's Markov policy
+def test_ucbvi_markov_value_equals_the_dense_history_value_and_numpy():
+    """`evaluate_markov` (per-context recursion, O(H M S²)) against the same Markov policy
+    spread over the dense history nodes and valued by the forward pass over histories (the
+    old form), and against `rl.planning.markov_value` in float64. Random policies on a random
+    tiny LMDP with context-dependent rewards (so rewards branch the dense tree). float32 JAX
+    against float64 NumPy: values <= 1 summed over <= 3·(2·2·2)² nodes, agreement to ~1e-7;
+    2e-6 leaves room."""
+    from rl.backup import EvalInputs, MarkovPolicy
+    from rl.optimistic import evaluate_markov, evaluate_policy, markov_dense
+
+    M, S, A, H = 2, 2, 2, 3
+    model = random_model(M, S, A, H, seed=7)
+    f = jnp.float32
+    base = EvalInputs(
+        policy=None,
+        plan_rewards=jnp.asarray(model.rewards, f),
+        weights=jnp.asarray(model.weights, f),
+        init=jnp.asarray(model.init, f),
+        transitions=jnp.asarray(model.transitions, f),
+        rewards=jnp.asarray(model.rewards, f),
+    )
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        pol = rng.integers(0, A, (H, S))
+        markov = float(evaluate_policy(base._replace(policy=MarkovPolicy(jnp.asarray(pol))), H))
+        dense = float(
+            evaluate_policy(base._replace(policy=markov_dense(jnp.asarray(pol), M, S, A)), H)
+        )
+        assert markov == pytest.approx(dense, abs=2e-6)
+        assert markov == pytest.approx(pl.markov_value(model, pol), abs=2e-6)
+        assert float(
+            evaluate_markov(base._replace(policy=MarkovPolicy(jnp.asarray(pol))), H)
+        ) == pytest.approx(markov, abs=0)
+
+
+def test_ucbvi_pseudo_regret_at_h10_on_the_lattice_without_history_nodes():
+    """The env's ``pseudo_regret`` metric for UCBVI at lattice S = 3, H = 10: its policy used to
+    be spread over Σ_h S (A M S)^(h-1) = 1.7·10¹⁰ dense history nodes (out of memory instead of
+    an error); now a Markov policy of H·S entries (checked without allocating, by eval_shape)
+    valued per context. Through the engine's rollout: every episode's pseudo-regret >= 0 (V* is
+    the best value; 1e-6 for float32 round-off), the total equals `PseudoRegret`'s per-episode
+    curve (same draws, same evaluation: 1e-5 relative for float32 summation order), and the
+    final policy's value equals `rl.planning.markov_value` (float64) to 2e-6."""
+    env = LatentMDP(instance="lattice", num_states=3, episode_length=10, instance_seed=2)
+    params, H, K = env.default_params(), 10, 20
+    agent = UCBVIAgnostic()
+    spec = env.spec(params, K)
+    state = agent.init(jax.random.key(0), spec)
+    form = jax.eval_shape(lambda st: agent.history_policy(st, params.rewards), state)
+    assert sum(math.prod(x.shape) for x in jax.tree.leaves(form[0])) == H * 3
+    out = jax.jit(lambda k: rollout(env, params, agent, k, H * K, horizon=K))(jax.random.key(1))
+    wrapped = PseudoRegret(agent, K)
+    ref = jax.jit(lambda k: rollout(env, params, wrapped, k, H * K, horizon=K))(jax.random.key(1))
+    curve = np.asarray(ref.agent_state.curve, np.float64)
+    assert np.all(curve >= -1e-6) and curve.sum() > 0
+    assert float(out.totals["pseudo_regret"]) == pytest.approx(curve.sum(), rel=1e-5)
+    pol = np.asarray(ref.agent_state.inner.policy)
+    value = float(ref.agent_state.value)
+    assert value == pytest.approx(pl.markov_value(env.model, pol), abs=2e-6)
+
+
+def test_ucbvi_reward_sums_stay_exact_at_1e7_visits():
+    """UCBVI's per-pair reward sum over 10⁷ visits of one pair (a scan of its ``update``, never
+    at an episode's end, so no re-plan): r̂ = sum / n against the float64 reference n·r of the
+    same float32 reward. A plain float32 running sum is 8.5% low here (each add rounds to the
+    sum's ulp); the compensated sum's relative error is O(float32 ε) = 6e-8 whatever the
+    count; 1e-6 leaves 16x room."""
+    from jax import lax
+
+    from experiments.accumulate import kahan_value
+
+    env = LatentMDP(num_states=2, num_actions=2, episode_length=2, instance_seed=0)
+    agent = UCBVIAgnostic()
+    state = agent.init(jax.random.key(0), env.spec(env.default_params(), 10))
+    r = np.float32(0.0731)  # a garnet reward U[0, 1]/H with H = 5
+    i = jnp.result_type(int)
+    obs = EpisodeObs(LatentObs(jnp.asarray(0, i), jnp.asarray(-1, i)), jnp.asarray(0, i))
+    fb = EpisodeFeedback(
+        LatentFeedback(jnp.asarray(r), jnp.asarray(1, i)), jnp.asarray(False), jnp.asarray(-1, i)
+    )
+    n = 10**7
+
+    @jax.jit
+    def run(st):
+        def body(c, _):
+            return agent.update(c, obs, jnp.asarray(1, i), fb), None
+
+        return lax.scan(body, st, None, length=n)[0]
+
+    out = run(state)
+    assert int(out.counts[0, 1].sum()) == n
+    total = float(kahan_value(out.reward_sum)[0, 1])
+    assert total / (n * float(r)) - 1 == pytest.approx(0, abs=1e-6)
+
+
 # --------------------------------------------------------------------------- through the engine
 TINY = dict(num_contexts=2, num_states=2, num_actions=2, episode_length=3, instance_seed=2)
 

@@ -243,6 +243,39 @@ def test_var_star_matches_brute_force_moments():
     assert total == pytest.approx(cond + between, abs=TOL)
 
 
+def test_var_star_max_over_markov_policies():
+    """The max-over-policies candidate (``over="markov"``): equal to an enumeration of every
+    deterministic Markov policy with `rl.planning.markov_moments` written apart (float64, TOL);
+    0 on a deterministic LMDP; with M = 1 (π* is then Markov, a candidate of the max) at least
+    the value at π*; on E3's interpolation (ε = 0.1) strictly above the at-π* value (the review's
+    instance: ×4.3), so the two forms differ; too many policies: one ConfigError line."""
+    import itertools
+
+    for eps, seed in ((0.3, 1), (0.1, 0)):
+        model = instances.interpolation(
+            num_contexts=2, num_states=3, num_actions=2, horizon=3, epsilon=eps, seed=seed
+        )
+        w = model.weights
+        best_c = best_t = 0.0
+        for acts in itertools.product(range(2), repeat=9):
+            e1, e2 = pl.markov_moments(model, np.asarray(acts).reshape(3, 3))
+            best_c = max(best_c, float(w @ (e2 - e1**2)))
+            best_t = max(best_t, float(w @ e2 - (w @ e1) ** 2))
+        assert instances.var_star(model, over="markov") == pytest.approx(best_c, abs=TOL)
+        assert instances.var_star(model, "total", over="markov") == pytest.approx(best_t, abs=TOL)
+    det = instances.interpolation(num_states=3, horizon=3, epsilon=0.0, seed=4)
+    assert instances.var_star(det, over="markov") < TOL
+    one = instances.garnet(num_contexts=1, num_states=3, num_actions=2, horizon=3, seed=2)
+    assert instances.var_star(one, over="markov") >= instances.var_star(one) - TOL
+    e3 = instances.interpolation(
+        num_contexts=2, num_states=3, num_actions=2, horizon=4, epsilon=0.1, seed=0
+    )
+    assert instances.var_star(e3, over="markov") > 2 * instances.var_star(e3)
+    with pytest.raises(ConfigError, match=r"^over: markov enumerates") as e:
+        instances.var_star(instances.garnet(num_states=5, horizon=5), over="markov")
+    assert "\n" not in str(e.value)
+
+
 # --------------------------------------------------------------------------- bad input
 def _good():
     return guess_model(0.5, H=2)

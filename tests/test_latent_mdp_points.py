@@ -295,6 +295,6 @@ def test_bad_point_config_is_one_line():
         LatentValueOptimistic(planner="points").init(jax.random.key(0), spec)
     msg = str(e.value)
     assert msg.startswith("points:") and "\n" not in msg and "2145" in msg
-    with pytest.raises(ConfigError, match=r"^planner: points serves LatentValueOptimistic only"):
-        LatentPSRL(planner="points").init(jax.random.key(0), spec)
+    with pytest.raises(ConfigError, match=r"^planner: must be histories for LatentPSRL \(points"):
+        LatentPSRL(planner="points")  # refused when built, not only at init
     assert check_points_size(2, 3, 2, 64, 64, 524_288) == 3 * 65 * 2 * 2 * 3 * 65
