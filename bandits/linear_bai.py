@@ -209,6 +209,7 @@ class LinearBAI(EnvBase):
         return LinearBAIParams(jnp.asarray(means, jnp.result_type(float)))
 
     def spec(self, params, horizon: int) -> LinearBAISpec:
+        check_exact_horizon(int(horizon))
         return LinearBAISpec(self.features, int(horizon), self.reward_range, 0)
 
     def randomness(self, params, action) -> dict[str, Draw]:
@@ -297,6 +298,20 @@ class LinearBAI(EnvBase):
             "error": (arm != best).astype(params.means.dtype),
             "simple_regret": params.means[best] - params.means[arm],
         }
+
+
+EXACT_FLOAT32 = 2**24  # float32 holds every integer up to this, and no odd one beyond
+
+
+def check_exact_horizon(horizon: int) -> None:
+    """Without x64 the reward sums (`PhaseStats`, float32) and the Binomial draws (BTRS rounds
+    k = ⌊…⌋ in float32: past n q = 2^24 only even counts come out) are exact only while
+    T <= 2^24: a larger T is refused in one line."""
+    if horizon > EXACT_FLOAT32 and not jax.config.jax_enable_x64:
+        raise ConfigError(
+            f"horizon: T = {horizon} > 2^24 = {EXACT_FLOAT32}: float32 reward sums and Binomial"
+            " draws are not exact there; use x64=true (without the CLI: JAX_ENABLE_X64=1)"
+        )
 
 
 def _block_draws(key: jax.Array, size: int, dtype: str) -> tuple[jax.Array, jax.Array]:
@@ -419,6 +434,7 @@ class TableLinearBAI(LinearBAI):
             check_int("reward_grid", self.reward_grid, 0, MAX_GRID_K)
 
     def spec(self, params, horizon: int) -> LinearBAISpec:
+        check_exact_horizon(int(horizon))
         return LinearBAISpec(self.features, int(horizon), self.reward_range, self.reward_grid)
 
     def table_params(self, table) -> TableParams:

@@ -26,6 +26,10 @@ OD-LinBAI, Yang & Tan, NeurIPS 2022, Algorithm 1], A_1 = [K]; phase p = 1..M):
 Unused budget (T - Σ_p r_p n_p < M d rounds) is spent after the last phase on rounds whose
 rewards are discarded. ε = inf gives the non-private algorithm (no noise).
 
+The device computes with the arms in isotropic position (`privacy.od_linbai.isotropic_rows`:
+Max-Det collections, coefficients and estimates are invariant under that linear map of the span,
+and float32's rank test resolves every direction of the whole set there).
+
 Max-Det collections (`max_det_subset`): exact by enumeration of the C(K, r) subsets when there
 are at most `MAX_ENUMERATION`; beyond, a C-approximate barycentric spanner by local swaps
 (Awerbuch & Kleinberg, "Online linear optimization and adaptive routing", JCSS 2008,
@@ -62,7 +66,7 @@ from experiments.batched_cond import cond_any
 from experiments.config import ConfigError
 from experiments.protocol import step_key
 from privacy import fixed_budget as fb
-from privacy.od_linbai import psd_solve, rank_rtol
+from privacy.od_linbai import isotropic_rows, psd_solve, rank_rtol
 
 SPANNER_C = 2.0  # local swaps stop when no swap grows |det| by more than this factor
 MAX_ENUMERATION = 20_000  # exact Max-Det when C(K, r) is at most this
@@ -416,7 +420,7 @@ class DPBAI(fb.PrivateReleases, fb.PhasedAgent):
     def end_phase(self, state: DPBAIState) -> DPBAIState:
         """Release B_p's noisy means, estimate μ̂ on A_p, keep the top s_{p+1}, plan p + 1."""
         pl = state.plan
-        feats = jnp.asarray(pl.feature_rows, jnp.result_type(float))
+        feats = jnp.asarray(isotropic_rows(pl.feature_rows), jnp.result_type(float))
         basis = state.alloc > 0
         key = step_key(state.key, state.phase)
         released = fb.noisy_means(

@@ -212,6 +212,32 @@ def _host_basis(X: np.ndarray) -> np.ndarray:
     return X @ Vt[:r].T
 
 
+@functools.lru_cache(maxsize=64)
+def isotropic_rows(feature_rows: tuple) -> np.ndarray:
+    """The arms in isotropic position: the rows of U_r of the SVD A = U S V^T (rank r as
+    `_host_basis`), i.e. a_i ↦ S_r^{-1} V_r^T a_i, a linear bijection of the span onto R^r that
+    makes Σ_i ã_i ã_i^T the identity. Computed in float64 on the host; the device algorithms
+    take these rows as their features.
+
+    Every quantity the fixed-budget algorithms compute from features is invariant under an
+    invertible linear map of the span: G-optimal design variances a^T A(π)^+ a and so the
+    designs (Kiefer & Wolfowitz 1960), least-squares fitted values ⟨a_i, θ̂⟩, spans and ranks,
+    the coefficients α_ij of a_i in a basis, and the order of |det| over subsets (a constant
+    factor per subspace), so Max-Det collections. What changes is float32's resolution: the
+    device's rank test (`rank_rtol`) cuts pivots relative to the largest, so in raw
+    coordinates a real direction whose singular value is below ~√(16 max(K, d) eps) ≈ 1 % of the
+    largest (K = 64) counted as outside the span — the least squares then put ≈ 0 on an arm of
+    it (features [[1, 0], [0, 10^-3], [0.5, 2·10^-4]]: OD-LinBAI erred in every run). In
+    isotropic position every direction of the whole set has singular value 1; only arms nearly
+    parallel within an active set stay beyond float32."""
+    X = np.asarray(feature_rows, np.float64)
+    U, s, _ = np.linalg.svd(X, full_matrices=False)
+    r = int(np.sum(s > s.max() * max(X.shape) * np.finfo(np.float64).eps)) if s.size else 0
+    out = np.ascontiguousarray(U[:, :r])
+    out.setflags(write=False)
+    return out
+
+
 def _host_variances(Y: np.ndarray, pi: np.ndarray) -> np.ndarray:
     A = (Y * pi[:, None]).T @ Y
     return np.einsum("ij,ji->i", Y, np.linalg.solve(A, Y.T))
@@ -349,7 +375,7 @@ class ODState(NamedTuple):
     of arms kept) rides along as arrays, so `act` and `update` need nothing else."""
 
     key: jax.Array  # the agent's key: noise of phase r from step_key(key, r), ties tie_key(key, r)
-    features: jax.Array  # (K, d) public features
+    features: jax.Array  # (K, r) the public features in isotropic position (`isotropic_rows`)
     horizon: jax.Array  # T
     per_phase: jax.Array  # m (real-valued)
     keep: jax.Array  # (M,) int: arms kept after phase r = 1..M
@@ -459,7 +485,7 @@ class ODLinBAI(PrivateReleases, AgentBase):
         it, ft = jnp.result_type(int), jnp.result_type(float)
         return ODState(
             key=key,
-            features=jnp.asarray(spec.features, ft),
+            features=jnp.asarray(isotropic_rows(spec.feature_rows), ft),
             horizon=jnp.asarray(spec.horizon, it),
             per_phase=jnp.asarray(inputs["per_phase"], ft),
             keep=jnp.asarray(keep, it),

@@ -492,3 +492,15 @@ def test_reward_grid_in_the_spec_and_checked_on_tables():
     for bad in (-1, 61, 1.5):
         with pytest.raises(ConfigError, match=r"^reward_grid: "):
             TableLinearBAI(feats, theta, reward_grid=bad)
+
+
+def test_horizon_beyond_float32_integers_needs_x64():
+    """Past T = 2^24 float32 phase sums and BTRS counts are not exact (n q > 2^24: only even
+    counts come out): refused in one line naming horizon and x64 unless x64 is on."""
+    env = linear_bai("soare")
+    env.spec(None, 2**24)  # the last exact T
+    with pytest.raises(ConfigError) as e:
+        env.spec(None, 2**24 + 1)
+    assert str(e.value).startswith("horizon: ") and "x64=true" in str(e.value)
+    jax.config.update("jax_enable_x64", True)  # restored after the test (conftest)
+    env.spec(None, 2**24 + 1)
