@@ -14,7 +14,9 @@ the five ε values through a sweep), so an interrupted reproduction resumes.
 reviews are); the algorithms are reconstructions (docs/dpbai.md) and the instances are ours:
 
 * R1: Soare-type (d = 4, K = 5, ω = 0.3; Soare, Lazaric & Munos, NeurIPS 2014, §6, scaled);
-* R2: Yang & Tan 2022, §5.1 (d = 2 lifted to 3, K = 20, φ sd 0.09);
+* R2: Yang & Tan 2022, §5.1 (d = 2 lifted to 3, K = 20, φ sd 0.09): the lift changes the run,
+  not only the scale: d = 3 gives OD-LinBAI ⌈log2 3⌉ = 2 phases (keep 2, then 1) where the
+  paper's d = 2 has one, with another budget split, and halves the gaps;
 * R3, R4: unit-sphere arms (d = 10 lifted to 11, K = 16 and K = 64, α = 0.1).
 
 Where DP-BAI and DP-OD-LinBAI can differ at all is computed before any run
