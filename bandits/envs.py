@@ -214,6 +214,11 @@ def bernoulli_bandit(
     instance_seed: int = 0,
 ) -> BernoulliBandit:
     """A Bernoulli bandit from explicit `means` or from a generator (see `make_means`)."""
+    if means is None and generator == "gap" and isinstance(gap, int | float) and gap > high:
+        raise ConfigError(
+            f"env.gap: must be <= env.high = {high} (the other arms' mean high - gap must be a"
+            f" Bernoulli mean in [0, 1]; got gap={gap})"
+        )
     return BernoulliBandit(_resolve_means(K, means, generator, low, high, gap, instance_seed))
 
 

@@ -40,7 +40,6 @@ another made Thompson sampling 10x slower on a GPU at 10^5 seeds, bench/gpu_resu
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -135,11 +134,11 @@ ACCELERATOR_LANE_BLOCK = 256
 def lane_block() -> int:
     """Lanes per iteration of `cond_lanes`: ``REGRETLAB_LANE_BLOCK`` if set, else 1 on the CPU
     and `ACCELERATOR_LANE_BLOCK` on another default backend (module docstring)."""
-    raw = os.environ.get(LANE_BLOCK_ENV, "").strip()
-    if raw:
-        if not raw.isdigit() or int(raw) < 1:
-            raise ValueError(f"{LANE_BLOCK_ENV}: must be a positive integer (got {raw!r})")
-        return int(raw)
+    from experiments.config import env_positive_int
+
+    block = env_positive_int(LANE_BLOCK_ENV)  # a ConfigError (a ValueError) names the variable
+    if block is not None:
+        return block
     return 1 if jax.default_backend() == "cpu" else ACCELERATOR_LANE_BLOCK
 
 

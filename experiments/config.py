@@ -66,3 +66,71 @@ def _range(low, high) -> str:
     if high is not None:
         return f"<= {high}"
     return ""
+
+
+# --------------------------------------------------------------------------- environment variables
+# The REGRETLAB_* variables the engine reads, each with what it allows (`check_environment`).
+# The readers (experiments.rollout, .simulate, .batched_cond, .devices) keep their own names of
+# these choices; tests/test_devices.py checks that they agree.
+RNG_CHOICES = ("threefry", "threefry-partitionable")  # REGRETLAB_RNG (experiments.rollout)
+LOOPS_CHOICES = ("cpu", "accelerator")  # REGRETLAB_LOOPS (experiments.simulate)
+SHARD_SEEDS_CHOICES = ("0", "1")  # REGRETLAB_SHARD_SEEDS: 0 off, 1 (or unset) on
+ENVIRONMENT = {  # name -> what it allows, as the error line says it
+    "REGRETLAB_HOST_DEVICES": "auto or a positive integer (unset: auto, one device per core)",
+    "REGRETLAB_SHARD_SEEDS": "0 (one device per job) or 1 (unset: 1, seeds split over devices)",
+    "REGRETLAB_RNG": f"one of {', '.join(RNG_CHOICES)} (unset: {RNG_CHOICES[0]})",
+    "REGRETLAB_LOOPS": f"one of {', '.join(LOOPS_CHOICES)} (unset: by the default backend)",
+    "REGRETLAB_LANE_BLOCK": "a positive integer (unset: 1 on the CPU, 256 on an accelerator)",
+    "REGRETLAB_SCAN_UNROLL": "a positive integer (unset: 1)",
+}
+
+
+def environment_error(name: str, raw: str) -> ConfigError:
+    """The one-line error for the environment variable `name` set to `raw`."""
+    return ConfigError(f"{name}: must be {ENVIRONMENT[name]} (got {raw!r})")
+
+
+def env_positive_int(name: str, environ=None) -> int | None:
+    """The environment variable `name` as an integer >= 1, None where unset or empty; a
+    ConfigError (one line: the variable and what it allows) otherwise."""
+    import os
+
+    raw = (os.environ if environ is None else environ).get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:  # isdigit: no sign, no spaces, no "1e3", no "2.0"
+        raise environment_error(name, raw)
+    return int(raw)
+
+
+def check_environment(environ=None) -> list[str]:
+    """One line per REGRETLAB_* variable of `environ` (default `os.environ`) set to a value its
+    reader would refuse or silently misread: checked once, before anything reads them, by every
+    command line (`experiments.devices.refuse_bad_environment`)."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    errors = []
+
+    def raw(name: str) -> str:
+        return environ.get(name, "").strip()
+
+    host = raw("REGRETLAB_HOST_DEVICES").lower()
+    if host not in ("", "auto") and (not host.isdigit() or int(host) < 1):
+        errors.append(environment_error("REGRETLAB_HOST_DEVICES", raw("REGRETLAB_HOST_DEVICES")))
+    # as each reader compares: REGRETLAB_SHARD_SEEDS and REGRETLAB_RNG as set (an empty
+    # REGRETLAB_RNG is no generator), REGRETLAB_LOOPS stripped
+    shard = environ.get("REGRETLAB_SHARD_SEEDS", "")
+    if shard and shard not in SHARD_SEEDS_CHOICES:
+        errors.append(environment_error("REGRETLAB_SHARD_SEEDS", shard))
+    if "REGRETLAB_RNG" in environ and environ["REGRETLAB_RNG"] not in RNG_CHOICES:
+        errors.append(environment_error("REGRETLAB_RNG", environ["REGRETLAB_RNG"]))
+    loops = raw("REGRETLAB_LOOPS")
+    if loops and loops not in LOOPS_CHOICES:
+        errors.append(environment_error("REGRETLAB_LOOPS", loops))
+    for name in ("REGRETLAB_LANE_BLOCK", "REGRETLAB_SCAN_UNROLL"):
+        try:
+            env_positive_int(name, environ)
+        except ConfigError as e:
+            errors.append(e)
+    return [str(e) for e in errors]

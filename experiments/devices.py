@@ -27,12 +27,23 @@ Also left alone:
 - a device count the user set: ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``, or
   ``JAX_NUM_CPU_DEVICES``, or ``jax.config.update("jax_num_cpu_devices", k)`` before the import;
 - JAX's backend already initialised when the package is first imported (too late to change).
+
+Every ``REGRETLAB_*`` variable the engine reads is checked here, when the package is first
+imported and before any of them is read (`refuse_bad_environment`; the allowed values are in
+`experiments.config.ENVIRONMENT`): a value its reader would refuse (``REGRETLAB_RNG=bogus``) or
+silently misread (``REGRETLAB_SHARD_SEEDS=maybe``) stops a ``regretlab*`` command with one line
+per variable, naming it and what it allows, and exit status 2; imported as a library, the
+package raises `ConfigError` with that line.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
+from pathlib import Path
+
+from experiments.config import ConfigError, check_environment, environment_error
 
 HOST_DEVICES_ENV = "REGRETLAB_HOST_DEVICES"
 XLA_FLAG = "--xla_force_host_platform_device_count"
@@ -50,22 +61,17 @@ def available_cores() -> int:
 def requested_host_devices(environ: Mapping[str, str] | None = None) -> int | None:
     """The host device count to set from `environ`, or None to leave JAX's default alone.
 
-    Raises ValueError on a ``REGRETLAB_HOST_DEVICES`` that is not ``auto`` or a positive integer.
+    Raises ConfigError (a ValueError) on a ``REGRETLAB_HOST_DEVICES`` that is not ``auto`` or a
+    positive integer.
     """
     environ = os.environ if environ is None else environ
     raw = environ.get(HOST_DEVICES_ENV, "").strip().lower()
     if raw in ("", "auto"):  # the default: one device per core
         count = available_cores()
+    elif raw.isdigit() and int(raw) >= 1:
+        count = int(raw)
     else:
-        try:
-            count = int(raw)
-        except ValueError:
-            count = 0
-        if count < 1:
-            raise ValueError(
-                f"{HOST_DEVICES_ENV}={environ[HOST_DEVICES_ENV]!r}: expected 'auto' or a "
-                "positive integer (auto: one device per core; 1: one device)"
-            )
+        raise environment_error(HOST_DEVICES_ENV, environ[HOST_DEVICES_ENV])
     if count < 2 or environ.get("REGRETLAB_SHARD_SEEDS") == "0":
         return None
     if XLA_FLAG.lstrip("-") in environ.get("XLA_FLAGS", "") or environ.get("JAX_NUM_CPU_DEVICES"):
@@ -75,7 +81,11 @@ def requested_host_devices(environ: Mapping[str, str] | None = None) -> int | No
 
 def use_all_cores(environ: Mapping[str, str] | None = None) -> int | None:
     """Split JAX's CPU backend into `requested_host_devices` devices; return the count set, or
-    None where nothing was set (see the module docstring for when)."""
+    None where nothing was set (see the module docstring for when). With the process's own
+    environment (`environ` None) its ``REGRETLAB_*`` variables are checked first
+    (`refuse_bad_environment`)."""
+    if environ is None:
+        refuse_bad_environment()
     count = requested_host_devices(environ)
     if count is None:
         return None
@@ -88,3 +98,39 @@ def use_all_cores(environ: Mapping[str, str] | None = None) -> int | None:
     except RuntimeError:  # a backend is already initialised: its device count stays
         return None
     return count
+
+
+COMMANDS = {  # module run with ``python -m`` -> the command it is
+    "experiments.run": "regretlab",
+    "experiments.plot": "regretlab-plot",
+    "experiments.tables": "regretlab-table",
+    "experiments.reproduce": "regretlab-reproduce",
+}
+
+
+def command_name() -> str | None:
+    """The ``regretlab*`` command this process runs (its console script, or ``python -m`` of
+    the module behind it), else None (the package imported as a library)."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if name in COMMANDS.values():
+        return name
+    orig = list(getattr(sys, "orig_argv", []))
+    if "-m" in orig[:-1]:
+        return COMMANDS.get(orig[orig.index("-m") + 1])
+    return None
+
+
+def refuse_bad_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Stop on ``REGRETLAB_*`` variables set to values their readers do not allow
+    (`experiments.config.check_environment`): a ``regretlab*`` command prints one line per
+    variable and exits with status 2 (this runs while the package is imported, before the
+    command's own code, which could not catch it); a library import raises `ConfigError`."""
+    errors = check_environment(environ)
+    if not errors:
+        return
+    command = command_name()
+    if command is None:
+        raise ConfigError(errors[0])
+    for line in errors:
+        print(f"{command}: error: {line}", file=sys.stderr)
+    sys.exit(2)

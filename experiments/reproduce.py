@@ -270,9 +270,29 @@ def _first_sentence(text: str, width: int) -> str:
 
 
 def load_paper(name: str):
+    """The module of paper `name`; a ConfigError (one line) for a name not in `PAPERS`."""
+    from experiments.config import ConfigError
+
     if name not in PAPERS:
-        raise KeyError(f"paper: must be one of {', '.join(sorted(PAPERS))} (got {name!r})")
+        raise ConfigError(f"paper: must be one of {', '.join(sorted(PAPERS))} (got {name!r})")
     return importlib.import_module(PAPERS[name])
+
+
+def check_items(paper: str, module, only: Sequence[str] | None) -> list[str]:
+    """The items of `paper` to run: all, or `only` (each an item of the paper, each once); a
+    ConfigError (one line) otherwise."""
+    from experiments.config import ConfigError
+
+    items = list(module.ITEMS) if not only else list(only)
+    unknown = [i for i in items if i not in module.ITEMS]
+    if unknown:
+        raise ConfigError(
+            f"--only: {paper} has items {', '.join(module.ITEMS)} (got {unknown[0]!r})"
+        )
+    twice = sorted({i for i in items if items.count(i) > 1}, key=items.index)
+    if twice:
+        raise ConfigError(f"--only: {twice[0]} is listed twice (each item runs once)")
+    return items
 
 
 def reproduce(
@@ -284,10 +304,7 @@ def reproduce(
 ) -> Reproduction:
     """Run the items of `paper` (all, or `only`), write the report; return the context."""
     module = load_paper(paper)
-    items = list(module.ITEMS) if not only else list(only)
-    unknown = [i for i in items if i not in module.ITEMS]
-    if unknown:
-        raise KeyError(f"--only: {paper} has items {', '.join(module.ITEMS)} (got {unknown[0]!r})")
+    items = check_items(paper, module, only)
     out_dir = Path(out_dir or Path("reproductions") / (paper + ("-quick" if quick else "")))
     r = Reproduction(paper, out_dir, quick, progress)
     t0 = time.perf_counter()
@@ -333,7 +350,7 @@ def run_paper(
     t0 = time.perf_counter()
     try:
         r, error = reproduce(paper, out, quick, None, progress), ""
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stops every paper (`main`: one line)
         raise
     except Exception as e:  # recorded; the other papers still run
         r, error = None, f"{type(e).__name__}: {one_line(e)}"
@@ -559,7 +576,38 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``regretlab-reproduce`` command: 0 when every check passed, 1 when one failed (or a
+    paper stopped on an error), 2 on bad arguments or a bad config, 130 on Ctrl-C and 143 on
+    SIGTERM (finished runs are kept: the same command resumes)."""
+    from experiments import interrupt
+    from experiments.config import check_environment
+
     args = _parser().parse_args(argv)
+    bad = check_environment()
+    if bad:
+        for line in bad:
+            print(f"regretlab-reproduce: error: {line}", file=sys.stderr)
+        return 2
+    interrupt.install()
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        interrupt.ignore_further()
+        print(
+            f"regretlab-reproduce: {interrupt.received()}; rerun the same command to finish"
+            " (finished runs are kept and not recomputed)",
+            file=sys.stderr,
+        )
+        return interrupt.exit_status()
+
+
+def _main(args: argparse.Namespace) -> int:
+    from experiments.config import ConfigError
+
+    def error(line: str) -> int:
+        print(f"regretlab-reproduce: error: {line}", file=sys.stderr)
+        return 2
+
     if args.list or not args.paper:
         for name in sorted(PAPERS):
             m = load_paper(name)
@@ -569,37 +617,47 @@ def main(argv: list[str] | None = None) -> int:
         if not args.list:
             print("regretlab-reproduce: error: name a paper, or all", file=sys.stderr)
         return 0 if args.list else 2
-    from experiments.config import ConfigError
-
     papers = sorted(PAPERS) if args.paper == "all" else [p.strip() for p in args.paper.split(",")]
-    if args.paper == "all" or len(papers) > 1 or args.launcher:
+    unknown = [p for p in papers if p not in PAPERS]
+    if unknown:
+        return error(f"paper: must be one of {', '.join(sorted(PAPERS))} (got {unknown[0]!r})")
+    twice = [p for p in papers if papers.count(p) > 1]
+    if twice:
+        return error(f"paper: {twice[0]} is listed twice (each paper runs once)")
+    if not args.launcher and args.launcher_override:
+        return error("--launcher-override: only with --launcher")
+    several = args.paper == "all" or len(papers) > 1 or args.launcher
+    if several and args.only:
+        return error("--only: not with all, a list of papers or --launcher")
+    try:
+        if args.out is not None:
+            from experiments.preflight import check_run_dir
+
+            check_run_dir(str(args.out), "--out")
+        only = [s.strip() for s in args.only.split(",")] if args.only else None
+        if not several:
+            check_items(args.paper, load_paper(args.paper), only)
+    except ConfigError as e:
+        return error(str(e))
+    if several:
         return _main_several(args, papers)
     try:
-        only = [s.strip() for s in args.only.split(",")] if args.only else None
         r = reproduce(args.paper, args.out, args.quick, only, not args.no_progress)
-    except (KeyError, ConfigError) as e:
-        print(f"regretlab-reproduce: error: {e.args[0] if e.args else e}", file=sys.stderr)
-        return 2
+    except ConfigError as e:  # a bad config of an item: one line (any other error is a bug)
+        return error(str(e))
     failed = [c for c in r.checks if not c.ok]
     print(f"{len(r.checks) - len(failed)}/{len(r.checks)} checks ok")
     return 1 if failed else 0
 
 
 def _main_several(args: argparse.Namespace, papers: list[str]) -> int:
-    """``all``, a list of papers, or any papers through a launcher."""
+    """``all``, a list of papers, or any papers through a launcher (arguments checked by
+    `main`)."""
 
     def error(line: str) -> int:
         print(f"regretlab-reproduce: error: {line}", file=sys.stderr)
         return 2
 
-    if args.only:
-        return error("--only: not with all, a list of papers or --launcher")
-    unknown = [p for p in papers if p not in PAPERS]
-    if unknown or len(set(papers)) < len(papers):
-        got = unknown[0] if unknown else args.paper
-        return error(f"paper: must be one of {', '.join(sorted(PAPERS))} (got {got!r})")
-    if not args.launcher and args.launcher_override:
-        return error("--launcher-override: only with --launcher")
     label = None if args.paper == "all" else papers
     progress = not args.no_progress
     if args.launcher:

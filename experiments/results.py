@@ -82,12 +82,23 @@ def _fsync(path: Path | str) -> None:
 def mark_unfinished(out_dir: Path) -> None:
     """Remove `out_dir`'s summary.json (the finished-run marker, written last) before anything
     else of a recomputation is written there, so that a run killed half-way through rewriting
-    a finished directory is never taken for finished (old summary beside new files)."""
-    path = Path(out_dir) / SUMMARY_FILE
-    if path.exists():
+    a finished directory is never taken for finished (old summary beside new files); then the
+    old run's figures (``*.png`` in the directory: its ``<metric>.png``, a
+    ``<metric>_compare.png`` that ``regretlab-plot`` drew there), which the recomputation may
+    not draw again (another metric, ``plot=false``) and which must not sit beside its results."""
+    out_dir = Path(out_dir)
+    path = out_dir / SUMMARY_FILE
+    changed = path.exists()
+    if changed:
         path.unlink()
+    if out_dir.is_dir():
+        for figure in out_dir.glob("*.png"):
+            if figure.is_file():
+                figure.unlink(missing_ok=True)
+                changed = True
+    if changed:
         with contextlib.suppress(OSError):
-            _fsync(path.parent)
+            _fsync(out_dir)
 
 
 def _umask() -> int:
@@ -377,19 +388,140 @@ def remove_stray_temporaries(out_dir: Path) -> list[Path]:
     return stray
 
 
-def is_complete(out_dir: Path, config: dict | None = None) -> bool:
-    """True when `out_dir` holds a finished run (of `config`, when given, up to the display
-    and cache settings of `DISPLAY_SETTINGS`)."""
+def finished_summary(out_dir: Path) -> dict | None:
+    """The summary of the finished run in `out_dir` (summary.json readable, beside
+    metrics.parquet and final.parquet), else None."""
     path = Path(out_dir) / SUMMARY_FILE
     if not all((Path(out_dir) / f).is_file() for f in (METRICS_FILE, FINAL_FILE)):
-        return False
+        return None
     if not path.is_file():
-        return False
+        return None
     try:
         summary = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
-        return False
-    return config is None or result_config(summary.get("config") or {}) == result_config(config)
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def current_prng() -> str:
+    """The engine's random bit generator in this process, as summary.json records it
+    (``engine.prng``; chosen by ``REGRETLAB_RNG``)."""
+    from experiments.simulate import GENERATOR, PRNG_NAMES
+
+    return PRNG_NAMES[GENERATOR]
+
+
+def mismatch(out_dir: Path, config: dict) -> str | None:
+    """Why `out_dir` does not hold the finished run of `config`: None when it does (up to the
+    display and cache settings of `DISPLAY_SETTINGS`), ``""`` when it holds no finished run,
+    else one phrase: ``another config (differs in: horizon, agents)``, or ``another random bit
+    generator (...)`` where the run was computed under another ``REGRETLAB_RNG`` (its
+    ``engine.prng``; a run that did not record one is taken as this generator's)."""
+    summary = finished_summary(out_dir)
+    if summary is None:
+        return ""
+    old, new = result_config(summary.get("config") or {}), result_config(config)
+    if old != new:
+        return f"another config (differs in: {', '.join(config_differences(old, new))})"
+    now = current_prng()
+    used = sorted(
+        {
+            a["engine"]["prng"]
+            for a in (summary.get("agents") or {}).values()
+            if isinstance(a, dict) and isinstance(a.get("engine"), dict) and "prng" in a["engine"]
+        }
+    )
+    if used and used != [now]:
+        return (
+            f"another random bit generator (finished with {'; '.join(used)}; REGRETLAB_RNG"
+            f" now selects {now})"
+        )
+    return None
+
+
+def config_differences(old: Any, new: Any, prefix: str = "", limit: int = 4) -> list[str]:
+    """The dotted paths where two resolved configs differ (at most `limit`, then ``...``)."""
+    out: list[str] = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in [*a, *(k for k in b if k not in a)]:
+                walk(a.get(k, _MISSING), b.get(k, _MISSING), f"{path}.{k}" if path else str(k))
+        elif a != b:
+            out.append(path or "(the whole config)")
+
+    walk(old, new, prefix)
+    return out[:limit] + (["..."] if len(out) > limit else [])
+
+
+_MISSING = object()
+
+
+def holds_run(directory: Path) -> bool:
+    """Whether `directory` holds a run, finished or not: Hydra's ``.hydra/overrides.yaml`` of a
+    job, or any of the result files."""
+    d = Path(directory)
+    return (d / ".hydra" / "overrides.yaml").is_file() or any(
+        (d / f).is_file() for f in (SUMMARY_FILE, METRICS_FILE, FINAL_FILE)
+    )
+
+
+def job_dirs(root: Path) -> dict[int, Path]:
+    """The job directories of a sweep in `root` (a multirun's or an in-program sweep's): its
+    numbered subdirectories holding a run (`holds_run`), by number."""
+    root = Path(root)
+    if not root.is_dir():
+        return {}
+    return {
+        int(d.name): d
+        for d in root.iterdir()
+        if d.is_dir() and d.name.isdigit() and str(int(d.name)) == d.name and holds_run(d)
+    }
+
+
+def reuse_conflicts(root: Path, configs: list[dict | None] | None) -> list[str]:
+    """What in `root` belongs to another command, one phrase each ([] when nothing does).
+
+    `configs`: a sweep's jobs in order (job i in ``root/i``; None for a job whose own directory
+    is not compared, e.g. the root of an in-program sweep run as a multirun job): a job
+    directory holding a finished run of another config (`mismatch`; another random bit
+    generator is not a conflict, the job is recomputed), a job directory beyond the sweep's
+    jobs, a single run's results in `root` itself. `configs` None (a single run into `root`):
+    job directories of a sweep below it."""
+    root = Path(root)
+    found = job_dirs(root)
+    if configs is None:
+        if found:
+            names = ", ".join(f"{n}/" for n in sorted(found)[:3])
+            names += ", ..." if len(found) > 3 else ""
+            return [f"the jobs of a sweep ({names})"]
+        return []
+    out = []
+    if any((root / f).is_file() for f in (SUMMARY_FILE, METRICS_FILE, FINAL_FILE)):
+        out.append("the results of a single run")
+    for n, config in enumerate(configs):
+        if n in found and config is not None:
+            why = mismatch(found[n], config)
+            if why and why.startswith("another config"):
+                out.append(f"job {n}: a finished run of {why}")
+    stale = sorted(n for n in found if n >= len(configs))
+    if stale:
+        what = ", ".join(map(str, stale[:3])) + (", ..." if len(stale) > 3 else "")
+        n = len(configs)
+        out.append(
+            f"job{'s' if len(stale) > 1 else ''} {what}, beyond this sweep's {n} job"
+            + ("s" if n > 1 else "")
+        )
+    return out
+
+
+def is_complete(out_dir: Path, config: dict | None = None) -> bool:
+    """True when `out_dir` holds a finished run (of `config`, when given, up to the display
+    and cache settings of `DISPLAY_SETTINGS`, computed with this process's random bit
+    generator: `mismatch`)."""
+    if config is None:
+        return finished_summary(out_dir) is not None
+    return mismatch(out_dir, config) is None
 
 
 @dataclass

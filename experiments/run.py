@@ -13,7 +13,12 @@ figure. The table shows the headline metric (``metric``, default the env's ``pri
 with the interval its support calls for, its median when it is non-negative, and with
 ``reference=AGENT`` each agent's ratio of means to that agent, paired over the seeds. Nothing
 is compiled before the whole config has been validated; a bad value exits with status 2 and
-one line naming the field, and leaves no run directory behind. After the table come the agents'
+one line naming the field, and leaves the run directory as it was (none, or what it held: Hydra's
+files rewritten before validation are put back, `preflight.protect_run_dir`). A finished run of
+the same config is not recomputed (its table is printed from its saved results); a finished run
+of another config (or another random bit generator) is recomputed with a line saying so; a
+directory holding another sweep's jobs is refused (`results.reuse_conflicts`). Ctrl-C and
+SIGTERM stop with one line, exit 130 and 143. After the table come the agents'
 notes (``Agent.info``, e.g. inputs rounded on request) and, where the env declares an exact
 oracle (``Env.oracle``), the self-check: the per-step mean and the maximum over t of the curve
 metric, each beside its oracle value.
@@ -103,6 +108,7 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
     """Validate `cfg` and instantiate its env and agents; raise ConfigError on bad input."""
     import jax
 
+    _check_present(cfg)
     horizon = check_int("horizon", cfg.horizon, 1)
     seeds = check_int("seeds", cfg.seeds, 1)
     seed = check_int("seed", cfg.seed, 0, 2**32 - 1)
@@ -117,16 +123,15 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
             )
     if horizon > 2**63 - 1:
         raise ConfigError(f"horizon: must be an integer <= 2^63 - 1 (got {horizon})")
-    if horizon > 2**31 - 1 and not cfg.x64:
-        raise ConfigError(f"horizon: {horizon} > 2^31 - 1 needs x64=true (64-bit round counters)")
+    _check_steps(horizon, 1, bool(cfg.x64))  # the env's steps per round: checked once built
     if not cfg.agents:
         raise ConfigError("agents: select at least one agent, e.g. agents=[ucb1]")
     if cfg.reference is not None:
         check_choice("reference", cfg.reference, tuple(cfg.agents))
     jax.config.update("jax_enable_x64", bool(cfg.x64))
-    # `compile_cache=false` reaches this str field as "False": off, like null
-    if cfg.compile_cache and str(cfg.compile_cache).lower() not in ("false", "off"):
-        enable_compile_cache(cfg.compile_cache)
+    cache = compile_cache_dir(cfg.compile_cache)
+    if cache is not None:
+        enable_compile_cache(cache)
 
     from experiments.simulate import make_grid
 
@@ -143,6 +148,9 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
     if _user_set(overrides, "env.means") and not _user_set(overrides, "env.K") and "K" in env_cfg:
         env_cfg["K"] = None  # explicit means define the number of arms
     env = _instantiate("env", env_cfg)
+    from experiments.simulate import _steps_per_round
+
+    _check_steps(horizon, _steps_per_round(env), bool(cfg.x64))
     agents = {
         name: _instantiate(f"agents.{name}", _container(f"agents.{name}", node))
         for name, node in cfg.agents.items()
@@ -178,6 +186,88 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> Experiment:
         OmegaConf.to_container(cfg, resolve=True),
         cfg.reference,
     )
+
+
+def _check_present(cfg: DictConfig) -> None:
+    """Every field of the schema is in `cfg` and `env` is chosen: a ``~horizon`` or ``~env`` on
+    the command line deletes one, which would otherwise surface as an OmegaConf traceback."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        no_env = "env" not in cfg or OmegaConf.is_missing(cfg, "env") or cfg.env is None
+    except OmegaConfBaseException:
+        no_env = True
+    if no_env:  # `~env` drops the env from the defaults list: the schema's ??? is left
+        from experiments.preflight import _group_options
+
+        options = _group_options("env")
+        known = f" (one of: {', '.join(options)})" if options else ""
+        raise ConfigError(
+            f"env: no environment chosen (deleted with ~env?); choose one, e.g. env=bernoulli"
+            f"{known}"
+        )
+    required = [f"{f.name}" for f in dataclasses.fields(RunConfig)]
+    required += [f"record.{f.name}" for f in dataclasses.fields(RecordConfig)]
+    for key in required:
+        parent, _, name = key.rpartition(".")
+        node = cfg if not parent else cfg.get(parent)
+        if node is None or name not in node.keys():  # noqa: SIM118 (`in` is False for ???)
+            raise ConfigError(
+                f"{key}: missing from the config (deleted with ~{key}?); it is required: set it"
+                f" instead, e.g. {key}={_example(key)}"
+            )
+
+
+def _example(key: str) -> str:
+    """A value to show for `key` in an error line: the schema's default."""
+    node: Any = OmegaConf.structured(RunConfig)
+    try:
+        value = OmegaConf.select(node, key, throw_on_missing=False)
+    except Exception:
+        value = None
+    return "VALUE" if value is None or OmegaConf.is_config(value) else str(value).lower()
+
+
+def _check_steps(horizon: int, per_round: int, x64: bool) -> None:
+    """The engine counts steps (``horizon`` x the env's steps per round: episodes of H steps
+    for an episodic env) in int32 without x64, int64 with it: refuse a count beyond that."""
+    steps = horizon * per_round
+    if steps > 2**63 - 1:
+        raise ConfigError(
+            f"horizon: {horizon:,} x {per_round} steps = {steps:.3g} steps > 2^63 - 1, beyond"
+            " even 64-bit step counters; use a smaller horizon"
+        )
+    if steps > 2**31 - 1 and not x64:
+        what = (
+            f"{horizon:,} episodes x {per_round} steps = {steps:,} steps"
+            if per_round > 1
+            else f"{horizon:,} rounds"
+        )
+        raise ConfigError(
+            f"horizon: {what} > 2^31 - 1 needs x64=true (64-bit round and step counters)"
+        )
+
+
+def compile_cache_dir(value: Any) -> str | None:
+    """The ``compile_cache`` setting as a directory, or None for no cache: null, false or off
+    (Hydra passes ``false`` to this str field as "False"); a number (``compile_cache=0``) or
+    true/on is refused rather than taken for a relative directory named so."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.lower() in ("false", "off", "null", "none", ""):
+        return None
+    try:
+        float(text)
+        number = True
+    except ValueError:
+        number = False
+    if number or text.lower() in ("true", "on"):
+        raise ConfigError(
+            "compile_cache: must be a directory (e.g. ~/.cache/regretlab/jax, or ./0 for one"
+            f" named so), or null, false or off for no cache (got {value!r})"
+        )
+    return text
 
 
 def _finite_params(env) -> Any:
@@ -224,7 +314,7 @@ def check_fit(env, params, agent, horizon: int, where: str) -> set[str]:
     try:
         out = jax.eval_shape(init_only if inputs else one_step, jax.random.key(0))
     except ConfigError as e:
-        raise ConfigError(_prefixed(where, str(e))) from None
+        raise ConfigError(_fit_error(where, env, str(e))) from None
     except Exception as e:  # an agent written for another env's observations or actions
         raise ConfigError(
             f"{where}: does not fit env {type(env).__name__} ({type(e).__name__}: {one_line(e)})"
@@ -258,6 +348,21 @@ def _user_set(overrides: list[str] | None, key: str) -> bool:
     return any(o.lstrip("+~").split("=", 1)[0] == key for o in overrides or [])
 
 
+def _fit_error(where: str, env: Any, msg: str) -> str:
+    """A ConfigError raised while `check_fit` traced agent `where` on `env`, as one line naming
+    the field to change: a top-level field or an env field it names (``horizon: 100 requests >
+    the trace's 50``) as it is; the env refusing the agent (``env: fixed-budget BAI needs ...``)
+    as the agent not fitting the env; anything else as the agent's own field."""
+    head, sep, rest = msg.partition(": ")
+    name = head if sep and " " not in head else ""
+    top = {f.name for f in dataclasses.fields(RunConfig)} - {"agents"}
+    if name.split(".")[0] in top and name != "env":
+        return msg
+    if name == "env":
+        return f"{where}: does not fit env {type(env).__name__} ({rest})"
+    return _prefixed(where, msg)
+
+
 def _prefixed(where: str, msg: str) -> str:
     """`msg` with the config path `where` in front, unless it already names its group."""
     if msg.startswith(where.split(".")[0] + "."):
@@ -281,6 +386,7 @@ def _container(where: str, node: Any) -> Any:
 def _instantiate(where: str, node: Any):
     if not isinstance(node, dict) or "_target_" not in node:
         raise ConfigError(f"{where}: needs a _target_ naming the class to build")
+    _check_lists(where, node)
     try:
         return hydra.utils.instantiate(node, _convert_="all")
     except InstantiationException as e:
@@ -290,6 +396,36 @@ def _instantiate(where: str, node: Any):
         raise ConfigError(f"{where}: cannot build {node['_target_']}: {one_line(cause)}") from None
 
 
+def _check_lists(where: str, node: dict) -> None:
+    """A string given for a parameter that the ``_target_`` annotates as a list or sequence
+    (``env.means=abc``) is refused here, naming the field: the target would iterate over its
+    characters and blame one of them."""
+    import collections.abc
+    import inspect
+    import types
+    import typing
+
+    try:
+        from hydra._internal.utils import _locate
+
+        obj = _locate(node["_target_"])
+        hints = typing.get_type_hints(obj.__init__ if inspect.isclass(obj) else obj)
+    except Exception:  # no annotations to go by: the target checks its own arguments
+        return
+    sequences = (list, tuple, collections.abc.Sequence, collections.abc.Iterable)
+    for key, value in node.items():
+        if key == "_target_" or not isinstance(value, str) or key not in hints:
+            continue
+        annotation = hints[key]
+        union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        options = typing.get_args(annotation) if union else (annotation,)
+        kinds = [typing.get_origin(a) or a for a in options]
+        if any(k in sequences for k in kinds) and not any(k in (str, Any) for k in kinds):
+            raise ConfigError(
+                f"{where}.{key}: must be a list, e.g. {where}.{key}=[...] (got {value!r})"
+            )
+
+
 # --------------------------------------------------------------------------- execution
 def execute(exp: Experiment, out_dir: Path) -> dict:
     """Simulate every agent, write the run directory, print the table; return the summary."""
@@ -297,11 +433,21 @@ def execute(exp: Experiment, out_dir: Path) -> dict:
     from experiments import results
     from experiments.simulate import simulate_agents
 
-    if results.is_complete(out_dir, exp.config):
+    why = results.mismatch(out_dir, exp.config)
+    if why is None:
         print(f"{out_dir}: finished run found, not recomputed")
-        return repair_finished(out_dir, exp)
+        summary = repair_finished(out_dir, exp)
+        print_saved(out_dir, summary, exp.metric, exp.reference)
+        return summary
+    conflicts = results.reuse_conflicts(out_dir, None)  # a sweep's jobs below out_dir
+    if conflicts:
+        from experiments.preflight import reuse_error
+
+        raise ConfigError(reuse_error("hydra.run.dir", out_dir, conflicts))
+    if why:
+        print(f"{out_dir}: holds a finished run of {why}: recomputed, replacing it")
     results.remove_stray_temporaries(out_dir)  # left by a killed attempt
-    results.mark_unfinished(out_dir)  # a stale summary must not outlive what replaces it
+    results.mark_unfinished(out_dir)  # a stale summary (and figures) must not outlive it
     _announce(exp, list(exp.agents))
     sims = simulate_agents(
         exp.env,
@@ -336,6 +482,38 @@ def execute(exp: Experiment, out_dir: Path) -> dict:
     print(f"run directory: {out_dir}")
     _to_log_file(table)
     return summary
+
+
+def print_saved(out_dir: Path, summary: dict, metric: str, reference: str | None) -> None:
+    """The table (and notes) of a finished run found on resume, from its saved results
+    (summary.json; the per-seed finals of final.parquet for ``reference`` ratios), so that the
+    display settings ``metric`` and ``reference`` apply to it as to a computed run."""
+    table = _format_rows(
+        _saved_rows(out_dir, summary, metric, reference), summary, metric, reference
+    )
+    print(table + summary_notes(summary))
+    print(f"run directory: {out_dir}")
+
+
+def _saved_rows(out_dir: Path, summary: dict, metric: str, reference: str | None, prefix=""):
+    """`_rows` of a finished run from what it saved."""
+    from types import SimpleNamespace
+
+    from experiments.results import Run
+
+    names = list(summary["agents"])
+    missing = [n for n in names if metric not in summary["agents"][n]["final"]]
+    if missing:
+        raise ConfigError(
+            f"metric: {metric!r} is not a metric of the finished run in {out_dir} (its metrics:"
+            f" {', '.join(summary['agents'][missing[0]]['final'])})"
+        )
+    if reference is not None and reference not in names:
+        check_choice("reference", reference, tuple(names))
+    run = Run(out_dir, summary)
+    wanted = [n for n in names if reference is not None]
+    sims = {n: SimpleNamespace(final={metric: run.final(n, metric)}) for n in wanted}
+    return _rows(summary, sims, metric, reference, prefix=prefix)
 
 
 def check_results(sims: dict, metric: str) -> None:
@@ -439,20 +617,25 @@ def execute_sweep(jobs: list, exps: list[Experiment], out_dir: Path) -> list[dic
     """
 
     from experiments import results
+    from experiments.preflight import reuse_error
     from experiments.simulate import simulate_sweep
     from experiments.sweep import write_job_config
 
     first = exps[0]
-    todo = [
-        i
-        for i, (j, e) in enumerate(zip(jobs, exps, strict=True))
-        if not results.is_complete(j.directory, e.config)
-    ]
+    conflicts = results.reuse_conflicts(out_dir, [e.config for e in exps])
+    if conflicts:  # the jobs of another sweep: refused before anything is changed
+        raise ConfigError(reuse_error("hydra.run.dir", out_dir, conflicts))
+    why = [results.mismatch(j.directory, e.config) for j, e in zip(jobs, exps, strict=True)]
+    todo = [i for i, w in enumerate(why) if w is not None]
     if len(todo) < len(jobs):
         print(
             f"{out_dir}: {len(jobs) - len(todo)} of {len(jobs)} sweep jobs finished, not recomputed"
         )
     for i in todo:  # a stale summary must not outlive the job config and results replacing it
+        if why[i]:  # another random bit generator (another config was refused above)
+            print(
+                f"{jobs[i].directory}: holds a finished run of {why[i]}: recomputed, replacing it"
+            )
         results.mark_unfinished(jobs[i].directory)
     sims: dict[str, list] = {}
     if todo:
@@ -473,7 +656,11 @@ def execute_sweep(jobs: list, exps: list[Experiment], out_dir: Path) -> list[dic
     summaries, rows = [], []
     for i, (job, exp) in enumerate(zip(jobs, exps, strict=True)):
         if i not in todo:
-            summaries.append(repair_finished(job.directory, exp))
+            summary = repair_finished(job.directory, exp)
+            summaries.append(summary)
+            label = f"{job.number}: {job.label} "
+            saved = _saved_rows(job.directory, summary, exp.metric, exp.reference, prefix=label)
+            rows += [dataclasses.replace(r, group=_env_group(summary)) for r in saved]
             continue
         k = todo.index(i)
         results.remove_stray_temporaries(job.directory)  # left by a killed attempt
@@ -590,18 +777,31 @@ def _title(exp: Experiment) -> str:
 
 
 def _discard_run_dir(out_dir: Path) -> None:
-    """Remove what Hydra wrote for a job that failed validation (and empty parents)."""
-    shutil.rmtree(out_dir / ".hydra", ignore_errors=True)
+    """Undo what Hydra wrote for a command refused after it started: what the directory held
+    before (a finished run's ``.hydra/`` and log) is put back as it was
+    (`preflight.restore_run_dir`, from what `preflight` kept before Hydra ran); a directory
+    that was not there is removed with the empty parents Hydra made. Without a kept copy (`main`
+    called other than by `cli`), Hydra's files are removed only from a directory that holds
+    nothing else: never from one holding a run's results."""
+    from experiments import preflight
+
+    if preflight.restore_run_dir(out_dir):
+        return
+    hydra_dir = out_dir / (_output_subdir() or ".hydra")
+    held = list(out_dir.iterdir()) if out_dir.is_dir() else []
+    if any(p != hydra_dir and p.suffix != ".log" for p in held):
+        return  # results of a run (or anything else) live here: keep everything
+    shutil.rmtree(hydra_dir, ignore_errors=True)
     for log in out_dir.glob("*.log"):
         log.unlink(missing_ok=True)
-    cwd = Path.cwd().resolve()
-    d = out_dir.resolve()
-    if d != cwd and d.is_dir() and not any(d.iterdir()):  # the job's own directory, now empty
-        d.rmdir()
-        d = d.parent
-    while d != cwd and d.is_dir() and not any(d.iterdir()) and cwd in d.parents:
-        d.rmdir()  # empty parents Hydra made, inside the working directory only
-        d = d.parent
+    preflight.remove_empty_dirs(out_dir)
+
+
+def _output_subdir() -> str | None:
+    try:
+        return HydraConfig.get().output_subdir
+    except Exception:
+        return ".hydra"
 
 
 @hydra.main(version_base="1.3", config_path=_conf_dir(), config_name="config")
@@ -631,13 +831,15 @@ def main(cfg: DictConfig) -> float | None:
         _discard_run_dir(out_dir)
         print(f"regretlab: error: {e}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:  # results are renamed into place, summary.json last: nothing
-        # half-written is ever taken for a finished run; a rerun computes what is missing
-        _ignore_further_interrupts()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM. Results are renamed into place,
+        # summary.json last: nothing half-written is ever taken for a finished run; a rerun
+        # computes what is missing
+        interrupt.ignore_further()
         print(
-            f"regretlab: interrupted; rerun the same command to finish {out_dir}", file=sys.stderr
+            f"regretlab: {interrupt.received()}; rerun the same command to finish {out_dir}",
+            file=sys.stderr,
         )
-        sys.exit(130)
+        sys.exit(interrupt.exit_status())
     except OSError as e:
         print(f"regretlab: error: {out_dir}: {e.strerror or e}", file=sys.stderr)
         sys.exit(1)
@@ -661,22 +863,23 @@ def cli() -> None:
     # Ray (>= 2.43) started under `uv run` would launch its workers through `uv run` in a copy of
     # the working directory, a fresh environment without this one's packages: use this Python
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    from experiments.config import check_environment
+
+    bad = check_environment()  # also checked when the package is imported (experiments.devices)
+    if bad:
+        for line in bad:
+            print(f"regretlab: error: {line}", file=sys.stderr)
+        sys.exit(2)
+    interrupt.install()  # SIGTERM too: one line and exit 143 while the command line is checked
     try:
         run_checked(main, _conf_dir(), prepare)
-    except KeyboardInterrupt:  # Ctrl-C before or between runs (a run's own is handled in main)
-        _ignore_further_interrupts()
-        print("regretlab: interrupted; rerun the same command to finish", file=sys.stderr)
-        sys.exit(130)
-
-
-def _ignore_further_interrupts() -> None:
-    """Once interrupted, a second Ctrl-C during the exit (Hydra's unwinding, JAX's threads
-    shutting down) must not kill the process by the signal instead of exit status 130."""
-    import contextlib
-    import signal
-
-    with contextlib.suppress(ValueError):  # not the main thread (a launcher's worker)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except KeyboardInterrupt:  # before or between runs (a run's own is handled in main)
+        interrupt.ignore_further()
+        print(
+            f"regretlab: {interrupt.received()}; rerun the same command to finish",
+            file=sys.stderr,
+        )
+        sys.exit(interrupt.exit_status())
 
 
 if __name__ == "__main__":

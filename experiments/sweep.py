@@ -54,6 +54,11 @@ def swept_fields(sweep: Any) -> dict[str, list]:
     def walk(prefix: str, node: dict) -> None:
         for key, value in node.items():
             path = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, dict) and not value:
+                raise ConfigError(
+                    f"sweep.{path}: names no field to sweep, e.g. sweep.{path}.FIELD=[1,2]"
+                    " (got {})"
+                )
             if isinstance(value, dict):
                 walk(path, value)
             elif isinstance(value, list) and value:
@@ -69,8 +74,14 @@ def swept_fields(sweep: Any) -> dict[str, list]:
 
 
 def expand(cfg: DictConfig, overrides: list[str], out_dir: Path) -> list[Job]:
-    """The jobs of `cfg`'s sweep (an empty ``sweep``: no jobs), checked field by field."""
-    raw = OmegaConf.to_container(cfg.sweep, resolve=True) if cfg.sweep is not None else {}
+    """The jobs of `cfg`'s sweep (an empty or absent ``sweep``: no jobs), checked field by
+    field; a sweep that names no value (``sweep=5``, ``sweep.agents={}``) is a ConfigError."""
+    node = cfg.get("sweep")
+    if node is None:
+        return []
+    if not OmegaConf.is_dict(node):
+        swept_fields(node)  # raises: not a mapping of fields to values
+    raw = OmegaConf.to_container(node, resolve=True)
     if not raw:
         return []
     fields = swept_fields(raw)

@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -79,7 +80,8 @@ def regretlab(*args: str) -> subprocess.CompletedProcess:
     stderr). Only for command lines that stop with an error before anything is compiled (speed
     only: no interpreter start-up; each test list here keeps one case that runs through `cli`).
 
-    The process-wide state the command changes is restored: argv, the SIGINT handler, logging
+    The process-wide state the command changes is restored: argv, the SIGINT and SIGTERM
+    handlers (and `experiments.interrupt`'s flag), logging
     (Hydra's handlers, the levels `main` sets), JAX's x64 and cache settings, Hydra's globals.
     Hydra's `logging.config.dictConfig` closes every live handler (pytest's own among them): they
     are hidden from it (logging's private registries) for the call and restored after.
@@ -90,17 +92,19 @@ def regretlab(*args: str) -> subprocess.CompletedProcess:
     import jax
     from hydra.core.global_hydra import GlobalHydra
 
+    from experiments import interrupt
     from experiments.run import cli as entry
 
     root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    root_handlers, level = root.handlers[:], root.level
     registry, named = logging._handlerList[:], dict(logging._handlers)  # type: ignore[attr-defined]
     del logging._handlerList[:]  # type: ignore[attr-defined]
     levels = {n: logging.getLogger(n).level for n in ("jax", "jax._src.xla_bridge", "matplotlib")}
     flags = ("jax_enable_x64", "jax_compilation_cache_dir")
     flags += ("jax_persistent_cache_min_compile_time_secs",)
     config = {k: getattr(jax.config, k) for k in flags}
-    sigint, argv, full_error = signal.getsignal(signal.SIGINT), sys.argv, None
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    argv, full_error = sys.argv, None
     out, err, code = io.StringIO(), io.StringIO(), 0
     try:
         full_error = os.environ.pop("HYDRA_FULL_ERROR", None)  # as `cli` drops it
@@ -117,14 +121,16 @@ def regretlab(*args: str) -> subprocess.CompletedProcess:
         sys.argv = argv
         if full_error is not None:
             os.environ["HYDRA_FULL_ERROR"] = full_error
-        signal.signal(signal.SIGINT, sigint)
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+        interrupt._pending = False
         for ref in logging._handlerList[:]:  # type: ignore[attr-defined]  # Hydra's
             if (h := ref()) is not None:
                 h.close()
         logging._handlerList[:] = registry  # type: ignore[attr-defined]
         logging._handlers.clear()  # type: ignore[attr-defined]
         logging._handlers.update(named)  # type: ignore[attr-defined]
-        root.handlers[:] = handlers
+        root.handlers[:] = root_handlers
         root.setLevel(level)
         for name, lv in levels.items():
             logging.getLogger(name).setLevel(lv)
@@ -268,11 +274,48 @@ def test_rerun_skips_a_finished_run_and_recomputes_a_changed_config(run, tmp_pat
     assert "finished run found, not recomputed" in again.stdout
     assert (d / "summary.json").read_bytes() == before
 
+    (d / "regret_compare.png").write_bytes((d / "regret.png").read_bytes())  # regretlab-plot's
     changed = [o if o != "seeds=4" else "seeds=5" for o in TINY]
-    proc = ok(cli("run", "agents=[ucb1]", *changed, f"hydra.run.dir={d}"))
+    proc = ok(cli("run", "agents=[ucb1]", *changed, "plot=false", f"hydra.run.dir={d}"))
     assert "not recomputed" not in proc.stdout
+    line = f"{d}: holds a finished run of another config (differs in: seeds): recomputed, replacing"
+    assert line in proc.stdout  # a finished run of another config is never replaced silently
     assert summary(d)["seeds"] == 5
     assert sorted(pd.read_parquet(d / "metrics.parquet").seed.unique()) == [0, 1, 2, 3, 4]
+    assert not list(d.glob("*.png"))  # the old run's figures went with it (plot=false now)
+
+
+def test_resume_prints_the_table_in_the_display_settings_asked_for(run, tmp_path):
+    """`metric` and `reference` are display settings: a finished run found on resume is not
+    recomputed, and its table is printed from the saved results in those settings."""
+    d = tmp_path / "run"
+    shutil.copytree(run[0], d)
+    before = (d / "summary.json").read_bytes()
+    args = ("metric=realized_regret", "reference=ucb1")
+    proc = ok(cli("run", "agents=[ucb1]", *TINY, *args, f"hydra.run.dir={d}"))
+    assert "finished run found, not recomputed" in proc.stdout
+    table = parse_table(proc.stdout)
+    final = summary(d)["agents"]["ucb1"]["final"]["realized_regret"]
+    assert table["ucb1"]["realized_regret (95% CI)"] == regret_cell(final)
+    assert table["ucb1"]["realized_regret / ucb1 (95% CI)"] == "1 [1, 1]"
+    assert f"run directory: {d}" in proc.stdout
+    assert (d / "summary.json").read_bytes() == before
+
+
+def test_a_run_of_another_random_bit_generator_is_recomputed_with_a_line(run, tmp_path):
+    """`REGRETLAB_RNG` changes every draw: a run finished under another generator (its
+    `engine.prng`) is not taken for finished."""
+    d = tmp_path / "run"
+    shutil.copytree(run[0], d)
+    env = {"REGRETLAB_RNG": "threefry-partitionable"}
+    proc = ok(cli("run", "agents=[ucb1]", *TINY, f"hydra.run.dir={d}", extra_env=env))
+    assert "not recomputed" not in proc.stdout
+    assert (
+        f"{d}: holds a finished run of another random bit generator (finished with" in proc.stdout
+    )
+    assert "partitionable (jax default)" in summary(d)["agents"]["ucb1"]["engine"]["prng"]
+    again = ok(cli("run", "agents=[ucb1]", *TINY, f"hydra.run.dir={d}", extra_env=env))
+    assert "finished run found, not recomputed" in again.stdout
 
 
 def test_interrupted_sweep_resumes_only_the_unfinished_job(sweep, tmp_path):
@@ -430,6 +473,18 @@ def test_own_agent_runs_end_to_end_with_and_without_yaml(tmp_path):
 
 
 # ------------------------------------------------------------------ the default experiment
+def test_readme_lists_every_env_and_agent_config():
+    """The README's list of config groups names every file of conf/env/ and conf/agents/ (the
+    families it names by a prefix, ``stream_*``, cover theirs)."""
+    readme = (ROOT / "README.md").read_text()
+    listed = set(re.findall(r"`([a-z0-9_]+\*?)`", readme))
+    prefixes = [name[:-1] for name in listed if name.endswith("*")]
+    for group in ("env", "agents"):
+        for path in sorted((ROOT / "conf" / group).glob("*.yaml")):
+            name = path.stem
+            assert name in listed or any(name.startswith(p) for p in prefixes), (group, name)
+
+
 @pytest.mark.slow
 def test_default_experiment_runs_all_five_agents(tmp_path):
     """`regretlab` with no arguments: 10 Bernoulli arms, T = 10^4, 100 seeds, five agents."""

@@ -4,7 +4,9 @@ and the env's final metrics abstractly (`experiments.run.check_fit`), not when c
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import pytest
 from test_cli import cli, files_under, regretlab
@@ -49,6 +51,15 @@ HYDRA_MISTAKES = [  # (override, the one-line error)
     ("hydra.run.dir=/proc/regretlab", "hydra.run.dir: cannot write /proc/regretlab ("),
     ("horizon=[1", "overrides: cannot parse ("),
     ("horizon=1e20", "horizon: must be an integer <= 2^63 - 1 (got 100000000000000000000)"),
+    ("horizon=3e9", "horizon: 3,000,000,000 rounds > 2^31 - 1 needs x64=true (64-bit round"),
+    ("~horizon", "horizon: missing from the config (deleted with ~horizon?); it is required"),
+    ("~env", "env: no environment chosen (deleted with ~env?); choose one, e.g. env=bernoulli"),
+    ("sweep=5", "sweep: must map config fields to lists of values, e.g. sweep.agents."),
+    ("sweep.agents={}", "sweep.agents: names no field to sweep, e.g. sweep.agents.FIELD=[1,2]"),
+    ("+horizn=5", "horizn: not a field of the config (did you mean horizon?)"),
+    ("progress=2", "progress: must be true or false (got 2)"),
+    ("compile_cache=0", "compile_cache: must be a directory (e.g. ~/.cache/regretlab/jax, or"),
+    ("env.means=abc", "env.means: must be a list, e.g. env.means=[...] (got 'abc')"),
 ]
 
 
@@ -110,6 +121,153 @@ def test_multirun_with_bad_jobs_refuses_before_any_job_runs(tmp_path):
         "job 5 (env.K=10 agents.ucb1.c=-2)"]  # fmt: skip
     assert all(ln.startswith("regretlab: error: job ") for ln in lines)
     assert not d.exists(), files_under(d)  # no run directory, not even an empty one
+
+
+REFUSED = [  # (arguments, the one-line error): names the field to change
+    (  # steps = horizon x H: beyond int32 without x64 (once a ValueError from the engine)
+        ["env=latent_mdp", "agents=[latent_random]", "horizon=1000000000"],
+        "horizon: 1,000,000,000 episodes x 5 steps = 5,000,000,000 steps > 2^31 - 1 needs x64=true",
+    ),
+    (  # the trace is too short for the horizon: horizon or env.length, not agents.lru.horizon
+        ["env=paging", "agents=[lru]", "env.length=50", "horizon=100"],
+        "horizon: 100 requests > the trace's 50 (set horizon <= env.length)",
+    ),
+    (  # the env refuses the agent: the agent does not fit it, not "agents.ucb1.env"
+        ["env=linear_bai", "agents=[ucb1]"],
+        "agents.ucb1: does not fit env LinearBAI (fixed-budget BAI needs an agent whose output()",
+    ),
+    (["-m", "agents=[ucb1]", "env.K=range(1,1)"], "env.K: range(1,1) is a sweep of no value"),
+    (["-m", "agents=[ucb1]", "env.K=glob(*)"], "env.K: glob(*) is a sweep of no value: the"),
+    (["-m", "agents=[ucb1]", "progress=true,0"], "progress: must be true or false (got 0)"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), REFUSED, ids=[" ".join(a) for a, _ in REFUSED])
+def test_refused_with_one_line_naming_the_field(args, message, tmp_path):
+    """In process: exit 2, one line, no run (or sweep) directory."""
+    d = tmp_path / "run"
+    where = "hydra.sweep.dir" if "-m" in args else "hydra.run.dir"
+    proc = regretlab(*args, "seeds=2", "progress=false", f"{where}={d}")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"regretlab: error: {message}"), lines
+    assert not d.exists(), files_under(d)
+
+
+def test_exact_integers_in_scientific_notation_for_every_integer_field():
+    """An env's or agent's parameter annotated ``int`` by its target takes ``1e2`` as 100 (as
+    the top-level integer fields do); a float parameter keeps its float."""
+    from experiments.preflight import int_fields, integer_literals
+    from experiments.run import _conf_dir
+
+    args = ["agents=[ucb1,etc]", "env.K=1e2", "agents.etc.m=2e1", "agents.ucb1.c=1e2"]
+    out = integer_literals(args, int_fields(args, _conf_dir()))
+    assert out == ["agents=[ucb1,etc]", "env.K=100", "agents.etc.m=20", "agents.ucb1.c=1e2"]
+    assert integer_literals(["-m", "env.K=1e1,2e1"], int_fields(["-m"], _conf_dir())) == [
+        "-m",
+        "env.K=10,20",
+    ]
+
+
+def _finished_run(d: Path, config: dict | None = None) -> dict[Path, bytes]:
+    """A directory standing for a finished run (what `results.is_complete` looks at), with
+    Hydra's files; returns every file's bytes."""
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "config.yaml").write_text("horizon: 300\n")
+    (d / ".hydra" / "hydra.yaml").write_text("hydra: {}\n")
+    (d / ".hydra" / "overrides.yaml").write_text("- agents=[ucb1]\n")
+    (d / "regretlab.log").write_text("[...] compiling ucb1\n")
+    (d / "summary.json").write_text(json.dumps({"config": config or {"horizon": 300}}))
+    for name in ("metrics.parquet", "final.parquet", "regret.png"):
+        (d / name).write_bytes(b"results")
+    return {p: p.read_bytes() for p in d.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["horizon=-5"],  # refused by `main` after Hydra wrote .hydra/ and opened the log
+        ["agents=[ucb1]", "sweep.agents.ucb1.c=[1,-1]"],  # the root of an in-program sweep
+        ["agents=[ucb1]", "horizn=5"],  # refused before Hydra runs
+    ],
+)
+def test_a_refused_command_leaves_a_finished_run_as_it_was(args, tmp_path):
+    """Hydra overwrites .hydra/ before `main` validates: a refused command puts back what the
+    directory held (`preflight.protect_run_dir`), never deleting a finished run's metadata."""
+    d = tmp_path / "run"
+    before = _finished_run(d)
+    proc = regretlab(*args, "progress=false", f"hydra.run.dir={d}")  # in process
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert {p: p.read_bytes() for p in d.rglob("*") if p.is_file()} == before
+
+
+def test_without_a_kept_copy_a_run_directory_keeps_its_files(tmp_path):
+    """`main` run other than by the console script (no copy kept): Hydra's files are removed
+    only from a directory that holds nothing else."""
+    from experiments.run import _discard_run_dir
+
+    d = tmp_path / "run"
+    before = _finished_run(d)
+    _discard_run_dir(d)
+    assert {p: p.read_bytes() for p in d.rglob("*") if p.is_file()} == before
+    fresh = tmp_path / "fresh"
+    (fresh / ".hydra").mkdir(parents=True)
+    (fresh / ".hydra" / "config.yaml").write_text("{}")
+    (fresh / "regretlab.log").write_text("")
+    _discard_run_dir(fresh)
+    assert not fresh.exists()
+
+
+def test_a_multirun_into_the_directory_of_another_sweep_is_refused(tmp_path):
+    """Job 0 of another config would be replaced and job 2 left to be tabulated with this
+    sweep's: refused before any job runs, one line, nothing changed."""
+    d = tmp_path / "sweep"
+    before = {
+        **_finished_run(d / "0", {"horizon": 300, "env": {"K": 7}}),
+        **_finished_run(d / "2", {"horizon": 300}),
+    }
+    proc = regretlab("-m", "agents=[ucb1]", "env.K=3,4", "horizon=300", "seeds=2",
+                     "progress=false", f"hydra.sweep.dir={d}")  # fmt: skip  # in process
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"regretlab: error: hydra.sweep.dir: {d} holds another command's")
+    assert "job 0: a finished run of another config (differs in: " in line
+    assert "job 2, beyond this sweep's 2 jobs" in line and "use a new directory" in line
+    assert {p: p.read_bytes() for p in d.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in d.iterdir()) == ["0", "2"]
+
+
+BAD_ENVIRONMENT = [  # (variable, value): each refused in one line naming it and what it allows
+    ("REGRETLAB_RNG", "bogus"),
+    ("REGRETLAB_HOST_DEVICES", "abc"),
+    ("REGRETLAB_LOOPS", "gpu"),
+    ("REGRETLAB_LANE_BLOCK", "-1"),
+    ("REGRETLAB_SCAN_UNROLL", "x"),
+    ("REGRETLAB_SHARD_SEEDS", "maybe"),  # once taken silently as "on"
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_ENVIRONMENT)
+def test_a_bad_environment_variable_is_one_line_exit_2(name, value, tmp_path):
+    """Through the interpreter: some are read when the package is imported, before the
+    command's own code runs (`experiments.devices.refuse_bad_environment`)."""
+    d = tmp_path / "run"
+    proc = cli("run", "agents=[ucb1]", "horizon=300", "seeds=2", "progress=false",
+               f"hydra.run.dir={d}", extra_env={name: value})  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"regretlab: error: {name}: must be "), lines
+    assert lines[0].endswith(f"(got {value!r})")
+    assert not d.exists()
+
+
+def test_a_bad_environment_variable_stops_reproduce_too():
+    proc = cli("reproduce", "--list", extra_env={"REGRETLAB_RNG": "bogus"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "regretlab-reproduce: error: REGRETLAB_RNG: must be one of threefry,"
+        " threefry-partitionable (unset: threefry) (got 'bogus')"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -195,6 +353,20 @@ INPUTS = [
     ("env.d", ["env=maxsum_adaptive", "agents=[maxsum_batch]", "env.d=0"]),
     ("agents.ucb1", ["env=continual_bernoulli"]),
     ("agents.counter_tree", ["agents=[counter_tree]"]),
+    ("horizon", ["~horizon"]),
+    ("env", ["~env"]),
+    ("horizon", ["env=latent_mdp", "agents=[latent_random]", "horizon=1000000000"]),
+    ("horizon", ["env=paging", "agents=[lru]", "env.length=50", "horizon=100"]),
+    ("agents.ucb1", ["env=linear_bai"]),
+    ("env.means", ["env.means=abc"]),
+    ("env.gap", ["env.generator=gap", "env.gap=2"]),
+    ("env.K", ["env.K=range(1,1)"]),
+    ("env.K", ["env.K=glob(*)"]),
+    ("progress", ["progress=2"]),
+    ("horizn", ["+horizn=5"]),
+    ("compile_cache", ["compile_cache=0"]),
+    ("sweep", ["sweep=5"]),
+    ("sweep.agents", ["sweep.agents={}"]),
 ]
 
 
@@ -204,6 +376,7 @@ def test_every_input_is_one_line_naming_its_field(field, overrides):
     from experiments.run import _conf_dir, prepare
 
     args = ["-m", "agents=[ucb1]", "horizon=1000", "seeds=2"]
-    args = [a for a in args if a.split("=")[0] not in {o.split("=")[0] for o in overrides}]
+    keys = {o.split("=")[0].lstrip("+~") for o in overrides}
+    args = [a for a in args if a.split("=")[0] not in keys]
     errors = preflight([*args, *overrides], _conf_dir(), prepare)
     assert len(errors) == 1 and errors[0].startswith(f"{field}: "), errors

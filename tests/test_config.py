@@ -223,6 +223,10 @@ BAD_INPUT = [  # (override, field the one-line message must start with)
     ("record.grid=foo", "record.grid"),
     ("chunk_size=150", "chunk_size"),
     ("agents.ucb1.c=-1", "agents.ucb1.c"),
+    ("env.means=abc", "env.means"),  # once: each character checked, "(got 'a')"
+    ("compile_cache=0", "compile_cache"),  # once: a cache folder named "0"
+    ("compile_cache=true", "compile_cache"),
+    ("compile_cache=1.5", "compile_cache"),
 ]
 
 
@@ -303,7 +307,7 @@ def test_compile_cache_that_cannot_be_created_is_one_line(tmp_path):
         build([f"compile_cache={blocker}/cache", "horizon=100", "seeds=2", "agents=[ucb1]"])
 
 
-@pytest.mark.parametrize("off", ["false", "False", "null"])
+@pytest.mark.parametrize("off", ["false", "False", "null", "off"])
 def test_compile_cache_false_is_off(off, tmp_path, monkeypatch):
     """`compile_cache=false` reaches the str field as "False": off, never a directory "False"."""
     monkeypatch.chdir(tmp_path)

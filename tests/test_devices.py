@@ -17,6 +17,7 @@ import jax
 import pytest
 
 from experiments import devices
+from experiments.config import LOOPS_CHOICES, RNG_CHOICES, ConfigError, check_environment
 from experiments.devices import HOST_DEVICES_ENV, requested_host_devices, use_all_cores
 from experiments.simulate import seed_devices, seed_sharding
 
@@ -64,8 +65,85 @@ def test_the_users_device_count_wins(cores):
 
 @pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
 def test_a_bad_setting_is_one_clear_error(value):
-    with pytest.raises(ValueError, match=f"{HOST_DEVICES_ENV}=.*positive integer"):
+    with pytest.raises(
+        ValueError, match=f"^{HOST_DEVICES_ENV}: must be auto or a positive integer"
+    ):
         requested_host_devices({HOST_DEVICES_ENV: value})
+
+
+GOOD = {
+    "REGRETLAB_HOST_DEVICES": " Auto ",
+    "REGRETLAB_SHARD_SEEDS": "0",
+    "REGRETLAB_RNG": "threefry-partitionable",
+    "REGRETLAB_LOOPS": "accelerator",
+    "REGRETLAB_LANE_BLOCK": "256",
+    "REGRETLAB_SCAN_UNROLL": "8",
+}
+BAD = [  # (variable, value) that its reader would refuse with a traceback, or misread
+    ("REGRETLAB_HOST_DEVICES", "abc"),
+    ("REGRETLAB_HOST_DEVICES", "0"),
+    ("REGRETLAB_SHARD_SEEDS", "maybe"),  # read as "not 0": on
+    ("REGRETLAB_SHARD_SEEDS", "false"),  # likewise: it would not turn sharding off
+    ("REGRETLAB_RNG", "bogus"),
+    ("REGRETLAB_RNG", ""),  # set but empty: no generator of that name
+    ("REGRETLAB_LOOPS", "gpu"),
+    ("REGRETLAB_LANE_BLOCK", "-1"),
+    ("REGRETLAB_LANE_BLOCK", "0"),
+    ("REGRETLAB_SCAN_UNROLL", "x"),
+    ("REGRETLAB_SCAN_UNROLL", "2.0"),
+]
+
+
+def test_good_environment_variables_pass():
+    assert check_environment(GOOD) == []
+    assert check_environment({}) == []
+    assert check_environment({"REGRETLAB_SHARD_SEEDS": "", "REGRETLAB_LOOPS": " "}) == []
+
+
+@pytest.mark.parametrize(("name", "value"), BAD)
+def test_each_bad_environment_variable_is_one_line_naming_it(name, value):
+    """One line: the variable, what it allows, what it got (`config.check_environment`)."""
+    (line,) = check_environment({**GOOD, name: value})
+    assert line.startswith(f"{name}: must be ") and line.endswith(f"(got {value.strip()!r})")
+
+
+def test_the_checked_choices_are_the_readers_choices():
+    from experiments.rollout import GENERATORS
+    from experiments.simulate import LOOPS
+
+    assert RNG_CHOICES == GENERATORS and LOOPS_CHOICES == LOOPS
+
+
+def test_lane_block_names_the_variable(monkeypatch):
+    from experiments.batched_cond import LANE_BLOCK_ENV, lane_block
+
+    monkeypatch.setenv(LANE_BLOCK_ENV, "-1")
+    with pytest.raises(ConfigError, match=rf"^{LANE_BLOCK_ENV}: must be a positive integer"):
+        lane_block()
+    monkeypatch.setenv(LANE_BLOCK_ENV, "3")
+    assert lane_block() == 3
+
+
+def test_a_library_import_raises_and_a_command_exits_with_one_line():
+    """A fresh interpreter importing the package with a bad variable: a ConfigError naming it;
+    the same import under a `regretlab*` command (`python -m experiments.tables`): one line,
+    exit 2, before the command's own code runs."""
+    env = {**os.environ, "REGRETLAB_SHARD_SEEDS": "maybe"}
+    lib = subprocess.run([sys.executable, "-c", "import experiments"], capture_output=True,
+                         text=True, env=env, cwd=ROOT, timeout=300)  # fmt: skip
+    assert lib.returncode == 1
+    assert (
+        lib.stderr.strip()
+        .splitlines()[-1]
+        .startswith("experiments.config.ConfigError: REGRETLAB_SHARD_SEEDS: must be 0")
+    )
+    cmd = subprocess.run([sys.executable, "-m", "experiments.tables", "."], capture_output=True,
+                         text=True, env=env, cwd=ROOT, timeout=300)  # fmt: skip
+    assert cmd.returncode == 2
+    assert cmd.stderr.splitlines() == [
+        "regretlab-table: error: REGRETLAB_SHARD_SEEDS: must be 0 (one device per job) or 1"
+        " (unset: 1, seeds split over devices) (got 'maybe')"
+    ]
 
 
 def test_too_late_leaves_the_backend_alone(cores):

@@ -87,6 +87,75 @@ def test_bad_config_in_an_item_is_one_line(fake_paper, tmp_path, capsys, monkeyp
     assert "horizon: must be" in capsys.readouterr().err
 
 
+@pytest.fixture(autouse=True)
+def signals():
+    """The SIGINT and SIGTERM handlers that `rp.main` installs, restored afterwards (with
+    `experiments.interrupt`'s flag cleared, which would stop later simulations)."""
+    import signal
+
+    from experiments import interrupt
+
+    kept = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for number, handler in kept.items():
+        signal.signal(number, handler)
+    interrupt._pending = False
+
+
+def test_argument_mistakes_are_one_line_before_anything_runs(fake_paper, tmp_path, capsys, signals):
+    out = tmp_path / "out"
+    cases = [
+        (["fake", "--launcher-override", "hydra.launcher.n_jobs=2"], "--launcher-override: only"),
+        (["fake", "--out", "/proc/regretlab"], "--out: cannot write /proc/regretlab ("),
+        (["fake", "--only", "R1,R1"], "--only: R1 is listed twice (each item runs once)"),
+        (["fake,fake"], "paper: fake is listed twice (each paper runs once)"),
+        (["fake,nope"], "paper: must be one of "),
+    ]
+    for argv, message in cases:
+        extra = [] if "--out" in argv else ["--out", str(out)]
+        assert rp.main([*argv, *extra]) == 2, argv
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(f"regretlab-reproduce: error: {message}"), (argv, line)
+    assert not out.exists()  # nothing ran
+
+
+def test_a_bug_inside_an_item_is_not_taken_for_a_bad_argument(fake_paper, tmp_path, signals):
+    """Only a ConfigError (a bad config of an item) is one line: a KeyError raised by an item's
+    own code is a bug and propagates with its traceback."""
+
+    def buggy(r):
+        return {}["missing"]
+
+    fake_paper.ITEMS["R1"] = buggy
+    with pytest.raises(KeyError, match="missing"):
+        rp.main(["fake", "--only", "R1", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize(("signum", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_and_sigterm_are_one_line_and_resumable(
+    signum, status, fake_paper, tmp_path, capsys, signals
+):
+    """A signal while an item runs: one line, exit 130 (Ctrl-C) or 143 (SIGTERM, as SLURM sends
+    at a job's time limit); the runs finished before it are kept and found by the rerun."""
+    import signal
+
+    def stopped(r):
+        _item_r1(r)  # one finished run
+        signal.raise_signal(getattr(signal, signum))
+
+    fake_paper.ITEMS["R2"] = stopped
+    assert rp.main(["fake", "--out", str(tmp_path), "--no-progress"]) == status
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    what = "interrupted" if signum == "SIGINT" else "terminated (SIGTERM)"
+    assert line == (
+        f"regretlab-reproduce: {what}; rerun the same command to finish (finished runs are kept"
+        " and not recomputed)"
+    )
+    fake_paper.ITEMS["R2"] = _item_fail
+    assert rp.main(["fake", "--out", str(tmp_path), "--no-progress"]) == 1
+    assert "finished run found, not recomputed" in capsys.readouterr().out
+
+
 def test_loglog_slope_recovers_a_power_law():
     # y = 3 x^0.5 with 1% multiplicative noise: the slope is 0.5 within a few standard errors.
     rng = np.random.default_rng(0)

@@ -19,9 +19,14 @@ from experiments.results import (
     SUMMARY_FILE,
     Run,
     atomic_write,
+    config_differences,
+    current_prng,
     find_runs,
     is_complete,
+    mark_unfinished,
     metrics_frame,
+    mismatch,
+    reuse_conflicts,
     unfinished_runs,
     write_run,
 )
@@ -157,6 +162,64 @@ def test_is_complete(run_dir, tmp_path):
     (half / METRICS_FILE).write_bytes(b"PAR1")
     (half / SUMMARY_FILE).write_text('{"agents": ')  # a truncated summary
     assert not is_complete(half)
+
+
+def test_a_run_of_another_random_bit_generator_is_not_complete(run_dir):
+    """`engine.prng` (chosen by REGRETLAB_RNG) decides every draw: a run finished under another
+    generator is not the run this process would compute; one without the record is taken as
+    this generator's (runs written before it was recorded)."""
+    out, _, _ = run_dir
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    assert mismatch(out, CONFIG) is None  # no engine.prng recorded
+    for agent in summary["agents"].values():
+        agent["engine"]["prng"] = current_prng()
+    (out / SUMMARY_FILE).write_text(json.dumps(summary))
+    assert mismatch(out, CONFIG) is None and is_complete(out, CONFIG)
+    summary["agents"]["other"]["engine"]["prng"] = "another generator"
+    (out / SUMMARY_FILE).write_text(json.dumps(summary))
+    why = mismatch(out, CONFIG)
+    assert why.startswith("another random bit generator (finished with another generator; ")
+    assert not is_complete(out, CONFIG) and is_complete(out)  # still a finished run to tabulate
+    assert mismatch(out, {**CONFIG, "horizon": 2000}) == (
+        "another config (differs in: horizon)"  # the config is named first
+    )
+    assert mismatch(out.parent / "nowhere", CONFIG) == ""
+
+
+def test_config_differences_name_the_dotted_paths():
+    old = {"horizon": 1, "env": {"K": 3, "means": None}, "agents": {"ucb1": {"c": 2}}}
+    new = {"horizon": 1, "env": {"K": 4, "means": None}, "agents": {"ucb1": {"c": 2}, "etc": {}}}
+    assert config_differences(old, new) == ["env.K", "agents.etc"]
+    many = {f"k{i}": i for i in range(6)}
+    assert config_differences(many, {}) == ["k0", "k1", "k2", "k3", "..."]
+
+
+def test_mark_unfinished_removes_the_summary_and_the_old_figures(run_dir):
+    out, _, _ = run_dir
+    for name in ("regret.png", "regret_compare.png"):
+        (out / name).write_bytes(b"\x89PNG")
+    mark_unfinished(out)
+    assert not (out / SUMMARY_FILE).exists() and not list(out.glob("*.png"))
+    assert (out / METRICS_FILE).is_file()  # replaced by the recomputation, not removed
+    mark_unfinished(out / "nowhere")  # nothing to do, no error
+
+
+def test_reuse_conflicts_name_what_belongs_to_another_command(run_dir, tmp_path):
+    out, sims, _ = run_dir
+    root = tmp_path / "sweep"
+    for n, horizon in ((0, 1000), (1, 1000), (3, 1000)):
+        write_run(root / str(n), {**CONFIG, "horizon": horizon}, sims)
+    (root / "7").mkdir()  # an empty numbered directory holds no run: not a job
+    (root / "multirun.yaml").write_text("{}")
+    same = {**CONFIG, "horizon": 1000}
+    assert reuse_conflicts(root, [same, same, same, same]) == []  # a resume, and an extension
+    assert reuse_conflicts(root, [same, {**CONFIG, "horizon": 5}]) == [
+        "job 1: a finished run of another config (differs in: horizon)",
+        "job 3, beyond this sweep's 2 jobs",
+    ]
+    assert reuse_conflicts(root, None) == ["the jobs of a sweep (0/, 1/, 3/)"]
+    assert reuse_conflicts(out, None) == []  # a single run into a single run's directory
+    assert reuse_conflicts(out, [CONFIG]) == ["the results of a single run"]
 
 
 def test_find_runs_on_a_run_dir(run_dir):

@@ -59,8 +59,14 @@ def test_multirun_killed_mid_sweep_resumes_without_recomputing(tmp_path):
     assert again.count("finished run found, not recomputed") == 3
 
 
-def test_ctrl_c_stops_with_one_line_and_exit_130(tmp_path):
-    """SIGINT while a run simulates: exit 130, one line, and the run not marked finished."""
+@pytest.mark.parametrize(
+    ("signum", "status", "what"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+    ids=["SIGINT", "SIGTERM"],
+)
+def test_ctrl_c_and_sigterm_stop_with_one_line(signum, status, what, tmp_path):
+    """SIGINT while a run simulates: exit 130, one line, and the run not marked finished;
+    SIGTERM (a SLURM job's time limit, `kill`) likewise, exit 143."""
     d = tmp_path / "run"
     # 4e9 agent-steps (a minute or more here): long enough that one of the repeated SIGINTs
     # lands in Python code of the run itself, not only in a GC finalizer that swallows it
@@ -73,12 +79,33 @@ def test_ctrl_c_stops_with_one_line_and_exit_130(tmp_path):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
     while proc.poll() is None:  # again until it stops: XLA may drop one sent while compiling
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         time.sleep(0.5)
-    assert proc.wait(timeout=120) == 130
+    assert proc.wait(timeout=120) == status
     lines = proc.stderr.read().decode().strip().splitlines()
-    assert lines == [f"regretlab: interrupted; rerun the same command to finish {d}"], lines
+    assert lines == [f"regretlab: {what}; rerun the same command to finish {d}"], lines
     assert not (d / "summary.json").exists()
+
+
+def test_sigterm_is_kept_like_a_ctrl_c():
+    """`experiments.interrupt` handles SIGTERM as SIGINT (the flag, the raise), naming it and
+    giving 143 as the exit status."""
+    from experiments import interrupt
+
+    previous = {s: signal.getsignal(s) for s in interrupt.SIGNALS}
+    try:
+        interrupt.install()
+        assert (interrupt.received(), interrupt.exit_status()) == ("interrupted", 130)
+        with contextlib.suppress(KeyboardInterrupt):  # swallowed, as in a finalizer
+            signal.raise_signal(signal.SIGTERM)
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.check()
+        assert (interrupt.received(), interrupt.exit_status()) == ("terminated (SIGTERM)", 143)
+        interrupt.install()  # a new run starts clean
+        interrupt.check()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def test_a_swallowed_ctrl_c_still_stops_the_run():
@@ -90,7 +117,7 @@ def test_a_swallowed_ctrl_c_still_stops_the_run():
     from experiments.simulate import simulate
 
     env = BernoulliBandit((0.2, 0.8))
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in interrupt.SIGNALS}
     try:
         interrupt.install()
         interrupt.check()  # nothing pending after install
@@ -101,7 +128,8 @@ def test_a_swallowed_ctrl_c_still_stops_the_run():
         interrupt.install()  # a new run starts clean
         interrupt.check()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def test_a_ctrl_c_swallowed_by_a_finalizer_prints_nothing():

@@ -110,6 +110,8 @@ BAD_SWEEPS = [  # (override, start of the one-line error)
     ("sweep.agents.ucb1.c=2", "sweep.agents.ucb1.c: must be a non-empty list"),
     ("sweep.agents.ucb1.c=[1,-1]", "sweep job 1 (agents.ucb1.c=-1): agents.ucb1.c: "),
     ("sweep.agents.thompson.spares=[1]", "sweep.agents.thompson.spares: not a field of the config"),
+    ("sweep.agents={}", "sweep.agents: names no field to sweep"),  # once: one job, no sweep
+    ("sweep=5", "sweep: must map config fields to lists of values"),  # once: a traceback
 ]
 
 
@@ -123,3 +125,27 @@ def test_bad_sweep_exits_with_one_line_and_no_run_directory(override, message, t
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"regretlab: error: {message}"), lines
     assert not d.exists(), files_under(d)  # no run directory, not even an empty one
+
+
+@pytest.mark.parametrize(
+    ("args", "conflict"),
+    [
+        (  # other values: jobs 0 and 1 would be replaced, job 2 of the old sweep left beside
+            ["sweep.agents.ucb1.c=[2,4]"],
+            "job 0: a finished run of another config (differs in: agents.ucb1.c)",
+        ),
+        ([], "the jobs of a sweep (0/, 1/)"),  # a single run into a sweep's directory
+    ],
+)
+def test_a_command_into_another_sweeps_directory_is_refused(swept, tmp_path, args, conflict):
+    """One line naming what the directory holds, exit 2, nothing changed (the root's
+    `.hydra/`, written by Hydra before the refusal, put back as it was)."""
+    d = tmp_path / "inprogram"
+    shutil.copytree(swept[0], d)
+    before = {p: p.read_bytes() for p in d.rglob("*") if p.is_file()}
+    proc = regretlab("agents=[ucb1]", *TINY, *args, f"hydra.run.dir={d}")  # in process
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"regretlab: error: hydra.run.dir: {d} holds another command's"), line
+    assert conflict in line and "use a new directory" in line
+    assert {p: p.read_bytes() for p in d.rglob("*") if p.is_file()} == before
