@@ -93,6 +93,7 @@ class Reproduction:
     progress: bool = True
     checks: list[Check] = field(default_factory=list)
     outputs: list[tuple[str, str, str]] = field(default_factory=list)  # (item, kind, file name)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (item, quantity, why)
 
     # ----------------------------------------------------------------- running experiments
     def run(self, name: str, overrides: Sequence[str]) -> Run:
@@ -157,6 +158,12 @@ class Reproduction:
         print(f"[{mark}] {item} {quantity}: ours {ours}; target {target} ({source}) {note}")
         return c.ok
 
+    def skip(self, item: str, quantity: str, why: str) -> None:
+        """Record (and print) a check that does not apply at these sizes: listed in the report
+        under its own heading, counted neither ok nor failed."""
+        self.skipped.append((item, quantity, why))
+        print(f"[skip] {item} {quantity}: {why}")
+
     # ----------------------------------------------------------------- report
     def write_report(self, title: str, items: Sequence[str], seconds: float) -> Path:
         checks = pd.DataFrame(
@@ -185,6 +192,10 @@ class Reproduction:
             markdown(checks) if len(checks) else "(no checks)",
             "",
         ]
+        if self.skipped:
+            lines += [f"## Not checked at these sizes ({len(self.skipped)})", ""]
+            lines += [f"- {item} {quantity}: {why}" for item, quantity, why in self.skipped]
+            lines += [""]
         for item in items:
             mine = [(k, f) for i, k, f in self.outputs if i == item]
             if not mine:

@@ -670,8 +670,11 @@ def _checks(r, key, df, fits, comps, ratio, dedicated: bool = False) -> None:
             why + f" (design support {ratio['support']} = Max-Det {ratio['max_det']} arms)",
         )
     else:
-        print(f"{key}: {why}, between {RATIO_SAME} and {RATIO_DIFFER}: DP-BAI vs DP-OD-LinBAI"
-              " reported, not checked")  # fmt: skip
+        r.skip(
+            key,
+            "DP-BAI against DP-OD-LinBAI",
+            f"{why}, between {RATIO_SAME} and {RATIO_DIFFER}: reported, not checked",
+        )
     bai = fits[(fits.agent == "dp_bai") & (fits.points >= 3)]
     if len(bai):
         r.check(
@@ -686,7 +689,7 @@ def _checks(r, key, df, fits, comps, ratio, dedicated: bool = False) -> None:
             bool((bai.r2 >= R2_MIN).all()),
         )
     else:
-        print(f"{key}: no DP-BAI curve has 3 decay points at these sizes: linearity not checked")
+        r.skip(key, "log(error) linear in T", "no DP-BAI curve has 3 decay points at these sizes")
     if dedicated:  # the ε = ∞ exponent is checked on its own runs (`exponent_check`)
         return
     b = fits[(fits.agent == "dp_bai") & np.isinf(fits.epsilon)].iloc[0]
@@ -702,7 +705,7 @@ def _checks(r, key, df, fits, comps, ratio, dedicated: bool = False) -> None:
             1 / SLOPE_FACTOR <= ratio_s <= SLOPE_FACTOR,
         )
     else:
-        print(f"{key}: too few decay points at ε = ∞ for the exponent ratio (not checked)")
+        r.skip(key, "ε = ∞ exponent ratio", "too few decay points at ε = ∞")
 
 
 def _eps_label(e: float) -> str:

@@ -37,6 +37,7 @@ def _item_r1(r: rp.Reproduction) -> None:
 
 def _item_fail(r: rp.Reproduction) -> None:
     r.check("R2", "impossible", "1", "2", "nowhere", False, note="on purpose")
+    r.skip("R2", "a rate", "too few points at these sizes")
 
 
 @pytest.fixture
@@ -65,6 +66,21 @@ def test_reproduce_writes_report_and_resumes(fake_paper, tmp_path, capsys):
     assert summary.stat().st_mtime_ns == first  # resumed: the finished run was not recomputed
     assert "finished run found, not recomputed" in capsys.readouterr().out
     assert (out / "runs" / "tiny" / ".hydra" / "overrides.yaml").is_file()
+
+
+def test_skipped_checks_are_listed_in_the_report_and_not_counted(fake_paper, tmp_path, capsys):
+    """A check that does not apply at these sizes is printed and listed under its own heading,
+    neither ok nor failed (a report that only printed it lost it)."""
+    out = tmp_path / "repro"
+    r = rp.reproduce("fake", out, quick=True, only=["R2"], progress=False)
+    assert [c.ok for c in r.checks] == [False] and r.skipped == [
+        ("R2", "a rate", "too few points at these sizes")
+    ]
+    report = (out / "report.md").read_text()
+    assert "Checks (0/1 ok)" in report
+    assert "## Not checked at these sizes (1)" in report
+    assert "- R2 a rate: too few points at these sizes" in report
+    assert "[skip] R2 a rate" in capsys.readouterr().out
 
 
 def test_cli_exit_codes(fake_paper, tmp_path, capsys):
