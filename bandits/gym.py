@@ -4,9 +4,10 @@
     import bandits.gym  # registers the ids below
 
     env = gymnasium.make("regretlab/BernoulliBandit-v0", means=[0.3, 0.5, 0.7], horizon=1000)
-    env = gymnasium.make("regretlab/GaussianBandit-v0", means=[0.0, 0.5], horizon=100, sigma=1.0)
     obs, info = env.reset(seed=0)
     obs, reward, terminated, truncated, info = env.step(2)
+    # or N(mu_a, sigma^2) rewards:
+    env = gymnasium.make("regretlab/GaussianBandit-v0", means=[0.0, 0.5], horizon=100, sigma=1.0)
 
 One episode is one bandit run of `horizon` rounds (Lattimore & Szepesvári, "Bandit Algorithms",
 2020, §4.1: in round t the learner picks A_t and observes X_t ~ P_{A_t}).
@@ -21,10 +22,11 @@ One episode is one bandit run of `horizon` rounds (Lattimore & Szepesvári, "Ban
   ``rounds`` (rounds completed).
 
 Randomness (`experiments.gym.FunctionalGymEnv`, the base of every regretlab gymnasium wrapper):
-``reset(seed=s)`` sets the JAX key ``key(s)`` (without a seed, the first reset draws one from
-``np_random``; later ones continue the stream). Each step splits the key (key, sub = split(key))
-and draws the env's declared random inputs from sub (a reset draws nothing). This per-step path is
-for interoperability; experiments use `experiments.simulate`, which draws randomness in bulk.
+``reset(seed=s)`` sets the JAX key `experiments.gym.seed_key(s)` (without a seed, the first reset
+draws one from ``np_random``; later ones continue the stream). Each step splits the key (key, sub =
+split(key)) and draws the env's declared random inputs from sub (a reset draws nothing). This
+per-step path is for interoperability; experiments use `experiments.simulate`, which draws
+randomness in bulk.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ where Q_t(a) is the sample average of the rewards of arm a so far (§2.2, eq. (2
 the first pull) and tau > 0 is the temperature: tau -> 0 is greedy, tau -> inf is uniform.
 With a constant tau it can settle on a suboptimal arm and suffer linear regret (Cesa-Bianchi,
 Gentile, Lugosi & Neu, "Boltzmann exploration done right", NeurIPS 2017), which shows next to
-UCB1 in the default instance (T = 10^4: about 1760 against UCB1's 370).
+UCB1 in the default instance (T = 10^4, 100 seeds: mean 1602 [1380, 1832], median 1778, against
+UCB1's 379).
 
 Any class with the methods of `experiments.protocol.Agent` works; nothing here is registered.
 Use it with a YAML file that names it in `_target_` (conf/agents/my_agent.yaml):

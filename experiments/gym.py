@@ -101,7 +101,7 @@ class FunctionalGymEnv(gymnasium.Env):
     ) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
         if seed is not None:
-            self._key = jax.random.key(seed)
+            self._key = seed_key(seed)
         elif self._key is None:
             self._key = jax.random.key(int(self.np_random.integers(0, 2**31 - 1)))
         self._key, self._state = self._reset_jit(self._key, self.params)
@@ -130,3 +130,19 @@ def register(env_id: str, entry_point: str) -> None:
 
 
 __all__ = ["FunctionalGymEnv", "register"]
+
+
+def seed_key(seed: int) -> jax.Array:
+    """The JAX key of a gymnasium seed (any integer >= 0): ``key(seed mod 2^32)``, then each
+    further 32-bit word of the seed folded in (``fold_in``), so that seeds differing only above
+    bit 32 give different streams (``key(seed)`` keeps only the low 32 bits without x64, and
+    overflows from 2^63). Seeds below 2^32 give ``key(seed)`` exactly."""
+    seed = int(seed)
+    if seed < 0:
+        raise ValueError(f"seed: must be an integer >= 0 (got {seed})")
+    key = jax.random.key(seed & 0xFFFFFFFF)
+    rest = seed >> 32
+    while rest:
+        key = jax.random.fold_in(key, rest & 0xFFFFFFFF)
+        rest >>= 32
+    return key

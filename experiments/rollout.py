@@ -227,10 +227,12 @@ def sums_zeros(example: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def sums_add(acc: Mapping[str, Any], metrics: Mapping[str, jax.Array]) -> dict[str, Any]:
+    """The running sums plus this step's metrics (each a scalar: a JAX array, a NumPy or a
+    Python number, as an env's `step` may return it)."""
     return {
-        name: kahan_add(a, metrics[name].astype(a.total.dtype))
+        name: kahan_add(a, jnp.asarray(metrics[name]).astype(a.total.dtype))
         if isinstance(a, KahanSum)
-        else a + metrics[name].astype(a.dtype)
+        else a + jnp.asarray(metrics[name]).astype(a.dtype)
         for name, a in acc.items()
     }
 

@@ -317,12 +317,40 @@ def check_fit(env, params, agent, horizon: int, where: str) -> set[str]:
         raise ConfigError(_fit_error(where, env, str(e))) from None
     except Exception as e:  # an agent written for another env's observations or actions
         raise ConfigError(
-            f"{where}: does not fit env {type(env).__name__} ({type(e).__name__}: {one_line(e)})"
+            f"{where}: does not fit env {type(env).__name__} ({type(e).__name__}: {one_line(e)}"
+            f"{_raised_at(e)})"
         ) from None
     if inputs:
         return set()
     totals, final = out
     return (set(totals) - {"rounds"}) | set(final)
+
+
+def _raised_at(error: BaseException) -> str:
+    """``", raised in FILE:LINE (FUNCTION)"``: the innermost frame of `error` outside JAX, NumPy
+    and the engine's own modules (the env's or the agent's own code: a user's env written
+    gymnax-style, sampling from a key where the engine passes its draws, fails in its own
+    `step` with whichever agent), or "" when there is none."""
+    import os
+    import traceback
+
+    frame = _innermost_project_frame(traceback.extract_tb(error.__traceback__))
+    if frame is None:
+        return ""
+    return f", raised in {os.path.relpath(frame.filename)}:{frame.lineno} ({frame.name})"
+
+
+def _innermost_project_frame(frames):
+    """The innermost frame outside JAX, NumPy and the engine's own modules (None: none)."""
+    import os
+
+    engine = os.path.dirname(os.path.abspath(__file__))
+    for f in reversed(frames):
+        path = os.path.abspath(f.filename)
+        if "site-packages" in path or os.path.dirname(path) == engine or path.startswith("<"):
+            continue
+        return f
+    return None
 
 
 def enable_compile_cache(path: str) -> None:

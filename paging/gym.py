@@ -125,7 +125,7 @@ class PagingEnv(FunctionalGymEnv):
         obs = jax.device_get(carry[1])
         out = {f: np.asarray(obs[f], np.int64) for f in OBS_FIELDS if f != "predicted_next"}
         out["hit"] = np.int64(out["hit"])
-        pred = np.clip(np.asarray(obs["predicted_next"], np.float32), -BIG, BIG)
+        pred = np.clip(np.asarray(obs["predicted_next"]), -BIG, BIG)  # clip, then cast
         out["predicted_next"] = np.asarray(pred, np.float32)
         for f in ("t", "page", "bit"):
             out[f] = np.int64(out[f])

@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import pytest
 from test_cli import cli, files_under, regretlab
+
+from experiments.config import ConfigError
+from experiments.protocol import UNIFORM, Draw, EnvBase
 
 MISFITS = [  # (overrides, start of the one-line error)
     (["env=streaming", "agents=[ucb1]"], "agents.ucb1: does not fit env StreamingBandit ("),
@@ -380,3 +387,64 @@ def test_every_input_is_one_line_naming_its_field(field, overrides):
     args = [a for a in args if a.split("=")[0] not in keys]
     errors = preflight([*args, *overrides], _conf_dir(), prepare)
     assert len(errors) == 1 and errors[0].startswith(f"{field}: "), errors
+
+
+# --------------------------------------------------------------------------- a user's own env
+@dataclass(frozen=True)
+class _KeyedCoins(EnvBase):
+    """A user's env written gymnax-style (`step(key, ...)` sampling with jax.random): the engine
+    passes a dict of pre-drawn inputs, so its own code fails."""
+
+    p: tuple = (0.2, 0.8)
+
+    def default_params(self):
+        return jnp.asarray(self.p)
+
+    def spec(self, params, horizon):
+        return _Spec(len(self.p), horizon)
+
+    def randomness(self, params, action):
+        return {}
+
+    def init(self, key, params):
+        return jnp.zeros((), jnp.int32)
+
+    def observe(self, state, params):
+        return state
+
+    def step(self, key, state, action, params):
+        r = jax.random.bernoulli(key, params[action]).astype(jnp.float32)
+        return state + 1, r, {"regret": params.max() - params[action]}
+
+
+class _Spec(NamedTuple):
+    num_arms: int
+    horizon: int
+
+
+@dataclass(frozen=True)
+class _FloatMetricCoins(_KeyedCoins):
+    """Samples from the engine's draws and returns its metric as a Python float."""
+
+    def randomness(self, params, action):
+        return {"u": Draw(UNIFORM)}
+
+    def step(self, rng, state, action, params):
+        return state + 1, (rng["u"] < params[action]).astype(jnp.float32), {"regret": 0.1}
+
+
+def test_a_misfit_says_where_it_was_raised():
+    """The one line says where the failure was raised (the innermost frame outside JAX and the
+    engine): a user's env failing in its own code is then visible as such, not only as the
+    agent not fitting it; a Python number as a metric is taken as a scalar (it failed on
+    `.astype`)."""
+    from bandits.agents import UCB1
+    from experiments.run import check_fit
+
+    with pytest.raises(ConfigError) as e:
+        check_fit(_KeyedCoins(), _KeyedCoins().default_params(), UCB1(), 100, "agents.ucb1")
+    msg = str(e.value)
+    assert msg.startswith("agents.ucb1: does not fit env _KeyedCoins (TypeError"), msg
+    assert "raised in tests/test_cli_errors.py:" in msg and "(step))" in msg, msg
+    env = _FloatMetricCoins()
+    assert "regret" in check_fit(env, env.default_params(), UCB1(), 100, "agents.ucb1")

@@ -250,3 +250,24 @@ def test_paging_noise_follows_the_seed(paging_envs):
     first = preds(3)
     assert preds(3) == first
     assert preds(4) != first  # 30 lognormal draws with sigma = 3 all equal: probability 0
+
+
+def test_seeds_beyond_32_bits_give_their_own_streams():
+    """`experiments.gym.seed_key`: seeds below 2^32 give key(seed) (streams unchanged); seeds
+    differing only above bit 32 give different streams (key(seed) kept the low 32 bits without
+    x64), and 2^63 works (it overflowed)."""
+    import jax
+
+    from experiments.gym import seed_key
+
+    def rewards(seed: int) -> list[float]:
+        env = gymnasium.make(BERNOULLI_ID, means=[0.5, 0.5, 0.5], horizon=40)
+        env.reset(seed=seed)
+        return [env.step(i % 3)[1] for i in range(40)]
+
+    k = jax.random.key_data
+    np.testing.assert_array_equal(k(seed_key(5)), k(jax.random.key(5)))
+    assert rewards(5) != rewards(2**32 + 5)
+    assert rewards(2**63) == rewards(2**63)
+    with pytest.raises(ValueError, match="seed: must be an integer >= 0"):
+        seed_key(-1)
