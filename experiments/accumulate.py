@@ -27,10 +27,12 @@ def kahan_zeros(shape: tuple[int, ...] = (), dtype=jnp.float32) -> KahanSum:
 
 
 def kahan_add(acc: KahanSum, x: jax.Array) -> KahanSum:
-    """acc + x with compensation: y = x - c; t = s + y; c = (t - s) - y; s = t."""
+    """acc + x with compensation: y = x - c; t = s + y; c = (t - s) - y; s = t. Once the sum is
+    infinite the compensation is 0 (``(inf - s) - inf`` is NaN: an infinite increment would
+    have made the sum NaN, not inf)."""
     y = x - acc.comp
     t = acc.total + y
-    return KahanSum(t, (t - acc.total) - y)
+    return KahanSum(t, jnp.where(jnp.isfinite(t), (t - acc.total) - y, jnp.zeros_like(t)))
 
 
 def kahan_value(acc: KahanSum) -> jax.Array:

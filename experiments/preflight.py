@@ -269,21 +269,20 @@ def jobs_of(overrides: list[str], multirun: bool, config_loader=None) -> list[li
     return [list(job) for job in itertools.product(*choices)]
 
 
-def override_errors(overrides: list[str], config_loader=None) -> list[str]:
+def override_errors(
+    overrides: list[str], config_loader=None, fields: list[str] | tuple[str, ...] = ()
+) -> list[str]:
     """Mistakes in `overrides` that Hydra accepts silently: a number for a boolean field
     (``progress=2``: OmegaConf takes any integer as a bool), a key added with ``+`` that is no
-    field of the config (``+horizn=5``; ``+agents.NAME...`` and ``hydra.`` keys are fine)."""
-    import dataclasses
-
+    field of the config (``+horizn=5``; ``+agents.NAME...`` and ``hydra.`` keys are fine).
+    `fields`: the top-level fields of the primary config (`preflight` composes it)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from experiments.run import RunConfig
 
     try:
         parsed = OverridesParser.create(config_loader=config_loader).parse_overrides(overrides)
     except Exception:
         return []  # reported by the parse of `jobs_of` or by Hydra
-    known = [f.name for f in dataclasses.fields(RunConfig)] + ["hydra", "experiment"]
+    known = [*fields, *(f for f in ("hydra", "experiment") if f not in fields)]
     with contextlib.suppress(Exception):  # config groups of the search path (an own agent's)
         known += [g for g in config_loader.list_groups("") if g not in known]
     errors = []
@@ -327,7 +326,10 @@ def preflight(args: list[str], conf_dir: str, prepare: Callable) -> list[str]:
             return [str(e)]
         except Exception as e:
             return [hydra_error_line(e)]
-        errors = override_errors(overrides, loader)
+        fields: list[str] = []
+        with contextlib.suppress(Exception):  # a config that does not compose: reported below
+            fields = [str(k) for k in compose("config")]
+        errors = override_errors(overrides, loader, fields)
         if errors or jobs is None:
             return errors
         varying = [i for i in range(len(jobs[0])) if len({job[i] for job in jobs}) > 1]

@@ -628,8 +628,8 @@ def _scan_recording(
         new, _ = body(carry, x)
         return jax.tree.map(lambda a, b: jnp.where(i < n_active, a, b), new, carry), None
 
-    zero = jnp.zeros((slots,), jnp.result_type(float))
-    rec = jax.tree.map(lambda _: zero, emit(state))
+    # each metric's slots in its own dtype (an int32 count must not pass through float32)
+    rec = jax.tree.map(lambda v: jnp.zeros((slots,), v.dtype), emit(state))
     body_, xs = (
         (masked_body, (jnp.arange(layout.chunk), (xs, slot_of_step)))
         if layout.tail
@@ -1357,10 +1357,13 @@ def _lane_name(lane: int, seeds: int, configs: int) -> str:
 def _interpolate(grid, curves, rounds, values, prev_rounds, prev_values):
     """Multi-round chunk: grid points between step ends are linearly interpolated within a step.
 
-    Per lane s the knots are ``xs = [prev_rounds[s], rounds[s, 0], ...]`` (non-decreasing; idle
-    steps repeat the last round, and a repeated round counts at its first occurrence), and a
-    grid point g in ``(prev_rounds[s], xs[-1]]`` gets exactly what ``np.interp(g, distinct
-    knots, values at their first occurrence)`` gives: the same formula, the same exact-knot rule.
+    Per lane s the knots are ``xs = [prev_rounds[s], rounds[s, 0], ...]`` (non-decreasing: idle
+    steps and zero-round steps repeat a round). A grid point g in ``(prev_rounds[s], xs[-1]]``
+    equal to a knot takes the value of the first step that reached that round (the metric when
+    the round completed); one strictly between two distinct rounds r < r' is interpolated from
+    the *last* step at r (every zero-round step there done: it happened before round r + 1) to
+    the first step at r', with ``np.interp``'s formula. The chunk boundary's left end is that
+    last step too (``prev_values``), so the curve does not depend on where chunks end.
     All lanes at once: one `searchsorted` of every knot into the grid finds each step's grid
     points (O(lanes x steps + points); 10^4 lanes are common). Nothing to do, and no index
     arithmetic, when no curve metric is recorded (a final-answer env: `values` is empty)."""
@@ -1377,10 +1380,9 @@ def _interpolate(grid, curves, rounds, values, prev_rounds, prev_values):
     lane, step = np.nonzero(count)  # the steps (segments) that hold grid points
     if lane.size == 0:
         return
-    right = step + 1  # a knot above its predecessor: its first occurrence
-    new_knot = np.concatenate([np.ones((xs.shape[0], 1), bool), xs[:, 1:] != xs[:, :-1]], axis=1)
-    first = np.maximum.accumulate(np.where(new_knot, np.arange(xs.shape[1]), 0), axis=1)
-    left = first[lane, step]  # the first occurrence of the knot below
+    # a segment with grid points rises: xs[step] is the last step at its round, xs[step + 1]
+    # the first at the next
+    left, right = step, step + 1
     xl, xr = xs[lane, left].astype(np.float64), xs[lane, right].astype(np.float64)
     n = count[lane, step]
     seg = np.repeat(np.arange(lane.size), n)  # each (lane, grid point) pair's segment

@@ -541,10 +541,12 @@ def test_agent_metrics_read_the_state_that_chose_the_action():
     assert "regret" in r.curves  # the env's own metrics are kept beside
 
 
-def test_multi_round_interpolation_equals_np_interp_per_lane():
-    """The vectorised within-step interpolation of multi-round chunks gives, bit for bit, what
-    `np.interp` on each lane's distinct knots gives (idle steps repeat a round: the first
-    occurrence counts), on 200 random lanes-by-steps cases with repeats and exact knots."""
+def test_multi_round_interpolation_equals_the_per_lane_rule():
+    """The vectorised within-step interpolation of multi-round chunks gives, bit for bit, the
+    per-lane rule written out here with `np.interp`'s formula: a grid point at a knot takes the
+    first step that reached that round; one between distinct rounds r < r' interpolates from the
+    last step at r to the first at r' (idle and zero-round steps repeat a round); 200 random
+    lanes-by-steps cases with repeats and exact knots."""
     from experiments.simulate import _interpolate
 
     rng = np.random.default_rng(0)
@@ -561,11 +563,18 @@ def test_multi_round_interpolation_equals_np_interp_per_lane():
         _interpolate(grid, got, rounds, values, prev, prev_values)
         want = np.full((lanes, grid.size), np.nan)
         for s in range(lanes):
-            xs = np.concatenate([[prev[s]], rounds[s]])
-            mine = (grid > prev[s]) & (grid <= xs[-1])
-            knots, first = np.unique(xs, return_index=True)
-            ys = np.concatenate([[prev_values["v"][s]], values["v"][s]])[first]
-            want[s, mine] = np.interp(grid[mine], knots, ys)
+            xs = np.concatenate([[prev[s]], rounds[s]]).astype(np.float64)
+            ys = np.concatenate([[prev_values["v"][s]], values["v"][s]])
+            for i, g in enumerate(grid):
+                if not prev[s] < g <= xs[-1]:
+                    continue
+                if g in xs:
+                    want[s, i] = ys[np.argmax(xs == g)]  # first step at that round
+                    continue
+                lo = np.flatnonzero(xs < g)[-1]  # last step below g
+                hi = lo + 1  # first step above it
+                slope = (ys[hi] - ys[lo]) / (xs[hi] - xs[lo])
+                want[s, i] = slope * (g - xs[lo]) + ys[lo]
         np.testing.assert_array_equal(got["v"], want)
 
 
@@ -622,6 +631,42 @@ def test_accelerator_loops_equal_the_cpu_loops(monkeypatch):
         _run(BERN3, UCB1(), 50, 2)
 
 
+@dataclass(frozen=True)
+class _CountEnv:
+    """A metric counted in int32, 1001 per round (past 2^24 within 17 000 rounds)."""
+
+    def default_params(self):
+        return ()
+
+    def spec(self, params, horizon):
+        return int(horizon)
+
+    def randomness(self, params, action):
+        return {}
+
+    def init(self, key, params):
+        return jnp.zeros((), jnp.int32)
+
+    def observe(self, state, params):
+        return state
+
+    def step(self, rng, state, action, params):
+        return state + 1, (), {"count": jnp.asarray(1001, jnp.int32)}
+
+    def final_metrics(self, state, output, params):
+        return {}
+
+
+def test_integer_curves_stay_exact_in_every_loop(monkeypatch):
+    """An int32 count past 2^24 recorded at grid rounds 16 001 … 20 000: exact on the CPU's loops
+    and on the accelerator's scan (its slots were float32: off by ±1 at 17 001 and 19 999)."""
+    grid = np.array([16001, 17001, 19999, 20000])
+    for loops in ("cpu", "accelerator"):
+        monkeypatch.setenv("REGRETLAB_LOOPS", loops)
+        r = simulate(_CountEnv(), (), FixedArm(), 20000, 2, grid=grid)
+        np.testing.assert_array_equal(np.asarray(r.curves["count"][0], np.int64), 1001 * grid)
+
+
 def test_env_init_is_compiled_once_per_run(monkeypatch):
     """The agents of a run share the env's init program (`_shared_env_init`): one of them
     compiles it, the other finds it; each result equals its own `simulate`."""
@@ -640,3 +685,74 @@ def test_env_init_is_compiled_once_per_run(monkeypatch):
     assert len(compiles) == 1 and len(sim._ENV_INITS) == 1  # two agents, one env init compiled
     for name, agent in agents.items():
         _assert_identical(sims[name], _run(GAUSS3, agent, 300, 5, grid=grid))
+
+
+def test_kahan_sum_of_an_infinite_increment_is_infinite():
+    """`experiments.accumulate.kahan_add`: an inf increment leaves the sum inf, not NaN (the
+    compensation (inf - s) - inf was NaN), and later finite increments keep it inf; finite
+    sums are unchanged by the guard (2^30 then a thousand +1: exact)."""
+    from experiments.accumulate import kahan_add, kahan_value, kahan_zeros
+
+    acc = kahan_add(kahan_add(kahan_zeros(), jnp.float32(1.0)), jnp.float32(jnp.inf))
+    acc = kahan_add(acc, jnp.float32(2.0))
+    assert float(kahan_value(acc)) == float("inf")
+    acc = kahan_add(kahan_zeros(), jnp.float32(2**30))
+    for _ in range(1000):
+        acc = kahan_add(acc, jnp.float32(1.0))
+    assert float(acc.total) - float(acc.comp) == 2**30 + 1000
+
+
+@dataclass(frozen=True)
+class _ReadThenPull:
+    """Streaming-like multi-round env: action n = 0 reads (0 rounds, one 'read'), n > 0 pulls
+    n rounds."""
+
+    def default_params(self):
+        return ()
+
+    def spec(self, params, horizon):
+        return int(horizon)
+
+    def randomness(self, params, action):
+        return {}
+
+    def init(self, key, params):
+        return jnp.zeros((), INT)
+
+    def observe(self, state, params):
+        return state
+
+    def step(self, rng, state, n, params):
+        reads = (n == 0).astype(jnp.float32)
+        return state + n, (), {"reads": reads, "rounds": n}
+
+    def final_metrics(self, state, output, params):
+        return {}
+
+
+@dataclass(frozen=True)
+class _Alternate(AgentBase):
+    """Step s reads when s is odd, else pulls 3 rounds (capped at the horizon)."""
+
+    horizon: int = 300
+
+    def init(self, key, spec):
+        return jnp.zeros((), INT)
+
+    def act(self, rng, state, rounds):
+        return jnp.where(state % 2 == 1, 0, jnp.minimum(3, self.horizon - rounds)).astype(INT)
+
+    def update(self, state, obs, action, feedback):
+        return state + 1
+
+
+def test_zero_round_steps_interpolate_the_same_whatever_the_chunk():
+    """A read (a zero-round step) after round 147 happened before round 148: grid points in
+    (147, 150) start from the value after it, and a point at 150 is the value when round 150
+    completed (before the read there). Within a chunk the left end was the first step at a
+    round, at a chunk boundary the last: chunks of 100 gave 50 reads at rounds 151-153 where
+    chunks of 200 gave 49.33, 49.67."""
+    grid = np.array([149, 150, 151, 152, 153, 300])
+    for chunk in (100, 200, 300):
+        r = simulate(_ReadThenPull(), (), _Alternate(), 300, 2, grid=grid, chunk_size=chunk)
+        np.testing.assert_array_equal(r.curves["reads"][0], [49, 49, 50, 50, 50, 99])

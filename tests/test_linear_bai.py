@@ -449,13 +449,16 @@ def test_kth_largest_and_batched_top_mask_match_the_sort():
     integer scores with many ties and -inf entries; a vmapped `top_mask` over lanes of which
     some tie at the cut (the tie rule runs) and some do not equals the lane-by-lane calls."""
     rng = np.random.default_rng(1)
-    for _ in range(200):
-        k = int(rng.integers(2, 12))
-        rounds = int(rng.integers(1, k + 1))
-        m = int(rng.integers(-1, rounds + 2))
-        x = np.where(rng.random(k) < 0.8, rng.integers(0, 4, k), -np.inf).astype(np.float32)
-        expect = np.sort(x)[::-1][min(max(m, 1), rounds) - 1]
-        assert float(fb.kth_largest(jnp.asarray(x), m, rounds)) == expect
+    k, n = 10, 300
+    kth = jax.jit(jax.vmap(fb.kth_largest, in_axes=(0, 0, None)), static_argnums=2)
+    for rounds in (1, 4, 10):
+        m = rng.integers(-1, rounds + 2, n)
+        x = np.where(rng.random((n, k)) < 0.8, rng.integers(0, 4, (n, k)), -np.inf)
+        x = x.astype(np.float32)
+        expect = np.sort(x, axis=1)[:, ::-1][np.arange(n), np.clip(m, 1, rounds) - 1]
+        np.testing.assert_array_equal(
+            np.asarray(kth(jnp.asarray(x), jnp.asarray(m), rounds)), expect
+        )
     lanes = 64
     s = jnp.asarray(rng.integers(0, 3, (lanes, 8)).astype(np.float32))
     s = s.at[::2].add(jnp.arange(8, dtype=jnp.float32) / 16)  # even lanes: no ties
@@ -463,8 +466,9 @@ def test_kth_largest_and_batched_top_mask_match_the_sort():
     keys = jax.random.split(jax.random.key(3), lanes)
     batched = jax.jit(jax.vmap(fb.top_mask, in_axes=(0, 0, None, 0, None)), static_argnums=4)
     got = np.asarray(batched(s, act, 3, keys, 4))
+    one = jax.jit(fb.top_mask, static_argnums=4)
     for i in range(lanes):
-        np.testing.assert_array_equal(got[i], np.asarray(fb.top_mask(s[i], act[i], 3, keys[i], 4)))
+        np.testing.assert_array_equal(got[i], np.asarray(one(s[i], act[i], 3, keys[i], 4)))
 
 
 # --------------------------------------------------------------------------- reward grid
