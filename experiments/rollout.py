@@ -131,7 +131,8 @@ def step_inputs(exogenous: Mapping[str, Exogenous]) -> dict[str, jax.ShapeDtypeS
     """The abstract inputs of one step (dtype as the device will see it) from host inputs."""
     out = {}
     for name, x in exogenous.items():
-        row = x.data[0, 0] if x.per_seed else x.data[0]
+        # slices, which every storage supports (an `experiments.inputs.NpyRows` reads only those)
+        row = x.data[:, 0:1][0, 0] if x.per_seed else x.data[0:1][0]
         dtype = jax.dtypes.canonicalize_dtype(np.asarray(row).dtype)
         out[name] = jax.ShapeDtypeStruct(np.shape(row), dtype)
     return out

@@ -756,3 +756,18 @@ def test_zero_round_steps_interpolate_the_same_whatever_the_chunk():
     for chunk in (100, 200, 300):
         r = simulate(_ReadThenPull(), (), _Alternate(), 300, 2, grid=grid, chunk_size=chunk)
         np.testing.assert_array_equal(r.curves["reads"][0], [49, 49, 50, 50, 50, 99])
+
+
+def test_step_inputs_of_per_seed_rows_read_from_a_file(tmp_path):
+    """Per-seed exogenous inputs (seeds, T) stored as an `experiments.inputs.NpyRows` (read on
+    demand by slices): the step's abstract input is that of the in-memory array (it raised
+    IndexError: the probe indexed [0, 0], which the file reader does not support)."""
+    from experiments.inputs import NpyRows
+    from experiments.protocol import Exogenous
+    from experiments.rollout import step_inputs
+
+    data = np.arange(20, dtype=np.int32).reshape(2, 10)
+    np.save(tmp_path / "x.npy", data)
+    from_file = step_inputs({"x": Exogenous(NpyRows(tmp_path / "x.npy"), per_seed=True)})
+    assert from_file == step_inputs({"x": Exogenous(data, per_seed=True)})
+    assert from_file["x"].shape == ()
