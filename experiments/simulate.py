@@ -1246,6 +1246,7 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
     prev_values = {k: np.zeros(lanes) for k in prog.metric_names}
     block, done, scanned = 0, 0, 0
     lane_steps = np.zeros(lanes, np.int64)  # multi-round: the steps that advanced each lane
+    stalled = 0  # multi-round: steps since the slowest lane last completed a round
     while True:
         if not prog.multi_round and done >= horizon:
             break
@@ -1275,10 +1276,16 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
             reached = int(prev_rounds.min())
             if bar is not None:
                 bar(min(reached, horizon) - done)
-            if reached <= done and reached < horizon and scanned > chunk:
+            # zero-round steps are legal (a streaming agent's reads), so only a long run of
+            # chunks without progress is an error: a bound in steps, not in chunks, so that
+            # whether a run passes does not depend on the chunk size
+            stalled = stalled + chunk if reached <= done and reached < horizon else 0
+            if stalled >= max(MAX_STALLED_STEPS, chunk) and scanned > chunk:
                 stuck = int(np.argmin(prev_rounds))
                 where = _lane_name(stuck, seeds, configs)
-                raise IllegalActionError(f"{where} made no progress in a whole chunk of steps")
+                raise IllegalActionError(
+                    f"{where} made no progress (no round completed) in {stalled} steps"
+                )
             done = reached
             if reached >= horizon:
                 break
@@ -1347,6 +1354,9 @@ def _run(c: CompiledSimulation, seed: int, progress, desc: str) -> list[SimResul
             )
         )
     return results
+
+
+MAX_STALLED_STEPS = 100_000  # multi-round steps without a completed round before an error
 
 
 def _lane_name(lane: int, seeds: int, configs: int) -> str:

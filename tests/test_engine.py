@@ -771,3 +771,32 @@ def test_step_inputs_of_per_seed_rows_read_from_a_file(tmp_path):
     from_file = step_inputs({"x": Exogenous(NpyRows(tmp_path / "x.npy"), per_seed=True)})
     assert from_file == step_inputs({"x": Exogenous(data, per_seed=True)})
     assert from_file["x"].shape == ()
+
+
+@dataclass(frozen=True)
+class _ReadsFirst(AgentBase):
+    """Reads (zero-round steps) `reads` times, then pulls one round per step."""
+
+    reads: int = 250
+
+    def init(self, key, spec):
+        return jnp.zeros((), INT)
+
+    def act(self, rng, state, rounds):
+        return jnp.where(state < self.reads, 0, 1).astype(INT)
+
+    def update(self, state, obs, action, feedback):
+        return state + 1
+
+
+def test_long_runs_of_zero_round_steps_pass_whatever_the_chunk(monkeypatch):
+    """250 reads before the first pull: legal, and the same result in chunks of 100 (it raised
+    "no progress in a whole chunk") and 300; an agent that never completes a round is still
+    stopped, after `MAX_STALLED_STEPS` steps (lowered here to 1000)."""
+    sim = importlib.import_module("experiments.simulate")
+    for chunk in (100, 300):
+        r = simulate(_ReadThenPull(), (), _ReadsFirst(), 50, 2, grid=[50], chunk_size=chunk)
+        np.testing.assert_array_equal(r.final["reads"], [250, 250])
+    monkeypatch.setattr(sim, "MAX_STALLED_STEPS", 1000)
+    with pytest.raises(IllegalActionError, match=r"^seed 0 made no progress .* in 1000 steps"):
+        simulate(_ReadThenPull(), (), _ReadsFirst(reads=10**9), 50, 2, chunk_size=100)
