@@ -14,9 +14,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 from test_cli import cli, files_under, regretlab
+from test_engine import CounterStateEnv
 
 from experiments.config import ConfigError
-from experiments.protocol import UNIFORM, Draw, EnvBase
+from experiments.protocol import UNIFORM, Draw
 
 MISFITS = [  # (overrides, start of the one-line error)
     (["env=streaming", "agents=[ucb1]"], "agents.ucb1: does not fit env StreamingBandit ("),
@@ -391,7 +392,7 @@ def test_every_input_is_one_line_naming_its_field(field, overrides):
 
 # --------------------------------------------------------------------------- a user's own env
 @dataclass(frozen=True)
-class _KeyedCoins(EnvBase):
+class _KeyedCoins(CounterStateEnv):
     """A user's env written gymnax-style (`step(key, ...)` sampling with jax.random): the engine
     passes a dict of pre-drawn inputs, so its own code fails."""
 
@@ -402,15 +403,6 @@ class _KeyedCoins(EnvBase):
 
     def spec(self, params, horizon):
         return _Spec(len(self.p), horizon)
-
-    def randomness(self, params, action):
-        return {}
-
-    def init(self, key, params):
-        return jnp.zeros((), jnp.int32)
-
-    def observe(self, state, params):
-        return state
 
     def step(self, key, state, action, params):
         r = jax.random.bernoulli(key, params[action]).astype(jnp.float32)

@@ -632,8 +632,9 @@ def test_accelerator_loops_equal_the_cpu_loops(monkeypatch):
 
 
 @dataclass(frozen=True)
-class _CountEnv:
-    """A metric counted in int32, 1001 per round (past 2^24 within 17 000 rounds)."""
+class CounterStateEnv:
+    """A minimal env whose state is the steps taken (an integer), with no params, draws or
+    final metrics; subclasses give `step`."""
 
     def default_params(self):
         return ()
@@ -645,16 +646,21 @@ class _CountEnv:
         return {}
 
     def init(self, key, params):
-        return jnp.zeros((), jnp.int32)
+        return jnp.zeros((), INT)
 
     def observe(self, state, params):
         return state
 
-    def step(self, rng, state, action, params):
-        return state + 1, (), {"count": jnp.asarray(1001, jnp.int32)}
-
     def final_metrics(self, state, output, params):
         return {}
+
+
+@dataclass(frozen=True)
+class _CountEnv(CounterStateEnv):
+    """A metric counted in int32, 1001 per round (past 2^24 within 17 000 rounds)."""
+
+    def step(self, rng, state, action, params):
+        return state + 1, (), {"count": jnp.asarray(1001, jnp.int32)}
 
 
 def test_integer_curves_stay_exact_in_every_loop(monkeypatch):
@@ -703,31 +709,13 @@ def test_kahan_sum_of_an_infinite_increment_is_infinite():
 
 
 @dataclass(frozen=True)
-class _ReadThenPull:
+class _ReadThenPull(CounterStateEnv):
     """Streaming-like multi-round env: action n = 0 reads (0 rounds, one 'read'), n > 0 pulls
     n rounds."""
-
-    def default_params(self):
-        return ()
-
-    def spec(self, params, horizon):
-        return int(horizon)
-
-    def randomness(self, params, action):
-        return {}
-
-    def init(self, key, params):
-        return jnp.zeros((), INT)
-
-    def observe(self, state, params):
-        return state
 
     def step(self, rng, state, n, params):
         reads = (n == 0).astype(jnp.float32)
         return state + n, (), {"reads": reads, "rounds": n}
-
-    def final_metrics(self, state, output, params):
-        return {}
 
 
 @dataclass(frozen=True)
