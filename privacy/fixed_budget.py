@@ -137,7 +137,13 @@ class PrivateReleases:
         2^-DEFAULT_GRID_K (`noisy_means`). An env whose rewards are not declared to lie on a grid
         2^-k with k <= DEFAULT_GRID_K (``spec.reward_grid``; Bernoulli rewards: 0) would have its
         sums rounded: refused in one line unless ``snap=true`` asks for the rounding (the noise
-        scale (1 + 2^-40)/ε covers the rounded sums' sensitivity, so ε-DP holds either way)."""
+        scale (1 + 2^-40)/ε covers the rounded sums' sensitivity). With ``snap=true`` the
+        guarantee is ε(1 + O(ulp)), not exactly ε: off-grid rewards are summed in floating point
+        (a table env's windows are differences of float prefix sums), so changing one entry can
+        move another window's sum by a rounding step, one entry then reaching two releases
+        (measured: ε·1.2e-4 more in float32). On-grid rewards (Bernoulli, declared grids) sum
+        exactly and keep ε. With ``source=key`` the secure noise is a function of the run's seed:
+        it resists floating-point attacks but is private only while that seed is secret."""
         if self.noise != "secure" or self.snap:
             return
         k = getattr(spec, "reward_grid", 0)
