@@ -2,6 +2,7 @@
 the exact error probability against the engine's Monte Carlo, and DP-SH against a plain NumPy
 implementation on the same reward table and noise."""
 
+import dataclasses
 import functools
 import math
 
@@ -296,3 +297,82 @@ def test_audit_dp_sh_no_violation_and_noise_removed_caught():
     assert not ok.flagged, ok
     none = audit(dpsh_mechanism(math.inf), pairs, 1.0, 500, 2000, seed=2)
     assert none.flagged and none.epsilon_lb > 5, none
+
+
+# Broken controls: the real DP-SH code with one bug patched in, audited on the pairs and sample
+# sizes of the test above (n_select = 2000, n_test = 10 000, seed 1: correct DP-SH's ε_lb there
+# is 0.93 < 1; 0.82-0.93 over seeds 1-10). A correct ε-DP mechanism is flagged with probability
+# <= α = 0.05 whatever the seed (`privacy.audit.audit`), so the seed is fixed only for
+# determinism; a flag of a broken one is a 1 - α confidence proof of the bug. Each broken
+# agent is a subclass of its own (no new code in it but the bug), so the phase-end branch cached
+# per agent class (`experiments.batched_cond.cond_any`, via `fb.where_some`) is traced afresh
+# under the patch and never shared with the correct agent's; the program is compiled anew
+# (`broken_sh_mechanism`), so the patch is in force when it is traced.
+def audit_pairs():
+    x0 = np.zeros((3, AUDIT_T))
+    entry, column = x0.copy(), x0.copy()
+    entry[0, 0] = 1.0
+    column[:, 0] = 1.0
+    return [(x0, entry), (x0, column)]
+
+
+def broken_sh_mechanism(agent):
+    """As `dpsh_mechanism` (round 0's releases and the recommendation) for a fixed, unlifted
+    agent, in a newly jitted program."""
+    env = TableLinearBAI(((1.0, 0.0), (0.0, 1.0), (0.5, 0.5)), (0.5, 0.4))
+    steps = agent.max_steps(env.spec(None, AUDIT_T))
+
+    @jax.jit
+    def runs(params, keys):
+        def one(k):
+            st = rollout(env, params, agent, k, steps, horizon=AUDIT_T).agent_state
+            return jnp.concatenate([st.releases[0], st.choice[None]])
+
+        return jax.vmap(one)(keys)
+
+    return table_mechanism(env, runs, AUDIT_BATCH)
+
+
+@dataclasses.dataclass(frozen=True)
+class _HalfNoiseSH(halving.DPSequentialHalving):
+    """DP-SH whose releases get half the noise (`fb.noisy_means` patched in the test)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _ReuseSH(halving.DPSequentialHalving):
+    """BROKEN: round r's reward sums are carried into round r + 1 (the real `end_phase`, then its
+    reset of the phase sums undone), so a reward enters two releases (up to 2ε; claimed ε)."""
+
+    def end_phase(self, state):
+        new = super().end_phase(state)
+        return new._replace(stats=new.stats._replace(sums=new.stats.sums + state.stats.sums))
+
+
+def test_audit_dp_sh_noise_halved_caught(monkeypatch):
+    """`fb.noisy_means` patched to draw Laplace(1/(2 ε t_r)) (half the scale) while DP-SH still
+    claims ε = 1 (really 2-DP): flagged. Measured (seed 1): ε_lb 1.87 against the claim 1
+    (correct DP-SH: 0.93); seeds 1-10 all flagged, ε_lb 1.77-1.91."""
+    from privacy.audit import audit
+
+    real = fb.noisy_means
+
+    def half_noise(sums, counts, epsilon, key, noise="research", **kw):
+        return real(sums, counts, 2 * epsilon, key, noise, **kw)
+
+    monkeypatch.setattr(fb, "noisy_means", half_noise)
+    mechanism = broken_sh_mechanism(_HalfNoiseSH(epsilon=1.0))
+    bad = audit(mechanism, audit_pairs(), 1.0, 2000, 10_000, seed=1)
+    assert bad.flagged, bad
+
+
+def test_audit_dp_sh_reward_reuse_caught():
+    """Round 0's sums carried into round 1 (each reward in two releases) under the claim ε = 1:
+    flagged, through the recommendation (round 1's releases decide it) jointly with round 0's
+    release. Measured (seed 1): ε_lb 1.30 against the claim 1 (correct DP-SH: 0.93); seeds
+    1-10 all flagged, ε_lb 1.17-1.30 (correct DP-SH over the same seeds: 0.82-0.93, none
+    flagged)."""
+    from privacy.audit import audit
+
+    mechanism = broken_sh_mechanism(_ReuseSH(epsilon=1.0))
+    bad = audit(mechanism, audit_pairs(), 1.0, 2000, 10_000, seed=1)
+    assert bad.flagged, bad

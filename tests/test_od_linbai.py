@@ -8,6 +8,7 @@ Yang & Tan (NeurIPS 2022), Algorithm 1, computed by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -517,6 +518,53 @@ def test_audit_dp_od_linbai_no_violation_and_noise_removed_caught():
     assert not ok.flagged, ok
     none = audit(od_mechanism(math.inf), pairs, 1.0, 500, 2000, seed=2)
     assert none.flagged and none.epsilon_lb > 5, none
+
+
+@dataclasses.dataclass(frozen=True)
+class _HalfNoiseOD(ODLinBAI):
+    """DP-OD-LinBAI whose releases get half the noise (`noisy_means` patched in the test). A
+    class of its own: the phase-end branch cached per agent class (`fb.where_some`, through
+    `experiments.batched_cond.cond_any`) is traced under the patch and never shared with the
+    correct agent's."""
+
+
+def test_audit_dp_od_linbai_noise_halved_caught(monkeypatch):
+    """Broken control beside the ε = inf one: the real `_end_phase` with the `noisy_means` it
+    calls patched to Laplace(1/(2 ε n_i)) (half the scale) while claiming ε = 1 (really 2-DP):
+    flagged. Same pairs, sample sizes and seed as the test above (2000 / 10 000, seed 1; a
+    correct mechanism is flagged with probability <= α = 0.05 whatever the seed, the seed is
+    fixed for determinism). Measured (seed 1): ε_lb 1.86 against the claim 1 (correct: 0.91);
+    seeds 1-10 all flagged, ε_lb 1.79-1.93 (correct over the same seeds: 0.86-0.95, none
+    flagged). The program is compiled anew for this agent (not
+    lifted), so the patch is in force when it is traced."""
+    from privacy import od_linbai
+    from privacy.audit import audit
+
+    real = od_linbai.noisy_means
+
+    def half_noise(sums, counts, epsilon, key, noise="research", **kw):
+        return real(sums, counts, 2 * epsilon, key, noise, **kw)
+
+    monkeypatch.setattr(od_linbai, "noisy_means", half_noise)
+    env = TableLinearBAI(AUDIT_FEATURES, (0.5, 0.4))
+    agent = _HalfNoiseOD(epsilon=1.0)
+    steps = agent.max_steps(env.spec(None, AUDIT_T))
+
+    @jax.jit
+    def runs(params, keys):
+        def one(k):
+            st = rollout(env, params, agent, k, steps, horizon=AUDIT_T).agent_state
+            return jnp.concatenate([st.releases[0, :2], st.recommendation[None]])
+
+        return jax.vmap(one)(keys)
+
+    x0 = np.zeros((3, AUDIT_T))
+    entry, column = x0.copy(), x0.copy()
+    entry[0, 0] = 1.0
+    column[:, 0] = 1.0
+    pairs = [(x0, entry), (x0, column)]
+    bad = audit(table_mechanism(env, runs, AUDIT_BATCH), pairs, 1.0, 2000, 10_000, seed=1)
+    assert bad.flagged, bad
 
 
 def test_ill_scaled_features_are_resolved_in_float32():
