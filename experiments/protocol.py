@@ -1,4 +1,5 @@
-"""The online protocol that every environment and agent implements (DESIGN.md, "The protocol").
+"""The online protocol that every environment and agent implements (README.md, "How the engine
+works"; docs/shapes.md).
 
 In each step the environment shows an observation, the agent answers with an action, the
 environment returns feedback and per-step metrics. Environments and agents are stateless objects

@@ -1,5 +1,6 @@
 """``regretlab-reproduce PAPER``: run a paper's experiments, write its figures and tables, and
-print the comparison with the published numbers or theoretical rates (DESIGN.md).
+print the comparison with the published numbers or theoretical rates (docs/usage.md, "Reproducing
+a paper").
 
     regretlab-reproduce --list                            # the papers and what each item is
     regretlab-reproduce streaming_wang2023 --quick        # reduced sizes: minutes

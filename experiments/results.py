@@ -1,4 +1,5 @@
-"""One run directory (DESIGN.md, "Results"): ``metrics.parquet``, ``summary.json``, figures.
+"""One run directory (docs/usage.md, "Where results go"): ``metrics.parquet``, ``summary.json``,
+figures.
 
 * ``metrics.parquet`` is tidy: one row per agent x seed x recorded round, columns ``agent``,
   ``seed``, ``t`` (rounds completed) and one column per metric (``regret`` is the cumulative

@@ -1,4 +1,5 @@
-"""The simulation engine: ``jit(vmap over seeds(scan over steps))``, chunked (DESIGN.md).
+"""The simulation engine: ``jit(vmap over seeds(scan over steps))``, chunked (README.md, "How the
+engine works").
 
 A Python loop over chunks keeps memory bounded, advances a progress bar and collects the recorded
 points; inside a chunk everything is one compiled XLA program.

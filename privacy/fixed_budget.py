@@ -19,7 +19,7 @@ so that the privacy argument lives here, once:
 * `noisy_means`: the only place where rewards leave an agent: per released arm, the mean of its
   n phase rewards plus Laplace(1/(ε n)) noise (``epsilon = inf``: no noise);
 * `top_mask` / `best_arm`: elimination and the recommendation, from released values only,
-  ties broken uniformly at random by a permutation of the arms drawn from `tie_key` (the
+  ties broken uniformly at random by priorities of the arms drawn from `tie_key` (the
   agent's key and the phase index: data-independent randomness, so post-processing);
   `select`: a state's fields chosen per seed (phase ends happen at different steps per seed);
   `where_some`: the same choice with the phase-end work (releases, estimates, designs) run only
@@ -38,16 +38,16 @@ a phase that starts at round t0 and allocates n_i pulls to arm i (arms in index 
 s_i = t0 + Σ_{j<i} n_j, and arm i's release of that phase reads exactly these entries (their
 sum is the `PullAll`'s feedback for arm i). A mean of n values in [0, 1] has sensitivity 1/n
 for one entry, so mean + Laplace(1/(ε n)) is ε-DP for that entry. Given the releases so far
-and the tie-breaking permutations (`tie_key`: drawn from the agent's key and the phase index,
+and the tie-breaking priorities (`tie_key`: drawn from the agent's key and the phase index,
 independent of the table and of the noise), the schedule of the next phase (its n_i, hence its
 windows) is fixed (it is computed from the public features, the released values and those
-permutations only), so the entries a release reads are fixed by the past releases; the windows
+priorities only), so the entries a release reads are fixed by the past releases; the windows
 are disjoint, each entry influences at most one release, and the transcript of all releases is
-ε-DP for every value of the permutations (adaptive parallel composition: the density ratio of
+ε-DP for every value of the priorities (adaptive parallel composition: the density ratio of
 the transcript factorises over the releases, and only the release that reads the changed entry
 has a ratio other than 1), hence also averaged over them (their law is the same under X and
 X'). The pulls and the recommendation are post-processing of the transcript and the
-permutations. The same holds for the one-column relation (a whole round differs): only one arm
+priorities. The same holds for the one-column relation (a whole round differs): only one arm
 is pulled per round.
 
 Noise modes (`NOISE_MODES`, as for the counters in `privacy.counters`):

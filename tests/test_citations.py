@@ -6,7 +6,8 @@ specification files, which users do not have.
 
 This test scans every .py, .md, .yaml and .yml file of the project (git-tracked and untracked but
 not ignored; without git, a walk that skips hidden folders such as .venv) for references to those
-files and for their confidence tags, and fails naming file:line for each.
+files and for their confidence tags, and fails naming file:line for each. DESIGN.md is internal
+too: code, configs and docs outside tests/ point users to README.md and docs/ instead.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "internal shared folder": re.compile(r"(?<![\w-])shared/"),
     "internal confidence tag": re.compile(_TAG),
 }
+# The design file, not shipped to users; only tests/ may name it (e.g. as the source of a rule).
+DESIGN_FILE = re.compile(r"\bDESIGN\.md\b")
+DESIGN_KIND = "internal design file"
 
 
 def _files() -> list[Path]:
@@ -62,11 +66,13 @@ def _files() -> list[Path]:
     )
 
 
-def offending_lines(text: str) -> list[tuple[int, str, str]]:
-    """(line number, what matched, the kind of reference) for every internal reference in text."""
+def offending_lines(text: str, in_tests: bool = False) -> list[tuple[int, str, str]]:
+    """(line number, what matched, the kind of reference) for every internal reference in text;
+    `in_tests`: text is a file under tests/, which may name the design file."""
+    patterns = dict(PATTERNS) if in_tests else {**PATTERNS, DESIGN_KIND: DESIGN_FILE}
     found = []
     for i, line in enumerate(text.splitlines(), 1):
-        for kind, pattern in PATTERNS.items():
+        for kind, pattern in patterns.items():
             for m in pattern.finditer(line):
                 found.append((i, m.group(0), kind))
     return found
@@ -97,6 +103,10 @@ def test_patterns_catch_internal_references_and_spare_code():
     ]
     for line in good:
         assert not offending_lines(line), line
+    design = "print the comparison with the published numbers (DESIGN" + md + ")."
+    assert [kind for _, _, kind in offending_lines(design)] == [DESIGN_KIND]
+    assert not offending_lines(design, in_tests=True)
+    assert not offending_lines("DESIGN_TOL = 1e-3; see docs/usage.md and README" + md)
 
 
 def test_no_references_to_internal_spec_files():
@@ -109,8 +119,12 @@ def test_no_references_to_internal_spec_files():
         except UnicodeDecodeError:
             continue
         rel = path.relative_to(ROOT)
-        hits += [f"{rel}:{i}: {kind}: {what!r}" for i, what, kind in offending_lines(text)]
+        in_tests = rel.parts[0] == "tests"
+        hits += [
+            f"{rel}:{i}: {kind}: {what!r}" for i, what, kind in offending_lines(text, in_tests)
+        ]
     assert not hits, (
         "cite the paper (authors, venue, section/equation/algorithm line) or say in words that a "
-        "number is ours, instead of internal spec files or tags:\n" + "\n".join(hits)
+        "number is ours, instead of internal spec files or tags; point to README.md or docs/ "
+        "instead of the design file:\n" + "\n".join(hits)
     )

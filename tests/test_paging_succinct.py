@@ -399,7 +399,7 @@ def test_mark_and_predict_wrong_ones_are_the_expensive_errors():
     assert checked == 2
 
 
-@pytest.mark.slow  # the engine compiles three programs: ~10-35 s here
+@pytest.mark.slow  # the engine compiles four programs: ~10-35 s here
 def test_through_the_engine_exact_discard_bits_give_opt():
     # The same consistency through env=paging and the engine (the env's exact bits, its cache,
     # its observation types): follow-the-discard-bits pays Belady's faults on every seed.
