@@ -289,6 +289,10 @@ def test_cli_runs(tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "trust_doubt" in out.stdout
-    bad = [c.replace("env.predictions=next_arrival", "env.predictions=discard") for c in cmd]
+    bad = [  # sigma is refused with bits (it would do nothing): the agent's own check remains
+        c.replace("env.predictions=next_arrival", "env.predictions=discard")
+        for c in cmd
+        if c != "env.sigma=1.0"
+    ]
     out = subprocess.run(bad, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "needs env.predictions=next_arrival" in out.stderr
