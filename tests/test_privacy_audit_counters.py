@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_privacy_audit_controls import PAIRS
 
 from experiments.rollout import rollout
 from privacy.audit import audit
@@ -28,17 +29,8 @@ from privacy.counters.tree import BinaryTree
 
 T, EPS = 8, 1.0
 LEVELS = 4  # ⌊log2 T⌋ + 1: the nodes containing one entry (sens1 of the binary tree)
-STREAM = np.array([1, 0, 1, 1, 0, 1, 0, 1], float)
-
-
-def _flip(x: np.ndarray, i: int) -> np.ndarray:
-    y = x.copy()
-    y[i] = 1 - y[i]
-    return y
-
-
-# event-level neighbours: entry 0 (in the 4 nodes [0,1), [0,2), [0,4), [0,8)), entry 5 and entry 6
-PAIRS = [(STREAM, _flip(STREAM, i)) for i in (0, 5, 6)]
+# event-level neighbours of the controls' stream: entry 0 (in the 4 nodes [0,1), [0,2), [0,4),
+# [0,8)), entry 5 and entry 6 (the same pairs as the NumPy re-implementations there)
 SPEC = ContinualSpec(T, 1, 1.0)
 
 # Sample sizes and seed. A correct ε-DP mechanism is flagged with probability <= α = 0.05 by
