@@ -293,6 +293,23 @@ def _noise_bound(eps0: float, sens: float, problem: str, horizon: int, d: int, b
     return (12 * sens / eps0 + release) * math.log(events / beta)
 
 
+def _fixed_point(two_b, horizon: float) -> float:
+    """The auto threshold: the root of f(τ) = τ - 2B(k(τ)) in (0, T], or T if f(T) < 0.
+
+    B(k(τ)) is a step function of τ (k(τ) = ⌈2T/τ⌉ + 1 is an integer), so f jumps up where k
+    drops and may have no root: brentq then returns a point just left of a jump, where
+    τ < 2B. There τ ← 2B(k(τ)) instead; B is non-increasing in τ (k non-increasing, ε0
+    decreasing in k), so the new τ' >= τ has 2B(k(τ')) <= 2B(k(τ)) = τ': the premise τ >= 2B of
+    `svt_calibration` (an epoch lasts >= τ/2 steps; our calibration of the sparse-vector
+    mechanism of Jain et al., ICML 2023) holds at the returned τ.
+    """
+    f = lambda tau: tau - two_b(tau)
+    if f(horizon) < 0:
+        return horizon
+    tau = optimize.brentq(f, 1e-9, horizon, xtol=1e-6)
+    return min(two_b(tau), horizon) if f(tau) < 0 else tau
+
+
 def svt_calibration(
     rho: float,
     epsilon: float | None,
@@ -306,9 +323,10 @@ def svt_calibration(
 
     max_j S_t[j] moves by at most 1 per step, so once the release error restarts below B an epoch
     lasts at least τ - B >= τ/2 steps when τ >= 2B: k = ⌈2T/τ⌉ + 1 epochs suffice. With `threshold`
-    None, τ solves τ = 2 B(k(τ)) (bisection; B decreases in τ), giving error <= τ + B = 1.5 τ ≈ c
-    T^{1/3} log^{2/3}(T d/β) / ρ^{1/3} under zCDP, the T^{1/3} rate (Jain et al., ICML 2023,
-    abstract).
+    None, τ solves τ = 2 B(k(τ)) (Brent's method; B decreases in τ), or, where that step function
+    has no root, τ = 2 B(k(τ)) just past the jump (`_fixed_point`), so τ >= 2B always, giving
+    error <= τ + B <= 1.5 τ ≈ c T^{1/3} log^{2/3}(T d/β) / ρ^{1/3} under zCDP, the T^{1/3} rate
+    (Jain et al., ICML 2023, abstract).
     """
     sens = 1.0 if problem == "maxsum" else 2.0
 
@@ -319,8 +337,7 @@ def svt_calibration(
         return _noise_bound(_epoch_budget(k_of(tau), rho, epsilon), sens, problem, horizon, d, beta)
 
     if threshold is None:
-        f = lambda tau: tau - 2 * b_of(tau)
-        tau = float(horizon) if f(horizon) < 0 else optimize.brentq(f, 1e-9, horizon, xtol=1e-6)
+        tau = _fixed_point(lambda tau: 2 * b_of(tau), float(horizon))
     else:
         tau = check_float("threshold", threshold, 0.0, low_open=True)
     k = k_of(tau)

@@ -23,6 +23,7 @@ from privacy.maxsum import (
     MaxSumSpec,
     MinCombination,
     SparseVectorMaxSum,
+    _noise_bound,
     counter_bound,
     maxsum_adaptive,
     maxsum_leader,
@@ -222,6 +223,21 @@ def test_svt_calibration_fixed_point_and_budget():
         16 ** (1 / 3) * log_ratio(2**16) ** (2 / 3), rel=0.01
     )
     assert ratio(1.0, 2**20) == pytest.approx(4 * log_ratio(2**20) ** (1 / 2), rel=0.02)
+
+
+@pytest.mark.parametrize("problem", ["maxsum", "sumselect"])
+def test_svt_threshold_is_at_least_twice_the_noise_bound(problem):
+    """The auto τ satisfies τ >= 2 B(k(τ)) — the premise under which epochs last >= τ/2 steps and
+    k(τ) epochs suffice — at every grid point, including those where τ - 2B(k(τ)) jumps over 0
+    (k an integer): before the fix brentq returned a point left of the jump there (T = 2048,
+    MaxSum: τ = 2048.0 < 2B = 2101.2; T = 2^15 SumSelect: 10922.7 < 11254.3)."""
+    for T in [2**j for j in range(8, 21)] + [3000, 5000, 10_000, 50_000, 123_457, 400_000]:
+        for d in (1, 4, 64):
+            for rho, eps in ((rho_for(1.0, 1.0 / T**2), None), (0.5, None), (0.5, 1.0)):
+                c = svt_calibration(rho, eps, T, d, problem)
+                B = _noise_bound(c.eps0, c.sensitivity, problem, T, d, 0.1)
+                assert c.epochs == min(T, math.ceil(2 * T / c.threshold) + 1)
+                assert c.threshold >= 2 * B or c.threshold == T, (T, d, rho, eps, c, 2 * B)
 
 
 def test_rho_for_inverts_the_conversion():
