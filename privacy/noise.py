@@ -11,6 +11,11 @@ and every comparison is made with Python integers, so no floating-point rounding
 * `discrete_laplace(scale)`   P(Y = y) ∝ exp(-|y| / scale), scale rational  (CKS20 Alg. 2)
 * `discrete_gaussian(sigma2)` P(Y = y) ∝ exp(-y^2 / (2 sigma2))              (CKS20 Alg. 3)
 
+Timing. The samplers are rejection samplers: their running time depends on the value drawn
+(CKS20 Alg. 1-3 loop a number of times that depends on the value), so the guarantee
+covers the released values, not how long a release takes (a timing side channel; OpenDP
+documents the same limitation for its samplers; see `privacy.counters.secure`).
+
 `laplace_mechanism` / `gaussian_mechanism` release float values without a float-noise channel:
 the value is rounded to the grid 2^-k, exact discrete noise is added in grid units, and the sum
 is scaled back (GRS12 / CKS20 §5.2; OpenDP ``make_laplace`` with granularity ``k``). Rounding

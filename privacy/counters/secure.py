@@ -40,6 +40,14 @@ sensitivities in place of sens² and sens1. The argument:
    simulations and tests only). Each (stream, step) gets its own keyed stream or fresh OS bits;
    every node's draw is a separate sample (no reuse).
 
+Timing side channel (not covered). The guarantee is about the released values only, not about the
+running time. The CKS20 samplers are rejection samplers (`privacy.noise`): how many Bernoulli
+trials and loop iterations a draw takes, hence its time on the host and the time of each step's
+`io_callback`, depends on the value drawn (a large |z| takes longer). An observer who can time
+the releases learns something about the noise, and so about the data; OpenDP documents the same
+limitation for its samplers. Deployments that expose timing should pad each step to a fixed time
+or pre-draw the noise before the data is seen (not done here).
+
 Cost. The exact samplers are Python: ~50-70 µs per draw on a 2-core machine (either source); the
 draws of step t + 1 are made in `update` of step t (and at `init` for step 1) through one
 `jax.experimental.io_callback` per step for the whole vmapped batch (a custom_vmap rule batches
