@@ -174,3 +174,23 @@ def test_paper_b_svt_adaptive_adversary():
     bad = am.SVTWithoutReleaseNoise("maxsum", epsilon=1.0, threshold=1.0)
     r = audit(am.maxsum_adaptive_mechanism(bad, 5, 1), pairs, 1.0, 2000, 5000, seed=3)
     assert r.flagged and not math.isnan(r.epsilon_lb)
+
+
+@pytest.mark.slow  # five jitted rollout programs: ~20 s on 2 cores
+def test_paper_b_svt_capped_harness_controls():
+    """R8's capped harness (T = 4, τ = 8, k = 2 < T; events on the releases and on "the release
+    changed at step t"): the mechanism passes; without AboveThreshold noise, with all noise / 3
+    and without release noise it is flagged. The old harness (τ = 1, k = T, coordinate events)
+    passed the first two: ε_lb 0.38 and 0.34 at these sizes."""
+    from privacy.reproduction import audit as r8
+
+    base = SparseVectorMaxSum("maxsum", epsilon=r8.SVT_EPS, threshold=r8.SVT_TAU)
+    sizes = r8.svt_sizes(quick=True)
+    for label, (cls, correct, checked) in r8.SVT_CONTROLS.items():
+        if not checked:
+            continue
+        mech = am.maxsum_releases(cls(**r8._fields(base)), "maxsum")
+        res = audit(
+            mech, r8.SVT_PAIRS, r8.SVT_EPS, **sizes, family=r8.release_change_events, seed=4
+        )
+        assert res.flagged != correct, (label, res.epsilon_lb)

@@ -103,6 +103,30 @@ def test_preset_experiment_composes():
     assert cfg.seeds == 3 and type(exp.env).__name__ == "ContinualCounting"
 
 
+def test_r5_flatness_point_re_releases():
+    """SVT's flat-in-d check runs where SVT re-releases (τ < 0.55 T / 2), in both grids; at T_at
+    it does not (τ > 0.55 T there: the check was vacuous, and the crossover is not checked)."""
+    for g in r5_item.GRIDS.values():
+        T, ds = r5_item.flat_point(g)
+        assert T == 2**16 and ds[0] == 4 and ds[1] >= 64
+        assert all(r5_item.re_releases(T, d) for d in ds)
+        assert not r5_item.re_releases(g["T_at"], 4)
+
+
+def test_r8_svt_harness_cap_binds():
+    """The capped R8 harness: k = 2 < T (an uncapped SVT differs from it), each piece at ε/4."""
+    from privacy.maxsum import MaxSumSpec, SparseVectorMaxSum
+    from privacy.reproduction import audit as r8_item
+
+    agent = SparseVectorMaxSum("maxsum", epsilon=r8_item.SVT_EPS, threshold=r8_item.SVT_TAU)
+    c = agent.calibration(MaxSumSpec(r8_item.SVT_T, 2, "maxsum"))
+    assert c.epochs == 2 < r8_item.SVT_T and c.eps0 / 2 == r8_item.SVT_EPS / 4
+    assert all(x0.shape == (r8_item.SVT_T, 2) for x0, _ in r8_item.SVT_PAIRS)
+    assert r8_item.max_changes(agent, r8_item.STREAM0, 2000).max() == 1
+    assert (r8_item.max_changes(r8_item.SVTUncapped(**r8_item._fields(agent)),
+                                r8_item.STREAM0, 2000) >= 2).any()  # fmt: skip
+
+
 # --------------------------------------------------------------------------- slow tier
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
@@ -124,8 +148,12 @@ def test_r2_quick(quick_run):
 @pytest.mark.slow
 def test_r5_quick(quick_run):
     out, r = quick_run
-    names = _assert_all_ok(r, "R5", 7)
+    names = _assert_all_ok(r, "R5", 6)
     assert any(n.startswith("SVT error T-slope") for n in names)
+    assert any(n.startswith("SVT error flat in d (T = 2^16") for n in names)
+    assert [q for item, q, _ in r.skipped if item == "R5"] == [
+        "crossover d (counters worse than SVT from d = ..., T = 2^10)"
+    ]
     assert (out / "R5_error_vs_T_d.png").is_file() and (out / "R5_slopes.md").is_file()
 
 
@@ -139,8 +167,11 @@ def test_r7_quick(quick_run):
 @pytest.mark.slow
 def test_r8_quick(quick_run):
     out, r = quick_run
-    names = _assert_all_ok(r, "R8", 11 + 6)
+    names = _assert_all_ok(r, "R8", 11 + 1 + 4 + 4)
     assert "StatDP iSVT4 (broken)" in names and "StatDP SVT (correct)" in names
+    capped = "Jain et al.'s SVT maxsum, capped harness: "
+    for label in ("correct", "no release noise", "no AboveThreshold noise", "all noise / 3"):
+        assert capped + label in names
     assert (out / "R8_battery.md").is_file()
 
 
