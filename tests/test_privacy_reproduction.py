@@ -181,3 +181,42 @@ def test_resume_reads_finished_work(quick_run):
     out, first = quick_run
     again = reproduce("dp_continual_jain2023", out, quick=True, only=["R7"], progress=False)
     assert [c.ours for c in again.checks] == [c.ours for c in first.checks if c.item == "R7"]
+
+
+@pytest.mark.parametrize("kind", ["json", "npz"])
+def test_cached_results_are_reused_only_by_the_revision_that_computed_them(
+    tmp_path, monkeypatch, kind
+):
+    """A cached Monte Carlo result is read back by the same code revision (resume) and
+    recomputed by another one, or when the file predates the stored revision (a stale cache
+    would report what the current code does not give)."""
+    from experiments.reproduce import Reproduction
+    from privacy.reproduction import common
+
+    r = Reproduction("dp_continual_jain2023", tmp_path, quick=True, progress=False)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": np.arange(3) + len(calls)} if kind == "npz" else [len(calls)]
+
+    cache = common.cached_npz if kind == "npz" else common.cached_json
+
+    def value():
+        return np.asarray(cache(r, "R9", "point", compute)["x" if kind == "npz" else 0])
+
+    monkeypatch.setattr(common, "git_revision", lambda: "aaa")
+    first = value()
+    np.testing.assert_array_equal(value(), first)  # resumed: not recomputed
+    assert len(calls) == 1
+    monkeypatch.setattr(common, "git_revision", lambda: "bbb")
+    assert not np.array_equal(value(), first) and len(calls) == 2  # another revision: recomputed
+    np.testing.assert_array_equal(value(), value())
+    assert len(calls) == 2
+    path = common.cache_dir(r, "R9") / f"point.{kind}"
+    if kind == "json":  # the format before revisions were stored: recomputed
+        path.write_text("[7]")
+    else:
+        np.savez(path, x=np.zeros(3))
+    value()
+    assert len(calls) == 3
