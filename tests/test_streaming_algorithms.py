@@ -155,28 +155,37 @@ def test_logstar_tower_schedule(mode):
 def test_doubling_king_challenger_schedule():
     # K = 5, T = 40000: eps = (5/40000)^{1/3} = 0.05, 1/eps^2 = 400; delta = 0.1, c = 1:
     # s_0 = ceil(400 ln 40) = ceil(1475.55) = 1476; the crowning level needs
-    # 2^l ln 40 >= ln(2 (2/0.05 + 1)/0.1) = ln 820 = 6.709 -> l = 1 (2 * 3.689 = 7.378),
-    # s_1 = ceil(800 ln 40) = ceil(2951.1) = 2952. Margin eps/2 = 0.025.
-    # arm 0 (0.5): 2952 pulls, crowned (theta 0.5). arm 1 (0.3): 1476, 0.3 < 0.525, discarded.
-    # arm 2 (0.9): 1476 (>= 0.525), 2952, crowned (theta 0.9). arm 3 (0.92): 1476,
-    # 0.92 < 0.925, discarded. arm 4 (0.95): 1476, 2952, crowned.
-    # Commit 40000 - (2952 + 1476 + 4428 + 1476 + 4428) = 25240 to arm 4.
+    # 2^l ln 40 >= ln(4 (2/0.05 + 1)/0.1) = ln 1640 = 7.402 -> l = 2 (2 * 3.689 = 7.378 is short),
+    # s_1 = ceil(800 ln 40) = 2952, s_2 = ceil(1600 ln 40) = 5903 (1600 ln 40 = 5902.2).
+    # Margin eps/2 = 0.025.
+    # arm 0 (0.5): 5903 pulls, crowned (theta 0.5). arm 1 (0.3): 1476, 0.3 < 0.525, discarded.
+    # arm 2 (0.9): 1476 (>= 0.525), 2952, 5903, crowned (theta 0.9). arm 3 (0.92): 1476,
+    # 0.92 < 0.925, discarded. arm 4 (0.95): 1476, 2952, 5903, crowned.
+    # Commit 40000 - (5903 + 1476 + 10331 + 1476 + 10331) = 10483 to arm 4.
     agent = DoublingKingChallenger()
-    assert agent.sizes(5, 40000) == [1476, 2952]
+    sizes = agent.sizes(5, 40000)
+    assert sizes == [1476, 2952, 5903]
     sched, out, regret, peak = run_steps(agent, [0.5, 0.3, 0.9, 0.92, 0.95], 40000, memory=2)
-    assert sched == [
-        (True, 0, 2952),
-        (True, 1, 1476),
-        (True, 2, 1476),
-        (False, 2, 2952),
-        (True, 3, 1476),
-        (True, 4, 1476),
-        (False, 4, 2952),
-        (False, 4, 25240),
-    ]
+    crown = [(False, None, 2952), (False, None, 5903)]
+    expect = [(True, 0, 5903), (True, 1, 1476), (True, 2, 1476)]
+    expect += [(r, 2, n) for r, _, n in crown] + [(True, 3, 1476), (True, 4, 1476)]
+    expect += [(r, 4, n) for r, _, n in crown]
+    assert sched == [*expect, (False, 4, 10483)]
     assert out == 4 and peak == 2
-    gaps = 2952 * 0.45 + 1476 * 0.65 + 4428 * 0.05 + 1476 * 0.03
+    gaps = 5903 * 0.45 + 1476 * 0.65 + (1476 + 2952 + 5903) * 0.05 + 1476 * 0.03
     assert regret == pytest.approx(gaps, rel=1e-5)
+
+
+@pytest.mark.parametrize("delta", [0.01, 0.1, 0.5])
+@pytest.mark.parametrize("K, T", [(5, 40000), (1000, 10**9), (50_000, 125 * 10**15)])
+def test_doubling_king_challenger_crowning_level_bound(K, T, delta):
+    # With the proof's scale c = 8, the crowning level's s eps^2 / 8 = 2^{L-1} ln(4/delta) must
+    # give a two-sided Hoeffding failure 2 exp(-s eps^2/8) <= delta/(2N) per crowning, N =
+    # 2/eps + 1 crownings: delta/2 in all (the docstring's budget; ln(2N/delta) gave delta).
+    eps = (K / T) ** (1 / 3)
+    s = DoublingKingChallenger(delta=delta, scale=8.0).sizes(K, T)[-1]
+    N = 2 / eps + 1
+    assert N * 2 * math.exp(-s * eps**2 / 8) <= delta / 2 * (1 + 1e-9)
 
 
 def test_doubling_king_challenger_bad_config():
@@ -188,28 +197,36 @@ def test_doubling_king_challenger_bad_config():
         DoublingKingChallenger(scale=0.0)
 
 
-def test_goa_schedule():
+@pytest.mark.parametrize("mode", ["corrected", "faithful"])
+def test_goa_schedule(mode):
     # K = 4, T = 4000: eps = 0.1; n_l = 100 2^l; B0 = 120; +100 per arm; frac_n = ceil(138.6) =
-    # 139; frac probability 1.5/ln 4 > 1 (every arm). king_est starts at eps/2 = 0.05.
-    # arm0: frac pull 139 (king, budget 120 -> 220). arm1 (0.3): level 0 (100, budget 120),
-    # 0.3 > 0.05 - 0.02 -> level 1 costs 200 > 120: dethrones (120 pulls), frac pull 139.
-    # arm2 (0.9): 100, then dethrones (120), frac 139 (new fallback). arm3 (0.6): 100, discarded
-    # (0.6 <= 0.9 - 0.02), frac 139. Commit to the king (arm 2): 4000 - 1096 = 2904.
-    for mode in ("corrected", "faithful"):
-        sched, out, _, peak = run_steps(GameOfArms(mode), [0.5, 0.3, 0.9, 0.6], 4000)
-        assert [(p, n) for _, p, n in sched] == [
-            (0, 139),
-            (1, 100),
-            (1, 120),
-            (1, 139),
-            (2, 100),
-            (2, 120),
-            (2, 139),
-            (3, 100),
-            (3, 139),
-            (2, 2904),
-        ]
-        assert out == 2 and peak == 3
+    # 139; frac probability 1.5/ln 4 > 1 (every arm). arm0 (0.5): frac pull 139 (king, budget
+    # 120 -> 220); its estimate is eps/2 = 0.05 (faithful: the authors' initial king_est) or its
+    # mean 0.5 (corrected).
+    # faithful: arm1 (0.3): level 0 (100, budget 120), 0.3 > 0.05 - 0.02 -> level 1 costs 200 >
+    # 120: dethrones (120 pulls), frac pull 139. corrected: arm1: level 0 (100), 0.3 <= 0.5 -
+    # 0.02: discarded, frac pull 139 (budget 120 + 100).
+    # arm2 (0.9): 100 (budget 120), then dethrones (120), frac 139 (new fallback). arm3 (0.6):
+    # 100, discarded (0.6 <= 0.9 - 0.02), frac 139. Commit to the king (arm 2): faithful
+    # 4000 - 1096 = 2904, corrected 4000 - 976 = 3024.
+    arm1 = [(1, 100), (1, 120)] if mode == "faithful" else [(1, 100)]
+    sched, out, _, peak = run_steps(GameOfArms(mode), [0.5, 0.3, 0.9, 0.6], 4000)
+    expect = [(0, 139), *arm1, (1, 139), (2, 100), (2, 120), (2, 139), (3, 100), (3, 139)]
+    assert [(p, n) for _, p, n in sched] == [*expect, (2, 4000 - sum(n for _, n in expect))]
+    # faithful: king arm 1, fallback arm 0 and arriving arm 2 held at once; corrected: arm 0 is
+    # king and fallback until arm 2 takes both roles
+    assert out == 2 and peak == (3 if mode == "faithful" else 2)
+
+
+@pytest.mark.parametrize("mode, out", [("corrected", 0), ("faithful", 1)])
+def test_goa_first_king_estimate(mode, out):
+    # K = 2, T = 1e6, means [0.6, 0.4]: eps = 0.0126, L = 1 level. The authors' king_est starts
+    # at eps/2 whatever the first arm's mean (faithful): arm 1 passes level 0 (0.4 > 0.3 eps),
+    # cannot go on and is crowned; GoA commits to 0.4. Corrected: king_est is arm 0's mean on its
+    # fractional-stream pulls (0.6), arm 1 is discarded at level 0 and GoA commits to 0.6.
+    sched, chosen, regret, _ = run_steps(GameOfArms(mode), [0.6, 0.4], 10**6)
+    assert chosen == out and sched[-1][1] == out
+    assert (regret > 0.1 * 10**6) == (mode == "faithful")
 
 
 def _goa_step(agent, s, mean, gap=0.2):
@@ -222,8 +239,9 @@ def _goa_step(agent, s, mean, gap=0.2):
 @pytest.mark.parametrize("mode, est", [("corrected", 0.0), ("faithful", 0.15)])
 def test_goa_dethrone_crowns_whatever_the_sample(mode, est):
     # K = 4, T = 4000 (test_goa_schedule's sizes): eps = 0.1, n_l = 100 2^l, B0 = 120, +100 per
-    # arm, king_est starts at eps/2 = 0.05. Arm 0: frac pull (139), king, budget 220. Arm 1:
-    # level 0 (100 pulls, mean 1 > 0.05 - 0.02), budget 120 < n_1 = 200: dethrone pull of B0 =
+    # arm. Arm 0: frac pull (139, mean 0.5), king, budget 220, king_est eps/2 = 0.05 (faithful)
+    # or 0.5 (corrected). Arm 1:
+    # level 0 (100 pulls, mean 1 > king_est - 0.02), budget 120 < n_1 = 200: dethrone pull of B0 =
     # 120 with mean 0 <= 0.03. The authors' `Game_of_Arms_regret_min` crowns arm 1 anyway, with
     # the budget reset to B0 and estimate min(max(0, 0.05 + Delta/2), 1) = 0.15 (faithful, oracle
     # Delta = 0.2) or min(0, 1) = 0 (corrected); the old king's drained budget is not kept.
@@ -301,6 +319,44 @@ def test_level0_cycle_pull_sequence(cls, arms, mode):
     sched, *_ = run_steps(cls(mode), [0.9] + [0.1] * (K - 1), T, max_steps=arms + 1)
     assert sched[:arms] == [(True, i, 101) for i in range(arms)]
     assert sched[arms] == (False, 0, int(b[1]))
+
+
+@pytest.mark.parametrize("K, T", [(250, 2_000_000_000), (40, 400_000_000), (1000, 10**9)])
+def test_caps_fit_the_platform_int_without_x64(K, T):
+    # x64 is off by default, where every count is int32 and T < 2^31. log*'s C[2] = 4096 b[2] =
+    # 65536 / eps^2 exceeds 2^31 once T / K > 32768^1.5 (K = 250, T = 2e9: 2.62e9, which became
+    # -1.67e9 on the device: level 2 always full, the top level's batch T, the stream abandoned).
+    # Every cap is at most T (a level's counter stays below T while pulls are left, so a larger
+    # cap never binds) and a whole number of batches, and the device holds the host's values.
+    jax.config.update("jax_enable_x64", False)  # restored by conftest
+    spec = StreamSpec(K, T, 16)
+    for cls in (StreamLog, StreamLogLog, StreamLogStar):
+        b, cap = cls().constants(K, T)
+        s = cls().init(jax.random.key(0), spec)
+        assert np.asarray(s.cap).tolist() == cap.tolist(), cls
+        assert np.asarray(s.b).tolist() == b.tolist(), cls
+        assert all(0 < c <= T and c % x == 0 for c, x in zip(cap, b, strict=True)), cls
+    # GoA's full-stream cap 10 K / eps^2 (10 K^{1/3} T^{2/3}) likewise: above T it never binds
+    # (K = 3e6, T = 2e9: 2.29e9 was cast from float to int32 out of range: 2^31 - 1 on CPU,
+    # harmless there; the cast's result is not specified on other backends).
+    for k in (K, 3 * 10**6):
+        want = min(10 * k ** (1 / 3) * T ** (2 / 3), T)
+        g = GameOfArms().init(jax.random.key(0), StreamSpec(k, T, 3))
+        assert int(g.full_cap) == pytest.approx(want, abs=1)
+
+
+def test_logstar_reads_the_whole_stream_without_x64():
+    # K = 40, T = 4e8 (int32 counters): 1/eps^2 = 46416, b = [46416, 185664, 742655, T], and
+    # C[2] = 4096 b[2] = 3.04e9 > 2^31 (it wrapped to -1.25e9: level 2 was always full, its
+    # king promoted to the top level and pulled T times after ~30 arms). Now every arm is read
+    # and the best (last) arm is chosen.
+    jax.config.update("jax_enable_x64", False)  # restored by conftest
+    K, T = 40, 400_000_000
+    means = [0.1 + 0.01 * i for i in range(K - 1)] + [0.95]
+    sched, out, _, peak = run_steps(StreamLogStar(), means, T, max_steps=120)
+    assert sum(read for read, _, _ in sched) == K
+    assert out == K - 1 and sched[-1][1] == K - 1
+    assert peak <= 5
 
 
 # --------------------------------------------------------------------------- slow tier

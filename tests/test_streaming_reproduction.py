@@ -160,6 +160,22 @@ def test_reference_means_are_one_clear_cut_instance():
     assert abs(m[m != 0.82].mean() - rates.TN_MEAN) < 4 * 0.1 / math.sqrt(999)
 
 
+def test_lower_bound_constant_false_alarm_rate():
+    # A seed whose last arm is 1 (probability 1/2) costs every algorithm >= g = (1 - 1/K)
+    # (1 - 2 eps)/2 of K^{1/3} T^{2/3} (every body arm pulled >= 1/eps^2 times at a gap >= 1/2 -
+    # eps). The c >= C_MIN check fails on a correct algorithm only if fewer than C_MIN n / g of
+    # the n seeds have that tail: at most 0.03% per point at every size (C_MIN = 0.1 gave
+    # P(Bin(20, 1/2) <= 4) = 0.59% per quick point, not the 0.13% the docstring stated).
+    for quick in (True, False):
+        n = lower_bound.SEEDS[quick]
+        for K, T in lower_bound.POINTS[quick]:
+            eps = (K / T) ** (1 / 3)
+            g = (1 - 1 / K) * (1 - 2 * eps) / 2
+            most = math.ceil(lower_bound.C_MIN * n / g) - 1  # good seeds with a mean < C_MIN
+            rate = sum(math.comb(n, j) for j in range(most + 1)) / 2**n
+            assert rate <= 3e-4, (quick, K, T, most, rate)
+
+
 # --------------------------------------------------------------------------- slow: the items
 def _run_item(tmp_path, item: str) -> rp.Reproduction:
     r = rp.reproduce("streaming_wang2023", tmp_path, quick=True, only=[item], progress=False)

@@ -14,6 +14,13 @@ fallback arm if its mean is the best so far (the naive algorithm on a subsample)
 king, or to the fallback arm when the full stream ran out. Memory: king + fallback arm + arriving
 arm = 3 slots.
 
+First king's estimate: ``faithful``: king_est = eps/2 (the authors' initial value; the first
+arm's ln K/eps^2 fractional-stream pulls do not set it), so the second arm clears level 0 unless
+its mean is <= eps/2 - eps/5, cannot pay level 1 (budget 2.2/eps^2 - 1/eps^2 < 2/eps^2) and is
+crowned whatever the first arm's mean (means [0.6, 0.4]: GoA commits to 0.4); ``corrected``:
+king_est = min(r, 1) with r the first arm's mean on those pulls (as the corrected uniform and
+naive algorithms benchmark against the first arm's estimate).
+
 New king's estimate: ``faithful``: min(max(r, king_est + Delta/2), 1) with the TRUE gap Delta
 between the best and second-best means (the authors' oracle); ``corrected``: min(r, 1), the new
 king's own estimate (no oracle). An arm passing all L levels (the authors raise an error) becomes
@@ -99,7 +106,9 @@ class GameOfArms(StreamAgent):
             c(1.2 / e**2),
             c(1 / e**2),
             c(math.log(K) / e**2),
-            jnp.asarray(min(10 * K / e**2, 2.0**62), ft).astype(it),
+            # full <= used <= T: a cap above T never binds; clamped so that it fits the
+            # platform int (int32 without x64, where T < 2^31)
+            jnp.asarray(min(int(10 * K / e**2), T), it),
             z,
             z,
             z,
@@ -169,8 +178,15 @@ class GameOfArms(StreamAgent):
         return jax.lax.switch(jnp.where(arriving, routed, s.phase), branches, s)
 
     def _after_first(self, s: GoAState, r) -> GoAState:
+        # faithful: the authors' king_est = eps/2 stays; corrected: the first arm's estimate
+        est = s.king_est if self.mode == "faithful" else jnp.minimum(r, 1.0)
         s = s._replace(
-            king=jnp.int32(0), frac=jnp.int32(0), frac_best=r, read=s.read + 1, budget=s.B0
+            king=jnp.int32(0),
+            frac=jnp.int32(0),
+            frac_best=r,
+            read=s.read + 1,
+            budget=s.B0,
+            king_est=jnp.asarray(est, s.king_est.dtype),
         )
         return self._next_arm(s)
 

@@ -13,7 +13,7 @@ argument below; call it the *doubling king/challenger* (`DoublingKingChallenger`
 
 Scheme (eps = (K/T)^{1/3}, confidence delta, scale c):
   s_l = c 2^l ln(4/delta) / eps^2 pulls at test level l = 0..L-1, with L - 1 the least l such that
-  2^l ln(4/delta) >= ln(2 (2/eps + 1)/delta) (then every crowning estimate is within eps/4);
+  2^l ln(4/delta) >= ln(4 (2/eps + 1)/delta) (then every crowning estimate is within eps/4);
   the first arm is pulled s_{L-1} times and crowned: king estimate theta = its empirical mean;
   each next arm x: at levels l = 0, 1, ..., pull x s_l fresh times (empirical mean m_l); discard x
   as soon as m_l < theta + eps/2; if x passes level L-1 it is crowned (theta = m_{L-1});
@@ -21,15 +21,19 @@ Scheme (eps = (K/T)^{1/3}, confidence delta, scale c):
 Memory: king + arriving arm = 2 slots.
 
 Why (rewards in [0, 1], Hoeffding P(|m - mu| >= x) <= 2 exp(-2 s x^2); the proof needs c = 8):
-each crowning raises theta by >= eps/2, so there are <= 2/eps + 1 crownings, and s_{L-1} makes
-all their estimates eps/4-accurate with probability >= 1 - delta/2; then a crowned arm's mean is
->= theta_old + eps/4 >= the old king's mean (the king never gets worse). When the best arm i*
-arrives while the king is worse than mu* - eps, theta + eps/2 < mu* - eps/4, and i* is discarded
-at some level with probability <= sum_l 2 exp(-s_l eps^2/8) <= delta/2. So the final king is
-eps-best with probability >= 1 - delta. Samples: an arm with mean <= theta + eps/4 stops at level
-l >= 1 with probability <= 2 exp(-s_{l-1} eps^2 / 8), so it costs O(s_0) = O(log(1/delta)/eps^2)
-in expectation; crownings add O(eps^-3 log(1/(eps delta))). The default c = 1 is a practical
-constant (the authors' tests use 1/eps^2-scale batches); c = 8 is the proof's.
+each crowning raises theta by >= eps/2, so there are <= N = 2/eps + 1 crownings; s_{L-1} makes
+each crowning estimate eps/4-accurate (two-sided) except with probability
+2 exp(-s_{L-1} eps^2/8) <= 2 exp(-ln(4N/delta)) = delta/(2N), so all of them with probability
+>= 1 - delta/2; then a crowned arm's mean is >= theta_old + eps/4 >= the old king's mean (the
+king never gets worse). When the best arm i* arrives while the king is worse than mu* - eps,
+theta + eps/2 < mu* - eps/4, and i* is discarded at some level (its mean m_l falls eps/4 below
+mu*, one-sided) with probability <= sum_l exp(-s_l eps^2/8) = sum_l (delta/4)^(2^l) <= delta/3.
+So the final king is eps-best with probability >= 1 - delta/2 - delta/3 > 1 - delta. (Before
+2026-12-05 the crowning level used ln(2N/delta), which only gives delta for the crownings.)
+Samples: an arm with mean <= theta + eps/4 stops at level l >= 1 with probability
+<= 2 exp(-s_{l-1} eps^2 / 8), so it costs O(s_0) = O(log(1/delta)/eps^2) in expectation;
+crownings add O(eps^-3 log(1/(eps delta))). The default c = 1 is a practical constant (the
+authors' tests use 1/eps^2-scale batches); c = 8 is the proof's.
 """
 
 from __future__ import annotations
@@ -83,7 +87,7 @@ class DoublingKingChallenger(StreamAgent):
         """s_l = ceil(c 2^l ln(4/delta) / eps^2), l = 0..L-1 (module docstring)."""
         eps = eps_of(K, T)
         base = math.log(4.0 / self.delta)
-        need = math.log(2.0 * (2.0 / eps + 1.0) / self.delta)
+        need = math.log(4.0 * (2.0 / eps + 1.0) / self.delta)  # 2 exp(-need) N = delta/2
         top = max(0, math.ceil(math.log2(need / base) - 1e-12))
         size = lambda lv: math.ceil(self.scale * 2**lv * base / eps**2 - 1e-9)
         return [min(T, size(lv)) for lv in range(top + 1)]

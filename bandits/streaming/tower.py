@@ -31,7 +31,9 @@ we set C[l] = m[l] b[l] with the integer b[l] actually pulled, in both modes, so
 promotes after m[l] + 1 comparisons (log* level 0: 5 arms, log 7, loglog 11) for every (K, T),
 as in the authors' code, which keeps b[0] and C[0] = 4 b[0] as floats. (Rounding b[0] = 1/eps^2
 and C[0] = 4/eps^2 separately made level 0 of log* full after 4 arms whenever
-4 ceil(1/eps^2) > ceil(4/eps^2).)
+4 ceil(1/eps^2) > ceil(4/eps^2).) A level whose cap exceeds T never fills (its counter stays
+below T while pulls are left); its m[l] is clamped to floor(T / b[l]), which keeps every cap a
+whole number of batches, at most T, and so within the platform int (int32 without x64).
 
 Memory: the L kings plus one arriving or promoted arm: L + 1 slots (at most one promoted arm waits
 at any time, and none while an arm is arriving).
@@ -55,8 +57,6 @@ import numpy as np
 
 from bandits.streaming.common import StreamAgent, action, count, eps_of
 from bandits.streaming.env import StreamSpec
-
-INT_CAP = 2**62  # level caps beyond this never bind (T < 2^63)
 
 LEVEL, PROMOTE2, FINAL, COMMIT = 0, 1, 2, 3  # phases
 
@@ -116,7 +116,7 @@ class _Tower(StreamAgent):
         """Integer b[l] and C[l] = m[l] b[l] (a whole number of the integer batches)."""
         b, m = self.levels(K, T)
         bi = [min(count(x, self.mode), T) for x in b]
-        ci = [_cap(mult, n) for mult, n in zip(m, bi, strict=True)]
+        ci = [_cap(mult, n, T) for mult, n in zip(m, bi, strict=True)]
         return np.array(bi, np.int64), np.array(ci, np.int64)
 
     def init(self, key, spec) -> TowerState:
@@ -309,9 +309,15 @@ class _Tower(StreamAgent):
         return jnp.where(s.king[lv] >= 0, s.king_pos[lv], -1)
 
 
-def _cap(mult: float, b: int) -> int:
-    """C = mult * b for a whole number of batches mult (a float when huge), at most INT_CAP."""
-    return INT_CAP if mult * b >= INT_CAP else int(mult) * b
+def _cap(mult: float, b: int, T: int) -> int:
+    """C = m b for the whole number of batches m = min(mult, floor(T / b)) (mult a float when
+    huge): at most T, so that it fits the platform int (int32 without x64, where T < 2^31).
+
+    The same level test as C = mult b: the counter c is a multiple of b and, while pulls are
+    left, at most the pulls made (< T), so c <= floor(T / b) b and c > m b iff c > mult b.
+    Without the clamp log*'s C[2] = 4096 b[2] = 65536/eps^2 overflowed int32 once
+    T/K > 32768^1.5 (e.g. K = 250, T = 2e9) and level 2 was always full."""
+    return min(int(mult), T // b) * b
 
 
 def _visit(s: TowerState) -> TowerState:

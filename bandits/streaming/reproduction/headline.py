@@ -7,16 +7,18 @@ Quick: K = 1000, T = 1000 K^2 = 1e9, 50 seeds, where we also re-ran the authors'
 
 Targets: our re-runs of the authors' released code (10 seeds each; docs/streaming.md). Faithful mode
 is compared with "orig" (the published code); corrected mode with "both fixes" (regret charged to
-the pulled arm, real empirical best), which still uses the authors' Gaussian batch approximation and
-the GoA Delta oracle, so corrected targets are checked only where our reading of the re-runs makes a
-claim that does not depend on them (clear-cut, where every arm's batch is far above 1e5 pulls and
-the approximation only widens the noise of already-separated means), and otherwise shown for
-reference. Tolerance: the re-run's standard error is unknown; we estimate it as our per-seed spread
-over sqrt(10) and accept when |ours - target| <= 2.58 sqrt(se_ours^2 + se_rerun^2) + 1% of the
-target (a two-sided 99% z-test: many checks are made, a 1% false alarm rate per check is tolerable;
-the 1% floor covers the re-run table's 2-3 significant digits and the authors' real-valued batch
-sizes against our integer pull counts, e.g. naive/uniform in clear-cut is ln K / (ln T)^{1/3} =
-2.5149 at K = 1000, T = 1e9, which the table prints as 2.52).
+the pulled arm, real empirical best), which still uses the authors' Gaussian batch approximation,
+the GoA Delta oracle and GoA's unmeasured first-king estimate eps/2, so corrected targets are
+checked only where our reading of the re-runs makes a claim that does not depend on them
+(clear-cut, where every arm's batch is far above 1e5 pulls and the approximation only widens the
+noise of already-separated means; there the first-king estimate moves GoA by < 0.1%), and
+otherwise shown for reference. Tolerance: the re-run's standard error is unknown; we estimate it
+as our per-seed spread over sqrt(10) and accept when
+|ours - target| <= 2.58 sqrt(se_ours^2 + se_rerun^2) + 1% of the target (a two-sided 99% z-test:
+many checks are made, a 1% false alarm rate per check is tolerable; the 1% floor covers the
+re-run table's 2-3 significant digits and the authors' real-valued batch sizes against our
+integer pull counts, e.g. naive/uniform in clear-cut is ln K / (ln T)^{1/3} = 2.5149 at K = 1000,
+T = 1e9, which the table prints as 2.52).
 """
 
 from __future__ import annotations
@@ -89,11 +91,15 @@ TARGETS_QUICK = {  # K = 1000, T = 1e9
         {"naive": 2.52, "log": 0.43, "loglog": 0.58, "log*": 0.82, "GoA": 0.96},
     ),
 }
-# Which targets are checked (the rest are shown). Faithful log has catastrophic seeds (quirk b):
-# at K = 50 000 the re-runs gave 50.6 and 0.34 (one catastrophic seed or none in 10), not a
-# stable target, so only the table shows it there (with the median seed ratio).
+# Which targets are checked (the rest are shown). Faithful log in clear-cut has catastrophic
+# seeds (quirk b): its mean is not a stable target at either size (K = 50 000: the re-runs gave
+# 50.6 and 0.34, one catastrophic seed or none in 10; K = 1000, T = 1e9: 2.15, "fails on some
+# seeds"), and a 10-seed mean driven by rare huge seeds, with a tolerance that grows with our own
+# heavy tail, accepts almost anything (~[0.01, 4.3] with one catastrophic seed in 6). So the
+# table shows the mean, and `_check_log_median` checks the median seed and reports how many
+# seeds failed.
 CHECKED = {
-    ("clear_cut", "faithful"): ("naive", "log", "loglog", "log*", "GoA"),
+    ("clear_cut", "faithful"): ("naive", "loglog", "log*", "GoA"),
     ("mix_in", "faithful"): ("naive", "log", "loglog", "log*"),
     ("clear_cut", "corrected"): ("naive", "log", "loglog", "log*", "GoA"),
     ("mix_in", "corrected"): (),
@@ -238,21 +244,9 @@ def claims(r: Reproduction, item: str, run, instance: str, mode: str, K: int, T:
             "closed form (batch sizes of the authors' code)",
             abs(naive[0] - exact) <= 0.005 * exact,
         )
+    if mode == "faithful" and instance == "clear_cut":
+        _check_log_median(r, item, run, label)
     if mode == "faithful" and instance == "clear_cut" and not r.quick:
-        # Quirk (b) makes the published log routine fail catastrophically on some seeds (the
-        # re-runs: mean 50.6 with one such seed in 10, 0.34 on a run without one): compare the
-        # median seed, and report how many seeds failed.
-        per_seed = run.final("stream_log", "regret") / uni
-        median = float(np.median(per_seed))
-        r.check(
-            item,
-            f"{label} log / uniform, median seed",
-            f"{median:.3g}",
-            "0.34 ± 0.01",
-            "our re-run of the authors' code without a catastrophic seed",
-            abs(median - 0.34) <= 0.01,
-            note=f"{int(np.sum(per_seed > 2))}/{per_seed.size} seeds catastrophic (ratio > 2)",
-        )
         ratio, lo, hi = ratio_ci(run.final("stream_loglog", "regret"), uni)
         r.check(
             item,
@@ -282,6 +276,43 @@ def claims(r: Reproduction, item: str, run, instance: str, mode: str, K: int, T:
                 "Wang, ICML 2023, abstract and §1; our re-runs",
                 hi < 1.0,
             )
+
+
+CATASTROPHIC = 2.0  # a seed whose log / uniform ratio exceeds this failed (quirk b)
+
+
+def _check_log_median(r: Reproduction, item: str, run, label: str) -> None:
+    """Faithful clear-cut log: quirk (b) makes the published routine fail catastrophically on
+    some seeds, so compare the median seed, and report how many seeds failed (ratio > 2).
+
+    Full size: the re-run without a catastrophic seed, 0.34 (± 0.01). Quick size (K = 1000,
+    T = 1e9): the re-run reports only its 10-seed mean, 2.15, and that it "fails on some seeds";
+    the claim checked is that the median seed does not fail (ratio < 1, below uniform)."""
+    uni = run.final("stream_uniform", "regret")
+    per_seed = run.final("stream_log", "regret") / uni
+    median = float(np.median(per_seed))
+    if r.quick:
+        target, source, ok = (
+            "< 1 (most seeds do not fail)",
+            "our re-run of the authors' code: mean 2.15 over 10 seeds, 'fails on some seeds'",
+            median < 1.0,
+        )
+    else:
+        target, source, ok = (
+            "0.34 ± 0.01",
+            "our re-run of the authors' code without a catastrophic seed",
+            abs(median - 0.34) <= 0.01,
+        )
+    bad = int(np.sum(per_seed > CATASTROPHIC))
+    r.check(
+        item,
+        f"{label} log / uniform, median seed",
+        f"{median:.3g}",
+        target,
+        source,
+        ok,
+        note=f"{bad}/{per_seed.size} seeds catastrophic (ratio > {CATASTROPHIC:g})",
+    )
 
 
 def r1(r: Reproduction) -> None:
