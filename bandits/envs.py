@@ -1,9 +1,17 @@
 """Stochastic K-armed bandit environments (Bernoulli and Gaussian rewards).
 
 Pure functions of explicit state (gymnax style). An action is an arm index (one round) or a
-`Pull(arm, n)`: n pulls of one arm in one step, whose reward sum is sampled exactly
-(Binomial(n, mu) for Bernoulli arms; n mu + sigma sqrt(n) Z for Gaussian arms), so long horizons
-need not be simulated round by round.
+`Pull(arm, n)`: n pulls of one arm in one step, whose reward sum is drawn in one go from its law,
+so long horizons need not be simulated round by round:
+
+* Bernoulli arms: Binomial(n, mu) by `bandits.streaming.sampling.binomial` (Hörmann's BTRS for
+  n q >= 10, q = min(mu, 1 - mu), its acceptance test in Loader's saddle-point form; inversion
+  below): exact in law up to floating-point rounding (the pre-drawn uniforms' grid, the
+  arithmetic of the float type), provided the count n is representable: n <= 2^24 in float32.
+  Every n <= T, so without x64 the spec refuses T > 2^24 in one line (`check_exact_horizon` of
+  `bandits.linear_bai`). (`jax.random.binomial`, used before, is not Binomial in float32 at
+  n = 10^7: a randomized-PIT KS test against scipy rejects it at p ~ 1e-6 with 4e5 draws.)
+* Gaussian arms: n mu + sigma sqrt(n) Z (exact in law; n as a float of the means' dtype).
 
 Per-step metrics: ``regret`` (pseudo-regret increment, n (mu* - mu_a)) and ``realized_regret``
 (n mu* - reward). Reference: Lattimore & Szepesvári, "Bandit Algorithms" (2020), §4.
@@ -20,8 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bandits.streaming import sampling
 from experiments.config import ConfigError, check_choice, check_float, check_int
-from experiments.protocol import KEY, NONNEGATIVE, NORMAL, UNIFORM, Draw, MetricInfo
+from experiments.protocol import NONNEGATIVE, NORMAL, UNIFORM, Draw, MetricInfo
 
 
 class Pull(NamedTuple):
@@ -143,21 +152,30 @@ class _KArmed:
 
 @dataclass(frozen=True)
 class BernoulliBandit(_KArmed):
-    """K arms with Bernoulli(mu_a) rewards. One round uses one uniform: r = 1[u < mu_a]."""
+    """K arms with Bernoulli(mu_a) rewards. One round uses one uniform: r = 1[u < mu_a]; a
+    `Pull(arm, n)` one Binomial(n, mu_a) sum (`bandits.streaming.sampling.binomial`, from the
+    draws of `sampling.binomial_draws`; module docstring)."""
 
     reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
 
     def __post_init__(self):
         _check_means(self.means, bernoulli=True)
 
+    def spec(self, params: BanditParams, horizon: int) -> BanditSpec:
+        # Imported here: bandits.linear_bai imports this module.
+        from bandits.linear_bai import check_exact_horizon
+
+        check_exact_horizon(int(horizon))  # every count n <= T must be a float32 integer
+        return super().spec(params, horizon)
+
     def randomness(self, params, action) -> dict[str, Draw]:
-        return {"key": Draw(KEY)} if isinstance(action, Pull) else {"u": Draw(UNIFORM)}
+        return sampling.binomial_draws() if isinstance(action, Pull) else {"u": Draw(UNIFORM)}
 
     def step(self, rng, state, action, params):
         if isinstance(action, Pull):
             n = action.n
             mu = params.means[action.arm]
-            reward = jax.random.binomial(rng["key"], n.astype(mu.dtype), mu).astype(mu.dtype)
+            reward = sampling.binomial(rng["u"], rng["key"], n, mu)
         else:
             n = jnp.ones((), state.t.dtype)
             reward = (rng["u"] < params.means[action]).astype(params.means.dtype)
