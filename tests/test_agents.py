@@ -19,6 +19,8 @@ deterministic).
 
 from __future__ import annotations
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -228,6 +230,36 @@ def test_kl_ucb_index_accuracy_float32():
         np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=0, atol=2e-7)
 
 
+def test_kl_ucb_default_iterations_follow_the_float_type():
+    """iters=None: 6 Newton steps for float32 statistics, 8 under x64, where 6 leave an error of
+    2.3e-9 (xbar = 0.9999, N = 1e7, t = 2, the root to 50 digits by mpmath); the default agent's
+    index is within 1e-15 of that root. An explicit count is kept, and bad counts are refused."""
+    import mpmath
+
+    from bandits.agents.stats import arm_stats
+
+    p, n, t = 0.9999, 10**7, 2
+    with mpmath.workdps(50):
+        mp_p = mpmath.mpf(p)  # the float64 mean, exactly
+
+        def g(q):
+            return n * (mp_p * mpmath.log(mp_p / q) + (1 - mp_p) * mpmath.log((1 - mp_p) / (1 - q)))
+
+        root = float(mpmath.findroot(lambda q: g(q) - mpmath.log(t), (mp_p, 1 - mpmath.mpf(1e-12)),
+                                     solver="bisect", tol=mpmath.mpf(10) ** -40))  # fmt: skip
+    assert KLUCB().iters is None
+    assert KLUCB().newton_steps(jnp.float32) == 6 and KLUCB().newton_steps(jnp.float64) == 8
+    assert KLUCB(iters=3).newton_steps(jnp.float64) == 3
+    with jax.enable_x64(True):
+        stats = arm_stats(2)._replace(
+            counts=jnp.asarray([n, n], jnp.int64), means=jnp.asarray([p, 0.5], jnp.float64)
+        )
+        default = float(jax.jit(KLUCB().index)(stats, jnp.int64(t))[0])
+        six = float(jax.jit(KLUCB(iters=6).index)(stats, jnp.int64(t))[0])
+    assert abs(default - root) < 1e-15, default - root
+    assert abs(six - root) > 1e-10  # the old default, float32's count, is not enough here
+
+
 def test_pull_actions_update_like_repeated_pulls():
     """A Pull(arm, n) with a reward sum updates the statistics like n single pulls."""
     spec = BanditSpec(3, 100)
@@ -239,6 +271,46 @@ def test_pull_actions_update_like_repeated_pulls():
             single = agent.update(single, jnp.int32(t), jnp.int32(1), jnp.float32(r))
         for a, b in zip(jax.tree.leaves(pulled), jax.tree.leaves(single), strict=True):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+def test_moss_refuses_rewards_outside_the_unit_interval():
+    """MOSS's bonus is Audibert & Bubeck's for [0, 1] rewards: a Gaussian env is refused in one
+    line (as KL-UCB and Beta-Bernoulli TS are); [0, 1] and an unstated range are accepted."""
+    key = jax.random.key(0)
+    gauss = gaussian_bandit(K=3)
+    with pytest.raises(ConfigError, match=r"^needs rewards in \[0, 1\] \(MOSS") as err:
+        MOSS().init(key, gauss.spec(gauss.default_params(), 100))
+    assert "\n" not in str(err.value) and "[-inf, inf]" in str(err.value)
+    bern = bernoulli_bandit(K=3)
+    MOSS().init(key, bern.spec(bern.default_params(), 100))
+    MOSS().init(key, BanditSpec(3, 100))
+
+
+def test_ucb1_with_the_papers_c_on_unbounded_rewards_warns_once(caplog, monkeypatch):
+    """UCB1's c = 2 is for [0, 1] rewards: on a Gaussian env it still runs (a scaled c is
+    legitimate) but logs one warning pointing to c = 8 sigma^2, once per reward range; a chosen
+    c, [0, 1] rewards or an unstated range log nothing; [0, 10] rewards get c = 2 (b - a)^2."""
+    from bandits.agents import ucb
+
+    monkeypatch.setattr(ucb, "_warned", set())
+    key = jax.random.key(0)
+    gauss, bern = gaussian_bandit(K=3), bernoulli_bandit(K=3)
+    specs = [e.spec(e.default_params(), 100) for e in (gauss, bern)]
+    with caplog.at_level(logging.WARNING, logger=ucb.__name__):
+        for agent, spec in [
+            (UCB1(), specs[0]),
+            (UCB1(), specs[0]),
+            (UCB1(c=8.0), specs[0]),
+            (UCB1(), specs[1]),
+            (UCB1(), BanditSpec(3, 100)),
+            (UCB1(), BanditSpec(3, 100, (0.0, 10.0))),
+        ]:
+            agent.init(key, spec)
+    messages = [r.getMessage() for r in caplog.records if r.name == ucb.__name__]
+    assert len(messages) == 2, messages
+    assert "[-inf, inf]" in messages[0] and "agents.ucb1.c = 8 sigma^2" in messages[0]
+    assert "[0, 10]" in messages[1] and "= 200" in messages[1]
+    assert all("\n" not in m for m in messages)
 
 
 # --------------------------------------------------------------------------- randomised
@@ -335,6 +407,8 @@ BAD = [
     (lambda: UCB1(c=-1.0), "c"),
     (lambda: KLUCB(c=-0.5), "c"),
     (lambda: KLUCB(iters=0), "iters"),
+    (lambda: KLUCB(iters=65), "iters"),
+    (lambda: KLUCB(iters=2.5), "iters"),
     (lambda: ThompsonSampling(spares=-1), "spares"),
     (lambda: ThompsonSampling(spares=1.5), "spares"),
     (lambda: GaussianThompsonSampling(sigma=0.0), "sigma"),

@@ -18,8 +18,11 @@ Each step keeps a bracket [lo, hi] around the root, clips the Newton point into 
 when the Newton point is not finite (at q = 1); a last Newton step gives the returned value. kl
 is evaluated as p log1p((p-q)/q) + (1-p) log1p((q-p)/(1-q)), well conditioned for q near p.
 Measured against scipy's brentq on xbar in [0, 1], N in [1, 1e7], t in [2, 1e7] (300 values of
-xbar): iters = 6 gives max |error| 1e-7 in float32 (the default; ~1.6 float32 ulp), iters = 8
-gives 7e-16 in float64. Ties go to the lowest arm index.
+xbar): iters = 6 gives max |error| 1e-7 in float32 (~1.6 float32 ulp), iters = 8 gives 7e-16 in
+float64, where 6 are not enough (2.3e-9 at xbar = 0.9999, N = 1e7, t = 2, against a 50-digit
+root). So ``iters = None`` (the default) means 6 for float32 statistics and 8 for float64 (x64),
+resolved when the step is traced, from the dtype; an explicit count is used as given. Ties go to
+the lowest arm index.
 """
 
 from __future__ import annotations
@@ -80,6 +83,9 @@ def kl_ucb_index(means: jax.Array, counts: jax.Array, threshold: jax.Array, iter
     return jnp.where((counts > 0) & (p < 1), index, 1.0)
 
 
+ITERS_BY_DTYPE = {4: 6, 8: 8}  # default Newton steps by float size in bytes (docstring)
+
+
 class KLUCBState(NamedTuple):
     stats: ArmStats
 
@@ -89,22 +95,33 @@ class KLUCB(AgentBase):
     """KL-UCB (Garivier & Cappé 2011, Alg. 1) with threshold ln t + c ln ln t, Bernoulli kl."""
 
     c: float = 0.0
-    iters: int = 6
+    iters: int | None = None  # Newton steps; None: ITERS_BY_DTYPE of the statistics' float
 
     def __post_init__(self):
         check_float("c", self.c, 0.0)
-        check_int("iters", self.iters, 1, 64)
+        if self.iters is not None:
+            check_int("iters", self.iters, 1, 64)
+
+    def newton_steps(self, dtype) -> int:
+        """`iters`, or for None the count that reaches the accuracy of `dtype` (docstring)."""
+        if self.iters is not None:
+            return int(self.iters)
+        return ITERS_BY_DTYPE[jnp.dtype(dtype).itemsize]
+
+    def index(self, stats: ArmStats, t) -> jax.Array:
+        """The KL-UCB index u_a(t) of every arm (1 for unpulled arms)."""
+        log_t = jnp.log(jnp.maximum(t, 1).astype(stats.means.dtype))
+        threshold = log_t + self.c * jnp.log(jnp.maximum(log_t, 1.0))
+        steps = self.newton_steps(stats.means.dtype)
+        return kl_ucb_index(stats.means, stats.counts, threshold, steps)
 
     def init(self, key, spec: BanditSpec) -> KLUCBState:
         check_unit_rewards(spec, "KL-UCB with the Bernoulli divergence")
         return KLUCBState(arm_stats(spec.num_arms))
 
     def act(self, rng, state: KLUCBState, t) -> jax.Array:
-        stats = state.stats
-        log_t = jnp.log(jnp.maximum(t, 1).astype(stats.means.dtype))
-        threshold = log_t + self.c * jnp.log(jnp.maximum(log_t, 1.0))
-        index = kl_ucb_index(stats.means, stats.counts, threshold, self.iters)
-        return jnp.argmax(unpulled_first(index, stats.counts))
+        index = self.index(state.stats, t)
+        return jnp.argmax(unpulled_first(index, state.stats.counts))
 
     def update(self, state: KLUCBState, t, action, reward) -> KLUCBState:
         return KLUCBState(add_reward(state.stats, action, reward)[0])

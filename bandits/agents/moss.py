@@ -6,7 +6,8 @@ Play each arm once; then, for horizon T and K arms, play the arm maximising
     xbar_a + sqrt( max(ln(T / (K n_a)), 0) / n_a ),
 
 n_a its pull count. The bonus depends on n_a alone, so it is cached per arm and recomputed only
-for the pulled arm. Ties go to the lowest arm index.
+for the pulled arm. Ties go to the lowest arm index. The bonus is the paper's for rewards in
+[0, 1]: an env whose rewards may leave [0, 1] is refused (`check_unit_rewards`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from bandits.agents.stats import ArmStats, add_reward, arm_stats, unpulled_first
-from bandits.envs import BanditSpec
+from bandits.envs import BanditSpec, check_unit_rewards
 from experiments.protocol import AgentBase
 
 
@@ -33,6 +34,7 @@ class MOSS(AgentBase):
     """MOSS (Audibert & Bubeck 2009): index xbar + sqrt(max(ln(T/(K n)), 0)/n); T from the spec."""
 
     def init(self, key, spec: BanditSpec) -> MOSSState:
+        check_unit_rewards(spec, "MOSS")
         stats = arm_stats(spec.num_arms)
         per_arm = jnp.asarray(spec.horizon / spec.num_arms, stats.means.dtype)
         return MOSSState(stats, jnp.zeros_like(stats.means), per_arm)
