@@ -18,6 +18,8 @@ a lost candidate or a biased acceptance at these sample sizes gives p-values far
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -97,15 +99,17 @@ def test_acceptance_bound_is_the_papers():
             np.testing.assert_allclose(np.asarray(value), d * v, rtol=1e-12)
 
 
-@pytest.mark.parametrize("a", [1e5, 1e6])
-def test_float32_acceptance_agrees_with_float64(a):
+@pytest.mark.parametrize(("a", "most"), [(1e5, 5), (1e6, 5), (1e7, 20), (1e8, 20)])
+def test_float32_acceptance_agrees_with_float64(a, most):
     """The paper's form d - d v + d ln v cancels in float32 at large shapes (136 of 10^5
-    decisions differ from float64 at a = 10^5, 1075 at 10^6); the rewritten one does not."""
+    decisions differ from float64 at a = 10^5, 1075 at 10^6); the rewritten one differs on
+    about 1e-5 of the candidates up to 10^8 (on 4e6 candidates: 2.8e-6 at 10^5, 2.2e-5 at
+    10^7, 7.7e-5 at 10^8, so ~8 of these 10^5 expected at 10^8; here 0, 2, 3, 6)."""
     x, u = _candidates(10, 10_000, jnp.float32, seed=3)
     ok32 = gamma.mt_candidates(jnp.float32(a), jnp.asarray(x, jnp.float32), jnp.asarray(u))[1]
     with jax.enable_x64(True):
         ok64 = gamma.mt_candidates(jnp.float64(a), jnp.asarray(x), jnp.asarray(u))[1]
-    assert int((np.asarray(ok32) != np.asarray(ok64)).sum()) <= 5
+    assert int((np.asarray(ok32) != np.asarray(ok64)).sum()) <= most
 
 
 def test_rejection_rate_at_shape_1_5():
@@ -158,6 +162,51 @@ def test_gamma_sampler_matches_scipy(rounds):
     for j, a in enumerate(shapes):
         assert stats.kstest(draws[:, j], stats.gamma(a).cdf).pvalue > P_MIN, a
         assert abs(draws[:, j].mean() - a) < 4 * np.sqrt(a / n), a
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_gamma_below_shape_one_is_boosted(x64):
+    """Shapes 0 < a < 1, where Marsaglia-Tsang's test alone is wrong (a < 1/3: d < 0, NaN), are
+    Gamma(a + 1) times U^(1/a) (Marsaglia & Tsang 2000, §6): KS against scipy, 20,000 draws per
+    shape, mixed in one call with shapes >= 1 (those lanes take no boost). Float64 too: its
+    candidates use twice the counters, the boost's uniforms must still be fresh ones."""
+    shapes = np.array([0.15, 0.5, 0.9, 1.0, 2.0, 0.999])
+    n = 20_000
+    with jax.enable_x64(x64):
+        dt = jnp.float64 if x64 else jnp.float32
+
+        def one(key):
+            key, fallback = jax.random.split(key)
+            return gamma.gamma_keyed(jnp.asarray(shapes, dt), key, 2, fallback, jnp.int32(0))
+
+        keys = jax.random.split(jax.random.key(21 + x64), n)
+        draws = np.asarray(jax.jit(jax.vmap(one))(keys), np.float64)
+    assert np.isfinite(draws).all() and (draws >= 0).all()
+    for j, a in enumerate(shapes):
+        assert stats.kstest(draws[:, j], stats.gamma(a).cdf).pvalue > P_MIN, a
+        assert abs(draws[:, j].mean() - a) < 4 * np.sqrt(a / n), a
+
+
+def test_boost_is_the_sampler_at_a_plus_one_times_a_uniform_power():
+    """Shape 0.5 is the shape-1.5 variate of the same candidates times U^2 <= 1, and the other
+    variates of the call are those of a call without a shape below 1, bit for bit (the boost
+    runs only in steps where some lane needs it and touches only the shapes below 1)."""
+
+    @jax.jit
+    @functools.partial(jax.vmap, in_axes=(None, 0))
+    def sample(a, key):
+        key, fallback = jax.random.split(key)
+        return gamma.gamma_keyed(a, key, 1, fallback, jnp.int32(3))
+
+    def run(first):
+        a = jnp.asarray([first, 2.0, 3.0, 1.0], jnp.float32)
+        return np.asarray(sample(a, jax.random.split(jax.random.key(5), 2000)))
+
+    boosted, plain = run(0.5), run(1.5)
+    np.testing.assert_array_equal(boosted[:, 1:], plain[:, 1:])
+    assert np.all(boosted[:, 0] <= plain[:, 0])
+    ratio = boosted[:, 0] / plain[:, 0]  # U^2 for U ~ U(0, 1): P(U^2 <= x) = sqrt(x)
+    assert stats.kstest(ratio, lambda x: np.sqrt(np.clip(x, 0, 1))).pvalue > P_MIN
 
 
 def test_gamma_fallback_only_matches_scipy():
