@@ -105,7 +105,6 @@ def make_means(
 @dataclass(frozen=True)
 class _KArmed:
     means: tuple[float, ...]
-    sigma: float = 1.0
     reward_range: ClassVar[tuple[float, float]] = (-math.inf, math.inf)
     primary_metric: ClassVar[str] = "regret"
     x_label: ClassVar[str] = "round t"
@@ -121,9 +120,13 @@ class _KArmed:
     def num_arms(self) -> int:
         return len(self.means)
 
+    def _noise_sd(self) -> float:
+        """`BanditParams.sigma` (a placeholder 1 for arms without Gaussian noise)."""
+        return 1.0
+
     def default_params(self) -> BanditParams:
         m = jnp.asarray(self.means, jnp.result_type(float))
-        return BanditParams(m, m.max() - m, m.max(), jnp.asarray(self.sigma, m.dtype))
+        return BanditParams(m, m.max() - m, m.max(), jnp.asarray(self._noise_sd(), m.dtype))
 
     def spec(self, params: BanditParams, horizon: int) -> BanditSpec:
         return BanditSpec(self.num_arms, int(horizon), self.reward_range)
@@ -185,6 +188,11 @@ class BernoulliBandit(_KArmed):
 @dataclass(frozen=True)
 class GaussianBandit(_KArmed):
     """K arms with N(mu_a, sigma^2) rewards; n pulls sum to n mu + sigma sqrt(n) Z exactly."""
+
+    sigma: float = 1.0
+
+    def _noise_sd(self) -> float:
+        return self.sigma
 
     def __post_init__(self):
         _check_means(self.means, bernoulli=False)

@@ -1,5 +1,5 @@
 """Multi-round steps (`Pull(arm, n)`) of the K-armed bandit envs: the law of a Bernoulli arm's
-reward sum at large n in float32 and the float32 horizon limit.
+reward sum at large n in float32, the float32 horizon limit, and what the envs print.
 
 Distribution test: N = 10^6 sums of n = 10^7 pulls, per mean, through `BernoulliBandit.step`,
 compared with scipy's Binomial(n, mu) (mu the float32 mean the env uses) by the randomized
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bandits.envs import BernoulliBandit, Pull, bernoulli_bandit
+from bandits.envs import BernoulliBandit, GaussianBandit, Pull, bernoulli_bandit
 from experiments.config import ConfigError
 from experiments.protocol import KEY, NORMAL, UNIFORM
 
@@ -116,3 +116,19 @@ def test_float32_horizon_past_2_24_refused():
         env.spec(params, 2**24 + 1)
     with jax.enable_x64(True):
         assert env.spec(env.default_params(), 2**24 + 1).horizon == 2**24 + 1
+
+
+def test_bernoulli_has_no_sigma():
+    """Bernoulli arms have no noise scale: none in the printed env (run logs use the dataclass
+    fields), none accepted; the Gaussian env keeps its sigma."""
+    import dataclasses
+
+    env = BernoulliBandit((0.2, 0.4))
+    assert "sigma" not in repr(env)
+    assert "sigma" not in [f.name for f in dataclasses.fields(env)]
+    with pytest.raises(TypeError):
+        BernoulliBandit((0.2, 0.4), sigma=2.0)  # type: ignore[call-arg]
+    gauss = GaussianBandit((0.2, 0.4), sigma=2.5)
+    assert "sigma=2.5" in repr(gauss)
+    assert float(gauss.default_params().sigma) == 2.5
+    assert float(env.default_params().sigma) == 1.0  # a placeholder in the shared params
