@@ -45,7 +45,7 @@ def test_lift_splits_numbers_from_the_rest():
     assert a.key == b.key and a.numbers == (0.5,) and b.numbers == (2.0,)
     assert a.rebuild((3.0,)) == UCB1(3.0)
     e, f = lift(BernoulliBandit((0.1, 0.9))), lift(BernoulliBandit((0.3, 0.4)))
-    assert e.key == f.key and f.numbers == (0.3, 0.4, 1.0)  # means, then sigma
+    assert e.key == f.key and f.numbers == (0.3, 0.4)  # the means (Bernoulli arms have no sigma)
     assert lift(BernoulliBandit((0.1, 0.5, 0.9))).key != e.key  # another number of arms
     assert Lifted.static(UCB1(0.5)).mode == "constants" and a.mode == "arguments"
 

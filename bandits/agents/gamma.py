@@ -153,12 +153,13 @@ def gamma_keyed(a: Array, key: Array, rounds: int, fb_key: Array, t: Array, tag:
 
 
 def _boost(inputs, rounds: int) -> Array:
-    """Gamma(a) = Gamma(a + 1) U^(1/a) for the shapes a < 1 (Marsaglia & Tsang 2000, §6); the
-    others unchanged. U of variate j is `unit_interval` of threefry block (4n + j, 5n + j) of
-    the step's key, n = rounds V: the candidates use blocks whose first counter is below 2n
-    (float64; n in float32), so U is independent of every candidate and fallback draw.
-    U^(1/a) = exp(ln U / a): it underflows to 0 where the variate is below the float's
-    smallest normal (for a = 0.01 in float32 about 40% of Gamma(0.01) lies below 1e-38)."""
+    """Gamma(a) = Gamma(a + 1) U^(1/a) for the shapes a < 1 (Marsaglia & Tsang 2000, their
+    remark on a < 1); the others unchanged. U of variate j is `unit_interval` of threefry
+    block (4n + j, 5n + j) of the step's key, n = rounds V: the candidates use blocks whose
+    first counter is below 2n (float64; n in float32), so U is independent of every candidate
+    and fallback draw. U^(1/a) = exp(ln U / a): it underflows to 0 where the variate is below
+    the float's smallest normal (for a = 0.01 in float32 about 40% of Gamma(0.01) lies below
+    1e-38)."""
     a, data, value = inputs
     n = rounds * a.shape[0]
     j = jnp.arange(a.shape[0], dtype=jnp.uint32) + jnp.uint32(4 * n)
