@@ -8,8 +8,9 @@ so long horizons need not be simulated round by round:
   n q >= 10, q = min(mu, 1 - mu), its acceptance test in Loader's saddle-point form; inversion
   below): exact in law up to floating-point rounding (the pre-drawn uniforms' grid, the
   arithmetic of the float type), provided the count n is representable: n <= 2^24 in float32.
-  Every n <= T, so without x64 the spec refuses T > 2^24 in one line (`check_exact_horizon` of
-  `bandits.linear_bai`). (`jax.random.binomial`, used before, is not Binomial in float32 at
+  Without x64 a larger Pull is an illegal action (the engine stops with the step and lane);
+  agents that pull up to T rounds at once refuse T > 2^24 at set-up (`check_exact_horizon`).
+  (`jax.random.binomial`, used before, is not Binomial in float32 at
   n = 10^7: a randomized-PIT KS test against scipy rejects it at p ~ 1e-6 with 4e5 draws.)
 * Gaussian arms: n mu + sigma sqrt(n) Z (exact in law; n as a float of the means' dtype).
 
@@ -164,25 +165,20 @@ class BernoulliBandit(_KArmed):
     def __post_init__(self):
         _check_means(self.means, bernoulli=True)
 
-    def spec(self, params: BanditParams, horizon: int) -> BanditSpec:
-        # Imported here: bandits.linear_bai imports this module.
-        from bandits.linear_bai import check_exact_horizon
-
-        check_exact_horizon(int(horizon))  # every count n <= T must be a float32 integer
-        return super().spec(params, horizon)
-
     def randomness(self, params, action) -> dict[str, Draw]:
         return sampling.binomial_draws() if isinstance(action, Pull) else {"u": Draw(UNIFORM)}
 
     def step(self, rng, state, action, params):
-        if isinstance(action, Pull):
-            n = action.n
-            mu = params.means[action.arm]
-            reward = sampling.binomial(rng["u"], rng["key"], n, mu)
-        else:
+        if not isinstance(action, Pull):
             n = jnp.ones((), state.t.dtype)
             reward = (rng["u"] < params.means[action]).astype(params.means.dtype)
-        return self._outcome(state, action, reward, n, params)
+            return self._outcome(state, action, reward, n, params)
+        n, mu = action.n, params.means[action.arm]
+        reward = sampling.binomial(rng["u"], rng["key"], n, mu)
+        state, reward, metrics = self._outcome(state, action, reward, n, params)
+        if params.means.dtype == jnp.float32:  # a count past 2^24 is not a float32 integer
+            metrics["illegal"] = metrics["illegal"] | (n > EXACT_FLOAT32)
+        return state, reward, metrics
 
 
 @dataclass(frozen=True)
@@ -207,6 +203,20 @@ class GaussianBandit(_KArmed):
         nf = n.astype(params.means.dtype)
         reward = nf * params.means[arm] + params.sigma * jnp.sqrt(nf) * rng["z"]
         return self._outcome(state, action, reward, n, params)
+
+
+EXACT_FLOAT32 = 2**24  # float32 holds every integer up to this, and no odd one beyond
+
+
+def check_exact_horizon(horizon: int) -> None:
+    """Without x64, float32 reward sums (e.g. `bandits.linear_bai.PhaseStats`) and Binomial draws
+    (BTRS rounds k = ⌊…⌋ in float32: past n q = 2^24 only even counts come out) are exact only
+    while T <= 2^24: a larger T is refused in one line."""
+    if horizon > EXACT_FLOAT32 and not jax.config.jax_enable_x64:
+        raise ConfigError(
+            f"horizon: T = {horizon} > 2^24 = {EXACT_FLOAT32}: float32 reward sums and Binomial"
+            " draws are not exact there; use x64=true (without the CLI: JAX_ENABLE_X64=1)"
+        )
 
 
 def _check_means(means: Sequence[float], bernoulli: bool) -> None:

@@ -94,7 +94,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bandits.envs import Pull
+from bandits.envs import Pull, check_exact_horizon
 from bandits.streaming import sampling
 from experiments import threefry as bits
 from experiments.batched_cond import cond_any, cond_lanes
@@ -298,20 +298,6 @@ class LinearBAI(EnvBase):
             "error": (arm != best).astype(params.means.dtype),
             "simple_regret": params.means[best] - params.means[arm],
         }
-
-
-EXACT_FLOAT32 = 2**24  # float32 holds every integer up to this, and no odd one beyond
-
-
-def check_exact_horizon(horizon: int) -> None:
-    """Without x64 the reward sums (`PhaseStats`, float32) and the Binomial draws (BTRS rounds
-    k = ⌊…⌋ in float32: past n q = 2^24 only even counts come out) are exact only while
-    T <= 2^24: a larger T is refused in one line."""
-    if horizon > EXACT_FLOAT32 and not jax.config.jax_enable_x64:
-        raise ConfigError(
-            f"horizon: T = {horizon} > 2^24 = {EXACT_FLOAT32}: float32 reward sums and Binomial"
-            " draws are not exact there; use x64=true (without the CLI: JAX_ENABLE_X64=1)"
-        )
 
 
 def _block_draws(key: jax.Array, size: int, dtype: str) -> tuple[jax.Array, jax.Array]:

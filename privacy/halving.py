@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bandits.envs import check_exact_horizon
 from experiments.config import ConfigError
 from experiments.protocol import step_key
 from privacy import fixed_budget as fb
@@ -91,7 +92,9 @@ class SequentialHalving(fb.PhasedAgent):
     def horizon_inputs(self, spec: Any) -> tuple:
         """Checks K and T on the host (one ConfigError line) before the engine traces `init`
         with T as an input (`experiments.simulate`, "Horizon as an input"); the pulls t_r are
-        integer arithmetic on the device, so nothing else is needed."""
+        integer arithmetic on the device; a Bernoulli arm's Pull(arm, n) sum is exact only while
+        n <= 2^24 without x64, and n reaches T - t after the last phase (`check_exact_horizon`)."""
+        check_exact_horizon(int(spec.horizon))
         k = int(spec.num_arms)
         if k < 2:
             raise ConfigError(f"env: Sequential Halving needs K >= 2 arms (got {k})")

@@ -105,17 +105,32 @@ def test_pull_sum_edges():
         assert abs(x.mean() - 0.25 * n) < 5 * sd
 
 
-def test_float32_horizon_past_2_24_refused():
-    """float32 counts are exact to 2^24 only (2^24 + 1 rounds to 2^24): a Bernoulli env's spec
-    refuses T > 2^24 without x64, in one line naming `horizon` (any Pull has n <= T)."""
+def test_float32_pull_past_2_24_is_illegal_and_halving_refuses_such_horizons():
+    """float32 counts are exact to 2^24 only (2^24 + 1 rounds to 2^24). One-round runs need no
+    such count (the engine's sums are exact), so the env's spec accepts any T; a Pull(arm, n)
+    with n > 2^24 is an illegal action without x64, and Sequential Halving, whose last step
+    pulls up to T rounds, refuses T > 2^24 in one line at set-up."""
+    from privacy.halving import SequentialHalving
+
     assert np.float32(2**24 + 1) == np.float32(2**24)
     env = bernoulli_bandit(K=3)
     params = env.default_params()
-    assert env.spec(params, 2**24).horizon == 2**24
+    assert env.spec(params, 2**24 + 1).horizon == 2**24 + 1
+    state = env.init(None, params)
+
+    def illegal(n: int) -> bool:
+        action = Pull(jnp.int32(1), jnp.asarray(n, jnp.result_type(int)))
+        rng = _rng(env, env.default_params(), action, jax.random.key(0))
+        return bool(env.step(rng, state, action, env.default_params())[2]["illegal"])
+
+    assert not illegal(2**24) and illegal(2**24 + 1)
     with pytest.raises(ConfigError, match=r"^horizon: T = 16777217 > 2\^24 .*use x64=true"):
-        env.spec(params, 2**24 + 1)
+        SequentialHalving().horizon_inputs(env.spec(params, 2**24 + 1))
+    SequentialHalving().horizon_inputs(env.spec(params, 2**24))
     with jax.enable_x64(True):
-        assert env.spec(env.default_params(), 2**24 + 1).horizon == 2**24 + 1
+        state = env.init(None, env.default_params())
+        assert not illegal(2**24 + 1)
+        SequentialHalving().horizon_inputs(env.spec(env.default_params(), 2**24 + 1))
 
 
 def test_bernoulli_has_no_sigma():
