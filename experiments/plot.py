@@ -14,10 +14,11 @@ recomputing anything:
 
 ``--by FIELD`` (repeatable: ``agent`` or a dotted config path) draws one curve, point or line per
 distinct combination of the fields, pooling the seeds of the runs in it (as ``regretlab-table
---by``). A figure keeps the title the run gave it (``T = 10,000, 100 seeds``, the sweep job's
-values; `figure_title`). ``regretlab-plot A B`` writes ``A/<metric>_compare.png``: a run's own
-figure (``<metric>.png`` beside its summary.json) is only rewritten by re-plotting that run alone,
-or with ``--overwrite``.
+--by``: values of the same master seed and seed index, which met the same draws, averaged into
+one before the interval). A figure keeps the title the run gave it (``T = 10,000, 100 seeds``,
+the sweep job's values; `figure_title`). ``regretlab-plot A B`` writes
+``A/<metric>_compare.png``: a run's own figure (``<metric>.png`` beside its summary.json) is
+only rewritten by re-plotting that run alone, or with ``--overwrite``.
 
 Intervals follow the metric's support (`experiments.stats.interval`): Student t, a BCa bootstrap
 for non-negative metrics, Clopper–Pearson for indicators. On a log axis a mean of 0 (no error in n
@@ -41,7 +42,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments.protocol import CURVE, MetricInfo
+from experiments.protocol import CURVE, INDICATOR, NONNEGATIVE, MetricInfo
 from experiments.results import SUMMARY_FILE, Run, atomic_write, find_runs, unfinished_runs
 from experiments.stats import interval
 from experiments.tables import (  # config_value: re-exported, its home was here
@@ -49,10 +50,11 @@ from experiments.tables import (  # config_value: re-exported, its home was here
     _show,
     by_value,
     check_by,
-    check_distinct,
+    cluster_means,
     config_value,
     group_label,
     grouped_rows,
+    master_seed,
 )
 
 # 18 distinct colours: tab10, then Dark2.
@@ -101,24 +103,27 @@ def curves(run: Run, metric: str = "regret", level: float = 0.95):
 
 def grouped_curves(runs: list[Run], metric: str, by: list[str], level: float = 0.95):
     """{group label: (t, mean, ci_low, ci_high)}: the curves of every (run, agent) with the same
-    `by` values pooled over their seeds. ValueError (one line) when a group's runs were
-    recorded on different grids."""
+    `by` values pooled over their seeds by clusters of the same (master seed, seed index), as
+    ``regretlab-table --by`` pools final values (`tables.cluster_means`: curves that met the
+    same draws are averaged first, the band is over the clusters). ValueError (one line) when
+    a group's runs were recorded on different grids."""
     check_by(runs, by)
     support = runs[0].metric_info(metric).support
     members: dict[str, list[Any]] = {}
-    sources: dict[str, list[tuple[Run, str]]] = {}
     for run in runs:
         for agent, g in run.metrics.groupby("agent", observed=True, sort=False):
             key = group_label({f: _show(by_value(run, str(agent), f)) for f in by})
-            members.setdefault(key, []).append(g.pivot(index="seed", columns="t", values=metric))
-            sources.setdefault(key, []).append((run, str(agent)))
+            wide = g.pivot(index="seed", columns="t", values=metric)
+            members.setdefault(key, []).append((master_seed(run), wide))
     out = {}
     for key, wides in members.items():
-        check_distinct(sources[key], key)
-        t = wides[0].columns.to_numpy()
-        if any(not np.array_equal(w.columns.to_numpy(), t) for w in wides):
+        t = wides[0][1].columns.to_numpy()
+        if any(not np.array_equal(w.columns.to_numpy(), t) for _, w in wides):
             raise ValueError(f"--by: the runs of {key} were recorded at different rounds")
-        mean, lo, hi = interval(np.concatenate([w.to_numpy() for w in wides]), support, level, 0)
+        values, _ = cluster_means([(s, w.index.to_numpy(), w.to_numpy()) for s, w in wides])
+        rates = support == INDICATOR and np.any((values != 0) & (values != 1))
+        # clusters' rates, no longer 0 or 1: the bootstrap of their mean (as `tables._pooled`)
+        mean, lo, hi = interval(values, NONNEGATIVE if rates else support, level, 0)
         out[key] = (t, mean, lo, hi)
     return out
 

@@ -6,7 +6,8 @@ figures.
   pseudo-regret for bandits).
 * ``final.parquet``: one row per agent x seed, one column per final metric (per-seed values, for
   paired comparisons such as ratios between agents that met the same seeds);
-* ``summary.json`` holds per agent the final metrics (``mean``, ``ci_low``, ``ci_high``, ``std``,
+* ``summary.json`` holds per agent the final metrics (``mean``, ``ci_low``, ``ci_high``: null
+  where the values show no spread, one seed or all equal, except for indicators; ``std``,
   ``n``, ``interval``: the method, and ``median`` for non-negative metrics), ``compile_seconds``,
   ``run_seconds`` and ``steps_per_second`` (seeds x rounds / run seconds); the metric semantics
   declared by the environment (``metrics``: name -> `MetricInfo` fields, ``primary_metric``,
@@ -149,10 +150,16 @@ def metric_infos(env: Any, sims: dict[str, SimResult]) -> dict[str, MetricInfo]:
 
 
 def summarize_values(values: np.ndarray, info: MetricInfo, level: float = 0.95) -> dict[str, Any]:
-    """Per-seed values of one metric -> mean, support-aware interval, std, n (+ median if >= 0)."""
+    """Per-seed values of one metric -> mean, support-aware interval, std, n (+ median if >= 0).
+
+    No interval (``ci_low``/``ci_high`` None, null in summary.json) where the values show no
+    spread: one seed, or all n values equal (Student t and the bootstrap would give the point as
+    a zero-width "95% interval"). An indicator keeps its exact interval in both cases
+    (Clopper–Pearson: 0 errors in n is [0, 1 - 0.025^(1/n)])."""
     v = np.asarray(values, np.float64)
     mean, lo, hi = interval(v, info.support, level)
-    undefined = v.size < 2 and info.support != INDICATOR  # one seed: no spread to estimate
+    flat = v.size < 2 or bool(np.all(v == v[0]))  # one seed, or all equal: no spread seen
+    undefined = flat and info.support != INDICATOR
     out = {
         "mean": float(mean),
         "ci_low": None if undefined else float(lo),  # null in summary.json: no interval
@@ -237,6 +244,9 @@ def self_check(
       not every round is recorded), where it is, the oracle's largest, and the ratio (a max of
       noisy means: above 1 by the noise, more so with few seeds); and at the oracle's argmax
       interval the mean over seeds with its standard error and z (no selection bias there).
+
+    z is None with one seed (no standard error); with a zero standard error (every seed the
+    same) it is 0 where the value equals the oracle, else +-inf.
     """
     c = np.asarray(cumulative, np.float64)
     n = c.shape[0]
@@ -252,7 +262,11 @@ def self_check(
         return float(np.std(x, ddof=1) / np.sqrt(n)) if n > 1 else None
 
     def z(value, oracle, err):
-        return (value - oracle) / err if err else None
+        if err is None:  # one seed: no standard error
+            return None
+        if err == 0:  # every seed the same: any difference is infinitely many se
+            return 0.0 if value == oracle else float(np.copysign(np.inf, value - oracle))
+        return (value - oracle) / err
 
     def ratio(value, oracle):
         return value / oracle if oracle else None

@@ -2,7 +2,8 @@
 
 * ``real``: Student t interval of the mean (`mean_ci`);
 * ``nonnegative`` (heavy-tailed, >= 0): BCa bootstrap interval of the mean (`bootstrap_mean_ci`),
-  whose endpoints are means of resamples and so never leave [min x, max x] (never below 0);
+  whose endpoints are means of resamples and so never leave [min x, max x] (never below 0); no
+  interval (nan) when all values are equal;
 * ``indicator`` ({0, 1}): exact Clopper–Pearson interval of the probability
   (`clopper_pearson_ci`), which is never [0, 0] for 0 successes in n trials.
 
@@ -122,8 +123,12 @@ def bootstrap_mean_ci(
     α_i = Φ(z0 + (z0 + z_i)/(1 - a (z0 + z_i))),
     z_1,2 = Φ^{-1}((1 ∓ level)/2). Same numbers as ``scipy.stats.bootstrap(method="BCa")``
     with ``rng=default_rng(seed)``, in O(B n). Endpoints are resample means: within
-    [min x, max x], so never below 0 for non-negative x. All-equal x gives the point; one
-    sample gives an undefined interval (nan, nan); a column with a NaN gives NaN.
+    [min x, max x], so never below 0 for non-negative x. One sample, or all-equal x (every
+    resample mean is that value: a zero-width "interval" that is no 95% statement, e.g. the
+    20 zeros of a simple regret that is mostly 0), gives an undefined interval (nan, nan); a
+    column with a NaN gives NaN. With few seeds and a zero-inflated x (mostly 0, a rare
+    positive value) the coverage is far below `level` even when the values are not all equal
+    (docs/usage.md, "Quick start").
     """
     x = np.moveaxis(np.asarray(x, np.float64), axis, 0)
     mean = x.mean(axis=0)
@@ -141,7 +146,7 @@ def bootstrap_mean_ci(
     for z in (special.ndtri((1 - level) / 2), special.ndtri((1 + level) / 2)):
         q = special.ndtr(z0 + (z0 + z) / (1 - acc * (z0 + z)))
         ends.append(_quantile_sorted(boot, q))
-    bad = ~np.all(np.isfinite(x), axis=0)
+    bad = ~np.all(np.isfinite(x), axis=0) | np.all(x == x[:1], axis=0)
     low, high = (np.where(bad, np.nan, e)[()] for e in ends)
     return mean, low, high
 

@@ -16,11 +16,14 @@ several environments is never marked.
 ``--by FIELD`` (repeatable) groups rows by the agent (``agent``) or any field of the resolved config
 (a dotted path: ``env.K``, ``agents.ucb1.c``, ``horizon``): one row per distinct combination, its
 per-seed final values (``final.parquet``) pooled over the runs of the group and summarised with
-the metric's interval (`grouped_rows`). ``--index FILE`` writes the results index: one row per run
-and agent (overrides and each overridden field as a column, status, final metrics with their
-intervals, timings) as Parquet for pandas, polars or DuckDB (`results_index`); unfinished runs get
-a row with their status. Without ``--index`` or ``--partial``, an unfinished run directory (killed,
-or still running) is an error, never silently left out.
+the metric's interval (`grouped_rows`). Values of the same master ``seed`` and seed index met the
+same draws (copies of a run, the jobs of one sweep): they are averaged into one cluster value
+first, and the interval is over the clusters (`cluster_means`). ``--index FILE`` writes the
+results index: one row per run and agent (overrides and each overridden field as a column,
+status, final metrics with their intervals, timings) as Parquet for pandas, polars or DuckDB
+(`results_index`); unfinished runs get a row with their status. Without ``--index`` or
+``--partial``, an unfinished run directory (killed, or still running) is an error, never
+silently left out.
 
 Runs whose environment declared an exact oracle for a curve metric (summary.json: an agent's
 ``oracle``) get a second table, the self-check, recomputed here from metrics.parquet
@@ -41,12 +44,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.protocol import MetricInfo
+from experiments.protocol import INDICATOR, NONNEGATIVE, MetricInfo
 from experiments.results import (
     Run,
     atomic_write,
     find_runs,
-    result_config,
     self_check,
     summarize_values,
     unfinished_runs,
@@ -64,7 +66,7 @@ class Row:
     # pooled over several environments, compared with nothing
     group: str | None = ""
     keys: dict[str, str] | None = None  # --by: field -> value, shown as leading columns
-    runs: int = 1  # runs pooled into the row
+    runs: int = 1  # (run, agent) members pooled into the row (per metric: its summary's "runs")
 
 
 def env_key(run: Run) -> str:
@@ -160,9 +162,10 @@ def _order(key: tuple) -> tuple:
 def grouped_rows(runs: list[Run], by: list[str], metrics: list[str] | None = None) -> list[Row]:
     """One row per distinct combination of the `by` fields (``agent`` or a dotted config path)
     over every agent of every run. A group of one (run, agent) keeps its summary's numbers; a
-    larger group pools the per-seed final values of its members (``final.parquet``) and
-    summarises them with each metric's interval (`results.summarize_values`). A group whose runs
-    differ in env or horizon (`env_key`) is compared with no other row."""
+    larger group pools the per-seed final values of its members (``final.parquet``) by clusters
+    of the same (master seed, seed index) and summarises the cluster means with each metric's
+    interval (`_pooled`). A group whose runs differ in env or horizon (`env_key`) is compared
+    with no other row."""
     check_by(runs, by)
     groups: dict[tuple, list[tuple[Run, str]]] = {}  # shown values -> members
     raw: dict[tuple, tuple] = {}  # shown values -> the values (numbers sort as numbers)
@@ -183,7 +186,6 @@ def grouped_rows(runs: list[Run], by: list[str], metrics: list[str] | None = Non
             a = run.summary["agents"][agent]
             final, speed = a["final"], a.get("steps_per_second")
         else:
-            check_distinct(members, label)
             final, speed = _pooled(members, metrics), None
         rows.append(
             Row(label, final, speed, {}, group, dict(zip(by, key, strict=True)), len(members))
@@ -200,35 +202,63 @@ def group_label(keys: dict[str, str]) -> str:
     return f"{keys['agent']} ({rest})" if rest else keys["agent"]
 
 
-def check_distinct(members: list[tuple[Run, str]], key: str) -> None:
-    """ValueError (one line) when a --by group holds the same agent of two runs whose results
-    config (seed included) is the same but for the other agents' settings: their seeds are the
-    same draws, and pooling them would count each seed twice and narrow the interval as if the
-    copies were independent."""
-    seen: dict[str, Path] = {}
-    for run, agent in members:
-        config = result_config(run.summary.get("config") or {})
-        agents = config.pop("agents", None) or {}
-        own = agents.get(agent) if isinstance(agents, dict) else agents
-        ident = json.dumps([agent, own, config], sort_keys=True)  # other agents' settings aside
-        if ident in seen:
-            raise ValueError(
-                f"--by: group {key!r} holds {agent} of {seen[ident]} and of {run.path}, the same"
-                " run (same config and seed): pooled, its seeds would count twice"
-            )
-        seen[ident] = run.path
+def master_seed(run: Run) -> Any:
+    """The master ``seed`` of `run`'s resolved config (None where it records none)."""
+    return (run.summary.get("config") or {}).get("seed")
+
+
+def cluster_means(parts: list[tuple[Any, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, int]:
+    """Pool per-seed values by clusters: `parts` holds per member (master seed, seed indices
+    (n,), values (n, ...)); values with the same (master seed, seed index) form one cluster.
+
+    Seed index i of a run with master seed s draws from ``split(key(s), seeds)[i]``, so two
+    members with the same (s, i) met the same draws (the same env randomness for every agent and
+    config; with JAX's default key layout the first n keys do not depend on the seeds count):
+    copies (runs differing only in ``chunk_size``, a display setting or the seeds count, another
+    agent's setting) give the same value, and jobs of a sweep correlated ones. Averaging within a
+    cluster first and taking the interval over clusters counts each draw once; clusters of
+    different master seeds are independent. Returns (the cluster means (clusters, ...), in order
+    of first appearance; the number of values pooled)."""
+    keys: dict[tuple[str, int], int] = {}
+    rows = []
+    for seed, index, _ in parts:
+        s = json.dumps(seed)
+        for i in np.asarray(index, np.int64).tolist():
+            rows.append(keys.setdefault((s, i), len(keys)))
+    values = np.concatenate([np.asarray(v, np.float64) for _, _, v in parts])
+    which = np.asarray(rows, np.int64)
+    sums = np.zeros((len(keys), *values.shape[1:]))
+    np.add.at(sums, which, values)
+    counts = np.bincount(which, minlength=len(keys)).reshape(-1, *([1] * (values.ndim - 1)))
+    return sums / counts, int(values.shape[0])
 
 
 def _pooled(members: list[tuple[Run, str]], metrics: list[str] | None) -> dict:
-    """{metric: summary} of the per-seed final values of `members` pooled."""
+    """{metric: summary} of the per-seed final values of `members` pooled by clusters of the
+    same (master seed, seed index) (`cluster_means`): the mean and interval are over the
+    clusters' means, ``n`` is the number of clusters, ``values`` the number of per-seed values
+    and ``runs`` the members that have the metric."""
     names = metrics or list(dict.fromkeys(m for run, _ in members for m in run.final_names()))
+    finals = {id(run): run.finals for run, _ in members}
     out = {}
     for m in names:
         have = [(run, agent) for run, agent in members if m in run.final_names()]
         if not have:
             continue
-        values = np.concatenate([run.final(agent, m) for run, agent in have])
-        out[m] = summarize_values(values, have[0][0].metric_info(m))
+        parts = []
+        for run, agent in have:
+            df = finals[id(run)]
+            rows = df[df["agent"] == agent].sort_values("seed")
+            parts.append((master_seed(run), rows["seed"].to_numpy(), rows[m].to_numpy()))
+        values, pooled = cluster_means(parts)
+        info = have[0][0].metric_info(m)
+        mixed = info.support == INDICATOR and np.any((values != 0) & (values != 1))
+        if mixed:  # clusters' error rates, no longer 0 or 1: the bootstrap of their mean
+            info = info._replace(support=NONNEGATIVE)
+        s = summarize_values(values, info)
+        if mixed:
+            s.pop("median", None)
+        out[m] = {**s, "values": pooled, "runs": len(have)}
     return out
 
 
@@ -332,6 +362,11 @@ def format_table(
         note = "\nbest marked only among rows of the same environment (env config and horizon)"
         if any(r.group is None for r in rows):
             note += "; rows pooling several environments are not compared"
+    if any(f.get("values", 0) > f.get("n", 0) for r in rows for f in r.final.values()):
+        note += (
+            "\npooled rows: values of the same master seed and seed index (the same draws) are"
+            " averaged into one before the interval, whose n counts these clusters"
+        )
     lead = len(rows[0].keys) + 1 if keyed else 1
     if fmt == "latex":
         lines = [
@@ -455,10 +490,17 @@ def _cell(r: Row, m: str, what: str, fmt: str, mark: bool, best: float | None) -
     s = r.final[m]
     if what == "median":
         return _num(s["median"]) if "median" in s else ""
-    if s["ci_low"] is None:  # one seed: no interval
-        cell = f"{_num(s['mean'])} [no interval: n = 1]"
+    # one seed, or all values equal (null ends; a zero std in summaries written before): no
+    # spread, no interval (an indicator's exact interval needs none)
+    flat = s.get("std") == 0 and s.get("interval") != "clopper-pearson"
+    if s["ci_low"] is None or flat:
+        n = s.get("n") or 1
+        why = "n = 1" if n < 2 else f"all {n} equal"
+        cell = f"{_num(s['mean'])} [no interval: {why}]"
     else:
         cell = f"{_num(s['mean'])} [{_num(s['ci_low'])}, {_num(s['ci_high'])}]"
+    if s.get("runs", r.runs) != r.runs:  # pooled over the members that have the metric only
+        cell += f" ({s['runs']} of {r.runs} runs)"
     if mark and s["mean"] == best:
         cell = f"**{cell}**" if fmt == "markdown" else f"\\textbf{{{cell}}}"
     return cell

@@ -49,7 +49,7 @@ def _job(root: Path, number: int, K: int, c: float) -> Path:
     config = {
         "horizon": 100,
         "seeds": SEEDS,
-        "seed": number,  # distinct draws: pooling a (run, agent) twice is refused
+        "seed": number,  # distinct draws: every (run, seed index) its own cluster
         "env": {"K": K},
         "agents": {"ucb1": {"c": c}, "thompson": {}},
     }
@@ -110,21 +110,149 @@ def test_by_pools_the_seeds_of_each_group(multirun):
     assert one.final == runs[2].summary["agents"]["ucb1"]["final"]
 
 
-def test_by_refuses_to_pool_a_run_twice(multirun, tmp_path):
-    """Two jobs that differ only in another agent's setting ran thompson on the same draws (same
-    seed): pooling its seeds twice would narrow the interval as if they were independent."""
-    root = tmp_path / "same_seed"
-    for number, c in enumerate((0.5, 1.0)):
-        d = _job(root, number, 2, c)
-        summary = json.loads((d / "summary.json").read_text())
-        summary["config"]["seed"] = 7
-        (d / "summary.json").write_text(json.dumps(summary))
+def _run(root: Path, name: str, seed: int, finals: dict, extra: dict | None = None) -> Path:
+    """A run of `finals` ({agent: per-seed regret}) with master `seed`; its curves end there."""
+    sims = {}
+    for agent, v in finals.items():
+        v = np.asarray(v, np.float64)
+        curve = np.stack([v / 4, v / 2, v], axis=1)
+        sims[agent] = SimResult(np.array([1, 10, 100]), {"regret": curve}, {"regret": v.copy()},
+                                1.0, 0.5, 100, v.size, 100)  # fmt: skip
+    config = {"horizon": 100, "seeds": len(v), "seed": seed, "env": {"K": 2}, **(extra or {})}
+    write_run(root / name, config, sims)
+    return root / name
+
+
+def test_by_counts_copies_of_a_run_once(tmp_path):
+    """Runs that met the same draws give the same values: (a) runs that differ only in a setting
+    that does not change results (chunk_size), (b) the same master seed with more seeds (the
+    first n run keys of split(key(seed), 2n) are those of split(key(seed), n)), (c) an agent of
+    two jobs that differ only in another agent's setting (once refused). Pooled, each seed
+    counts once: the numbers of the largest copy, n = its seeds, in the table and the plot."""
+    rng = np.random.default_rng(0)
+    v = rng.uniform(0, 5, 2 * SEEDS)
+    root = tmp_path / "copies"
+    a = _run(root, "0", 7, {"ucb1": v[:SEEDS]}, {"chunk_size": 100})
+    _run(root, "1", 7, {"ucb1": v[:SEEDS]}, {"chunk_size": 200})
+    b = _run(root, "2", 7, {"ucb1": v}, {"chunk_size": 100})
     runs = find_runs([root])
-    with pytest.raises(ValueError, match=r"^--by: group 'thompson' holds thompson of .* same run"):
-        tables.grouped_rows(runs, ["agent"])
-    with pytest.raises(ValueError, match=r"^--by: group 'thompson' holds thompson of .* same run"):
-        plot.grouped_curves(runs, "regret", ["agent"])
-    assert [r.runs for r in tables.grouped_rows(runs, ["agent", "agents.ucb1.c"])] == [1, 1, 1, 1]
+    (row,) = tables.grouped_rows(runs, ["agent"])
+    want = find_runs([b])[0].summary["agents"]["ucb1"]["final"]["regret"]
+    got = row.final["regret"]
+    assert got["n"] == 2 * SEEDS  # not 4 * SEEDS: each seed once
+    assert (got["values"], got["runs"], row.runs) == (4 * SEEDS, 3, 3)
+    for k in ("mean", "ci_low", "ci_high", "std"):
+        assert got[k] == pytest.approx(want[k], rel=1e-12)
+    text = tables.format_table([row], ["regret"], speed=False)
+    assert "averaged into one before the interval" in text
+    curves = plot.grouped_curves(runs, "regret", ["agent"])
+    np.testing.assert_allclose(curves["ucb1"][1:], plot.curves(find_runs([b])[0])["ucb1"][1:])
+    (one,) = tables.grouped_rows(find_runs([a]), ["agent"])  # a single run: no note
+    assert "averaged" not in tables.format_table([one], ["regret"], speed=False)
+    # (c) thompson of two jobs of a sweep over ucb1's c: the same values, counted once
+    root = tmp_path / "sweep"
+    for c in (0.5, 1.0):
+        _run(root, str(int(2 * c)), 3, {"ucb1": v[:SEEDS] * c, "thompson": v[SEEDS:]},
+             {"agents": {"ucb1": {"c": c}, "thompson": {}}})  # fmt: skip
+    runs = find_runs([root])
+    rows = {r.label: r.final["regret"] for r in tables.grouped_rows(runs, ["agent"])}
+    assert rows["thompson"]["n"] == SEEDS
+    assert rows["thompson"]["mean"] == pytest.approx(v[SEEDS:].mean(), rel=1e-12)
+    assert plot.grouped_curves(runs, "regret", ["agent"])["thompson"][1][-1] == pytest.approx(
+        v[SEEDS:].mean(), rel=1e-12
+    )
+
+
+def test_by_treats_jobs_of_one_seed_as_correlated(tmp_path):
+    """Jobs of one sweep share the master seed, so seed i of every job met the same env draws:
+    their values are correlated, not independent. The pooled interval is the t-interval of the
+    per-seed means over the jobs (n = seeds, not jobs x seeds); a job with another master seed
+    brings independent clusters. Values here: a shared per-seed part plus job noise."""
+    rng = np.random.default_rng(1)
+    n = 12
+    common = rng.uniform(0, 10, n)
+    jobs = [common + rng.normal(0, 1, n) for _ in range(3)]
+    root = tmp_path / "sweep"
+    for j, x in enumerate(jobs):
+        _run(root, str(j), 0, {"ucb1": x}, {"agents": {"ucb1": {"c": j}}})
+    runs = find_runs([root])
+    (row,) = tables.grouped_rows(runs, ["agent"])
+    got = row.final["regret"]
+    cluster = np.mean(jobs, axis=0)
+    assert got["n"] == n  # not 3 n: one value per seed index
+    assert got["values"] == 3 * n
+    np.testing.assert_allclose(
+        [got["mean"], got["ci_low"], got["ci_high"]], _t_interval(cluster), rtol=1e-12
+    )
+    naive = _t_interval(np.concatenate(jobs))
+    assert got["ci_high"] - got["ci_low"] > 1.4 * (naive[2] - naive[1])  # naive: too narrow
+    _, mean, lo, hi = plot.grouped_curves(runs, "regret", ["agent"])["ucb1"]
+    np.testing.assert_allclose([mean[-1], lo[-1], hi[-1]], _t_interval(cluster), rtol=1e-12)
+    # another master seed: independent draws, clusters of their own
+    _run(root, "3", 1, {"ucb1": jobs[0]}, {"agents": {"ucb1": {"c": 0}}})
+    (row,) = tables.grouped_rows(find_runs([root]), ["agent"])
+    assert row.final["regret"]["n"] == 2 * n
+
+
+def test_engine_run_keys_of_fewer_seeds_are_a_prefix():
+    """What the cluster rule relies on for (b): the engine's run keys split(key(seed), seeds)
+    (experiments/simulate.py, under JAX's default key layout) of n seeds are the first n of 2n.
+    (Under the non-partitionable layout they are not; the clusters are then merely coarser.)"""
+    import jax
+
+    k = jax.random.key(5)
+    few = jax.random.key_data(jax.random.split(k, 10))
+    more = jax.random.key_data(jax.random.split(k, 20))
+    np.testing.assert_array_equal(np.asarray(few), np.asarray(more)[:10])
+
+
+def test_by_counts_each_metric_over_the_runs_that_have_it(tmp_path):
+    """A metric only some runs of a group record (true_regret of faithful-mode streaming runs)
+    is pooled over those runs only, and its cell says how many: `runs` counts the group."""
+    root = tmp_path / "mixed"
+    rng = np.random.default_rng(2)
+    for j in range(2):
+        x = rng.uniform(0, 5, SEEDS)
+        final = {"regret": x, **({"true_regret": x + 1} if j == 0 else {})}
+        sim = SimResult(np.array([100]), {}, final, 1.0, 0.5, 100, SEEDS, 100)
+        write_run(root / str(j), {"horizon": 100, "seeds": SEEDS, "seed": j}, {"a": sim})
+    (row,) = tables.grouped_rows(find_runs([root]), ["agent"])
+    text = tables.format_table([row], ["regret", "true_regret"], speed=False)
+    cells = text.splitlines()[2].split(" | ")
+    assert cells[1] == "2" and "(1 of 2 runs)" in cells[3] and "runs)" not in cells[2]
+    assert row.runs == 2 and row.final["regret"]["runs"] == 2
+    assert row.final["true_regret"]["runs"] == 1 and row.final["true_regret"]["n"] == SEEDS
+
+
+def test_by_pools_an_indicator_over_clusters(tmp_path):
+    """An error indicator pooled over jobs of one seed: a cluster's value is an error rate (0,
+    1/2 or 1), not 0 or 1, so no exact binomial interval: the bootstrap of the cluster means;
+    clusters that agree keep Clopper–Pearson on n = clusters."""
+    from experiments.protocol import FINAL, INDICATOR, MetricInfo
+
+    class Env:
+        primary_metric = "error"
+
+        def metric_info(self):
+            return {"error": MetricInfo("P(error)", FINAL, support=INDICATOR)}
+
+    def write(root, runs):
+        for j, e in enumerate(runs):
+            sim = SimResult(np.array([100]), {}, {"error": np.asarray(e, np.float64)}, 1.0, 0.5,
+                            100, len(e), 100)  # fmt: skip
+            write_run(root / str(j), {"horizon": 100, "seeds": len(e), "seed": 0,
+                                      "env": {"T": j}}, {"a": sim}, env=Env())  # fmt: skip
+        (row,) = tables.grouped_rows(find_runs([root]), ["agent"])
+        return row.final["error"]
+
+    e = [0, 1, 0, 0, 1, 0, 0, 0]
+    same = write(tmp_path / "same", [e, e])
+    ref = stats.binomtest(2, 8).proportion_ci(0.95, method="exact")
+    assert same["interval"] == "clopper-pearson" and same["n"] == 8
+    assert (same["ci_low"], same["ci_high"]) == pytest.approx((ref.low, ref.high), rel=1e-9)
+    mixed = write(tmp_path / "mixed", [e, [1, 1, 0, 0, 0, 0, 0, 0]])
+    assert mixed["interval"] == "bca-bootstrap" and mixed["n"] == 8 and "median" not in mixed
+    assert mixed["mean"] == pytest.approx(4 / 16) and 0 <= mixed["ci_low"] < mixed["ci_high"]
 
 
 def test_best_is_marked_only_among_rows_of_one_environment(multirun):

@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from experiments.plot import agent_color, agent_colors, config_value, final_points, plot_runs
-from experiments.protocol import FINAL, INDICATOR, NONNEGATIVE, MetricInfo
+from experiments.protocol import FINAL, INDICATOR, NONNEGATIVE, REAL, MetricInfo
 from experiments.results import (
     FINAL_FILE,
     METRICS_FILE,
@@ -27,6 +27,8 @@ from experiments.results import (
     metrics_frame,
     mismatch,
     reuse_conflicts,
+    self_check,
+    summarize_values,
     unfinished_runs,
     write_run,
 )
@@ -280,6 +282,36 @@ def test_mean_ci_one_sample_has_no_interval():
 # --------------------------------------------------------------------------- tables
 def _row(label: str, mean: float, speed: float | None = 1e6) -> Row:
     return Row(label, {"regret": {"mean": mean, "ci_low": mean - 1, "ci_high": mean + 1}}, speed)
+
+
+def test_all_equal_values_give_no_interval_in_summary_and_table():
+    """20 equal values (a simple regret of 0 in every seed, an agent whose regret is the same in
+    every seed): no spread seen, so no interval (null ends, as for one seed) and the table says
+    so, never the point as a zero-width "95% interval"; an indicator keeps its exact interval
+    (no error in 20: [0, 0.1684]). A summary written before (ends equal, std 0) reads the same."""
+    for support in (REAL, NONNEGATIVE):
+        s = summarize_values(np.zeros(20), MetricInfo("simple_regret", FINAL, support=support))
+        assert (s["mean"], s["ci_low"], s["ci_high"], s["std"], s["n"]) == (0.0, None, None, 0, 20)
+    s = summarize_values(np.zeros(20), MetricInfo("error", FINAL, support=INDICATOR))
+    assert s["ci_low"] == 0.0 and s["ci_high"] == pytest.approx(1 - 0.025 ** (1 / 20), rel=1e-12)
+    flat = summarize_values(np.zeros(20), MetricInfo("simple_regret", FINAL, support=NONNEGATIVE))
+    old = {**flat, "ci_low": 0.0, "ci_high": 0.0}
+    for final in (flat, old):
+        text = format_table([Row("a", {"simple_regret": final, "error": s})], speed=False)
+        assert "| 0 [no interval: all 20 equal] |" in text and "0 [0, 0.1684]" in text
+        assert "[0, 0]" not in text
+
+
+def test_self_check_z_with_zero_standard_error():
+    """Every seed the same (se = 0): z is 0 at the oracle and +-inf away from it, not None (n/a),
+    which the table shows only when there is no standard error at all (one seed)."""
+    rounds = np.array([1, 2, 4])
+    same = np.tile([1.0, 2.0, 4.0], (3, 1))  # 1 per step in every seed
+    assert self_check(rounds, same, 1.0, 1.0, [1, 1])["mean"]["z"] == 0.0
+    c = self_check(rounds, same, 0.5, 0.5, [1, 1])
+    assert c["mean"]["se"] == 0.0 and c["mean"]["z"] == np.inf and c["max"]["z"] == np.inf
+    assert self_check(rounds, same, 2.0, 2.0, [1, 1])["mean"]["z"] == -np.inf
+    assert self_check(rounds, same[:1], 0.5, 0.5, [1, 1])["mean"]["z"] is None  # one seed
 
 
 def test_format_table_markdown_marks_lowest():

@@ -95,15 +95,27 @@ def test_bootstrap_never_goes_below_zero_where_t_does():
 def test_bootstrap_vectorised_edge_cases():
     rng = np.random.default_rng(2)
     x = rng.lognormal(0, 1.5, (40, 3))
-    x[:, 1] = 2.5  # all equal: the point
+    x[:, 1] = 2.5  # all equal: no interval (not the point as a zero-width one)
     x[5, 2] = np.nan  # a NaN: NaN ends
     mean, lo, hi = bootstrap_mean_ci(x)
     one = bootstrap_mean_ci(x[:, 0])
     assert (mean[0], lo[0], hi[0]) == pytest.approx(one, rel=1e-12)  # columns independent
-    assert (lo[1], hi[1]) == (2.5, 2.5)
+    assert mean[1] == 2.5 and np.isnan(lo[1]) and np.isnan(hi[1])
     assert np.isnan(lo[2]) and np.isnan(hi[2])
     m1, lo1, hi1 = bootstrap_mean_ci(np.array([3.0]))  # one sample: no interval, not a point
     assert m1 == 3.0 and np.isnan(lo1) and np.isnan(hi1)
+
+
+def test_bootstrap_of_all_equal_values_is_no_interval():
+    """20 zeros (a simple regret that is 0 in every seed): every resample mean is 0, and [0, 0]
+    would claim 95% coverage it does not have (0.3 x Bernoulli(0.01) over 20 seeds is all zeros
+    82% of the time, while its mean is 0.003): no interval, as for one sample."""
+    m, lo, hi = bootstrap_mean_ci(np.zeros(20))
+    assert m == 0.0 and np.isnan(lo) and np.isnan(hi)
+    m, lo, hi = interval(np.full(7, 3.0), NONNEGATIVE)
+    assert m == 3.0 and np.isnan(lo) and np.isnan(hi)
+    _, lo, hi = bootstrap_mean_ci(np.r_[np.zeros(19), 0.3])  # one positive value: an interval
+    assert 0.0 <= lo < hi <= 0.3
 
 
 def test_one_sample_intervals_are_undefined_not_zero_width():
