@@ -118,10 +118,14 @@ def test_float32_pull_past_2_24_is_illegal_and_halving_refuses_such_horizons():
     assert env.spec(params, 2**24 + 1).horizon == 2**24 + 1
     state = env.init(None, params)
 
-    def illegal(n: int) -> bool:
-        action = Pull(jnp.int32(1), jnp.asarray(n, jnp.result_type(int)))
+    @jax.jit
+    def flagged(n):  # one compile per float type (n traced)
+        action = Pull(jnp.int32(1), n)
         rng = _rng(env, env.default_params(), action, jax.random.key(0))
-        return bool(env.step(rng, state, action, env.default_params())[2]["illegal"])
+        return env.step(rng, state, action, env.default_params())[2]["illegal"]
+
+    def illegal(n: int) -> bool:
+        return bool(flagged(jnp.asarray(n, jnp.result_type(int))))
 
     assert not illegal(2**24) and illegal(2**24 + 1)
     with pytest.raises(ConfigError, match=r"^horizon: T = 16777217 > 2\^24 .*use x64=true"):

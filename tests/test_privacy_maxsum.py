@@ -301,15 +301,15 @@ def test_r5_quick():
     where it re-releases (its mean error well below the trivial ≈ 0.55 T of a run that never
     does, which is all it can do at T = 256 with the whp calibration): its calibration and query
     ignore d for MaxSum, so |slope| < 0.1 (4 seeds: the means' standard errors are ~2%, a slope
-    error of ~0.01 over d = 4..256)."""
+    error of ~0.01 over d = 4..64; the full grid's d = 256 is in the slow tier)."""
     rows = r5.run_point(256, 4, 8) + r5.run_point(256, 256, 8, ("counters",))
     m = {(r["mech"], r["d"]): r["mean"] for r in rows}
     assert 0.45 <= r5.loglog_slope([4, 256], [m["counters", 4], m["counters", 256]]) <= 0.8
     assert m["batch", 4] * 5 < min(m["counters", 4], m["svt", 4])
     T = 2**14
-    svt = [r5.run_point(T, d, 4, ("svt",))[0]["mean"] for d in (4, 256)]
+    svt = [r5.run_point(T, d, 4, ("svt",))[0]["mean"] for d in (4, 64)]
     assert max(svt) < 0.5 * 0.55 * T  # re-released: not the trivial regime
-    assert abs(r5.loglog_slope([4, 256], svt)) < 0.1
+    assert abs(r5.loglog_slope([4, 64], svt)) < 0.1
 
 
 @pytest.mark.slow
