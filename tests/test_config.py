@@ -96,6 +96,9 @@ AGENT_NEEDS["latent_model_optimistic"] = ["env.num_states=2", "env.episode_lengt
 
 # Speed only (each refused pairing traces a whole step): the searches below try an env's own
 # family of agents first (agent name prefix -> env name prefix), then every pairing in file order.
+# paging policies (each would otherwise be tried on every env before paging: ~0.4 s a try)
+PAGING_POLICIES = ("belady", "blind_oracle", "fifo", "follow_discard", "lfu", "lmarker")
+PAGING_POLICIES += ("lnonmarker", "lru", "mark", "predictive_marker", "trust_doubt")
 FAMILIES = {
     "stream_": "streaming",
     "maxsum_": "maxsum_",
@@ -104,6 +107,10 @@ FAMILIES = {
     "od_linbai": "linear_bai",
     "dp_od_linbai": "linear_bai",
     "ucb1": ("bernoulli", "gaussian"),
+    "context_oracle": "latent_mdp",
+    "ucbvi_": "latent_mdp",
+    "dp_bai": "linear_bai",
+    **dict.fromkeys(PAGING_POLICIES, "paging"),
 }
 
 
