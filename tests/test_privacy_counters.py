@@ -233,8 +233,18 @@ def test_blt_blocks_are_the_toeplitz_product(T, K):
     np.testing.assert_allclose(step, want[0], atol=1e-4)
 
 
-@pytest.mark.parametrize("N", [37, 40])
-@pytest.mark.parametrize("name", ["binary", "honaker", "blt"])
+@pytest.mark.parametrize(
+    ("name", "N"),
+    [
+        ("binary", 37),
+        ("binary", 40),
+        ("honaker", 37),
+        ("blt", 37),
+        # the chunk loop is shared: the divisible case once in the default tier
+        pytest.param("honaker", 40, marks=pytest.mark.slow),
+        pytest.param("blt", 40, marks=pytest.mark.slow),
+    ],
+)
 def test_sum_of_squares_in_chunks(name, N):
     """`noise_sum_of_squares` over chunks of streams (N = 40: 4 chunks of 10; N = 37, prime: a
     last chunk filled with weight-0 repeats) is the sum of the squared `noise_paths` of all
