@@ -12,7 +12,7 @@ one device, interleaved with the rest (the A/B of the default in one process, un
 
 A fresh subprocess measures the peak RSS of the engine at T = 10^6, N = 1000 with UCB1.
 
-    uv run --group bench python bench/bandits.py            # full run, writes bench/results.md
+    uv run --group bench python bench/bandits.py            # full run, appends to bench/results.md
     uv run --group bench python bench/bandits.py --quick    # small sizes, prints only
 """
 
@@ -281,9 +281,13 @@ def machine_facts() -> dict:
     return common_facts(ROOT, "experiments", "bandits", numba=numba.__version__)
 
 
-def report(facts: dict, sections: list[str], memory: list[dict], argv: list[str]) -> str:
+def report(
+    facts: dict, sections: list[str], memory: list[dict], argv: list[str], appended: bool
+) -> str:
+    """The run's Markdown: a whole file, or (`appended`) a dated section for the end of one."""
+    title = "Bandit benchmark: regretlab engine vs Numba / NumPy references"
     lines = [
-        "# Bandit benchmark: regretlab engine vs Numba / NumPy references",
+        f"## {facts['date']}: {title}" if appended else f"# {title}",
         "",
         f"Written by `{' '.join(['uv run --group bench python bench/bandits.py', *argv])}` on "
         f"{facts['date']}.",
@@ -304,12 +308,16 @@ def report(facts: dict, sections: list[str], memory: list[dict], argv: list[str]
         "references: their own RNGs), Δ = |mean − Numba mean| / SE of the difference.",
         "",
         *sections,
-        "",
-        "### Peak memory of the engine (UCB1, fresh subprocess, `ru_maxrss`)",
-        "",
-        "| T | N | chunk | peak RSS MB | run s | agent-steps/s | compile s | final regret ± SE |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+    if memory:
+        lines += [
+            "",
+            "### Peak memory of the engine (UCB1, fresh subprocess, `ru_maxrss`)",
+            "",
+            "| T | N | chunk | peak RSS MB | run s | agent-steps/s | compile s "
+            "| final regret ± SE |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
     for m in memory:
         lines.append(
             f"| {m['T']:.0e} | {m['N']} | {m['chunk_size']} | **{m['maxrss_mb']:.0f}** "
@@ -333,7 +341,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mem-seeds", type=int, default=None, help="memory run N (default 1000)")
     p.add_argument("--no-memory", action="store_true")
     p.add_argument(
-        "--out", default=None, help="Markdown output (default bench/results.md; --quick: none)"
+        "--out",
+        default=None,
+        help="Markdown to append to (default bench/results.md; --quick: no file)",
     )
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -371,10 +381,12 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(memory[-1]), flush=True)
 
     facts["load_end"] = os.getloadavg()
-    text = report(facts, sections, memory, argv)
-    if out:
-        Path(out).write_text(text)
-        print(f"wrote {out}")
+    if out:  # an existing file (bench/results.md: the record of earlier runs) is appended to
+        path = Path(out)
+        appended = path.exists()
+        with path.open("a") as f:
+            f.write(("\n" if appended else "") + report(facts, sections, memory, argv, appended))
+        print(f"{'appended to' if appended else 'wrote'} {out}")
     if failed:
         print("SANITY CHECK: final regrets disagree beyond 4 SE: " + ", ".join(failed))
 

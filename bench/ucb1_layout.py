@@ -1,9 +1,10 @@
 """What stands between the engine's UCB1 and a Numba loop on the CPU: the layout of the lanes.
 
 The engine runs an agent written for one lane (gymnax style) under ``vmap`` over seeds, so every
-per-arm array is (seeds, K): K = 10 arms on the minor axis, and the step's argmax and one-hot
-updates are short rows. The same algorithm written by hand for all lanes at once with the lanes
-on the minor axis, (K, seeds), reduces over the major axis in full vector registers. Three
+per-arm array is (seeds, K): K = 10 arms on the minor axis, and the step's argmax reduces short
+rows (the pulled arm's statistics are written by a one-entry scatter per lane,
+`bandits.agents.stats.write_arm`). The same algorithm written by hand for all lanes at once with
+the lanes on the minor axis, (K, seeds), reduces over the major axis in full vector registers. Three
 variants, one process, one JAX device (``REGRETLAB_HOST_DEVICES=1``: no seed split), K = 10
 Bernoulli arms (means linspace(0.1, 0.9, 10)):
 

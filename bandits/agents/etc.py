@@ -57,7 +57,7 @@ class ExploreThenCommit(AgentBase):
         return jnp.where(state.committed >= 0, state.committed, explore)
 
     def update(self, state: ETCState, t, action, reward) -> ETCState:
-        stats, _ = add_reward(state.stats, action, reward)
+        stats, _, _ = add_reward(state.stats, action, reward)
         top = stats.means == jnp.max(stats.means)
         best = jnp.argmax(jnp.where(top, state.priority, -1.0)).astype(state.committed.dtype)
         ends_now = (state.committed < 0) & (jnp.min(stats.counts) >= self.m)

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bandits.agents.stats import ArmStats, add_reward, arm_stats, unpulled_first
+from bandits.agents.stats import ArmStats, add_reward, arm_stats, unpulled_first, write_arm
 from bandits.envs import BanditSpec, check_unit_rewards
 from experiments.protocol import AgentBase
 
@@ -44,7 +44,7 @@ class MOSS(AgentBase):
         return jnp.argmax(unpulled_first(index, state.stats.counts))
 
     def update(self, state: MOSSState, t, action, reward) -> MOSSState:
-        stats, hot = add_reward(state.stats, action, reward)
-        n = jnp.maximum(stats.counts, 1).astype(stats.means.dtype)
+        stats, arm, count = add_reward(state.stats, action, reward)
+        n = jnp.maximum(count, 1).astype(stats.means.dtype)  # the pulled arm's: only it changes
         bonus = jnp.sqrt(jnp.maximum(jnp.log(state.horizon_per_arm / n), 0.0) / n)
-        return MOSSState(stats, jnp.where(hot, bonus, state.bonus), state.horizon_per_arm)
+        return MOSSState(stats, write_arm(state.bonus, arm, bonus), state.horizon_per_arm)

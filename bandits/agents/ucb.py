@@ -21,7 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bandits.agents.stats import ArmStats, add_reward, arm_stats, unpulled_first
+from bandits.agents.stats import ArmStats, add_reward, arm_stats, unpulled_first, write_arm
 from bandits.envs import BanditSpec
 from experiments.config import check_float
 from experiments.protocol import AgentBase
@@ -82,7 +82,6 @@ class UCB1(AgentBase):
         return jnp.argmax(unpulled_first(index, state.stats.counts))
 
     def update(self, state: UCB1State, t, action, reward) -> UCB1State:
-        stats, hot = add_reward(state.stats, action, reward)
-        n = stats.counts.astype(stats.means.dtype)
-        inv = jnp.where(hot, jax.lax.rsqrt(jnp.maximum(n, 1)), state.inv_sqrt_n)
-        return UCB1State(stats, inv)
+        stats, arm, count = add_reward(state.stats, action, reward)
+        fresh = jax.lax.rsqrt(jnp.maximum(count, 1).astype(stats.means.dtype))
+        return UCB1State(stats, write_arm(state.inv_sqrt_n, arm, fresh))
