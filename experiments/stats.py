@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy import special, stats
+from scipy import special  # not scipy.stats: ~0.3 s more to import in every run
 
 from experiments.protocol import INDICATOR, NONNEGATIVE, REAL
 
@@ -46,7 +46,7 @@ def mean_ci(x: np.ndarray, level: float = 0.95, axis: int = 0):
     mean = x.mean(axis=axis)
     if n < 2:
         return mean, mean * np.nan, mean * np.nan
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * x.std(axis=axis, ddof=1) / np.sqrt(n)
+    half = special.stdtrit(n - 1, 0.5 + level / 2) * x.std(axis=axis, ddof=1) / np.sqrt(n)
     return mean, mean - half, mean + half
 
 
@@ -75,7 +75,7 @@ def wilson_ci(k, n, level: float = 0.95):
     """
     k = np.asarray(k, np.float64)
     n = np.asarray(n, np.float64)
-    z = stats.norm.ppf(0.5 + level / 2)
+    z = special.ndtri(0.5 + level / 2)
     p = k / n
     centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
     half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
@@ -209,5 +209,5 @@ def ratio_ci(a: np.ndarray, b: np.ndarray, level: float = 0.95):
     if n < 2:
         return ratio, np.nan, np.nan
     d = (a - ratio * b) / b.mean()
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / np.sqrt(n)
+    half = special.stdtrit(n - 1, 0.5 + level / 2) * d.std(ddof=1) / np.sqrt(n)
     return ratio, ratio - half, ratio + half
