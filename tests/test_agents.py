@@ -37,6 +37,7 @@ from bandits.agents import (
     GaussianThompsonSampling,
     ThompsonSampling,
 )
+from bandits.agents.stats import write_arm
 from bandits.agents.thompson import bernoulli_trials
 from bandits.envs import BanditSpec, Pull, bernoulli_bandit, gaussian_bandit
 from experiments.config import ConfigError
@@ -426,3 +427,21 @@ BAD = [
 def test_bad_hyper_parameters_raise_config_error(make, field):
     with pytest.raises(ConfigError, match=rf"^{field}: must be"):
         make()
+
+
+def test_write_arm_under_vmap_is_the_one_hot_select():
+    """The agents' one-entry scatter, batched over lanes as the engine runs it (jit of vmap),
+    writes exactly what ``where(arange(K) == arm, value, x)`` writes, for ints and floats."""
+    rng = np.random.default_rng(3)
+    lanes, k = 257, 10
+    arms = jnp.asarray(rng.integers(0, k, lanes), jnp.int32)
+    for x, v in [
+        (rng.normal(size=(lanes, k)).astype(np.float32), rng.normal(size=lanes).astype(np.float32)),
+        (
+            rng.integers(0, 99, (lanes, k)).astype(np.int32),
+            rng.integers(0, 99, lanes).astype(np.int32),
+        ),
+    ]:
+        got = jax.jit(jax.vmap(write_arm))(jnp.asarray(x), arms, jnp.asarray(v))
+        want = np.where(np.arange(k) == np.asarray(arms)[:, None], v[:, None], x)
+        np.testing.assert_array_equal(np.asarray(got), want)
