@@ -53,6 +53,14 @@ def _caches(tmp_path_factory):
     _CACHES.clear()
 
 
+def subprocess_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a command-line subprocess: this one's, with the session's caches
+    (`_caches`; bytecode written there even where PYTHONDONTWRITEBYTECODE is set) and without
+    HYDRA_FULL_ERROR (the one-line error messages are what the tests read)."""
+    drop = ("HYDRA_FULL_ERROR", "PYTHONDONTWRITEBYTECODE")
+    return {k: v for k, v in os.environ.items() if k not in drop} | _CACHES | (extra_env or {})
+
+
 def cli(
     module: str,
     *args: str,
@@ -61,8 +69,7 @@ def cli(
     extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """`python -m experiments.<module> ARGS` with the repository (and `path`) on PYTHONPATH."""
-    drop = ("HYDRA_FULL_ERROR", "PYTHONDONTWRITEBYTECODE")
-    env = {k: v for k, v in os.environ.items() if k not in drop} | _CACHES | (extra_env or {})
+    env = subprocess_env(extra_env)
     env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (*path, ROOT))
     return subprocess.run(
         [sys.executable, "-m", f"experiments.{module}", *args],
@@ -417,7 +424,7 @@ def test_unknown_agent_exits_naming_the_config(tmp_path):
 def test_help_lists_the_config_groups():
     """Through the installed console script itself, which must exist beside the interpreter."""
     script = Path(sys.executable).parent / "regretlab"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | _CACHES
+    env = subprocess_env()
     proc = ok(subprocess.run([str(script), "--help"], capture_output=True, text=True, env=env))
     envs = ", ".join(sorted(p.stem for p in (ROOT / "conf/env").glob("*.yaml")))
     assert "== Configuration groups ==" in proc.stdout
@@ -490,7 +497,7 @@ def test_default_experiment_runs_all_five_agents(tmp_path):
     """`regretlab` with no arguments: 10 Bernoulli arms, T = 10^4, 100 seeds, five agents."""
     script = Path(sys.executable).parent / "regretlab"
     d = tmp_path / "run"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | _CACHES
+    env = subprocess_env()
     cmd = [str(script), "progress=false", f"hydra.run.dir={d}"]
     proc = ok(subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800))
     s = summary(d)

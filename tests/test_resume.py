@@ -4,7 +4,6 @@ no temporary file left; settings that only change the display never force a reco
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import time
 
 import pandas as pd
 import pytest
-from test_cli import _CACHES, PNG_MAGIC, ROOT, cli, ok
+from test_cli import PNG_MAGIC, ROOT, cli, ok, subprocess_env
 
 SWEEP = [
     "-m",
@@ -25,7 +24,7 @@ SWEEP = [
 
 
 def _start(args: list[str], stderr=subprocess.DEVNULL) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | _CACHES
+    env = subprocess_env()  # as `cli`'s: it had kept PYTHONDONTWRITEBYTECODE (recompiling JAX)
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.Popen(
         [sys.executable, "-m", "experiments.run", *args],
