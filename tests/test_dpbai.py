@@ -130,7 +130,8 @@ def test_basis_arms_are_estimated_by_their_own_released_means_exactly():
     feats = jnp.asarray(NEAR, jnp.float32)
     basis = jnp.asarray([True, True, False, False, False])
     released = jnp.asarray([0.7, 0.7, 0.0, 0.0, 0.0], jnp.float32)
-    est = np.asarray(dpbai._estimates(pl, feats, basis, released, jnp.asarray(1)))
+    estimates = jax.jit(lambda *args: dpbai._estimates(pl, *args))  # jitted, as in the agent
+    est = np.asarray(estimates(feats, basis, released, jnp.asarray(1)))
     assert est[0] == est[1] == np.float32(0.7)
     a = np.asarray(NEAR)
     alpha = dpbai.coefficients(a, [0, 1])
@@ -178,7 +179,7 @@ def test_spanned_estimates_recover_linear_means():
     basis = np.zeros(6, bool)
     basis[list(dpbai.max_det_subset(a)[0])] = True
     values = np.where(basis, a @ theta, 0.0)
-    est = dpbai.spanned_estimates(jnp.asarray(a), jnp.asarray(basis), jnp.asarray(values))
+    est = jax.jit(dpbai.spanned_estimates)(jnp.asarray(a), jnp.asarray(basis), jnp.asarray(values))
     np.testing.assert_allclose(est, a @ theta, atol=1e-4)
 
 

@@ -30,6 +30,8 @@ from scipy import stats
 from bandits.agents import gamma
 
 P_MIN = 1e-3
+# compiled: one program per dtype and shape instead of one per operation (speed only)
+mt_candidates = jax.jit(gamma.mt_candidates)
 
 
 def _candidates(n_keys: int, per_key: int, dtype, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +45,7 @@ def test_threefry_matches_jax():
     rng = np.random.default_rng(0)
     k = rng.integers(0, 2**32, 2, dtype=np.uint32)
     x = rng.integers(0, 2**32, (2, 1000), dtype=np.uint32)
-    ours = gamma.threefry2x32(*map(jnp.asarray, (k[0], k[1], x[0], x[1])))
+    ours = jax.jit(gamma.threefry2x32)(*map(jnp.asarray, (k[0], k[1], x[0], x[1])))
     ref = threefry_2x32((jnp.asarray(k[0]), jnp.asarray(k[1])), jnp.asarray(x.ravel()))
     np.testing.assert_array_equal(np.concatenate([np.asarray(o) for o in ours]), np.asarray(ref))
 
@@ -93,9 +95,9 @@ def test_acceptance_bound_is_the_papers():
             # u = exp(bound) sits on the boundary: nudged below it is accepted, above rejected
             for nudge, expected in ((-1e-9, True), (1e-9, False)):
                 u = jnp.exp(bound + nudge)
-                ok = np.asarray(gamma.mt_candidates(jnp.float64(a), jnp.asarray(x), u)[1])
+                ok = np.asarray(mt_candidates(jnp.float64(a), jnp.asarray(x), u)[1])
                 np.testing.assert_array_equal(ok[u < 1], expected, err_msg=f"a={a}")
-            value = gamma.mt_candidates(jnp.float64(a), jnp.asarray(x), jnp.full_like(x, 0.5))[0]
+            value = mt_candidates(jnp.float64(a), jnp.asarray(x), jnp.full_like(x, 0.5))[0]
             np.testing.assert_allclose(np.asarray(value), d * v, rtol=1e-12)
 
 
@@ -106,16 +108,16 @@ def test_float32_acceptance_agrees_with_float64(a, most):
     about 1e-5 of the candidates up to 10^8 (on 4e6 candidates: 2.8e-6 at 10^5, 2.2e-5 at
     10^7, 7.7e-5 at 10^8, so ~8 of these 10^5 expected at 10^8; here 0, 2, 3, 6)."""
     x, u = _candidates(10, 10_000, jnp.float32, seed=3)
-    ok32 = gamma.mt_candidates(jnp.float32(a), jnp.asarray(x, jnp.float32), jnp.asarray(u))[1]
+    ok32 = mt_candidates(jnp.float32(a), jnp.asarray(x, jnp.float32), jnp.asarray(u))[1]
     with jax.enable_x64(True):
-        ok64 = gamma.mt_candidates(jnp.float64(a), jnp.asarray(x), jnp.asarray(u))[1]
+        ok64 = mt_candidates(jnp.float64(a), jnp.asarray(x), jnp.asarray(u))[1]
     assert int((np.asarray(ok32) != np.asarray(ok64)).sum()) <= most
 
 
 def test_rejection_rate_at_shape_1_5():
     """Shape 1.5 rejects ~2.68% of candidates (Marsaglia & Tsang 2000; numerical integral)."""
     x, u = _candidates(20, 1000, jnp.float32, seed=2)
-    _, ok = gamma.mt_candidates(jnp.float32(1.5), jnp.asarray(x), jnp.asarray(u))
+    _, ok = mt_candidates(jnp.float32(1.5), jnp.asarray(x), jnp.asarray(u))
     assert 0.02 < 1 - float(ok.mean()) < 0.035  # SE 0.0011
 
 
@@ -231,8 +233,8 @@ def test_rounds_use_the_candidates_in_order():
     batched = np.asarray(jax.jit(jax.vmap(gamma._rounds(rounds), in_axes=(None, 0)))(a, data))
     single = np.stack([np.asarray(jax.jit(gamma._rounds(rounds))(a, d)) for d in data[:20]])
     np.testing.assert_array_equal(batched[:20], single)
-    x, u = jax.vmap(lambda k: gamma.candidates(k, rounds * v_n, jnp.float32))(keys)
-    v, ok = gamma.mt_candidates(jnp.tile(a, rounds), x, u)
+    x, u = jax.jit(jax.vmap(lambda k: gamma.candidates(k, rounds * v_n, jnp.float32)))(keys)
+    v, ok = mt_candidates(jnp.tile(a, rounds), x, u)
     v, ok = np.asarray(v).reshape(-1, rounds, v_n), np.asarray(ok).reshape(-1, rounds, v_n)
     first = np.where(ok.any(1), ok.argmax(1), -1)
     expected = np.where(

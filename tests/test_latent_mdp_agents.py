@@ -160,19 +160,22 @@ def test_variance_of_a_one_hot_row_is_exactly_zero_compiled(dtype):
 
 
 def test_variance_bonus_and_iota_by_hand():
+    # each function compiled as one program (speed only); the kind and S static as in the planner
+    bonus_ = jax.jit(bonus, static_argnums=(0, 5))
     p, v = jnp.asarray([0.25, 0.75]), jnp.asarray([0.0, 1.0])
-    assert float(variance(p, v)) == pytest.approx(0.75 - 0.75**2, abs=1e-7)  # 0.1875
-    b = bonus("bernstein", jnp.asarray(4.0), jnp.asarray(0.1875), 2.0, 1.0, 3)
+    assert float(jax.jit(variance)(p, v)) == pytest.approx(0.75 - 0.75**2, abs=1e-7)  # 0.1875
+    b = bonus_("bernstein", jnp.asarray(4.0), jnp.asarray(0.1875), 2.0, 1.0, 3)
     assert float(b) == pytest.approx(C1 * math.sqrt(0.1875 * 2 / 4) + C3 * 2 / 4, rel=1e-6)
     assert (C1, C3) == (460 / 9, 544 / 9)
-    h = bonus("hoeffding", jnp.asarray(0.0), jnp.asarray(0.3), 2.0, 0.5, 3)  # n = 0 -> 1
+    h = bonus_("hoeffding", jnp.asarray(0.0), jnp.asarray(0.3), 2.0, 0.5, 3)  # n = 0 -> 1
     assert float(h) == pytest.approx(0.5 * math.sqrt(2 * 3 * 2 / 1), rel=1e-6)
     assert float(bonus("none", 4.0, jnp.asarray(0.3), 2.0, 1.0, 3)) == 0.0
     # ι = 2 ln(2 M S A H K / δ) with the run's K and H (not the step count)
-    assert float(iota(2, 3, 2, 4, 100, 0.1)) == pytest.approx(
+    iota_ = jax.jit(iota, static_argnums=(0, 1, 2, 3))
+    assert float(iota_(2, 3, 2, 4, 100, 0.1)) == pytest.approx(
         2 * math.log(2 * 48 * 100 / 0.1), rel=1e-6
     )
-    assert float(iota(2, 3, 2, 4, 0, 0.1)) == pytest.approx(2 * math.log(2 * 48 / 0.1), rel=1e-6)
+    assert float(iota_(2, 3, 2, 4, 0, 0.1)) == pytest.approx(2 * math.log(2 * 48 / 0.1), rel=1e-6)
 
 
 def test_bad_agent_input_is_one_line():
@@ -245,18 +248,22 @@ def test_ucbvi_markov_value_equals_the_dense_history_value_and_numpy():
         transitions=jnp.asarray(model.transitions, f),
         rewards=jnp.asarray(model.rewards, f),
     )
+
+    @jax.jit  # one program for the three evaluations of every policy (speed only)
+    def values(base, pol):
+        return (
+            evaluate_policy(base._replace(policy=MarkovPolicy(pol)), H),
+            evaluate_policy(base._replace(policy=markov_dense(pol, M, S, A)), H),
+            evaluate_markov(base._replace(policy=MarkovPolicy(pol)), H),
+        )
+
     rng = np.random.default_rng(0)
     for _ in range(5):
         pol = rng.integers(0, A, (H, S))
-        markov = float(evaluate_policy(base._replace(policy=MarkovPolicy(jnp.asarray(pol))), H))
-        dense = float(
-            evaluate_policy(base._replace(policy=markov_dense(jnp.asarray(pol), M, S, A)), H)
-        )
+        markov, dense, direct = (float(v) for v in values(base, jnp.asarray(pol)))
         assert markov == pytest.approx(dense, abs=2e-6)
         assert markov == pytest.approx(pl.markov_value(model, pol), abs=2e-6)
-        assert float(
-            evaluate_markov(base._replace(policy=MarkovPolicy(jnp.asarray(pol))), H)
-        ) == pytest.approx(markov, abs=0)
+        assert direct == pytest.approx(markov, abs=0)
 
 
 def test_ucbvi_pseudo_regret_at_h10_on_the_lattice_without_history_nodes():
@@ -271,7 +278,7 @@ def test_ucbvi_pseudo_regret_at_h10_on_the_lattice_without_history_nodes():
     params, H, K = env.default_params(), 10, 20
     agent = UCBVIAgnostic()
     spec = env.spec(params, K)
-    state = agent.init(jax.random.key(0), spec)
+    state = jax.jit(lambda k: agent.init(k, spec))(jax.random.key(0))  # compiled: speed only
     form = jax.eval_shape(lambda st: agent.history_policy(st, params.rewards), state)
     assert sum(math.prod(x.shape) for x in jax.tree.leaves(form[0])) == H * 3
     out = jax.jit(lambda k: rollout(env, params, agent, k, H * K, horizon=K))(jax.random.key(1))
@@ -297,7 +304,8 @@ def test_ucbvi_reward_sums_stay_exact_at_1e7_visits():
 
     env = LatentMDP(num_states=2, num_actions=2, episode_length=2, instance_seed=0)
     agent = UCBVIAgnostic()
-    state = agent.init(jax.random.key(0), env.spec(env.default_params(), 10))
+    spec = env.spec(env.default_params(), 10)
+    state = jax.jit(lambda k: agent.init(k, spec))(jax.random.key(0))  # compiled: speed only
     r = np.float32(0.0731)  # a garnet reward U[0, 1]/H with H = 5
     i = jnp.result_type(int)
     obs = EpisodeObs(LatentObs(jnp.asarray(0, i), jnp.asarray(-1, i)), jnp.asarray(0, i))
@@ -402,7 +410,8 @@ def test_hindsight_protocol_agent_never_reads_the_context_early():
     rng = np.random.default_rng(0)
     for agent in (LatentValueOptimistic(bonus_scale=0.1),):  # PSRL shares its update
         act, update = jax.jit(agent.act), jax.jit(agent.update)
-        states = [agent.init(jax.random.key(1), spec) for _ in range(2)]
+        init = jax.jit(lambda k, agent=agent: agent.init(k, spec))  # compiled: speed only
+        states = [init(jax.random.key(1)) for _ in range(2)]
         for _ in range(4):
             m = int(rng.integers(2))
             s = int(rng.integers(2))
@@ -493,11 +502,13 @@ def test_cond_lanes_is_the_select_and_computes_only_the_lanes_that_need_it():
     rng = np.random.default_rng(0)
     x = {"a": jnp.asarray(rng.random((2, 3))), "b": jnp.asarray(rng.random((2, 3, 4)))}
     old = {"y": jnp.zeros((2, 3)), "z": -jnp.ones((2, 3, 4))}
+    # one program for both predicates, and the reference computed once (speed only)
+    apply = jax.jit(jax.vmap(jax.vmap(cond_lanes(fn, 3.0))))
+    want = jax.jit(jax.vmap(jax.vmap(lambda x, k=3.0: _expensive(x, k))))(x)
     for pred in (np.array([[True, False, True], [False, False, True]]), np.zeros((2, 3), bool)):
         calls.clear()
-        got = jax.jit(jax.vmap(jax.vmap(cond_lanes(fn, 3.0))))(jnp.asarray(pred), x, old)
+        got = apply(jnp.asarray(pred), x, old)
         jax.effects_barrier()
-        want = jax.vmap(jax.vmap(lambda x, k=3.0: _expensive(x, k)))(x)
         for key in got:
             p = pred.reshape(pred.shape + (1,) * (want[key].ndim - 2))
             np.testing.assert_array_equal(np.asarray(got[key]), np.where(p, want[key], old[key]))

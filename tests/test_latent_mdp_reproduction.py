@@ -40,8 +40,9 @@ def _replay(env, agent, K: int, seed: int = 0):
     wrapped = PseudoRegret(agent, K)
     p = probe(env, params, wrapped, K, {})
     key = jax.random.split(jax.random.key(seed), 1)[0]
-    carry, step_key = initial_carry(env, params, wrapped, p, key)
-    e_rng, a_rng = draw_steps(step_key, 0, H * K, p.env_draws, p.agent_draws)
+    # the first carry and the draws compiled, one program each, not op by op (speed only)
+    carry, step_key = jax.jit(lambda k: initial_carry(env, params, wrapped, p, k))(key)
+    e_rng, a_rng = jax.jit(lambda k: draw_steps(k, 0, H * K, p.env_draws, p.agent_draws))(step_key)
 
     @jax.jit
     def episode(c, e, a):

@@ -75,8 +75,10 @@ def test_each_maximiser_exactly_equally_often_over_the_words():
         np.float32,
     )
     bits = jnp.arange(12, dtype=jnp.uint32)
+    # one program for the four rows (speed only)
+    ties = jax.jit(lambda q, bits: argmax_random_ties(jnp.broadcast_to(q, (12, 4)), bits))
     for q in rows:
-        got = np.asarray(argmax_random_ties(jnp.broadcast_to(q, (12, 4)), bits))
+        got = np.asarray(ties(q, bits))
         top = np.flatnonzero(q == q.max())
         np.testing.assert_array_equal(np.bincount(got, minlength=4)[top], 12 // len(top))
         assert set(got) == set(top)
@@ -86,13 +88,15 @@ def test_tie_frequencies_chi_square_and_no_tie_is_argmax():
     """Random words: the three tied maximisers of (0.5, 0.9, 0.9, 0.9) each ~1/3 (chi-square,
     3·10⁴ draws); the unique maximiser of continuous rows is ``argmax``'s (10⁴ rows)."""
     n = 30_000
+    # compiled, one program each instead of op by op (speed only; integer words and indices)
+    ties, words = jax.jit(argmax_random_ties), jax.jit(jax.random.bits, static_argnums=(1, 2))
     q = jnp.broadcast_to(jnp.asarray([0.5, 0.9, 0.9, 0.9], jnp.float32), (n, 4))
-    got = np.asarray(argmax_random_ties(q, jax.random.bits(jax.random.key(1), (n,), jnp.uint32)))
+    got = np.asarray(ties(q, words(jax.random.key(1), (n,), jnp.uint32)))
     counts = np.bincount(got, minlength=4)
     assert counts[0] == 0 and chi2_ok(counts[1:])
     q = jax.random.normal(jax.random.key(2), (10_000, 5))
-    bits = jax.random.bits(jax.random.key(3), (10_000,), jnp.uint32)
-    np.testing.assert_array_equal(argmax_random_ties(q, bits), jnp.argmax(q, -1))
+    bits = words(jax.random.key(3), (10_000,), jnp.uint32)
+    np.testing.assert_array_equal(ties(q, bits), jnp.argmax(q, -1))
 
 
 # --------------------------------------------------------------------------- the history planner
@@ -156,7 +160,8 @@ def test_first_plan_is_the_planner_on_the_all_unknown_model_and_uniform(agent):
     init = jax.jit(lambda key: agent.init(key, spec))  # compiled: 5x faster than op by op
     st = init(jax.random.key(6))
     H = spec.episode_length
-    again = jax.jit(plan_histories, static_argnums=(1, 2))(agent.plan_inputs(st, H), H, "none")
+    inputs = jax.jit(agent.plan_inputs, static_argnums=1)(st, H)  # compiled: speed only
+    again = jax.jit(plan_histories, static_argnums=(1, 2))(inputs, H, "none")
     np.testing.assert_array_equal(np.asarray(st.plan.policy), np.asarray(again.policy))
     pol = np.asarray(st.plan.policy)
     assert len(pol) == plan_nodes(2, 2, 3, 3) and chi2_ok(np.bincount(pol, minlength=3))
@@ -167,11 +172,17 @@ def test_first_plan_is_the_planner_on_the_all_unknown_model_and_uniform(agent):
 def test_first_policy_levels_use_the_plan_words():
     """`first_policy` level by level: the words of `tie_key(key, h)` modulo A (all A tie)."""
     key = jax.random.key(8)
-    pol = np.asarray(first_policy(key, 2, 2, 3, 3))
+    sizes = level_sizes(2, 2, 3, 3)
+    # compiled, one program each instead of op by op (speed only; integer words)
+    pol = np.asarray(jax.jit(first_policy, static_argnums=(1, 2, 3, 4))(key, 2, 2, 3, 3))
+    words = jax.jit(
+        lambda key: [
+            jax.random.bits(opt.tie_key(key, h), (N,), jnp.uint32) for h, N in enumerate(sizes)
+        ]
+    )(key)
     start = 0
-    for h, N in enumerate(level_sizes(2, 2, 3, 3)):
-        bits = np.asarray(jax.random.bits(opt.tie_key(key, h), (N,), jnp.uint32))
-        np.testing.assert_array_equal(pol[start : start + N], bits % 3)
+    for N, bits in zip(sizes, words, strict=True):
+        np.testing.assert_array_equal(pol[start : start + N], np.asarray(bits) % 3)
         start += N
 
 
@@ -195,12 +206,13 @@ def test_ucbvi_ties_uniform_and_untied_is_argmax():
     S, A, H = 2, 3, 4
     z = jnp.zeros((S, A, S), jnp.int32)
     keys = jax.random.split(jax.random.key(9), 300)
-    pols = jax.vmap(lambda k: ucbvi_policy(z, jnp.zeros((S, A)), H, 0, 0.1, 1.0, k))(keys)
+    # compiled, one program each instead of op by op (speed only)
+    pols = jax.jit(jax.vmap(lambda k: ucbvi_policy(z, jnp.zeros((S, A)), H, 0, 0.1, 1.0, k)))(keys)
     assert chi2_ok(np.bincount(np.asarray(pols).ravel(), minlength=A))
     rng = np.random.default_rng(10)
     counts = rng.integers(1, 50, (S, A, S))
     rsum = rng.uniform(0, 0.2, (S, A)) * counts.sum(-1)
-    pol = ucbvi_policy(
+    pol = jax.jit(ucbvi_policy, static_argnums=2)(
         jnp.asarray(counts), jnp.asarray(rsum, jnp.float32), H, 10, 0.1, 0.0, jax.random.key(0)
     )
     np.testing.assert_array_equal(np.asarray(pol), _vi_argmax(counts, rsum, H))

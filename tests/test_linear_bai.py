@@ -95,7 +95,7 @@ def test_pull_reward_is_binomial():
         )
         return r, m["rounds"]
 
-    r, rounds = jax.vmap(one)(keys, u)
+    r, rounds = jax.jit(jax.vmap(one))(keys, u)
     assert np.all(np.asarray(rounds) == n)
     counts = np.bincount(np.asarray(r).astype(int), minlength=n + 1)
     expected = 4000 * stats.binom.pmf(np.arange(n + 1), n, mu)
@@ -218,9 +218,10 @@ def test_binomial_inversion_table_covers_all_but_a_negligible_tail():
             assert stats.binom(n, 10 / n).sf(J - 1) < spacing / 100
     u = jax.random.uniform(jax.random.key(0), (CANDIDATES, 2))
     k = jax.random.key(1)
-    assert float(binomial(u, k, jnp.int32(0), jnp.float32(0.4))) == 0
-    assert float(binomial(u, k, jnp.int32(50), jnp.float32(0.0))) == 0
-    assert float(binomial(u, k, jnp.int32(50), jnp.float32(1.0))) == 50
+    sample = jax.jit(binomial)  # one program for the three edge cases
+    assert float(sample(u, k, jnp.int32(0), jnp.float32(0.4))) == 0
+    assert float(sample(u, k, jnp.int32(50), jnp.float32(0.0))) == 0
+    assert float(sample(u, k, jnp.int32(50), jnp.float32(1.0))) == 50
 
 
 def test_final_metrics_error_and_simple_regret():
@@ -255,15 +256,16 @@ def test_table_phase_pull_reads_the_entries_of_the_sequential_schedule():
     rng = np.random.default_rng(3)
     k, horizon = 4, 23
     env = TableLinearBAI(tuple(map(tuple, np.eye(k))), (0.2, 0.4, 0.6, 0.8), track_reads=True)
+    step = jax.jit(env.step)  # one program per action type for every case (speed only)
     for counts, start in [((3, 0, 5, 2), 0), ((1, 4, 0, 0), 6), ((0, 0, 0, 7), 16), ((2,) * 4, 9)]:
         table = rng.integers(0, 2, (k, horizon)).astype(float)
         p = env.table_params(table)
         s0 = env.init(jax.random.key(0), p)._replace(t=jnp.asarray(start))
-        s, sums, m = env.step({}, s0, PullAll(jnp.asarray(counts, jnp.int32)), p)
+        s, sums, m = step({}, s0, PullAll(jnp.asarray(counts, jnp.int32)), p)
         seq, want = s0, []
         for arm, n in enumerate(counts):
             if n:
-                seq, r, _ = env.step({}, seq, Pull(jnp.int32(arm), jnp.int32(n)), p)
+                seq, r, _ = step({}, seq, Pull(jnp.int32(arm), jnp.int32(n)), p)
             want.append(float(r) if n else 0.0)
         t, by_hand = start, []
         for arm, n in enumerate(counts):  # the window of the sequential schedule

@@ -339,8 +339,9 @@ def test_least_squares_fits_independent_pulled_arms_exactly():
     mean, returned as exactly that (float32), so equal means are an exact tie for the tie rule.
     With more active arms than dimensions (rank 4 < 6) the fitted values are the least-squares
     ones (float64 lstsq to 1e-4)."""
-    from privacy.od_linbai import ordinary_least_squares
+    from privacy.od_linbai import ordinary_least_squares as ols
 
+    ordinary_least_squares = jax.jit(ols)  # jitted, as in the agent: one program for both cases
     rng = np.random.default_rng(5)
     X = rng.normal(size=(6, 4)).astype(np.float32)
     means = np.array([0.37, 0.37, 0.61, 0.2, 0.9, 0.5], np.float32)

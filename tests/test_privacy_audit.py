@@ -126,15 +126,21 @@ def test_maxsum_releases_are_engine_rollouts():
     got = am.maxsum_releases(agent, "sumselect")(SELECT0, 3, np.random.default_rng(5))
     key = jax.random.key(int(np.random.default_rng(5).integers(2**31)))
     env = am.audit_env("sumselect", 4, 2)
+
+    @jax.jit  # one rollout program for the three keys, not op-by-op dispatch (speed only)
+    def run(k):
+        return rollout(env, jnp.asarray(SELECT0), agent, k, 4, emit=lambda tr: tr.action).emitted
+
     for i, k in enumerate(jax.random.split(key, 3)):
-        r = rollout(env, jnp.asarray(SELECT0), agent, k, 4, emit=lambda tr: tr.action)
-        np.testing.assert_array_equal(got[i], np.asarray(r.emitted, float))
+        np.testing.assert_array_equal(got[i], np.asarray(run(k), float))
 
     good = SparseVectorMaxSum("maxsum", epsilon=1.0, threshold=1.0)
     challenge = np.array([1.0, 1.0])
     env = am.audit_env("maxsum", 5, 2, t_star=1)
     params = am.ChallengeStream(2, 1).params(challenge)
-    r = rollout(env, params, good, jax.random.key(0), 5, emit=lambda tr: (tr.obs, tr.action))
+    emit = lambda tr: (tr.obs, tr.action)
+    # jitted: one program, not op-by-op dispatch (speed only)
+    r = jax.jit(lambda k: rollout(env, params, good, k, 5, emit=emit))(jax.random.key(0))
     obs, rel = (np.asarray(a) for a in r.emitted)
     np.testing.assert_array_equal(obs[0], [1.0, 0.0])  # x_1: coordinate 0 at p_lead = 1
     np.testing.assert_array_equal(obs[1], challenge)

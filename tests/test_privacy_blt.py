@@ -113,8 +113,10 @@ def test_closed_forms_match_the_sums(blt):
         got = bl._blt_from_x(x, blt.buffers)
         np.testing.assert_allclose(np.sort(got.decay), np.sort(th), rtol=1e-14)
         np.testing.assert_allclose(np.sort(got.scale), np.sort(blt.scale), rtol=1e-9)
+        # one jitted program for every n (n traced; speed only)
+        losses = jax.jit(bl._losses, static_argnums=2)
         for n in (2, 3, 10, 50, 1000, 100_000):
-            mx, mn = (float(v) for v in bl._losses(jnp.asarray(x), jnp.float64(n), blt.buffers))
+            mx, mn = (float(v) for v in losses(jnp.asarray(x), jnp.float64(n), blt.buffers))
             # the sums accumulate n terms sequentially: relative error <~ n eps
             assert mx == pytest.approx(blt.max_loss(n), rel=1e-11)
             assert mn == pytest.approx(blt.mean_loss(n), rel=1e-11)
@@ -125,19 +127,24 @@ def test_geometric_sums_and_their_gradients():
     explicit float64 sums, on both sides of the series threshold δ N = 0.05."""
     with bl._x64():
         delta = jnp.asarray([1e-9, 4.9e-5, 5.1e-5, 1e-3, 0.3])
+        # values and δ-derivatives in one jitted program per function (the closed forms: one
+        # for every N, N traced), not op-by-op dispatch (speed only)
+        jit_fast = {
+            f: jax.jit(lambda d, n, f=f: (f(d, n), jax.vmap(jax.grad(f), (0, None))(d, n)))
+            for f in (bl._geo, bl._geo2)
+        }
         for N in (1, 2, 7, 1000):
             k = jnp.arange(N, dtype=jnp.float64)
             G = lambda d, k=k: jnp.sum((1 - d) ** k)
             H = lambda d, k=k, N=N: jnp.sum((N - k) * (1 - d) ** k)
             Nf = jnp.float64(N)
             for fast, slow in ((bl._geo, G), (bl._geo2, H)):
-                np.testing.assert_allclose(fast(delta, Nf), jax.vmap(slow)(delta), rtol=1e-13)
-                np.testing.assert_allclose(
-                    jax.vmap(jax.grad(fast), (0, None))(delta, Nf),
-                    jax.vmap(jax.grad(slow))(delta),
-                    rtol=1e-9,
-                    atol=1e-12,
-                )
+                got, got_grad = jit_fast[fast](delta, Nf)
+                want, want_grad = jax.jit(
+                    lambda d, slow=slow: (jax.vmap(slow)(d), jax.vmap(jax.grad(slow))(d))
+                )(delta)
+                np.testing.assert_allclose(got, want, rtol=1e-13)
+                np.testing.assert_allclose(got_grad, want_grad, rtol=1e-9, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- the optimiser
@@ -229,7 +236,9 @@ def test_state_is_order_buffers_times_d():
     inverse BLT's parameters (2, buffers)."""
     shapes = []
     for T in (16, 4096):
-        state = BLTCounter(buffers=3).init(jax.random.key(0), ContinualSpec(T, 5, 1.0))
+        counter, spec = BLTCounter(buffers=3), ContinualSpec(T, 5, 1.0)
+        # jitted (as the engine runs init): one program, not op-by-op dispatch (speed only)
+        state = jax.jit(lambda k, c=counter, s=spec: c.init(k, s))(jax.random.key(0))
         shapes.append([x.shape for x in jax.tree.leaves(state)])
         s = state.strategy
         assert s.beta.shape == (3, 5) and s.noise.shape == (5,) and s.inverse.shape == (2, 3)
@@ -349,7 +358,9 @@ def test_secure_variance_matches_the_oracle():
     counter = BLTCounter(noise="secure", source="key")
     spec = ContinualSpec(8, 1, 1.0)
     var = counter.variance(spec)
-    e = np.asarray(noise_streams(counter, spec, jax.random.split(jax.random.key(8), 1000)))
+    # jitted: one program instead of op-by-op dispatch (speed only); the same host draws
+    streams = jax.jit(lambda k: noise_streams(counter, spec, k))
+    e = np.asarray(streams(jax.random.split(jax.random.key(8), 1000)))
     e = e[..., 0].astype(np.float64)
     M, Q = (e / np.sqrt(var)).sum(1), (e**2 / var).sum(1)
     assert abs(M.mean()) < 5 * M.std(ddof=1) / math.sqrt(1000)

@@ -224,12 +224,14 @@ def test_blt_blocks_are_the_toeplitz_product(T, K):
     counter = COUNTERS["blt"](rho=0.5)
     n = -(-T // min(K, T)) * min(K, T)
     z = jax.random.normal(jax.random.key(T), (3, n))
-    got = np.asarray(counter.strategy.paths_from_draws(z, T, K), np.float64)
     b = counter.strategy.noise_coefficients(T)
-    want = np.asarray(z[:, :T], np.float64) @ fz.toeplitz(b).T
+    # jitted: one program each instead of op-by-op dispatch (speed only)
+    got = np.asarray(jax.jit(lambda z: counter.strategy.paths_from_draws(z, T, K))(z), np.float64)
+    want = np.asarray(z, np.float64)[:, :T] @ fz.toeplitz(b).T
     np.testing.assert_allclose(got, want, atol=1e-4)
     spec = ContinualSpec(T, 1, 1.0)
-    step = np.asarray(noise_from_draws(counter, spec, z[0, :T, None]))[:, 0]
+    step = jax.jit(lambda z: noise_from_draws(counter, spec, z[0, :T, None]))(z)
+    step = np.asarray(step)[:, 0]
     np.testing.assert_allclose(step, want[0], atol=1e-4)
 
 
@@ -268,13 +270,16 @@ def test_sqrt_noise_path_is_the_toeplitz_product(T):
     counter = COUNTERS["sqrt"](rho=0.5)
     spec = ContinualSpec(T, 2, 1.0)
     key = jax.random.key(3)
-    z = np.asarray(counter.backend.unit(jax.random.fold_in(key, 0), (T, 2)), np.float64)
+    # jitted: one program each instead of op-by-op dispatch (speed only)
+    unit = jax.jit(lambda k: counter.backend.unit(jax.random.fold_in(k, 0), (T, 2)))
+    z = np.asarray(unit(key), np.float64)
     want = fz.toeplitz(fz.sqrt_coefficients(T)) @ z
-    path = np.asarray(counter.init(key, spec).strategy.path, np.float64)
+    path = np.asarray(jax.jit(lambda k: counter.init(k, spec).strategy.path)(key), np.float64)
     # float32 FFT: error ~ 1e-7 × ‖f‖₁ ‖z‖ ≲ 1e-4 at T = 1000
     np.testing.assert_allclose(path, want, atol=2e-4)
     if T <= 64:
-        step = np.asarray(noise_from_draws(counter, spec, jnp.asarray(z, jnp.float32)))
+        step = jax.jit(lambda z: noise_from_draws(counter, spec, z))(jnp.asarray(z, jnp.float32))
+        step = np.asarray(step)
         np.testing.assert_allclose(step, want, atol=1e-5)
 
 
@@ -288,11 +293,14 @@ def test_sqrt_closed_form_is_the_rollout():
     T = 50
     spec = ContinualSpec(T, 2, 1.0)
     env = continual_fixed(np.zeros((T, 2)))
-    run = jax.vmap(
-        lambda k: rollout(env, env.default_params(), counter, k, T, emit=lambda tr: tr.action)
+    # both sides jitted (as the engine and the R2 harness run them): one program each
+    run = jax.jit(
+        jax.vmap(
+            lambda k: rollout(env, env.default_params(), counter, k, T, emit=lambda tr: tr.action)
+        )
     )
     out = run(jax.random.split(jax.random.key(5), 3))
-    closed = noise_paths(counter, spec, out.agent_state.key)  # (T, N, d)
+    closed = jax.jit(lambda k: noise_paths(counter, spec, k))(out.agent_state.key)  # (T, N, d)
     np.testing.assert_array_equal(np.swapaxes(np.asarray(closed), 0, 1), out.emitted)
 
 
@@ -461,7 +469,9 @@ def test_laplace_research_variance(name):
     Var(X²) = 5 Var(X)², relative SE <= sqrt(5/N) = 1.6%; 8% is 5 SE at every step."""
     counter = COUNTERS[name](distribution="laplace", epsilon=2.0)
     spec = ContinualSpec(32, 1, 1.0)
-    e = np.asarray(noise_streams(counter, spec, jax.random.split(jax.random.key(4), 20_000)))
+    # jitted: one program instead of op-by-op dispatch (many small compiles); same draws
+    streams = jax.jit(lambda k: noise_streams(counter, spec, k))
+    e = np.asarray(streams(jax.random.split(jax.random.key(4), 20_000)))
     np.testing.assert_allclose(
         (e[..., 0].astype(np.float64) ** 2).mean(0), counter.variance(spec), rtol=0.08
     )
@@ -498,7 +508,9 @@ def test_secure_binary_noise_fits_the_exact_distribution(distribution):
     extra = {"rho": 0.5} if distribution == "gaussian" else {"epsilon": 2.0}
     counter = COUNTERS["binary"](noise="secure", source="key", distribution=distribution, **extra)
     spec = ContinualSpec(8, 1, 1.0)
-    e = np.asarray(noise_streams(counter, spec, jax.random.split(jax.random.key(7), 1500)))[..., 0]
+    # jitted: one program instead of op-by-op dispatch (speed only); the same host draws
+    streams = jax.jit(lambda k: noise_streams(counter, spec, k))
+    e = np.asarray(streams(jax.random.split(jax.random.key(7), 1500)))[..., 0]
     assert np.array_equal(e, np.round(e))
     param = float(counter.secure_noise(spec).param)
     assert param == (4.0 if distribution == "gaussian" else 2.0)
@@ -530,7 +542,9 @@ def test_secure_variance_matches_the_oracle(name):
     against the exact oracle (discrete Gaussian variance × ‖B[t]‖², sqrt: integer C̃, B̃)."""
     counter = COUNTERS[name](noise="secure", source="key")
     spec = ContinualSpec(8, 1, 1.0)
-    e = np.asarray(noise_streams(counter, spec, jax.random.split(jax.random.key(8), 1000)))
+    # jitted: one program instead of op-by-op dispatch (speed only); the same host draws
+    streams = jax.jit(lambda k: noise_streams(counter, spec, k))
+    e = np.asarray(streams(jax.random.split(jax.random.key(8), 1000)))
     _check_mean_and_variance(e[..., 0], counter.variance(spec))
 
 
@@ -614,8 +628,12 @@ def test_secure_draws_one_per_node(name, monkeypatch):
     Z = np.zeros(table.shape)
     Z[table] = np.arange(1, table.sum() + 1)  # C order: step by step, rows in order
     research = COUNTERS[name]()
-    shape = research.strategy.draw_shape(research.init(jax.random.key(0), spec).strategy)
-    noise = noise_from_draws(research, spec, jnp.asarray(Z.reshape(T, *shape), jnp.float32))
+    # the state's shapes only (no compile); one jitted program for the noise (speed only)
+    state = jax.eval_shape(lambda k: research.init(k, spec), jax.random.key(0))
+    shape = research.strategy.draw_shape(state.strategy)
+    noise = jax.jit(lambda z: noise_from_draws(research, spec, z))(
+        jnp.asarray(Z.reshape(T, *shape), jnp.float32)
+    )
     np.testing.assert_allclose(rel - np.cumsum(x), np.asarray(noise)[:, 0], rtol=1e-5)
 
 

@@ -76,10 +76,16 @@ def test_mulhi_split_is_exact():
     rng = np.random.default_rng(0)
     x_random = rng.integers(0, 2**32, 10**6, dtype=np.uint64).astype(np.uint32)
     m_random = rng.integers(0, 2**32, 16, dtype=np.uint64)
-    split = jax.jit(prng.mulhi_split, static_argnums=1)
-    for m in [*(int(e) for e in EDGES), *(int(m) for m in m_random)]:
-        x = np.concatenate([EDGES, x_random if m in prng.PHILOX_M else x_random[: 1 << 16]])
-        got = np.asarray(split(jnp.asarray(x), m))
+    ms = [*(int(e) for e in EDGES), *(int(m) for m in m_random)]
+    few, many = np.concatenate([EDGES, x_random[: 1 << 16]]), np.concatenate([EDGES, x_random])
+
+    @jax.jit
+    def split_all(few, many):  # every multiplier in one program (speed only)
+        return [prng.mulhi_split(many if m in prng.PHILOX_M else few, m) for m in ms]
+
+    for m, got in zip(ms, split_all(few, many), strict=True):
+        x = many if m in prng.PHILOX_M else few
+        got = np.asarray(got)
         np.testing.assert_array_equal(got, _numpy_mulhi(x, m), err_msg=hex(m))
         want = jax.lax.mulhi(jnp.asarray(x), jnp.full(x.shape, m, jnp.uint32))
         np.testing.assert_array_equal(got, np.asarray(want), err_msg=hex(m))
@@ -138,14 +144,22 @@ def test_deterministic_and_prefix_stable(name):
     a = np.asarray(f(key, (1001,)))
     np.testing.assert_array_equal(a, np.asarray(f(key, (1001,))))
     np.testing.assert_array_equal(a, np.asarray(jax.jit(lambda k: f(k, (1001,)))(key)))
-    np.testing.assert_array_equal(a[:333], np.asarray(f(key, (333,))))
-    np.testing.assert_array_equal(a[:1000].reshape(10, 100), np.asarray(f(key, (10, 100))))
     keys = jax.random.split(key, 3)
-    batched = np.asarray(jax.vmap(lambda k: f(k, (50,)))(keys))
+
+    @jax.jit  # the other draws in one compiled program (speed only; jitted = eager, checked above)
+    def draws(key, keys):
+        per_key = [f(keys[i], (50,)) for i in range(3)]
+        batched = jax.vmap(lambda k: f(k, (50,)))(keys)
+        return f(key, (333,)), f(key, (10, 100)), batched, per_key, f(key, ()), f(key, (2, 3))
+
+    short, square, batched, per_key, scalar, small = draws(key, keys)
+    np.testing.assert_array_equal(a[:333], np.asarray(short))
+    np.testing.assert_array_equal(a[:1000].reshape(10, 100), np.asarray(square))
+    batched = np.asarray(batched)
     for i in range(3):
-        np.testing.assert_array_equal(batched[i], np.asarray(f(keys[i], (50,))))
+        np.testing.assert_array_equal(batched[i], np.asarray(per_key[i]))
     assert not np.array_equal(batched[0], batched[1])
-    assert f(key, ()).shape == () and f(key, (2, 3)).dtype == jnp.float32
+    assert scalar.shape == () and small.dtype == jnp.float32
 
 
 @pytest.mark.parametrize("name", list(LAWS))

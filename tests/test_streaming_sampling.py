@@ -111,25 +111,24 @@ def test_bits_match_jax_random():
     # the same values, bit for bit (fold_in, uniform in float32 and float64, truncated normal)
     from experiments import threefry as bits
 
+    fold_in = jax.jit(bits.fold_in)  # the unrolled hash in one program (speed only)
     key = jax.random.key(42)
     kd = jax.random.key_data(key)
     js = jnp.arange(0, 2**32 - 1, 2**22, dtype=jnp.uint32)  # includes large positions
     folded = jax.vmap(lambda j: jax.random.fold_in(key, j))(js)
-    np.testing.assert_array_equal(bits.fold_in(kd, js), jax.random.key_data(folded))
+    np.testing.assert_array_equal(fold_in(kd, js), jax.random.key_data(folded))
     with jax.enable_x64(True):
         for dtype, shape in [(jnp.float64, ()), (jnp.float64, (4, 2)), (jnp.float32, (3,))]:
             draw = lambda k, shape=shape, dtype=dtype: jax.random.uniform(k, shape, dtype, 0.25, 2)
             want = jax.vmap(draw)(folded)
             # compiled, as jax.random.uniform is (op by op the unrolled hash takes ~1 s)
             uniform = jax.jit(lambda kd, s=shape, d=dtype: bits.uniform(kd, s, d, 0.25, 2))
-            got = uniform(bits.fold_in(kd, js))
+            got = uniform(fold_in(kd, js))
             np.testing.assert_array_equal(got, want)
         # the same float operations: equal when both are compiled (eagerly, jax.random's jitted
         # transform may contract a multiply-add that op-by-op execution rounds twice)
         want = jax.jit(
             jax.vmap(lambda k: jax.random.truncated_normal(k, -5.0, 3.0, (), jnp.float64))
         )(folded)
-        got = jax.jit(lambda kd: bits.truncated_normal(kd, -5.0, 3.0, jnp.float64))(
-            bits.fold_in(kd, js)
-        )
+        got = jax.jit(lambda kd: bits.truncated_normal(kd, -5.0, 3.0, jnp.float64))(fold_in(kd, js))
         np.testing.assert_array_equal(got, want)
